@@ -1,0 +1,169 @@
+"""Safe YAML reading that remembers where every value came from.
+
+PyYAML's ``safe_load`` forgets positions, so we compose the node graph (safe tags only) and build the
+Python value ourselves, recording ``path -> (line, column)`` for every mapping key and value. Size
+limits stop alias bombs ("billion laughs") and absurd nesting before they cost memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stackdecide.errors import DecisionFileError, Location
+
+PathKey = tuple[str | int, ...]
+
+MAX_FILE_BYTES = 5_000_000
+MAX_DEPTH = 40
+MAX_NODES = 200_000
+
+
+def format_path(path: PathKey) -> str:
+    """``("candidates", 1, "scores", "x")`` -> ``candidates[1].scores.x``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+class Positions:
+    """Line/column of each value in a loaded document, looked up by field path."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self._marks: dict[PathKey, tuple[int, int]] = {}
+
+    def record(self, path: PathKey, node: yaml.Node) -> None:
+        self._marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def locate(self, path: PathKey) -> Location:
+        """The closest known position at or above ``path``."""
+        probe = tuple(path)
+        while probe and probe not in self._marks:
+            probe = probe[:-1]
+        line, column = self._marks.get(probe, (None, None))
+        return Location(self.file, line, column, format_path(path) or None)
+
+
+class _SafeComposer(yaml.SafeLoader):
+    """SafeLoader whose constructor we never call: we only compose nodes."""
+
+
+def _scalar(loader: _SafeComposer, node: yaml.ScalarNode) -> Any:
+    return loader.construct_object(node, deep=True)
+
+
+class _Builder:
+    def __init__(self, loader: _SafeComposer, positions: Positions) -> None:
+        self.loader = loader
+        self.positions = positions
+        self.nodes = 0
+
+    def build(self, node: yaml.Node, path: PathKey, depth: int) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise DecisionFileError(
+                f"the document expands to more than {MAX_NODES} values (alias-heavy YAML?)",
+                self.positions.locate(path),
+            )
+        if depth > MAX_DEPTH:
+            raise DecisionFileError(
+                f"nesting deeper than {MAX_DEPTH} levels is not a decision file",
+                self.positions.locate(path),
+            )
+        self.positions.record(path, node)
+        if isinstance(node, yaml.MappingNode):
+            own_pairs = sum(k.tag != "tag:yaml.org,2002:merge" for k, _ in node.value)
+            self.loader.flatten_mapping(node)  # resolves merge keys (<<), merged pairs first
+            merged_pairs = len(node.value) - own_pairs
+            result: dict[str, Any] = {}
+            own_keys: set[str] = set()
+            for index, (key_node, value_node) in enumerate(node.value):
+                key = _scalar(self.loader, key_node) if isinstance(key_node, yaml.ScalarNode) else None
+                if not isinstance(key, str | int | float | bool) or key is None:
+                    raise DecisionFileError(
+                        "mapping keys must be plain strings", self._loc(key_node, path)
+                    )
+                key = str(key)
+                if index >= merged_pairs:  # an explicit key may override a merged one, not repeat
+                    if key in own_keys:
+                        raise DecisionFileError(
+                            f"duplicate key '{key}'", self._loc(key_node, (*path, key))
+                        )
+                    own_keys.add(key)
+                result[key] = self.build(value_node, (*path, key), depth + 1)
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        return _scalar(self.loader, node)
+
+    def _loc(self, node: yaml.Node, path: PathKey) -> Location:
+        return Location(
+            self.positions.file, node.start_mark.line + 1, node.start_mark.column + 1,
+            format_path(path) or None,
+        )
+
+
+def read_text(path: Path) -> str:
+    """Read a decision file as UTF-8 text, refusing missing, huge and binary files clearly."""
+    shown = str(path)
+    if not path.exists():
+        raise DecisionFileError("no such file", Location(shown))
+    if path.is_dir():
+        raise DecisionFileError("is a directory, not a decision file", Location(shown))
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise DecisionFileError(f"file is {size} bytes; decision files are at most {MAX_FILE_BYTES}",
+                                Location(shown))
+    raw = path.read_bytes()
+    if b"\x00" in raw:
+        raise DecisionFileError("binary file (contains NUL bytes), expected YAML text",
+                                Location(shown))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DecisionFileError(f"not UTF-8 text (byte {exc.start})", Location(shown, line)) from None
+
+
+def load_yaml(text: str, file: str) -> tuple[Any, Positions]:
+    """Parse one YAML document safely; returns the value and the positions of its parts."""
+    positions = Positions(file)
+    loader = _SafeComposer(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise DecisionFileError("the file is empty", Location(file))
+        return _Builder(loader, positions).build(node, (), 0), positions
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        column = mark.column + 1 if mark else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise DecisionFileError(f"YAML syntax error: {problem}", Location(file, line, column)) \
+            from None
+    except yaml.YAMLError as exc:
+        raise DecisionFileError(f"YAML error: {exc}", Location(file)) from None
+    except RecursionError:
+        raise DecisionFileError("YAML nests too deeply", Location(file)) from None
+    finally:
+        loader.dispose()
+
+
+def iter_paths(value: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, Any]]:
+    """Every (path, leaf) pair of a loaded value, depth first."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from iter_paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from iter_paths(item, (*path, index))
+    else:
+        yield path, value

@@ -1,0 +1,33 @@
+"""One cell of the decision matrix: the score used, and where it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Source = Literal["judged", "measured"]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A candidate's score on one criterion.
+
+    ``judged`` cells hold the score written in the decision file. ``measured`` cells hold a score
+    computed by the criterion's value function from ``raw`` (the aggregated measurement), and keep
+    the judged score beside it so a reader sees what the measurement replaced.
+    """
+
+    score: float
+    source: Source = "judged"
+    judged: float | None = None
+    raw: float | None = None  # aggregated measurement behind a measured score
+    unit: str | None = None
+    metric: str | None = None
+    samples: int = 0  # evidence records aggregated
+    spread: float | None = None  # of the raw values (max - min), when samples > 1
+    flags: tuple[str, ...] = field(default=())  # e.g. "other-hardware", "version-mismatch"
+    record_ids: tuple[int, ...] = field(default=())
+
+    @property
+    def measured(self) -> bool:
+        return self.source == "measured"

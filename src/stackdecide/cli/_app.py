@@ -1,0 +1,53 @@
+"""The click group and the error handling every command shares."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from stackdecide import __version__
+from stackdecide.errors import StackdecideError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FORMATS = ("table", "markdown", "json", "csv")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="stackdecide")
+def main() -> None:
+    """Score, audit, launch and measure LLM serving stacks from a YAML decision file."""
+
+
+def handle_errors(func: F) -> F:
+    """Print library errors as one line (no traceback) and exit with their code.
+
+    Exit codes: 0 ok, 1 findings or a failed run, 2 bad input, 130 interrupted.
+    """
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except StackdecideError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def format_option(default: str = "table") -> Callable[[F], F]:
+    return click.option("--format", "fmt", type=click.Choice(FORMATS), default=default,
+                         show_default=True, help="Output format.")
+
+
+def decision_argument() -> Callable[[F], F]:
+    # Existence is checked by the loader so the message names the file the same way as others.
+    return click.argument("file", type=click.Path(dir_okay=True, path_type=str))

@@ -1,0 +1,1 @@
+"""Everything that touches a real engine: probing, rendering, launching, benchmarking."""

@@ -1,0 +1,231 @@
+"""The decision file, schema ``stackdecide/v1``, as pydantic models.
+
+Shape checks live here (types, unknown keys, ranges of single values). Checks that relate parts of
+the file to each other (every candidate scores every criterion, weights add up) live in
+``validate.py`` so that each error can name the exact field that is wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCHEMA_ID = "stackdecide/v1"
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)]
+
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Range(_Strict):
+    """A closed interval ``[low, high]``, written in YAML as a two-item list."""
+
+    low: FiniteFloat
+    high: FiniteFloat
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            if len(value) != 2:
+                raise ValueError("expected [low, high]")
+            return {"low": value[0], "high": value[1]}
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} is above high {self.high}")
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.low:g}..{self.high:g}"
+
+
+class Hardware(_Strict):
+    gpu: str
+    vram_gb: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    count: Annotated[int, Field(ge=1)] = 1
+    compute_capability: str | None = None
+    memory_bandwidth_gb_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+
+
+class ModelSpec(_Strict):
+    id: str
+    shape: str | None = None  # a known shape name for scaffolding and rooflines, e.g. qwen3-4b
+    weights: str | None = None  # e.g. bf16, fp8-block
+
+
+class Targets(_Strict):
+    decode_tok_s: Range | None = None
+    prefill_tok_s: Range | None = None
+    vram_gb: Range | None = None
+    context_tokens: Annotated[int, Field(ge=1)] | None = None
+
+
+class DecisionMeta(_Strict):
+    title: str
+    source: str | None = None
+    date: str | None = None
+    hardware: Hardware | None = None
+    model: ModelSpec | None = None
+    targets: Targets = Targets()
+    normalize_weights: bool = False
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date_as_text(cls, value: Any) -> Any:
+        # YAML reads 2025-08-20 as a date; keep it as the text the user wrote.
+        return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+ValueFunction = Literal["linear", "points", "target", "relative_to_best", "pass_fail"]
+
+
+class Measure(_Strict):
+    """How a measured metric becomes a score on the criterion's scale."""
+
+    metric: str
+    value: ValueFunction = "relative_to_best"
+    worst: FiniteFloat | None = None  # linear: raw value that scores the scale's worst end
+    best: FiniteFloat | None = None  # linear: raw value that scores the scale's best end
+    points: list[tuple[FiniteFloat, FiniteFloat]] | None = None  # piecewise: (raw, score) pairs
+    target: Range | None = None  # target: full score inside the range
+    falloff: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None  # target: raw distance to 0
+    scenario: dict[str, Any] = {}  # evidence must match these scenario parameters
+
+    @model_validator(mode="after")
+    def _parameters_present(self) -> Measure:
+        needs = {"linear": ("worst", "best"), "points": ("points",), "target": ("target",)}
+        missing = [name for name in needs.get(self.value, ()) if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"value function '{self.value}' needs {', '.join(missing)}")
+        if self.value == "linear" and self.worst == self.best:
+            raise ValueError("linear value function needs worst != best")
+        if self.value == "points":
+            xs = [x for x, _ in self.points or []]
+            if len(xs) < 2 or any(b <= a for a, b in zip(xs, xs[1:], strict=False)):
+                raise ValueError("points need at least two pairs with increasing raw values")
+        return self
+
+
+class Criterion(_Strict):
+    id: Identifier
+    name: str | None = None
+    weight: float | str | None = None  # 0.35, 35, or "35%"; omitted when weighting is AHP
+    direction: Literal["benefit", "cost"] = "benefit"
+    scale: Range = Range(low=0, high=10)
+    description: str | None = None
+    measure: Measure | None = None
+    uncertainty: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None  # ± scale units
+
+    @field_validator("weight", mode="before")
+    @classmethod
+    def _no_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("weight must be a number such as 0.35, 35 or '35%'")
+        return value
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+class Stack(_Strict):
+    """Package pins of a candidate stack (PEP 440 specifiers or plain versions)."""
+
+    vllm: str | None = None
+    torch: str | None = None
+    flashinfer: str | None = None
+    transformers: str | None = None
+    cuda: str | None = None
+    python: str | None = None
+    extras: list[str] = []
+    packages: dict[str, str] = {}
+
+    @field_validator("vllm", "torch", "flashinfer", "transformers", "cuda", "python", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class Candidate(_Strict):
+    id: Identifier
+    name: str | None = None
+    stack: Stack = Stack()
+    engine: dict[str, Any] = {}  # vLLM engine arguments, as the source wrote them
+    env: dict[str, str] = {}
+    scores: dict[str, FiniteFloat] = {}
+    uncertainty: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = {}
+    reported_total: FiniteFloat | None = None
+    notes: str | None = None
+
+    @field_validator("scores", mode="before")
+    @classmethod
+    def _no_bool_scores(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for key, score in value.items():
+                if isinstance(score, bool):
+                    raise ValueError(f"score '{key}' is {score}, expected a number")
+        return value
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+class Ahp(_Strict):
+    """Saaty pairwise comparisons: ``matrix[i][j]`` is how much more important order[i] is than j."""
+
+    order: list[Identifier]
+    matrix: list[list[FiniteFloat | str]]
+
+
+class Weighting(_Strict):
+    method: Literal["direct", "ahp"] = "direct"
+    ahp: Ahp | None = None
+
+    @model_validator(mode="after")
+    def _ahp_present(self) -> Weighting:
+        if self.method == "ahp" and self.ahp is None:
+            raise ValueError("method 'ahp' needs an 'ahp' block with order and matrix")
+        return self
+
+
+class SensitivitySpec(_Strict):
+    """Optional limits on the weights that SMAA samples."""
+
+    weight_bounds: dict[str, Range] = {}  # per criterion, as fractions 0..1
+    importance_order: list[Identifier] = []  # most important first: sampled weights keep this order
+    samples: Annotated[int, Field(ge=100, le=10_000_000)] = 10_000
+
+
+class AuditSpec(_Strict):
+    tolerance: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.05  # points of 100
+
+
+class DecisionFile(_Strict):
+    schema_: Literal["stackdecide/v1"] = Field(alias="schema")
+    decision: DecisionMeta
+    criteria: Annotated[list[Criterion], Field(min_length=1)]
+    candidates: Annotated[list[Candidate], Field(min_length=1)]
+    constraints: list[str] = []
+    weighting: Weighting = Weighting()
+    sensitivity: SensitivitySpec = SensitivitySpec()
+    audit: AuditSpec = AuditSpec()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_extension_keys(cls, value: Any) -> Any:
+        # Top-level keys starting with "x-" are free-form, e.g. to hold YAML anchors.
+        if isinstance(value, dict):
+            return {k: v for k, v in value.items() if not str(k).startswith("x-")}
+        return value
