@@ -20,6 +20,7 @@ PathKey = tuple[str | int, ...]
 MAX_FILE_BYTES = 5_000_000
 MAX_DEPTH = 40
 MAX_NODES = 200_000
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
 def format_path(path: PathKey) -> str:
@@ -39,13 +40,19 @@ class Positions:
     def __init__(self, file: str) -> None:
         self.file = file
         self._marks: dict[PathKey, tuple[int, int]] = {}
+        self._key_marks: dict[PathKey, tuple[int, int]] = {}
 
-    def record(self, path: PathKey, node: yaml.Node) -> None:
+    def record(self, path: PathKey, node: yaml.Node, key_node: yaml.Node | None = None) -> None:
         self._marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if key_node is not None:
+            self._key_marks[path] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
 
-    def locate(self, path: PathKey) -> Location:
-        """The closest known position at or above ``path``."""
+    def locate(self, path: PathKey, key: bool = False) -> Location:
+        """The closest known position at or above ``path`` (of its key, with ``key``)."""
         probe = tuple(path)
+        if key and probe in self._key_marks:
+            line, column = self._key_marks[probe]
+            return Location(self.file, line, column, format_path(path) or None)
         while probe and probe not in self._marks:
             probe = probe[:-1]
         line, column = self._marks.get(probe, (None, None))
@@ -66,7 +73,8 @@ class _Builder:
         self.positions = positions
         self.nodes = 0
 
-    def build(self, node: yaml.Node, path: PathKey, depth: int) -> Any:
+    def build(self, node: yaml.Node, path: PathKey, depth: int,
+              key_node: yaml.Node | None = None) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise DecisionFileError(
@@ -76,9 +84,11 @@ class _Builder:
         if depth > MAX_DEPTH:
             raise DecisionFileError(
                 f"nesting deeper than {MAX_DEPTH} levels is not a decision file",
-                self.positions.locate(path),
+                self._loc(node, path[:4]),
             )
-        self.positions.record(path, node)
+        self.positions.record(path, node, key_node)
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_TAGS:
+            raise DecisionFileError(f"unsupported YAML tag {node.tag}", self._loc(node, path))
         if isinstance(node, yaml.MappingNode):
             own_pairs = sum(k.tag != "tag:yaml.org,2002:merge" for k, _ in node.value)
             self.loader.flatten_mapping(node)  # resolves merge keys (<<), merged pairs first
@@ -98,7 +108,7 @@ class _Builder:
                             f"duplicate key '{key}'", self._loc(key_node, (*path, key))
                         )
                     own_keys.add(key)
-                result[key] = self.build(value_node, (*path, key), depth + 1)
+                result[key] = self.build(value_node, (*path, key), depth + 1, key_node)
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]

@@ -85,7 +85,7 @@ def _model_in(annotation: Any) -> Any:
 def _closest(name: str, options: list[str]) -> str:
     match = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
     return f"; did you mean '{match[0]}'?" if match else (
-        f"; valid keys: {', '.join(options)}" if options else "")
+        f"; expected one of: {', '.join(options)}" if options else "")
 
 
 def _describe(value: Any) -> str:
@@ -97,11 +97,11 @@ class _Checker:
     def __init__(self, positions: Positions) -> None:
         self.positions = positions
 
-    def error(self, path: PathKey, message: str) -> DecisionFileError:
-        return DecisionFileError(message, self.positions.locate(path))
+    def error(self, path: PathKey, message: str, key: bool = False) -> DecisionFileError:
+        return DecisionFileError(message, self.positions.locate(path, key=key))
 
-    def fail(self, path: PathKey, message: str) -> None:
-        raise self.error(path, message)
+    def fail(self, path: PathKey, message: str, key: bool = False) -> None:
+        raise self.error(path, message, key)
 
     def from_pydantic(self, exc: ValidationError, data: Any) -> DecisionFileError:
         errors = exc.errors(include_url=False)
@@ -119,7 +119,7 @@ class _Checker:
         more = len(errors) - 1
         if more:
             message += f" (and {more} more error{'s' if more > 1 else ''})"
-        return self.error(path, message)
+        return self.error(path, message, key=kind == "extra_forbidden")
 
     def build(self, model: DecisionFile) -> Decision:
         criteria_ids = self._unique([c.id for c in model.criteria], "criteria")
@@ -130,11 +130,11 @@ class _Checker:
             for key in candidate.scores:
                 if key not in scales:
                     self.fail(("candidates", i, "scores", key),
-                              f"no criterion '{key}'{_closest(key, criteria_ids)}")
+                              f"no criterion '{key}'{_closest(key, criteria_ids)}", key=True)
             for key in candidate.uncertainty:
                 if key not in scales:
                     self.fail(("candidates", i, "uncertainty", key),
-                              f"no criterion '{key}'{_closest(key, criteria_ids)}")
+                              f"no criterion '{key}'{_closest(key, criteria_ids)}", key=True)
             missing = [c for c in criteria_ids if c not in candidate.scores]
             if missing:
                 self.fail(("candidates", i, "scores"),
@@ -244,7 +244,8 @@ class _Checker:
         base = ("sensitivity",)
         for key, bounds in spec.weight_bounds.items():
             if key not in ids:
-                self.fail((*base, "weight_bounds", key), f"no criterion '{key}'{_closest(key, ids)}")
+                self.fail((*base, "weight_bounds", key), f"no criterion '{key}'{_closest(key, ids)}",
+                          key=True)
             if not 0 <= bounds.low <= bounds.high <= 1:
                 self.fail((*base, "weight_bounds", key), f"bounds {bounds} must lie within 0..1")
         lows = sum(b.low for b in spec.weight_bounds.values())
@@ -265,4 +266,4 @@ class _Checker:
 
 def _is_model_tag(part: Any) -> bool:
     # pydantic inserts tags such as 'function-before[...]' into locations of wrapped validators
-    return isinstance(part, str) and ("[" in part and "]" in part or part.startswith("function-"))
+    return isinstance(part, str) and part.startswith("function-")

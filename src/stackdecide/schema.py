@@ -7,16 +7,31 @@ the file to each other (every candidate scores every criterion, weights add up) 
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 SCHEMA_ID = "stackdecide/v1"
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)]
 
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+def _reject_bool(value: Any) -> Any:
+    # YAML reads yes/no/true/false as booleans, which pydantic would take as 1 and 0.
+    if isinstance(value, bool):
+        raise ValueError(f"{value} is not a number")
+    return value
+
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_reject_bool)]
 
 
 class _Strict(BaseModel):
@@ -110,7 +125,7 @@ class Measure(_Strict):
             raise ValueError("linear value function needs worst != best")
         if self.value == "points":
             xs = [x for x, _ in self.points or []]
-            if len(xs) < 2 or any(b <= a for a, b in zip(xs, xs[1:], strict=False)):
+            if len(xs) < 2 or any(b <= a for a, b in pairwise(xs)):
                 raise ValueError("points need at least two pairs with increasing raw values")
         return self
 
@@ -165,15 +180,6 @@ class Candidate(_Strict):
     uncertainty: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = {}
     reported_total: FiniteFloat | None = None
     notes: str | None = None
-
-    @field_validator("scores", mode="before")
-    @classmethod
-    def _no_bool_scores(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            for key, score in value.items():
-                if isinstance(score, bool):
-                    raise ValueError(f"score '{key}' is {score}, expected a number")
-        return value
 
     @property
     def label(self) -> str:

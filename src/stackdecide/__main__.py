@@ -1,0 +1,3 @@
+from stackdecide.cli import main
+
+main()

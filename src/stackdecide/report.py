@@ -1,0 +1,223 @@
+"""Rendering a ranking as a table, markdown, JSON or CSV. Pure: returns text, never prints."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import TYPE_CHECKING, Any
+
+from tabulate import tabulate
+
+if TYPE_CHECKING:
+    from stackdecide.audit import Finding
+    from stackdecide.cells import Cell
+    from stackdecide.result import Ranking
+
+JSON_VERSION = 1
+
+_METHOD_NAMES = {
+    "wsm": "weighted sum",
+    "wpm": "weighted product",
+    "topsis": "TOPSIS (scale ends as ideal and anti-ideal)",
+}
+_TERM_NAMES = {
+    "wsm": "contribution in points (adds up to the total)",
+    "wpm": "factor x^w (multiplies to the total / 100)",
+    "topsis": "weighted normalised score",
+}
+
+
+def _rank_text(ranking: Ranking, index: int) -> str:
+    rank = int(ranking.ranks[index])
+    return str(rank) if rank else "-"
+
+
+def _candidate_flags(ranking: Ranking, index: int) -> list[Finding]:
+    candidate_id = ranking.candidate_ids[index]
+    return [f for f in ranking.findings if f.subject == candidate_id]
+
+
+def _term_text(ranking: Ranking, i: int, j: int) -> str:
+    value = float(ranking.terms[i, j])
+    text = f"{value:.2f}" if ranking.method == "wsm" else f"{value:.3f}"
+    return text + ("*" if ranking.cells[i][j].measured else "")
+
+
+def _audit_text(ranking: Ranking, index: int) -> str:
+    flags = _candidate_flags(ranking, index)
+    if not flags:
+        return "ok" if ranking.decision.candidates[index].reported_total is not None else ""
+    first = flags[0]
+    if first.difference is not None:
+        return f"MISMATCH {first.difference:+.2f}"
+    return first.code
+
+
+def table_rows(ranking: Ranking) -> tuple[list[str], list[list[Any]]]:
+    decision = ranking.decision
+    headers = ["rank", "candidate", "total"]
+    headers += [f"{c.label}\n{w * 100:.0f}%" for c, w in zip(decision.criteria, decision.weights,
+                                                              strict=True)]
+    headers += ["reported", "audit"]
+    rows = []
+    for index in ranking.order:
+        candidate = decision.candidates[index]
+        row: list[Any] = [_rank_text(ranking, index), candidate.label,
+                          f"{ranking.totals[index]:.2f}"]
+        row += [_term_text(ranking, index, j) for j in range(len(decision.criteria))]
+        reported = candidate.reported_total
+        row += ["" if reported is None else f"{reported:g}", _audit_text(ranking, index)]
+        rows.append(row)
+    return headers, rows
+
+
+def _measured_rows(ranking: Ranking) -> list[list[Any]]:
+    rows = []
+    decision = ranking.decision
+    for i, candidate in enumerate(decision.candidates):
+        for j, criterion in enumerate(decision.criteria):
+            cell = ranking.cells[i][j]
+            if cell.measured:
+                rows.append([candidate.id, criterion.id, cell.metric, _raw_text(cell),
+                             cell.samples, f"{cell.judged:g} -> {cell.score:.2f}",
+                             ", ".join(cell.flags)])
+    return rows
+
+
+def _raw_text(cell: Cell) -> str:
+    if cell.raw is None:
+        return ""
+    text = f"{cell.raw:.4g}" + (f" {cell.unit}" if cell.unit else "")
+    if cell.spread:
+        text += f" (spread {cell.spread:.3g})"
+    return text
+
+
+def render_text(ranking: Ranking, tablefmt: str = "simple") -> str:
+    """Table (``simple``) or markdown (``github``) view with its explanations."""
+    decision = ranking.decision
+    markdown = tablefmt == "github"
+    headers, rows = table_rows(ranking)
+    if markdown:
+        headers = [h.replace("\n", " ") for h in headers]
+    lines = [f"## {decision.title}" if markdown else decision.title]
+    if decision.model.decision.source:
+        lines.append(f"source: {decision.model.decision.source}")
+    lines.append(f"method: {_METHOD_NAMES[ranking.method]}; criterion columns: "
+                 f"{_TERM_NAMES[ranking.method]}; total on 0-100")
+    lines.append("")
+    lines.append(tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True))
+    lines.append("")
+    winner = ranking.winner
+    if winner is None:
+        lines.append("winner: none (every candidate is infeasible)")
+    else:
+        tied = ranking.tied_winners
+        lines.append(f"winner: {decision.candidate(winner).label} ({ranking.total(winner):.2f})"
+                     + (f", tied with {', '.join(t for t in tied if t != winner)}"
+                        if len(tied) > 1 else ""))
+    measured = _measured_rows(ranking)
+    if measured:
+        lines += ["", f"measured cells (* above; {len(measured)} of "
+                      f"{len(decision.candidates) * len(decision.criteria)}):",
+                  tabulate(measured, headers=["candidate", "criterion", "metric", "measured",
+                                              "n", "judged -> score", "flags"],
+                           tablefmt=tablefmt, disable_numparse=True)]
+    else:
+        lines += ["all cells judged (no measurements used)"]
+    for candidate_id, reasons in ranking.infeasible.items():
+        lines.append(f"infeasible: {candidate_id}: {'; '.join(reasons)}")
+    if ranking.findings:
+        lines += ["", "audit:"]
+        lines += [f"  {f.severity}: {f.where + ': ' if f.where else ''}{f.message}"
+                  for f in ranking.findings]
+    else:
+        lines += ["", "audit: no findings"]
+    for note in ranking.notes:
+        lines.append(f"note: {note}")
+    return "\n".join(lines) + "\n"
+
+
+def _cell_dict(cell: Cell) -> dict[str, Any]:
+    data: dict[str, Any] = {"score": cell.score, "source": cell.source, "judged": cell.judged}
+    if cell.measured:
+        data.update(raw=cell.raw, unit=cell.unit, metric=cell.metric, samples=cell.samples,
+                    spread=cell.spread, flags=list(cell.flags), record_ids=list(cell.record_ids))
+    return data
+
+
+def finding_to_dict(finding: Finding) -> dict[str, Any]:
+    return {"code": finding.code, "severity": finding.severity, "subject": finding.subject,
+            "message": finding.message, "where": finding.where, "reported": finding.reported,
+            "computed": finding.computed}
+
+
+def ranking_to_dict(ranking: Ranking) -> dict[str, Any]:
+    """Stable JSON view; ``version`` changes only when a key changes meaning or goes away."""
+    decision = ranking.decision
+    candidates = []
+    for index in ranking.order:
+        candidate = decision.candidates[index]
+        candidates.append({
+            "id": candidate.id,
+            "name": candidate.label,
+            "rank": int(ranking.ranks[index]) or None,
+            "total": round(float(ranking.totals[index]), 6),
+            "feasible": candidate.id not in ranking.infeasible,
+            "infeasible_reasons": list(ranking.infeasible.get(candidate.id, ())),
+            "reported_total": candidate.reported_total,
+            "terms": {c.id: round(float(ranking.terms[index, j]), 6)
+                      for j, c in enumerate(decision.criteria)},
+            "cells": {c.id: _cell_dict(ranking.cells[index][j])
+                      for j, c in enumerate(decision.criteria)},
+        })
+    return {
+        "version": JSON_VERSION,
+        "decision": {"title": decision.title, "source": decision.model.decision.source,
+                     "file": decision.source_file},
+        "method": ranking.method,
+        "weights": {k: round(v, 9) for k, v in decision.weights_by_id.items()},
+        "winner": ranking.winner,
+        "candidates": candidates,
+        "findings": [finding_to_dict(f) for f in ranking.findings],
+        "notes": list(ranking.notes),
+    }
+
+
+def render_json(ranking: Ranking) -> str:
+    return json.dumps(ranking_to_dict(ranking), indent=2) + "\n"
+
+
+def render_csv(ranking: Ranking) -> str:
+    decision = ranking.decision
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["rank", "id", "name", "total", *[f"{c.id}" for c in decision.criteria],
+                     *[f"{c.id}_source" for c in decision.criteria], "reported_total", "audit"])
+    for index in ranking.order:
+        candidate = decision.candidates[index]
+        writer.writerow([
+            int(ranking.ranks[index]) or "", candidate.id, candidate.label,
+            f"{ranking.totals[index]:.6f}",
+            *[f"{ranking.terms[index, j]:.6f}" for j in range(len(decision.criteria))],
+            *[ranking.cells[index][j].source for j in range(len(decision.criteria))],
+            "" if candidate.reported_total is None else candidate.reported_total,
+            _audit_text(ranking, index),
+        ])
+    return buffer.getvalue()
+
+
+def render(ranking: Ranking, fmt: str = "table") -> str:
+    if fmt == "json":
+        return render_json(ranking)
+    if fmt == "csv":
+        return render_csv(ranking)
+    return render_text(ranking, "github" if fmt == "markdown" else "simple")
+
+
+def render_findings(findings: list[Finding] | tuple[Finding, ...]) -> str:
+    if not findings:
+        return "no findings\n"
+    return "".join(f"{f.severity}: {f.where + ': ' if f.where else ''}{f.message}\n"
+                   for f in findings)

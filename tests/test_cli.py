@@ -1,0 +1,112 @@
+"""The command line: output, exit codes, and errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from stackdecide.cli import main
+
+MALFORMED = Path(__file__).parent / "data" / "malformed"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_score_prints_the_ranking_and_the_audit(rtx4090_path: Path) -> None:
+    code, out, _ = run("score", str(rtx4090_path))
+    assert code == 0
+    lines = out.splitlines()
+    first = next(line for line in lines if line.startswith("1 "))
+    assert "vllm[flashinfer] + PyTorch 2.7.1" in first and "89.75" in first
+    assert "MISMATCH -0.50" in first
+    assert "reported total 83.5 does not follow" in out
+    assert "winner: vllm[flashinfer] + PyTorch 2.7.1 (89.75)" in out
+
+
+def test_score_json_is_versioned_and_complete(rtx4090_path: Path) -> None:
+    code, out, _ = run("score", str(rtx4090_path), "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["version"] == 1
+    assert data["winner"] == "vllm-flashinfer-torch271"
+    first = data["candidates"][0]
+    assert first["rank"] == 1 and first["total"] == pytest.approx(89.75)
+    assert first["terms"] == pytest.approx({"fp8_performance": 33.25, "rtx4090_optimization": 22.5,
+                                            "installation_stability": 16.0,
+                                            "performance_targets": 18.0})
+    assert first["cells"]["fp8_performance"]["source"] == "judged"
+    assert {f["code"] for f in data["findings"]} == {"reported-total-mismatch"}
+
+
+def test_score_csv_and_markdown(rtx4090_path: Path) -> None:
+    _, out, _ = run("score", str(rtx4090_path), "--format", "csv")
+    header, first = out.splitlines()[:2]
+    assert header.startswith("rank,id,name,total,fp8_performance")
+    assert first.startswith("1,vllm-flashinfer-torch271,")
+    _, out, _ = run("score", str(rtx4090_path), "--format", "markdown")
+    assert "| rank" in out and "|---" in out.replace("-|-", "|-")
+
+
+@pytest.mark.parametrize("method", ["wpm", "topsis"])
+def test_other_methods_keep_the_winner(rtx4090_path: Path, method: str) -> None:
+    code, out, _ = run("score", str(rtx4090_path), "--method", method, "--format", "json")
+    assert code == 0
+    assert json.loads(out)["winner"] == "vllm-flashinfer-torch271"
+
+
+def test_check_exits_1_on_findings_and_0_without(rtx4090_path: Path, tmp_path: Path,
+                                                 small_text: str) -> None:
+    code, out, _ = run("check", str(rtx4090_path))
+    assert code == 1
+    assert "reported total 89.25 does not follow" in out
+    clean = tmp_path / "clean.yaml"
+    clean.write_text(small_text)
+    code, out, _ = run("check", str(clean))
+    assert code == 0 and "no findings" in out
+
+
+@pytest.mark.parametrize("name", ["unknown-key", "binary", "empty", "alias-bomb", "yaml-syntax"])
+def test_bad_input_is_one_line_on_stderr_with_exit_2(name: str) -> None:
+    path = MALFORMED / f"{name}.yaml"
+    for command in ("score", "check"):
+        code, out, err = run(command, str(path))
+        assert code == 2
+        assert out == ""
+        assert err.startswith(f"error: {path}")
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_file_exit_2() -> None:
+    code, _, err = run("score", "nope.yaml")
+    assert code == 2 and err == "error: nope.yaml: no such file\n"
+
+
+def test_console_script_runs_without_traceback() -> None:
+    # Through a real process, as a user runs it.
+    result = subprocess.run([sys.executable, "-m", "stackdecide", "score", "missing.yaml"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["score"], ["check"]])
+def test_help_everywhere(command: list[str]) -> None:
+    code, out, _ = run(*command, "--help")
+    assert code == 0 and "Usage:" in out
+
+
+def test_score_records_the_decision_for_launch(rtx4090_path: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from stackdecide.state import last_decision
+
+    monkeypatch.chdir(tmp_path)
+    run("score", str(rtx4090_path))
+    assert last_decision() == rtx4090_path.resolve()
