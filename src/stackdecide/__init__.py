@@ -13,7 +13,7 @@ from stackdecide.errors import DecisionFileError, EngineError, EvidenceError, St
 from stackdecide.loader import load, parse
 from stackdecide.result import Ranking
 
-__version__ = "0.1.0"
+from stackdecide._version import __version__
 
 __all__ = [
     "Cell",

@@ -19,6 +19,7 @@ from stackdecide.ahp import ahp_weights, parse_judgement, reciprocal_errors
 from stackdecide.constraints import parse_constraint
 from stackdecide.decision import Decision
 from stackdecide.errors import DecisionFileError
+from stackdecide.metrics import METRICS, unknown_metric_message
 from stackdecide.schema import SCHEMA_ID, DecisionFile
 
 WEIGHT_SUM_TOLERANCE = 1e-6
@@ -147,6 +148,9 @@ class _Checker:
         for i, criterion in enumerate(model.criteria):
             if criterion.scale.low == criterion.scale.high:
                 self.fail(("criteria", i, "scale"), "scale needs low < high")
+            if criterion.measure and criterion.measure.metric not in METRICS:
+                self.fail(("criteria", i, "measure", "metric"),
+                          unknown_metric_message(criterion.measure.metric))
         for i, text in enumerate(model.constraints):
             try:
                 parse_constraint(text)
@@ -262,6 +266,12 @@ class _Checker:
             if key in seen:
                 self.fail((*base, "importance_order", i), f"'{key}' appears twice")
             seen.add(key)
+        if len(spec.importance_order) > 1:  # an order can contradict the bounds
+            from stackdecide.sensitivity.weights import weight_region
+
+            problem = weight_region(ids, spec.weight_bounds, spec.importance_order).conflict(ids)
+            if problem:
+                self.fail((*base, "importance_order"), problem)
 
 
 def _is_model_tag(part: Any) -> bool:

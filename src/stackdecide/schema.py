@@ -113,6 +113,7 @@ class Measure(_Strict):
     points: list[tuple[FiniteFloat, FiniteFloat]] | None = None  # piecewise: (raw, score) pairs
     target: Range | None = None  # target: full score inside the range
     falloff: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None  # target: raw distance to 0
+    penalize: Literal["both", "below", "above"] = "both"  # target: which side of the range loses score
     scenario: dict[str, Any] = {}  # evidence must match these scenario parameters
 
     @model_validator(mode="after")

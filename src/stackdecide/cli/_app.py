@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from stackdecide import __version__
+from stackdecide._version import __version__
 from stackdecide.errors import StackdecideError
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -1,0 +1,36 @@
+# Two entry points, both from a fresh clone with nothing installed but Python 3.11+:
+#   make demo   the whole loop on the CPU engine: score, launch the winner, benchmark, re-score
+#   make test   lint and the full test suite, real CPU engine included
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test install engine lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+$(VENV)/.engine: $(VENV)/.installed scripts/install-engine-cpu.sh
+	bash scripts/install-engine-cpu.sh $(BIN)/python
+	touch $@
+
+install: $(VENV)/.installed
+
+engine: $(VENV)/.engine
+
+demo: engine
+	$(BIN)/stackdecide demo
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+test: engine lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .stackdecide

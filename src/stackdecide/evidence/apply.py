@@ -1,0 +1,393 @@
+"""Evidence into the decision matrix: measured scores replace judged ones where measurements exist.
+
+For each criterion with a ``measure`` block and each candidate, the records of that candidate and
+metric whose scenario contains the criterion's ``measure.scenario`` are aggregated by their median;
+the criterion's value function turns the median into a score on the criterion's scale. The cell
+then says ``measured`` and keeps the judged score it replaced, the raw median, how many records
+and their spread, and flags for anything that weakens it:
+
+* ``other-hardware``: measured on a GPU other than the decision's (used only with
+  ``any_hardware``; ``unknown-hardware`` likewise for records that name no GPU);
+* ``version-mismatch``: a package version outside the candidate's pins (PEP 440 specifiers);
+* ``version-unknown``: the record does not say the version of a package the candidate pins.
+
+Records of other candidates, or from other hardware without ``any_hardware``, are ignored, and
+the notes say how many and why.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from stackdecide._yaml import format_path
+from stackdecide.cells import Cell
+from stackdecide.errors import EvidenceError, Location
+from stackdecide.evidence.importers import parse_scenario_value
+from stackdecide.metrics import METRICS, Metric, unknown_metric_message
+from stackdecide.evidence.records import EvidenceRecord, EvidenceSet
+from stackdecide.evidence.value_functions import measured_score
+from stackdecide.schema import Criterion, Stack
+
+if TYPE_CHECKING:
+    from stackdecide.decision import Decision
+
+OTHER_HARDWARE = "other-hardware"
+UNKNOWN_HARDWARE = "unknown-hardware"
+VERSION_MISMATCH = "version-mismatch"
+VERSION_UNKNOWN = "version-unknown"
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """The records behind one measured value: their median, spread and provenance."""
+
+    raw: float
+    samples: int
+    spread: float | None
+    flags: tuple[str, ...]
+    record_ids: tuple[int, ...]
+    scenarios: int  # distinct scenarios among the records
+
+
+@dataclass(frozen=True)
+class AppliedEvidence:
+    """What ``apply_evidence`` returns to ``Decision.score``."""
+
+    cells: tuple[tuple[Cell, ...], ...]  # (candidates, criteria)
+    metric_values: dict[str, dict[str, float]]  # candidate -> metric -> value, for constraints
+    notes: list[str]
+    used: int = 0  # records that fed a cell or a metric value
+    ignored: dict[str, int] = field(default_factory=dict)  # reason -> records
+
+
+# -- matching ------------------------------------------------------------------------------------
+_FILLER_WORDS = {"nvidia", "geforce", "tesla", "gpu", "graphics", "corporation"}
+_VARIANT_WORDS = {"laptop", "mobile", "notebook", "maxq"}
+
+
+def gpu_tokens(name: str) -> frozenset[str]:
+    """The words of a GPU name that identify the card (vendor and filler words dropped)."""
+    text = re.sub(r"max-q", "maxq", name.lower())
+    return frozenset(t for t in re.split(r"[^a-z0-9]+", text) if t and t not in _FILLER_WORDS)
+
+
+def gpu_matches(wanted: str, measured: str) -> bool:
+    """Whether two GPU names denote the same card, case-insensitively.
+
+    One name's words must all appear in the other's ("H100" matches "NVIDIA H100 80GB HBM3"), and
+    both must agree on laptop/mobile variants ("RTX 4090" is not "RTX 4090 Laptop GPU").
+    """
+    a, b = gpu_tokens(wanted), gpu_tokens(measured)
+    if not a or not b or (a & _VARIANT_WORDS) != (b & _VARIANT_WORDS):
+        return False
+    return a <= b or b <= a
+
+
+def _normalize_package(name: str) -> str:
+    name = re.sub(r"[-_.]+", "-", name).lower()
+    return "flashinfer" if name == "flashinfer-python" else name
+
+
+def stack_pins(stack: Stack) -> dict[str, str]:
+    """Package -> pin text for every pinned package of a candidate's stack."""
+    pins = {name: getattr(stack, name) for name in ("vllm", "torch", "flashinfer", "transformers",
+                                                      "cuda", "python")}
+    pins.update(stack.packages)
+    return {_normalize_package(k): str(v).strip() for k, v in pins.items() if v}
+
+
+def pin_specifier(pin: str) -> SpecifierSet | None:
+    """A pin as a PEP 440 specifier set; a bare version such as ``12.8`` means ``==12.8.*``."""
+    text = pin.strip()
+    try:
+        if text and text[0] in "<>=!~":
+            return SpecifierSet(text)
+        Version(text)
+        try:
+            return SpecifierSet(f"=={text}.*")
+        except InvalidSpecifier:  # e.g. a local version label, which cannot take ".*"
+            return SpecifierSet(f"=={text}")
+    except (InvalidSpecifier, InvalidVersion):
+        return None
+
+
+def installed_versions(software: Mapping[str, str]) -> dict[str, str]:
+    """Recorded versions keyed by normalised package name (``flashinfer-python`` -> ``flashinfer``)."""
+    return {_normalize_package(k): v for k, v in software.items()}
+
+
+def version_problems(pins: Mapping[str, str], software: Mapping[str, str]) -> dict[str, str]:
+    """Pinned package -> ``mismatch`` or ``unknown`` for each pin the recorded versions fail."""
+    installed = installed_versions(software)
+    problems: dict[str, str] = {}
+    for package, pin in pins.items():
+        specifier = pin_specifier(pin)
+        version_text = installed.get(package)
+        if specifier is None or version_text is None:
+            problems[package] = "unknown"
+            continue
+        try:
+            version = Version(version_text)
+        except InvalidVersion:
+            problems[package] = "unknown"
+            continue
+        if not specifier.contains(version, prereleases=True):
+            problems[package] = "mismatch"
+    return problems
+
+
+def _scenario_value(value: Any) -> Any:
+    if isinstance(value, str):
+        value = parse_scenario_value(value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return "inf" if math.isinf(value) else float(value)
+    return value
+
+
+def scenario_matches(wanted: Mapping[str, Any], scenario: Mapping[str, Any]) -> bool:
+    """Whether ``scenario`` has every parameter of ``wanted`` with an equal value (8 == 8.0 == "8")."""
+    return all(key in scenario and _scenario_value(scenario[key]) == _scenario_value(value)
+               for key, value in wanted.items())
+
+
+def aggregate(records: Sequence[EvidenceRecord], flags: Mapping[int, tuple[str, ...]]) -> Aggregate:
+    """Median of the records' values; spread is max - min (a single record keeps its own)."""
+    values = [r.value for r in records]
+    spread = (max(values) - min(values)) if len(values) > 1 else records[0].spread
+    all_flags = tuple(sorted({f for r in records for f in flags.get(id(r), ())}))
+    ids = tuple(r.id for r in records if r.id is not None)
+    return Aggregate(float(statistics.median(values)), len(records), spread, all_flags, ids,
+                     len({r.scenario_key for r in records}))
+
+
+# -- applying ------------------------------------------------------------------------------------
+def apply_evidence(decision: Decision, evidence: EvidenceSet,
+                   any_hardware: bool = False) -> AppliedEvidence:
+    """Judged cells with measured scores put in where the evidence allows; see the module doc."""
+    metrics = _checked_measures(decision)
+    usable, flags, ignored, notes = _select(decision, evidence, any_hardware)
+    by_key: dict[tuple[str, str], list[EvidenceRecord]] = defaultdict(list)
+    for record in usable:
+        by_key[(record.candidate, record.metric)].append(record)
+
+    rows = [list(row) for row in decision.judged_cells()]
+    used_ids: set[int] = set()
+    for j, criterion in enumerate(decision.criteria):
+        measure = criterion.measure
+        if measure is None:
+            continue
+        metric = metrics[criterion.id]
+        found: dict[int, Aggregate] = {}
+        for i, candidate in enumerate(decision.candidates):
+            matching = [r for r in by_key.get((candidate.id, metric.name), [])
+                        if scenario_matches(measure.scenario, r.scenario)]
+            if matching:
+                found[i] = aggregate(matching, flags)
+                used_ids.update(id(r) for r in matching)
+                if found[i].scenarios > 1:
+                    notes.append(f"{criterion.id}: '{candidate.id}' aggregates {metric.name} over "
+                                 f"{found[i].scenarios} different scenarios; set measure.scenario "
+                                 "to compare like with like")
+        if not found:
+            notes.append(f"{criterion.id}: no matching {metric.name} evidence; judged scores kept")
+            continue
+        raws = [a.raw for a in found.values()]
+        best_raw = max(raws) if metric.higher_is_better else min(raws)
+        for i, agg in found.items():
+            score = measured_score(measure, agg.raw, scale_low=criterion.scale.low,
+                                   scale_high=criterion.scale.high,
+                                   benefit=criterion.direction == "benefit",
+                                   higher_is_better=metric.higher_is_better, best_raw=best_raw,
+                                   boolean=metric.boolean)
+            judged = rows[i][j].score
+            rows[i][j] = Cell(score=score, source="measured", judged=judged, raw=agg.raw,
+                              unit=metric.unit, metric=metric.name, samples=agg.samples,
+                              spread=agg.spread, flags=agg.flags, record_ids=agg.record_ids)
+        notes.extend(_coverage_notes(decision, criterion, metric, found))
+
+    metric_values = _metric_values(decision, usable, used_ids)
+    used = len(used_ids | {id(r) for r in usable if r.metric in _constraint_metrics(decision)})
+    notes.insert(0, f"evidence: {used} of {_records(len(evidence))} used")
+    return AppliedEvidence(tuple(tuple(row) for row in rows), metric_values, notes, used,
+                           dict(ignored))
+
+
+def _checked_measures(decision: Decision) -> dict[str, Metric]:
+    """Each measured criterion's metric; unknown metrics and unusable value functions are errors
+    that name the place in the decision file."""
+    metrics: dict[str, Metric] = {}
+    for j, criterion in enumerate(decision.criteria):
+        measure = criterion.measure
+        if measure is None:
+            continue
+        metric = METRICS.get(measure.metric)
+        if metric is None:
+            raise _located(decision, ("criteria", j, "measure", "metric"),
+                           unknown_metric_message(measure.metric))
+        if measure.value == "pass_fail" and not metric.boolean and measure.best is None:
+            raise _located(decision, ("criteria", j, "measure"),
+                           f"pass_fail on '{metric.name}' needs 'best', the raw value that passes "
+                           f"({metric.unit}); only 1/0 metrics pass at 1 by default")
+        metrics[criterion.id] = metric
+    return metrics
+
+
+def _located(decision: Decision, path: tuple[str | int, ...], message: str) -> EvidenceError:
+    location = (decision.positions.locate(path) if decision.positions
+                else Location(field=format_path(path)))
+    return EvidenceError(message, location)
+
+
+def _select(decision: Decision, evidence: EvidenceSet, any_hardware: bool
+            ) -> tuple[list[EvidenceRecord], dict[int, tuple[str, ...]], Counter[str], list[str]]:
+    """Records that may be used, their flags (by ``id()`` of the record), and notes on the rest."""
+    hardware = decision.model.decision.hardware
+    wanted_gpu = hardware.gpu if hardware else None
+    candidates = {c.id: c for c in decision.candidates}
+    pins = {c.id: stack_pins(c.stack) for c in decision.candidates}
+    usable: list[EvidenceRecord] = []
+    flags: dict[int, tuple[str, ...]] = {}
+    ignored: Counter[str] = Counter()
+    unknown_candidates: set[str] = set()
+    other_gpus: set[str] = set()
+    mismatches: set[str] = set()
+    unknown_versions: set[str] = set()
+    for record in evidence:
+        if record.candidate not in candidates:
+            ignored["unknown-candidate"] += 1
+            unknown_candidates.add(record.candidate)
+            continue
+        record_flags: list[str] = []
+        if wanted_gpu is not None:
+            if record.hardware is None:
+                if not any_hardware:
+                    ignored[UNKNOWN_HARDWARE] += 1
+                    continue
+                record_flags.append(UNKNOWN_HARDWARE)
+            elif not gpu_matches(wanted_gpu, record.hardware.gpu):
+                other_gpus.add(record.hardware.gpu)
+                if not any_hardware:
+                    ignored[OTHER_HARDWARE] += 1
+                    continue
+                record_flags.append(OTHER_HARDWARE)
+        problems = version_problems(pins[record.candidate], record.software)
+        for package, problem in sorted(problems.items()):
+            pin = pins[record.candidate][package]
+            if problem == "mismatch":
+                found = installed_versions(record.software)[package]
+                mismatches.add(f"{record.candidate}: {package} {found} is outside '{pin}'")
+            else:
+                unknown_versions.add(f"{record.candidate}: {package} (pinned '{pin}')")
+        if "mismatch" in problems.values():
+            record_flags.append(VERSION_MISMATCH)
+        if "unknown" in problems.values():
+            record_flags.append(VERSION_UNKNOWN)
+        flags[id(record)] = tuple(record_flags)
+        usable.append(record)
+
+    notes: list[str] = []
+    if ignored["unknown-candidate"]:
+        notes.append(f"ignored {_records(ignored['unknown-candidate'])} of candidates not in "
+                     f"this decision: {', '.join(sorted(unknown_candidates))}")
+    if ignored[OTHER_HARDWARE]:
+        notes.append(f"ignored {_records(ignored[OTHER_HARDWARE])} measured on other "
+                     f"hardware ({', '.join(sorted(other_gpus))}), not the decision's "
+                     f"{wanted_gpu}; --any-hardware uses them, flagged {OTHER_HARDWARE}")
+    if ignored[UNKNOWN_HARDWARE]:
+        notes.append(f"ignored {_records(ignored[UNKNOWN_HARDWARE])} that name no GPU; "
+                     f"record the GPU, or --any-hardware uses them, flagged {UNKNOWN_HARDWARE}")
+    used_other = sum(OTHER_HARDWARE in f for f in flags.values())
+    if used_other:
+        notes.append(f"{_records(used_other)} from other hardware "
+                     f"({', '.join(sorted(other_gpus))}) used, flagged {OTHER_HARDWARE}")
+    used_unknown = sum(UNKNOWN_HARDWARE in f for f in flags.values())
+    if used_unknown:
+        notes.append(f"{_records(used_unknown)} that name no GPU used, flagged "
+                     f"{UNKNOWN_HARDWARE}")
+    if mismatches:
+        notes.append(f"flagged {VERSION_MISMATCH}: " + "; ".join(sorted(mismatches)))
+    if unknown_versions:
+        notes.append(f"flagged {VERSION_UNKNOWN} (no recorded version, or a pin that is not PEP 440)"
+                     ": " + "; ".join(sorted(unknown_versions)))
+    return usable, flags, ignored, notes
+
+
+def _records(count: int) -> str:
+    return f"{count} evidence record{'' if count == 1 else 's'}"
+
+
+def check_candidates(decision: Decision, records: Sequence[EvidenceRecord]) -> None:
+    """Refuse records whose candidate is not in the decision (a typo would store dead evidence)."""
+    ids = decision.candidate_ids
+    for record in records:
+        if record.candidate not in ids:
+            close = difflib.get_close_matches(record.candidate, ids, n=1, cutoff=0.5)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            where = decision.source_file or "the decision"
+            raise EvidenceError(f"no candidate '{record.candidate}' in {where}; {hint}"
+                                f"candidates: {', '.join(ids)}")
+
+
+def _coverage_notes(decision: Decision, criterion: Criterion, metric: Metric,
+                    found: Mapping[int, Aggregate]) -> list[str]:
+    assert criterion.measure is not None
+    notes = []
+    missing = [c.id for i, c in enumerate(decision.candidates) if i not in found]
+    how = f"{metric.name}, {criterion.measure.value}"
+    if missing:
+        keep = ("keeps its judged score, which is" if len(missing) == 1
+                else "keep their judged scores, which are")
+        notes.append(f"{criterion.id}: measured for {len(found)} of {len(decision.candidates)} "
+                     f"candidates ({how}); {', '.join(missing)} {keep} not on the same footing")
+    else:
+        notes.append(f"{criterion.id}: measured for every candidate ({how})")
+    if criterion.measure.value == "relative_to_best" and len(found) == 1:
+        only = decision.candidates[next(iter(found))].id
+        notes.append(f"{criterion.id}: relative_to_best rests on one measured candidate "
+                     f"('{only}'), which is its own best and scores the scale's best end")
+    return notes
+
+
+def _constraint_metrics(decision: Decision) -> set[str]:
+    return {c.metric for c in decision.constraints}
+
+
+def _metric_values(decision: Decision, usable: Sequence[EvidenceRecord],
+                   used_ids: set[int]) -> dict[str, dict[str, float]]:
+    """Candidate -> metric -> one value, for constraints such as ``vram_gb <= 16``.
+
+    Each scenario's records give their median; across scenarios the value is the one least
+    favourable to the decision's constraints on that metric (the largest under ``<``/``<=``, the
+    smallest under ``>``/``>=``), so a candidate is feasible only if it is in every measured
+    scenario. Metrics without a one-sided constraint take the median of the scenario medians.
+    """
+    operators: dict[str, set[str]] = defaultdict(set)
+    for constraint in decision.constraints:
+        operators[constraint.metric].add(constraint.op)
+    groups: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for record in usable:
+        groups[(record.candidate, record.metric)][record.scenario_key].append(record.value)
+    values: dict[str, dict[str, float]] = defaultdict(dict)
+    for (candidate, metric), by_scenario in groups.items():
+        medians = [float(statistics.median(v)) for v in by_scenario.values()]
+        ops = operators.get(metric, set())
+        upper, lower = bool(ops & {"<", "<="}), bool(ops & {">", ">="})
+        if upper and not lower:
+            values[candidate][metric] = max(medians)
+        elif lower and not upper:
+            values[candidate][metric] = min(medians)
+        else:
+            values[candidate][metric] = float(statistics.median(medians))
+    return dict(values)

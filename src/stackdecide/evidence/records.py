@@ -1,0 +1,263 @@
+"""Evidence records: one measured value of one metric for one candidate, with its provenance.
+
+A record says what was measured (candidate, metric, value, unit, how many repeats and their spread),
+under which load (scenario parameters such as concurrency and prompt length), on what (GPU and
+driver; package versions; the sha256 of the engine configuration that ran) and where it came from
+(timestamp, tool version, run id or imported file). Records are immutable and round-trip through
+JSON unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from stackdecide._version import __version__
+from stackdecide.errors import EvidenceError, Location
+from stackdecide.metrics import METRICS, get_metric, unknown_metric_message
+from stackdecide.schema import Identifier
+
+EXPORT_FORMAT = "stackdecide-evidence/v1"
+
+ScenarioValue = str | int | float | bool
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class HardwareInfo(_Frozen):
+    """The machine a measurement ran on, as the driver names it."""
+
+    gpu: Annotated[str, Field(min_length=1)]
+    vram_gb: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    compute_capability: str | None = None
+    driver: str | None = None
+    count: Annotated[int, Field(ge=1)] = 1
+
+    @field_validator("compute_capability", "driver", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class EvidenceRecord(_Frozen):
+    """One measurement. ``id`` is assigned by the store and is None until the record is stored."""
+
+    id: int | None = None
+    candidate: Identifier
+    metric: str
+    value: FiniteFloat
+    unit: str = ""  # the metric's unit when left out; another unit is an error
+    repeats: Annotated[int, Field(ge=1)] = 1  # runs summarised by ``value`` (their median)
+    spread: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None  # max - min of those runs
+    scenario: dict[str, ScenarioValue] = {}
+    hardware: HardwareInfo | None = None
+    software: dict[str, str] = {}  # package -> installed version, e.g. {"vllm": "0.10.1.1"}
+    config_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    tool_version: str = __version__
+    source: str | None = None  # run id or imported file
+    note: str | None = None  # e.g. why launch_ok is 0, or how a value was derived
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise validation_error(exc) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_unit(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and not data.get("unit") and data.get("metric") in METRICS:
+            return {**data, "unit": METRICS[data["metric"]].unit}
+        return data
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in METRICS:
+            raise ValueError(unknown_metric_message(value))
+        return value
+
+    @field_validator("scenario", mode="before")
+    @classmethod
+    def _flat_scenario(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(item, str | int | float | bool):
+                    raise ValueError(f"scenario '{key}' must be a number, text or true/false, "
+                                     f"got {type(item).__name__}")
+                if isinstance(item, float) and not math.isfinite(item):
+                    raise ValueError(f"scenario '{key}' is {item}; write it as text, e.g. \"inf\"")
+        return value
+
+    @field_validator("software", mode="before")
+    @classmethod
+    def _versions_as_text(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {key: str(item) if isinstance(item, int | float) and not isinstance(item, bool)
+                    else item for key, item in value.items()}
+        return value
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        # A timestamp without a zone is taken as UTC, so every stored time compares.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EvidenceRecord:
+        metric = METRICS[self.metric]
+        if self.unit != metric.unit:
+            raise ValueError(f"unit '{self.unit}' does not fit metric '{self.metric}', which is in "
+                             f"'{metric.unit}'")
+        if metric.boolean:
+            if self.value not in (0.0, 1.0):
+                raise ValueError(f"'{self.metric}' is 1 (yes) or 0 (no), got {self.value:g}")
+            if self.value == 0.0 and not self.note:
+                raise ValueError(f"'{self.metric}' = 0 needs the reason in 'note'")
+        return self
+
+    @property
+    def scenario_key(self) -> str:
+        """The scenario as canonical JSON text: equal scenarios give equal keys."""
+        return json.dumps(self.scenario, sort_keys=True, separators=(",", ":"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; ``EvidenceRecord.from_dict`` reads it back to an equal record."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    @classmethod
+    def from_dict(cls, data: Any, location: Location | None = None) -> EvidenceRecord:
+        """Validate a dict read from a file; errors name ``location`` and the field."""
+        if not isinstance(data, Mapping):
+            raise RecordError(f"expected an evidence record (a JSON object), got "
+                              f"{type(data).__name__}", None, location)
+        try:
+            return cls(**data)
+        except EvidenceError as exc:
+            raise _relocate(exc, location) from None
+
+
+class RecordError(EvidenceError):
+    """An invalid record; ``field`` is the path of the bad field inside the record, if any."""
+
+    def __init__(self, message: str, field: str | None = None,
+                 location: Location | None = None) -> None:
+        # Without a file to name, the field leads the message: "metric: unknown metric ...".
+        shown = f"{field}: {message}" if field and location is None else message
+        super().__init__(shown, location)
+        self.bare_message = message
+        self.field = field
+
+
+def _relocate(exc: EvidenceError, location: Location | None) -> EvidenceError:
+    """The same error placed inside ``location`` (file, line, and the record's own field path)."""
+    if location is None or not isinstance(exc, RecordError):
+        return exc
+    path = ".".join(part for part in (location.field, exc.field) if part) or None
+    return RecordError(exc.bare_message, exc.field,
+                       Location(location.file, location.line, location.column, path))
+
+
+def validation_error(exc: ValidationError, location: Location | None = None) -> EvidenceError:
+    """The first pydantic error as an ``EvidenceError`` naming the field."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    field = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        message = f"unknown field '{first['loc'][-1]}'"
+        if len(first["loc"]) == 1:
+            message += f"; fields: {', '.join(EvidenceRecord.model_fields)}"
+    elif first["type"] == "missing":
+        message = "required field is missing"
+    elif first["type"] == "value_error":
+        message = str(first["msg"]).removeprefix("Value error, ")
+    else:
+        shown = repr(first.get("input"))
+        message = f"{shown if len(shown) <= 60 else shown[:57] + '...'}: {first['msg']}"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more)"
+    return _relocate(RecordError(message, field or None), location)
+
+
+@dataclass(frozen=True)
+class EvidenceSet:
+    """An immutable collection of evidence records, in the order they were stored."""
+
+    records: tuple[EvidenceRecord, ...] = ()
+
+    @classmethod
+    def of(cls, records: Iterable[EvidenceRecord]) -> EvidenceSet:
+        return cls(tuple(records))
+
+    def __iter__(self) -> Iterator[EvidenceRecord]:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def filter(self, candidate: str | None = None, metric: str | None = None) -> EvidenceSet:
+        if metric is not None:
+            get_metric(metric)
+        return EvidenceSet(tuple(r for r in self.records
+                                 if (candidate is None or r.candidate == candidate)
+                                 and (metric is None or r.metric == metric)))
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.candidate for r in self.records))
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.metric for r in self.records))
+
+    def to_json(self) -> str:
+        return dump_json(self.records)
+
+
+# -- text formats ------------------------------------------------------------------------------
+def dump_json(records: Iterable[EvidenceRecord]) -> str:
+    """Our export format: ``{"format": "stackdecide-evidence/v1", "records": [...]}``."""
+    payload = {"format": EXPORT_FORMAT, "tool_version": __version__,
+               "records": [record.to_dict() for record in records]}
+    return json.dumps(payload, indent=2) + "\n"
+
+
+def dump_jsonl(records: Iterable[EvidenceRecord]) -> str:
+    """One record per line; appending lines of several exports stays valid."""
+    return "".join(json.dumps(record.to_dict(), separators=(",", ":")) + "\n" for record in records)
+
+
+CSV_COLUMNS = ("id", "candidate", "metric", "value", "unit", "repeats", "spread", "scenario", "gpu",
+               "gpu_count", "vram_gb", "compute_capability", "driver", "software", "config_sha256",
+               "timestamp", "tool_version", "source", "note")
+
+
+def dump_csv(records: Iterable[EvidenceRecord]) -> str:
+    """A flat table for spreadsheets; scenario and software are JSON text in their cells."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in records:
+        hw = r.hardware
+        writer.writerow([
+            r.id, r.candidate, r.metric, repr(r.value), r.unit, r.repeats,
+            "" if r.spread is None else repr(r.spread), r.scenario_key,
+            hw.gpu if hw else "", hw.count if hw else "",
+            "" if hw is None or hw.vram_gb is None else hw.vram_gb,
+            (hw.compute_capability or "") if hw else "", (hw.driver or "") if hw else "",
+            json.dumps(r.software, sort_keys=True, separators=(",", ":")), r.config_sha256 or "",
+            r.timestamp.isoformat(), r.tool_version, r.source or "", r.note or "",
+        ])
+    return out.getvalue()
