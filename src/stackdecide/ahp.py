@@ -29,8 +29,8 @@ class AhpResult:
 
 
 def parse_judgement(cell: float | str) -> float:
-    """A Saaty judgement written as a number or a fraction such as ``"1/3"``."""
-    return float(Fraction(cell)) if isinstance(cell, str) else float(cell)
+    """A Saaty judgement written as a number or a fraction such as ``"1/3"`` (or ``"1 / 3"``)."""
+    return float(Fraction(cell.replace(" ", ""))) if isinstance(cell, str) else float(cell)
 
 
 def matrix_from_rows(rows: Sequence[Sequence[float | str]]) -> np.ndarray:

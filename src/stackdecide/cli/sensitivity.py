@@ -1,0 +1,31 @@
+"""`stackdecide sensitivity`: how far weights must move to change the winner, and SMAA-2."""
+
+from __future__ import annotations
+
+import click
+
+import stackdecide
+from stackdecide.cli._app import decision_argument, handle_errors, main
+from stackdecide.sensitivity import analyze
+from stackdecide.sensitivity.report import render
+
+
+@main.command()
+@decision_argument()
+@click.option("--samples", type=click.IntRange(min=1), default=None,
+              help="Weight vectors to sample (default: the file's sensitivity.samples, 10,000).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Random seed; the same file, samples and seed give the same numbers.")
+@click.option("--format", "fmt", type=click.Choice(("table", "markdown", "json")),
+              default="table", show_default=True, help="Output format.")
+@handle_errors
+def sensitivity(file: str, samples: int | None, seed: int, fmt: str) -> None:
+    """How robust the winner of decision FILE is (weighted sum of judged scores).
+
+    For each criterion: the weight at which the winner changes, raising or lowering it while the
+    other weights keep their proportions. Then the winner's lead over the runner-up per criterion,
+    and SMAA-2: the share of uniformly sampled weights (within the file's sensitivity limits, with
+    scores drawn within their stated uncertainty) that give each candidate each rank.
+    """
+    decision = stackdecide.load(file)
+    click.echo(render(analyze(decision, samples=samples, seed=seed), fmt), nl=False)
