@@ -1,0 +1,88 @@
+"""`stackdecide report`: the decision as one self-contained HTML page, or as markdown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+import stackdecide
+from stackdecide.cli._app import decision_argument, handle_errors, main
+from stackdecide.errors import StackdecideError
+from stackdecide.methods import METHODS
+
+
+@main.command()
+@decision_argument()
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the HTML report to this file (same as --format html --output FILE).")
+@click.option("--format", "fmt", type=click.Choice(("html", "markdown")), default=None,
+              help="html (default; needs the html extra) or markdown.")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write; markdown goes to standard output without it.")
+@click.option("--evidence", "evidence_path", type=click.Path(dir_okay=False),
+              help="Evidence database (SQLite) or export file; adds measured scores, the "
+                   "before/after ranking and roofline shares.")
+@click.option("--any-hardware", is_flag=True,
+              help="Also use evidence measured on hardware other than the decision's (marked).")
+@click.option("--method", type=click.Choice(METHODS), default="wsm", show_default=True,
+              help="wsm: weighted sum; wpm: weighted product; topsis: closeness to the scale's ends.")
+@click.option("--samples", type=click.IntRange(min=1), default=None,
+              help="SMAA weight vectors (default: the file's sensitivity.samples, 10,000).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="SMAA random seed; the same inputs and seed give the same report.")
+@click.option("--engine-command/--no-engine-command", default=True, show_default=True,
+              help="Render the winner's engine config to the exact command for the installed "
+                   "vLLM (the first run for a vLLM version imports it once: slow).")
+@click.option("--python", "python", metavar="PATH",
+              help="Interpreter that runs vLLM (default: $STACKDECIDE_VLLM_PYTHON or this one).")
+@handle_errors
+def report(file: str, html_path: Path | None, fmt: str | None, output: Path | None,
+           evidence_path: str | None, any_hardware: bool, method: str, samples: int | None,
+           seed: int, engine_command: bool, python: str | None) -> None:
+    """Write decision FILE as one self-contained HTML page with charts, or as markdown.
+
+    The report holds the ranking and each criterion's contribution, judged and measured scores
+    with their provenance, the audit, flip distances and SMAA-2, the ranking before and after
+    the evidence, measurements as a share of the roofline, and the winner's exact engine command.
+
+    \b
+    stackdecide report criteria/rtx4090.yaml --html report.html
+    stackdecide report criteria/rtx4090.yaml --format markdown > report.md
+    """
+    from stackdecide.html_report import (
+        build_report,
+        find_engine_spec,
+        render_html,
+        render_markdown,
+    )
+
+    if html_path is not None:
+        if fmt == "markdown":
+            raise click.UsageError("--html writes HTML; drop it or --format markdown")
+        if output is not None:
+            raise click.UsageError("give the HTML file once: --html FILE or --output FILE")
+        fmt, output = "html", html_path
+    fmt = fmt or "html"
+    if fmt == "html" and output is None:
+        raise click.UsageError("the HTML report goes to a file: --html report.html")
+    evidence = None
+    if evidence_path is not None:
+        from stackdecide.evidence import load_evidence
+
+        evidence = load_evidence(evidence_path)
+    decision = stackdecide.load(file)
+    spec, why = (find_engine_spec(python) if engine_command
+                 else (None, "--no-engine-command"))
+    built = build_report(decision, evidence, method=method, any_hardware=any_hardware,
+                         samples=samples, seed=seed, engine_spec=spec, engine_note=why)
+    text = render_html(built) if fmt == "html" else render_markdown(built)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise StackdecideError(f"cannot write {output}: {exc.strerror or exc}") from None
+    winner = built.ranking.winner or "none"
+    click.echo(f"wrote {output} ({len(text.encode()) / 1024:.0f} KiB); winner: {winner}")
