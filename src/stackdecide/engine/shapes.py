@@ -40,6 +40,23 @@ class ModelShape:
         return self.num_layers * per_layer + embeddings + self.hidden_size
 
     @property
+    def linear_params(self) -> int:
+        """Parameters of the attention and MLP projections: the ones quantization compresses."""
+        attention = self.hidden_size * self.head_dim * (2 * self.num_heads + 2 * self.num_kv_heads)
+        return self.num_layers * (attention + 3 * self.hidden_size * self.intermediate_size)
+
+    @property
+    def lm_head_params(self) -> int:
+        """The output projection (vocab x hidden); the embedding table itself when tied."""
+        return self.vocab_size * self.hidden_size
+
+    @property
+    def norm_params(self) -> int:
+        """RMSNorm weights (per layer, q/k norms of Qwen3, and the final norm)."""
+        return self.params - self.linear_params - self.vocab_size * self.hidden_size * (
+            1 if self.tie_word_embeddings else 2)
+
+    @property
     def kv_elements_per_token(self) -> int:
         """KV-cache elements per token (K and V, all layers); multiply by the dtype's bytes."""
         return 2 * self.num_layers * self.num_kv_heads * self.head_dim

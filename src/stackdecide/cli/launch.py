@@ -1,0 +1,129 @@
+"""`stackdecide launch`: render, preflight and start a candidate's vLLM server."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+import stackdecide
+from stackdecide.cli._app import handle_errors, main
+from stackdecide.engine.launcher import (
+    DEFAULT_TIMEOUT_S,
+    LaunchFailed,
+    LaunchOptions,
+    LaunchPlan,
+    LaunchRefused,
+    Progress,
+    plan_launch,
+    resolve_decision_file,
+    signals_interrupt,
+    start_server,
+    winner_id,
+)
+from stackdecide.engine.problems import errors
+
+
+def _echo_progress(event: Progress) -> None:
+    detail = f": {event.line[:120]}" if event.line and event.phase == "started" else ""
+    click.echo(f"[{event.elapsed_s:7.1f} s] {event.phase}{detail}", err=True)
+
+
+def render_plan(plan: LaunchPlan) -> str:
+    lines = []
+    if plan.command is not None:
+        lines.append("command:")
+        lines.append("  " + " ".join(plan.command.argv))
+        lines.append("environment (added to the inherited one):")
+        lines += [f"  {name}={value}" for name, value in sorted(plan.command.env.items())] or \
+            ["  (none)"]
+        lines.append("as one shell line:")
+        lines.append("  " + plan.command.shell())
+    lines += [f"note: {note}" for note in plan.notes]
+    lines += [str(problem) for problem in plan.problems]
+    return "\n".join(lines) + "\n"
+
+
+@main.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--winner", is_flag=True, help="Launch the best-ranked candidate (weighted sum).")
+@click.option("--candidate", "candidate_id", metavar="ID", help="Launch this candidate.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the exact command and environment after preflight; start nothing.")
+@click.option("--keep", is_flag=True,
+              help="Leave the server running once ready and print how to stop it.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; anything but loopback exposes the server.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT_S,
+              show_default=True, help="Seconds to wait for readiness (first GPU starts compile "
+                                      "kernels for minutes).")
+@click.option("--dummy-weights", is_flag=True,
+              help="Scaffold decision.model.shape into the run folder and serve random weights "
+                   "(--load-format dummy); the served name stays the model id.")
+@click.option("--python", "python", metavar="PATH",
+              help="Interpreter that runs vLLM (default: $STACKDECIDE_VLLM_PYTHON or this one).")
+@handle_errors
+def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bool, keep: bool,
+           port: int, host: str, timeout_s: float, dummy_weights: bool,
+           python: str | None) -> None:
+    """Start vLLM with a candidate's engine config from decision FILE.
+
+    Without FILE, uses the decision last scored in this directory or the only file in criteria/.
+    The server runs in its own process group and is stopped on exit, error or Ctrl-C (unless
+    --keep). Logs and outcome go to .stackdecide/runs/<UTC time>-<candidate>/.
+    Exit status: 0 ready (or dry run accepted), 1 refused or failed, 2 bad input.
+    """
+    if winner == (candidate_id is not None):
+        raise click.UsageError("pass exactly one of --winner or --candidate ID")
+    path, why = resolve_decision_file(file)
+    click.echo(f"decision: {why}", err=True)
+    decision = stackdecide.load(path)
+    chosen = winner_id(decision) if winner else str(candidate_id)
+    decision.candidate(chosen)  # unknown ids fail here, listing the candidates
+    click.echo(f"candidate: {chosen}" + (" (the winner by weighted sum)" if winner else ""),
+               err=True)
+    options = LaunchOptions(host=host, port=port, timeout_s=timeout_s,
+                            dummy_weights=dummy_weights, keep=keep, python=python,
+                            on_progress=_echo_progress)
+    plan = plan_launch(decision, chosen, options)
+    if dry_run:
+        click.echo(render_plan(plan), nl=False)
+        if not plan.ok:
+            count = len(errors(plan.problems))
+            click.echo(f"refused: {count} problem{'s' if count != 1 else ''} above; nothing "
+                       "was started", err=True)
+            sys.exit(1)
+        return
+    for line in render_plan(plan).splitlines():
+        click.echo(line, err=True)
+    try:
+        server = start_server(plan, options)
+    except LaunchRefused as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except LaunchFailed as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"ready in {server.startup_s:.1f} s: {server.url} (model '{server.served_model_name}'"
+               f"); run folder {server.run_dir}")
+    if keep:
+        click.echo(f"left running: PID {server.pid}, process group {server.pgid}; stop it with\n"
+                   f"  kill -TERM -- -{server.pgid}")
+        return
+    click.echo("serving; Ctrl-C stops it", err=True)
+    try:
+        with signals_interrupt():
+            while server.alive():
+                time.sleep(1)
+            server.check()
+    except KeyboardInterrupt:
+        click.echo("stopping", err=True)
+    except LaunchFailed as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        report = server.stop()
+        click.echo(f"stopped process group {server.pgid} ({report.signal or 'already gone'}, "
+                   f"{report.waited_s:.1f} s)", err=True)

@@ -1,0 +1,163 @@
+"""Reading a vLLM server log: start-up phases reached, and why a start failed.
+
+Patterns match log lines of vLLM's OpenAI server (checked against 0.26 on GPU and 0.32 on CPU).
+Classification looks for the root cause first: vLLM's last line is usually a generic "Engine core
+initialization failed", while the line that says why comes earlier.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from dataclasses import dataclass
+
+# Failure classes, most specific first; the first class with a matching line wins.
+UNKNOWN_ARGUMENT = "unknown_argument"
+INVALID_ARGUMENT = "invalid_argument"
+PORT_IN_USE = "port_in_use"
+INSUFFICIENT_FREE_MEMORY = "insufficient_free_memory"
+KV_CACHE_INSUFFICIENT = "kv_cache_insufficient"
+CUDA_OOM = "cuda_out_of_memory"
+UNSUPPORTED = "unsupported"
+MODEL_CONFIG = "model_config"
+ENGINE_DIED = "engine_died"
+# Set by the launcher, not read from the log.
+TIMEOUT = "timeout"
+INTERRUPTED = "interrupted"
+REFUSED = "refused"
+NOT_READY = "not_ready"
+
+
+@dataclass(frozen=True)
+class FailurePattern:
+    failure: str
+    pattern: re.Pattern[str]
+    reason: str
+
+
+def _p(failure: str, regex: str, reason: str) -> FailurePattern:
+    return FailurePattern(failure, re.compile(regex, re.IGNORECASE), reason)
+
+
+PATTERNS: tuple[FailurePattern, ...] = (
+    _p(UNKNOWN_ARGUMENT, r"error: unrecognized arguments?: ",
+       "vLLM does not know an argument it was given"),
+    _p(INVALID_ARGUMENT, r"error: argument [-\w/ ]+: (invalid|expected)",
+       "vLLM refused the value of an argument"),
+    _p(PORT_IN_USE, r"\[Errno 98\] Address already in use|address already in use",
+       "the server's port is already taken"),
+    _p(INSUFFICIENT_FREE_MEMORY, r"is less than desired GPU memory utilization",
+       "too little free GPU memory at start (another process holds it: a leftover server?)"),
+    _p(KV_CACHE_INSUFFICIENT,
+       r"To serve at least one request with the model's max seq len|No available memory for the "
+       r"cache blocks|larger than the available KV cache memory|Insufficient memory for KV cache",
+       "not enough memory left for the KV cache after the weights"),
+    _p(CUDA_OOM, r"CUDA out of memory|torch\.(cuda\.)?OutOfMemoryError|CUDA error: out of memory",
+       "CUDA ran out of memory"),
+    _p(UNSUPPORTED,
+       r"kv-cache is not supported with fp8 checkpoints|is not supported (for|with|on|by)|"
+       r"not supported on this (platform|device|GPU)|Failed to find a kernel|Unknown attention "
+       r"backend|No valid attention backend|Selected backend .* is not valid|"
+       r"(does not|doesn't) support|requires .*(compute capability|SM ?\d|AMX)|NotImplementedError",
+       "the configuration asks for something this vLLM, backend or device does not support"),
+    _p(MODEL_CONFIG, r"is greater than the derived max_model_len|Unrecognized model|"
+       r"does not appear to have a file named|No model architectures are specified|"
+       r"not a valid model identifier|Cannot find model module",
+       "the model or its config was refused"),
+    _p(ENGINE_DIED, r"Engine core initialization failed|EngineCore.*(died|failed)|died "
+       r"unexpectedly|Engine process failed to start|EngineDeadError|WorkerProc initialization "
+       r"failed", "the engine process died"),
+)
+
+# Lines that can carry a root cause: errors and exceptions, not warnings that mention words.
+_ERROR_LINE = re.compile(r"\bERROR\b|^\s*[\w.]*(Error|Exception)\b|error: |Traceback|"
+                         r"\[Errno \d+\]|raise |Error:", re.IGNORECASE)
+_LOG_PREFIX = re.compile(r"^\([\w:-]+ pid=\d+\)\s+")
+
+
+@dataclass(frozen=True)
+class Classification:
+    failure: str
+    reason: str
+    evidence: tuple[str, ...]  # the log lines that prove it
+
+
+def _clean(line: str) -> str:
+    return _LOG_PREFIX.sub("", line.rstrip())
+
+
+def error_lines(lines: list[str]) -> list[str]:
+    return [line for line in lines if _ERROR_LINE.search(line)]
+
+
+def classify(log_lines: list[str], exit_code: int | None = None,
+             max_evidence: int = 6) -> Classification:
+    """Why a start failed, from the server log; ``engine_died`` when nothing more precise shows."""
+    candidates = error_lines(log_lines)
+    for pattern in PATTERNS:
+        matched = [line for line in candidates if pattern.pattern.search(line)]
+        if matched:
+            evidence = _dedupe([_clean(line) for line in matched])
+            reason = pattern.reason
+            if pattern.failure == ENGINE_DIED:
+                reason += _killed_by(matched)
+            return Classification(pattern.failure, reason, tuple(evidence[:max_evidence]))
+    tail = _dedupe([_clean(line) for line in candidates if "File \"" not in line])[-max_evidence:]
+    code = f" (exit code {exit_code})" if exit_code is not None else ""
+    return Classification(ENGINE_DIED, f"the server exited{code} without a recognised reason",
+                          tuple(tail) or tuple(_clean(x) for x in log_lines[-max_evidence:]))
+
+
+def _killed_by(lines: list[str]) -> str:
+    """ " (killed by SIGKILL)" when vLLM reports a process exit code of minus a signal number."""
+    for line in lines:
+        match = re.search(r"'[\w:-]+': -(\d+)\}|exit code:? -(\d+)", line)
+        if match:
+            number = int(match.group(1) or match.group(2))
+            try:
+                return f" (killed by {signal.Signals(number).name})"
+            except ValueError:
+                return f" (killed by signal {number})"
+    return ""
+
+
+def _dedupe(lines: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for line in lines:
+        key = re.sub(r"^.*?\] ", "", line)  # the same message from two processes counts once
+        if key not in seen:
+            seen.add(key)
+            out.append(line)
+    return out
+
+
+# -- start-up phases ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    pattern: re.Pattern[str]
+
+
+PHASES: tuple[Phase, ...] = tuple(Phase(name, re.compile(regex, re.IGNORECASE)) for name, regex in (
+    ("engine", r"Initializing a V1 LLM engine|Initializing an LLM engine|vLLM API server version"),
+    ("loading weights", r"Starting to load model|Loading weights|Loading safetensors"),
+    ("weights loaded", r"Model loading took|Loading weights took|Initializing model took"),
+    ("torch.compile", r"torch\.compile|Compiling a graph|Dynamo bytecode transform|"
+                      r"Warming up model for the compilation"),
+    ("KV cache", r"Available KV cache memory|KV cache size|GPU blocks|Explicitly set .* for KV"),
+    ("autotune", r"autotun"),
+    ("DeepGEMM warm-up", r"DeepGemm|deep_gemm.*warm"),
+    ("CUDA graphs", r"Capturing CUDA graph|Graph capturing finished|CUDA graph"),
+    ("engine ready", r"init engine \(profile, create kv cache, warmup model\) took"),
+    ("API server", r"Starting vLLM (API )?server|Application startup complete|Uvicorn running"),
+))
+
+
+def phase_of(line: str) -> str | None:
+    """The start-up phase a log line announces, if any."""
+    for phase in PHASES:
+        if phase.pattern.search(line):
+            return phase.name
+    return None

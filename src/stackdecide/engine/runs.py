@@ -1,0 +1,118 @@
+"""Run folders and launch outcomes.
+
+Each launch gets ``.stackdecide/runs/<UTC time>-<candidate id>/`` with ``command.json`` (what was
+started and why), ``server.log`` (the server's stdout and stderr) and ``outcome.json`` (a
+``LaunchOutcome``: success or the classified failure, with the log lines that prove it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stackdecide.state import state_dir
+
+RUNS = "runs"
+COMMAND_FILE = "command.json"
+LOG_FILE = "server.log"
+OUTCOME_FILE = "outcome.json"
+OUTCOME_SCHEMA = "stackdecide/launch-outcome/v1"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def runs_dir(base: Path | None = None) -> Path:
+    return state_dir(base) / RUNS
+
+
+def run_dir_name(candidate_id: str, moment: datetime) -> str:
+    return f"{moment:%Y%m%dT%H%M%SZ}-{candidate_id}"
+
+
+def create_run_dir(parent: Path, name: str) -> Path:
+    """Create a fresh run folder; a second launch in the same second gets a numbered suffix."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1000):
+        path = parent / (name if attempt == 0 else f"{name}-{attempt + 1}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free run folder name under {parent} for {name}")
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write atomically, so a reader never sees half a file."""
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    temporary.replace(path)
+
+
+def engine_sha256(engine: Mapping[str, Any], env: Mapping[str, str]) -> str:
+    """Identity of a candidate's serving configuration: its engine mapping and environment as
+    written, in canonical JSON."""
+    canonical = json.dumps({"engine": dict(engine), "env": dict(env)}, sort_keys=True,
+                           separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LaunchOutcome:
+    """Everything known about one launch, successful or not.
+
+    ``failure`` is one of the classes in ``engine.failures`` (``None`` when ``ok``); ``evidence``
+    holds the server log lines behind it. ``startup_s`` runs from starting the process to the
+    first answered completion.
+    """
+
+    ok: bool
+    candidate_id: str
+    decision_file: str | None
+    engine_sha256: str
+    run_dir: str
+    failure: str | None = None
+    reason: str | None = None
+    evidence: tuple[str, ...] = ()
+    startup_s: float | None = None
+    phases: tuple[tuple[str, float], ...] = ()  # (phase, seconds after start) in order reached
+    url: str | None = None
+    served_model_name: str | None = None
+    argv: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    pid: int | None = None
+    pgid: int | None = None
+    exit_code: int | None = None
+    versions: dict[str, Any] = field(default_factory=dict)
+    hardware: dict[str, Any] = field(default_factory=dict)
+    problems: tuple[dict[str, Any], ...] = ()
+    started_at: str | None = None
+    finished_at: str | None = None
+    stop: dict[str, Any] | None = None  # how the process group ended, once it has
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["schema"] = OUTCOME_SCHEMA
+        data["phases"] = [{"phase": name, "at_s": at} for name, at in self.phases]
+        return data
+
+    def write(self) -> Path:
+        path = Path(self.run_dir) / OUTCOME_FILE
+        write_json(path, self.to_dict())
+        return path
+
+
+def read_outcome(run_dir: str | Path) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / OUTCOME_FILE).read_text())

@@ -1,0 +1,50 @@
+"""Helpers shared by the engine tests (importable from test modules, unlike conftest)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CPU_DECISION = ROOT / "criteria" / "cpu.yaml"
+ENGINE_TIMEOUT_S = 420.0  # a 2-core machine that is busy with other work starts slowly
+
+
+def vllm_installed() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+def require_vllm() -> None:
+    if vllm_installed():
+        return
+    message = ("vLLM is not installed in this interpreter; run scripts/install-engine-cpu.sh "
+               f"{sys.executable}")
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def group_alive(pgid: int) -> list[psutil.Process]:
+    """Live (non-zombie) processes whose process group is ``pgid``."""
+    alive = []
+    for process in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(process.pid) == pgid and process.info["status"] != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return alive
+
+
+def assert_group_gone(pgid: int, wait_s: float = 5.0) -> None:
+    deadline = time.monotonic() + wait_s
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [(p.pid, p.name()) for p in group_alive(pgid)]
+    assert not left, f"processes of group {pgid} still running: {left}"
