@@ -43,7 +43,8 @@ def test_score_json_is_versioned_and_complete(rtx4090_path: Path) -> None:
                                             "installation_stability": 16.0,
                                             "performance_targets": 18.0})
     assert first["cells"]["fp8_performance"]["source"] == "judged"
-    assert {f["code"] for f in data["findings"]} == {"reported-total-mismatch"}
+    assert {f["code"] for f in data["findings"]} == {"reported-total-mismatch",
+                                                     "target-above-roofline"}
 
 
 def test_score_csv_and_markdown(rtx4090_path: Path) -> None:

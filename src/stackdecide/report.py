@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
@@ -12,6 +13,7 @@ from tabulate import tabulate
 if TYPE_CHECKING:
     from stackdecide.audit import Finding
     from stackdecide.cells import Cell
+    from stackdecide.loop import Measurement
     from stackdecide.result import Ranking
 
 JSON_VERSION = 1
@@ -221,3 +223,57 @@ def render_findings(findings: list[Finding] | tuple[Finding, ...]) -> str:
         return "no findings\n"
     return "".join(f"{f.severity}: {f.where + ': ' if f.where else ''}{f.message}\n"
                    for f in findings)
+
+
+def before_after_rows(before: Ranking, after: Ranking) -> tuple[list[str], list[list[Any]]]:
+    """Side-by-side ranks and totals of the same decision scored twice, best-after first."""
+    decision = after.decision
+    headers = ["rank", "candidate", "before", "after", "change", "measured cells"]
+    rows = []
+    for index in after.order:
+        candidate = decision.candidates[index]
+        measured = sum(cell.measured for cell in after.cells[index])
+        infeasible = candidate.id in after.infeasible
+        rows.append([
+            _rank_text(after, index), candidate.label,
+            f"{before.totals[index]:.2f} (#{_rank_text(before, index)})",
+            f"{after.totals[index]:.2f}" + (" infeasible" if infeasible else ""),
+            f"{after.totals[index] - before.totals[index]:+.2f}",
+            f"{measured}/{len(decision.criteria)}",
+        ])
+    return headers, rows
+
+
+def render_before_after(before: Ranking, after: Ranking, tablefmt: str = "simple") -> str:
+    headers, rows = before_after_rows(before, after)
+    lines = [tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True), ""]
+    if before.winner == after.winner:
+        lines.append(f"winner unchanged: {after.winner}")
+    else:
+        lines.append(f"winner changed: {before.winner} -> {after.winner}")
+    return "\n".join(lines) + "\n"
+
+
+_SUMMARY_METRICS = ("decode_tok_s", "prefill_tok_s", "output_tok_s")
+
+
+def render_measurements(measurements: Sequence[Measurement], tablefmt: str = "simple") -> str:
+    """One line per launch: did it start, how long it took, the headline numbers it measured."""
+    rows = []
+    for item in measurements:
+        outcome = item.outcome
+        headline = []
+        for metric in _SUMMARY_METRICS:
+            values = [r for r in item.records if r.metric == metric]
+            headline += [f"{metric} {r.value:.4g}"
+                         + (f" @{r.scenario['concurrency']}" if metric == "output_tok_s" else "")
+                         for r in values]
+        status = "ok" if outcome.ok else f"failed: {outcome.failure}"
+        rows.append([item.candidate_id, status,
+                     "" if outcome.startup_s is None else f"{outcome.startup_s:.1f}",
+                     "; ".join(headline) or (outcome.reason or "")[:100],
+                     len(item.records), outcome.run_dir])
+        if item.error:
+            rows.append(["", "benchmark stopped", "", item.error[:100], "", ""])
+    return tabulate(rows, headers=["candidate", "launch", "startup s", "measured", "records",
+                                   "run folder"], tablefmt=tablefmt, disable_numparse=True) + "\n"

@@ -213,6 +213,23 @@ class SensitivitySpec(_Strict):
     samples: Annotated[int, Field(ge=100, le=10_000_000)] = 10_000
 
 
+class BenchScenario(_Strict):
+    """One benchmark run of the feedback loop; unset values take the scenario's defaults."""
+
+    scenario: Literal["decode", "prefill", "throughput"]
+    concurrency: list[Annotated[int, Field(ge=1)]] | None = None
+    input_len: Annotated[int, Field(ge=1)] | None = None
+    output_len: Annotated[int, Field(ge=1)] | None = None
+    num_prompts: Annotated[int, Field(ge=1)] | None = None
+
+
+class BenchmarkSpec(_Strict):
+    """What ``launch --bench`` measures on each launched candidate."""
+
+    scenarios: Annotated[list[BenchScenario], Field(min_length=1)] = [
+        BenchScenario(scenario="decode"), BenchScenario(scenario="throughput")]
+
+
 class AuditSpec(_Strict):
     tolerance: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.05  # points of 100
 
@@ -225,6 +242,7 @@ class DecisionFile(_Strict):
     constraints: list[str] = []
     weighting: Weighting = Weighting()
     sensitivity: SensitivitySpec = SensitivitySpec()
+    benchmark: BenchmarkSpec = BenchmarkSpec()
     audit: AuditSpec = AuditSpec()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -16,7 +16,6 @@ from stackdecide.decision import Decision
 from stackdecide.errors import EvidenceError
 from stackdecide.evidence.apply import check_candidates
 from stackdecide.evidence.importers import RunContext, parse_scenario_value, read_evidence_file
-from stackdecide.metrics import METRICS
 from stackdecide.evidence.records import (
     EvidenceRecord,
     EvidenceSet,
@@ -26,6 +25,7 @@ from stackdecide.evidence.records import (
     dump_jsonl,
 )
 from stackdecide.evidence.store import EvidenceStore, resolve_evidence_path
+from stackdecide.metrics import METRICS
 from stackdecide.state import last_decision
 
 F = TypeVar("F", bound=Callable[..., Any])

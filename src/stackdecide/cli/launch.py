@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 
 import click
 
@@ -23,9 +24,12 @@ from stackdecide.engine.launcher import (
     winner_id,
 )
 from stackdecide.engine.problems import errors
+from stackdecide.engine.runs import LaunchOutcome
+from stackdecide.evidence.store import EvidenceStore, default_evidence_path
+from stackdecide.loop import launch_records
 
 
-def _echo_progress(event: Progress) -> None:
+def echo_progress(event: Progress) -> None:
     detail = f": {event.line[:120]}" if event.line and event.phase == "started" else ""
     click.echo(f"[{event.elapsed_s:7.1f} s] {event.phase}{detail}", err=True)
 
@@ -43,6 +47,14 @@ def render_plan(plan: LaunchPlan) -> str:
     lines += [f"note: {note}" for note in plan.notes]
     lines += [str(problem) for problem in plan.problems]
     return "\n".join(lines) + "\n"
+
+
+def _record(store_path: str, outcome: LaunchOutcome) -> None:
+    """Store a launch's outcome (launch_ok, startup_s) as evidence and say where."""
+    with EvidenceStore(store_path) as store:
+        ids = store.add(launch_records(outcome))
+    click.echo(f"evidence: launch_ok={int(outcome.ok)} recorded in {store_path} "
+               f"(records {', '.join(map(str, ids))})", err=True)
 
 
 @main.command()
@@ -64,10 +76,24 @@ def render_plan(plan: LaunchPlan) -> str:
                    "(--load-format dummy); the served name stays the model id.")
 @click.option("--python", "python", metavar="PATH",
               help="Interpreter that runs vLLM (default: $STACKDECIDE_VLLM_PYTHON or this one).")
+@click.option("--bench", is_flag=True,
+              help="Once ready, run the decision's benchmark scenarios, store the measurements "
+                   "as evidence, stop the server and show the ranking before and after.")
+@click.option("--until-stable", is_flag=True,
+              help="With --bench: then launch and measure the new leader, and any candidate that "
+                   "could still overtake it, until the leader rests on measurements.")
+@click.option("--max-launches", type=click.IntRange(1, 50), default=4, show_default=True,
+              help="With --until-stable: most servers to start.")
+@click.option("--evidence", "evidence_path", type=click.Path(dir_okay=False),
+              help="Evidence database [default: .stackdecide/evidence.db beside FILE]. Every "
+                   "launch records launch_ok (and startup_s) there.")
+@click.option("--any-hardware", is_flag=True,
+              help="With --bench: also rank with evidence from other hardware (marked).")
 @handle_errors
 def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bool, keep: bool,
            port: int, host: str, timeout_s: float, dummy_weights: bool,
-           python: str | None) -> None:
+           python: str | None, bench: bool, until_stable: bool, max_launches: int,
+           evidence_path: str | None, any_hardware: bool) -> None:
     """Start vLLM with a candidate's engine config from decision FILE.
 
     Without FILE, uses the decision last scored in this directory or the only file in criteria/.
@@ -77,6 +103,10 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
     """
     if winner == (candidate_id is not None):
         raise click.UsageError("pass exactly one of --winner or --candidate ID")
+    if until_stable and not (bench and winner):
+        raise click.UsageError("--until-stable needs --bench and --winner")
+    if bench and (dry_run or keep):
+        raise click.UsageError("--bench starts, measures and stops servers: drop --dry-run/--keep")
     path, why = resolve_decision_file(file)
     click.echo(f"decision: {why}", err=True)
     decision = stackdecide.load(path)
@@ -86,7 +116,18 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
                err=True)
     options = LaunchOptions(host=host, port=port, timeout_s=timeout_s,
                             dummy_weights=dummy_weights, keep=keep, python=python,
-                            on_progress=_echo_progress)
+                            on_progress=echo_progress)
+    store_path = evidence_path or str(default_evidence_path(path))
+    if bench:
+        from stackdecide.cli._loop import run_loop
+
+        result = run_loop(decision, store_path, replace(options, port=None if until_stable
+                                                         else port),
+                          stable=until_stable, max_launches=max_launches,
+                          first=None if winner else chosen, any_hardware=any_hardware)
+        if not any(m.launched for m in result.measurements):
+            sys.exit(1)
+        return
     plan = plan_launch(decision, chosen, options)
     if dry_run:
         click.echo(render_plan(plan), nl=False)
@@ -100,12 +141,12 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
         click.echo(line, err=True)
     try:
         server = start_server(plan, options)
-    except LaunchRefused as exc:
+    except (LaunchRefused, LaunchFailed) as exc:
+        if exc.outcome is not None:
+            _record(store_path, exc.outcome)
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except LaunchFailed as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    _record(store_path, server.outcome)
     click.echo(f"ready in {server.startup_s:.1f} s: {server.url} (model '{server.served_model_name}'"
                f"); run folder {server.run_dir}")
     if keep:

@@ -1,0 +1,34 @@
+"""Rendering of the feedback loop, shared by `launch --bench` and `demo`."""
+
+from __future__ import annotations
+
+import click
+
+from stackdecide import report
+from stackdecide.decision import Decision
+from stackdecide.engine.launcher import LaunchOptions
+from stackdecide.evidence.store import EvidenceStore
+from stackdecide.loop import LoopResult, until_stable
+
+
+def run_loop(decision: Decision, store_path: str, options: LaunchOptions, *, stable: bool,
+             max_launches: int, first: str | None = None, any_hardware: bool = False
+             ) -> LoopResult:
+    """Run the loop with progress on stderr, then print measurements and before/after."""
+    from stackdecide.cli.bench import _TqdmProgress
+
+    progress = _TqdmProgress(enabled=True)
+    with EvidenceStore(store_path) as store:
+        result = until_stable(decision, store, options, max_launches=max_launches,
+                              stable=stable, first=first, any_hardware=any_hardware,
+                              notify=lambda message: click.echo(f"* {message}", err=True),
+                              bench_progress=progress)
+    progress.finish()
+    click.echo("\nmeasurements:")
+    click.echo(report.render_measurements(result.measurements), nl=False)
+    click.echo(f"\nranking after measurement ({store_path}):\n")
+    click.echo(report.render(result.after), nl=False)
+    click.echo("\nbefore -> after:")
+    click.echo(report.render_before_after(result.before, result.after), nl=False)
+    click.echo(f"stopped: {result.stopped_because}")
+    return result

@@ -1,0 +1,233 @@
+"""The feedback loop: launch a candidate, benchmark it, store the measurements, re-score.
+
+``measure`` runs one candidate end to end and always stores what it learned, a failed launch
+included (``launch_ok = 0`` with the reason). ``until_stable`` measures the leader, re-scores, and
+measures the new leader while the ranking keeps changing hands, so the final winner rests on
+measurements rather than judgements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stackdecide.decision import Decision
+from stackdecide.engine.bench import BenchConfig, BenchError, BenchResult, Progress, run_bench
+from stackdecide.engine.launcher import LaunchFailed, LaunchOptions, LaunchRefused, launch_server
+from stackdecide.engine.runs import LaunchOutcome
+from stackdecide.evidence.records import EvidenceRecord, HardwareInfo
+from stackdecide.evidence.store import EvidenceStore
+from stackdecide.result import Ranking
+from stackdecide.schema import BenchScenario
+
+Notify = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One candidate launched and benchmarked; ``records`` are what went into the store."""
+
+    candidate_id: str
+    outcome: LaunchOutcome
+    results: tuple[BenchResult, ...] = ()
+    records: tuple[EvidenceRecord, ...] = ()
+    error: str | None = None  # why benchmarking stopped early; its partial results are kept
+
+    @property
+    def launched(self) -> bool:
+        return self.outcome.ok
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    """Rankings before and after, and every measurement made in between."""
+
+    before: Ranking
+    after: Ranking
+    measurements: tuple[Measurement, ...] = ()
+    stopped_because: str = ""
+    history: tuple[str | None, ...] = field(default=())  # the leader after each re-score
+
+
+def hardware_of(outcome: LaunchOutcome) -> HardwareInfo | None:
+    """The machine a launch ran on, as evidence records it: the first GPU, or the CPU."""
+    gpus = outcome.hardware.get("gpus") or []
+    if gpus:
+        gpu = gpus[0]
+        total = gpu.get("memory_total_bytes") or gpu.get("total_bytes")
+        return HardwareInfo(gpu=str(gpu.get("name") or "unknown GPU"),
+                            vram_gb=round(total / 2**30, 2) if total else None,
+                            compute_capability=gpu.get("compute_capability"),
+                            driver=outcome.hardware.get("driver"), count=len(gpus))
+    return HardwareInfo(gpu="cpu")
+
+
+_SOFTWARE = {"vllm": "vllm", "torch": "torch", "flashinfer": "flashinfer", "cuda": "torch_cuda",
+             "transformers": "transformers"}
+
+
+def software_of(outcome: LaunchOutcome) -> dict[str, str]:
+    """Package versions in the interpreter that ran the engine (CUDA: the one torch was built for)."""
+    return {package: str(outcome.versions[key]) for package, key in _SOFTWARE.items()
+            if outcome.versions.get(key)}
+
+
+def _record(outcome: LaunchOutcome, metric: str, value: float, **extra: Any) -> EvidenceRecord:
+    return EvidenceRecord(candidate=outcome.candidate_id, metric=metric, value=value,
+                          hardware=hardware_of(outcome), software=software_of(outcome),
+                          config_sha256=outcome.engine_sha256,
+                          source=f"run {Path(outcome.run_dir).name}", **extra)
+
+
+def launch_records(outcome: LaunchOutcome) -> list[EvidenceRecord]:
+    """``launch_ok`` (with the failure class and reason when 0) and ``startup_s`` when it started."""
+    if not outcome.ok:
+        return [_record(outcome, "launch_ok", 0.0,
+                        note=f"{outcome.failure}: {outcome.reason}"[:2000])]
+    records = [_record(outcome, "launch_ok", 1.0)]
+    if outcome.startup_s is not None:
+        records.append(_record(outcome, "startup_s", outcome.startup_s,
+                               note="process start to first answered completion"))
+    return records
+
+
+def bench_records(outcome: LaunchOutcome, result: BenchResult) -> list[EvidenceRecord]:
+    """One record per measured metric and concurrency level of a (possibly partial) result."""
+    partial = None if result.complete else f"partial run: {result.error or 'incomplete'}"
+    return [_record(outcome, row.metric, row.value, scenario={"scenario": result.scenario,
+                                                             **row.scenario},
+                    note=partial)
+            for row in result.metric_rows()]
+
+
+def bench_configs(url: str, model: str, scenarios: Sequence[BenchScenario],
+                  seed: int = 0) -> list[BenchConfig]:
+    return [BenchConfig(url=url, scenario=s.scenario, model=model,
+                        concurrency=tuple(s.concurrency) if s.concurrency else None,
+                        input_len=s.input_len, output_len=s.output_len,
+                        num_prompts=s.num_prompts, seed=seed) for s in scenarios]
+
+
+def measure(decision: Decision, candidate_id: str, store: EvidenceStore,
+            options: LaunchOptions | None = None, *, notify: Notify | None = None,
+            bench_progress: Progress | None = None) -> Measurement:
+    """Launch one candidate, run the decision's benchmark scenarios, store the evidence.
+
+    The server is always stopped before this returns. A refused or failed launch is stored as
+    ``launch_ok = 0``; a benchmark that breaks off keeps what it measured.
+    """
+    say = notify or (lambda message: None)
+    results: list[BenchResult] = []
+    error = None
+    say(f"launching {candidate_id}")
+    try:
+        with launch_server(decision, candidate_id, options) as server:
+            say(f"{candidate_id} ready in {server.startup_s:.1f} s at {server.url}")
+            for config in bench_configs(server.url, server.served_model_name,
+                                        decision.model.benchmark.scenarios):
+                say(f"benchmark {config.scenario} on {candidate_id}")
+                try:
+                    results.append(run_bench(config, bench_progress))
+                except BenchError as exc:
+                    if exc.partial is not None:
+                        results.append(exc.partial)
+                    error = exc.message
+                    break
+            outcome = server.outcome
+    except (LaunchRefused, LaunchFailed) as exc:
+        if exc.outcome is None:  # refused before a run folder existed: nothing to record
+            raise
+        outcome = exc.outcome
+        say(f"{candidate_id} did not start: {outcome.failure}: {outcome.reason}")
+    records = launch_records(outcome)
+    for result in results:
+        records += bench_records(outcome, result)
+    stored = store.add(records)
+    records = [record.model_copy(update={"id": record_id})
+               for record, record_id in zip(records, stored, strict=True)]
+    return Measurement(candidate_id, outcome, tuple(results), tuple(records), error)
+
+
+def is_measured(ranking: Ranking, candidate_id: str) -> bool:
+    """Whether any of the candidate's cells (or its feasibility) rests on a measurement."""
+    index = ranking.decision.candidate_index(candidate_id)
+    return any(cell.measured for cell in ranking.cells[index])
+
+
+def optimistic_totals(ranking: Ranking) -> np.ndarray:
+    """Weighted-sum totals if every measurable cell not yet measured scored the scale's best.
+
+    An unmeasured candidate whose optimistic total stays below the leader's total cannot overtake
+    it by being measured, so it need not be launched.
+    """
+    decision = ranking.decision
+    measurable = np.array([c.measure is not None for c in decision.criteria])
+    measured = np.array([[cell.measured for cell in row] for row in ranking.cells])
+    best_case = np.where(measurable[None, :] & ~measured, 1.0, ranking.normalized)
+    return (best_case * decision.weights).sum(axis=1) * 100.0
+
+
+def next_to_measure(ranking: Ranking) -> tuple[str | None, str]:
+    """The candidate to launch next, and why (or None and why the ranking is settled)."""
+    leader = ranking.winner
+    if leader is None:
+        return None, "no candidate is feasible"
+    if not is_measured(ranking, leader):
+        return leader, f"{leader} leads on judged scores"
+    leader_total = ranking.total(leader)
+    optimistic = optimistic_totals(ranking)
+    for index in ranking.order:
+        candidate_id = ranking.candidate_ids[index]
+        if ranking.ranks[index] == 0 or is_measured(ranking, candidate_id):
+            continue
+        if optimistic[index] > leader_total:
+            return candidate_id, (f"{candidate_id} could still overtake {leader} "
+                                  f"({optimistic[index]:.2f} at best vs {leader_total:.2f})")
+    return None, (f"the leader {leader} rests on measurements and no unmeasured candidate could "
+                  "overtake it")
+
+
+def until_stable(decision: Decision, store: EvidenceStore, options: LaunchOptions | None = None,
+                 *, max_launches: int = 4, stable: bool = True, first: str | None = None,
+                 any_hardware: bool = False, notify: Notify | None = None,
+                 bench_progress: Progress | None = None) -> LoopResult:
+    """Measure the leader and every candidate that could still overtake it, re-scoring each time.
+
+    ``first`` measures that candidate before anything else (default: the leader). With
+    ``stable=False`` only that first candidate is measured, once. Otherwise the loop stops when
+    the leader rests on measurements and no unmeasured candidate could beat it even with the best
+    possible measurements (``optimistic_totals``), or after ``max_launches`` launches.
+    """
+    say = notify or (lambda message: None)
+    before = decision.score(evidence=store.load(), any_hardware=any_hardware)
+    ranking = before
+    measurements: list[Measurement] = []
+    history: list[str | None] = [before.winner]
+    while True:
+        if not stable and measurements:
+            reason = f"measured {measurements[0].candidate_id}"
+            break
+        if first is not None and not measurements:
+            candidate_id, why = first, f"{first} was asked for"
+        elif stable:
+            candidate_id, why = next_to_measure(ranking)
+        else:
+            candidate_id, why = ranking.winner, (
+                "the leader" if ranking.winner else "no candidate is feasible")
+        if candidate_id is None:
+            reason = why
+            break
+        if len(measurements) >= max_launches:
+            reason = f"stopped after {max_launches} launches; next would be {candidate_id} ({why})"
+            break
+        say(f"next: {why}")
+        measurements.append(measure(decision, candidate_id, store, options, notify=say,
+                                    bench_progress=bench_progress))
+        ranking = decision.score(evidence=store.load(), any_hardware=any_hardware)
+        history.append(ranking.winner)
+        say(f"re-scored: leader is now {ranking.winner}")
+    return LoopResult(before, ranking, tuple(measurements), reason, tuple(history))
