@@ -14,6 +14,7 @@ import numpy as np
 
 from stackdecide import methods
 from stackdecide.ahp import CONSISTENCY_LIMIT, ahp_weights, matrix_from_rows
+from stackdecide.engine.roofline import check_roofline_targets
 
 if TYPE_CHECKING:
     from stackdecide.decision import Decision
@@ -103,7 +104,8 @@ def check_tied_winner(decision: Decision, ranking: Ranking) -> list[Finding]:
 
 
 Check = Callable[["Decision", "Ranking"], list[Finding]]
-CHECKS: list[Check] = [check_reported_totals, check_ahp_consistency, check_tied_winner]
+CHECKS: list[Check] = [check_reported_totals, check_ahp_consistency, check_tied_winner,
+                       check_roofline_targets]
 
 
 def audit(decision: Decision, ranking: Ranking) -> list[Finding]:

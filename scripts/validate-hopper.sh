@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Answer criteria/hopper.yaml by measurement on a Hopper GPU machine with vLLM installed.
+#
+#   scripts/validate-hopper.sh prepare WORK   probe, refuse the rtx4090 config (dry run), and write
+#                                             WORK/hopper.yaml for the GPU actually present
+#   scripts/validate-hopper.sh step WORK [N]  launch --winner --bench --until-stable, at most N
+#                                             launches (default 1); rerun until it says "stopped:"
+#                                             with no launch left to make
+#   scripts/validate-hopper.sh finish WORK    rankings before/after, JSON and HTML report
+#
+# Each step is resumable: the evidence database (WORK/evidence.db) remembers what was measured,
+# and the loop launches the next leader (or a candidate that could still overtake it). Servers are
+# stopped by the launcher itself; a leftover server holding GPU memory is named by preflight.
+set -euo pipefail
+
+action=${1:?usage: validate-hopper.sh prepare|step|finish WORK [N]}
+work=${2:?usage: validate-hopper.sh prepare|step|finish WORK [N]}
+root=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+cd "$work"  # run folders go to $work/.stackdecide/runs
+
+case "$action" in
+prepare)
+  stackdecide probe > probe.txt 2>&1 || true
+  stackdecide probe --format json > probe.json 2>/dev/null || true
+  cat probe.txt
+  # The report's recommended configuration must be refused before anything starts.
+  set +e
+  stackdecide launch "$root/criteria/rtx4090.yaml" --winner --dry-run > rtx4090-dry-run.txt 2>&1
+  echo "exit status: $?" >> rtx4090-dry-run.txt
+  set -e
+  cat rtx4090-dry-run.txt
+  # Point the decision at the GPU present, with its datasheet bandwidth, so evidence matches it.
+  gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
+  case "$gpu" in
+    *H200*) vram=140; bandwidth=4800 ;;
+    *H100*NVL*) vram=94; bandwidth=3900 ;;
+    *H100*PCIe*) vram=80; bandwidth=2000 ;;
+    *H100*) vram=80; bandwidth=3350 ;;
+    *) echo "not a Hopper GPU: $gpu" >&2; exit 1 ;;
+  esac
+  sed -e "s/^    gpu: .*/    gpu: $gpu/" -e "s/^    vram_gb: .*/    vram_gb: $vram/" \
+      -e "s/^    memory_bandwidth_gb_s: .*/    memory_bandwidth_gb_s: $bandwidth/" \
+      "$root/criteria/hopper.yaml" > hopper.yaml
+  stackdecide check hopper.yaml | tee check.txt
+  stackdecide score hopper.yaml --format json > before.json
+  ;;
+step)
+  stackdecide launch hopper.yaml --winner --bench --until-stable --dummy-weights \
+    --evidence evidence.db --max-launches "${3:-1}" --timeout 900 2>&1 | tee -a loop.txt
+  ;;
+finish)
+  stackdecide score hopper.yaml --evidence evidence.db | tee after.txt
+  stackdecide score hopper.yaml --evidence evidence.db --format json > after.json
+  stackdecide evidence export --evidence evidence.db --format json > evidence.json
+  stackdecide report hopper.yaml --evidence evidence.db --html report.html --no-engine-command \
+    || true
+  ;;
+*)
+  echo "unknown action '$action'" >&2
+  exit 2
+  ;;
+esac
