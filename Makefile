@@ -1,15 +1,14 @@
 # Two entry points, both from a fresh clone with nothing installed but Python 3.11+:
 #   make demo   the whole loop on the CPU engine: score, launch the winner, benchmark, re-score
-#   make test   lint and the full test suite, real CPU engine included
+#   make test   lint and the full test suite, real CPU engine and headless Chromium included
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install engine lint clean
+.PHONY: demo test install engine browser lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
@@ -18,6 +17,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 $(VENV)/.engine: $(VENV)/.installed scripts/install-engine-cpu.sh
 	bash scripts/install-engine-cpu.sh $(BIN)/python
 	touch $@
+
+browser:
+	bash scripts/install-chromium.sh
 
 install: $(VENV)/.installed
 
@@ -29,7 +31,7 @@ demo: engine
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 
-test: engine lint
+test: engine browser lint
 	$(BIN)/pytest
 
 clean:

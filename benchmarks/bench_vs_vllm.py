@@ -35,18 +35,8 @@ import aiohttp
 from stackdecide.engine.bench import BenchConfig, BenchResult, run_bench
 from stackdecide.engine.bench_stream import Timeouts
 from stackdecide.engine.probe import vllm_python
+from stackdecide.engine.reference import vllm_bench_serve_argv
 
-VLLM_BENCH = """\
-import sys
-from vllm.benchmarks.serve import add_cli_args, main
-try:
-    from vllm.utils.argparse_utils import FlexibleArgumentParser
-except ImportError:
-    from vllm.utils import FlexibleArgumentParser
-parser = FlexibleArgumentParser()
-add_cli_args(parser)
-main(parser.parse_args(sys.argv[1:]))
-"""
 KEYS = ("output_tok_s", "ttft_ms_p50", "tpot_ms_p50")
 
 
@@ -65,7 +55,7 @@ def served_model(url: str) -> tuple[str, str]:
 def vllm_command(python: str, url: str, model: str, tokenizer: str, input_len: int,
                  output_len: int, num_prompts: int, concurrency: int, seed: int,
                  result_dir: str) -> list[str]:
-    return [python, "-u", "-c", VLLM_BENCH, "--backend", "vllm", "--base-url", url,
+    return vllm_bench_serve_argv(python, "--backend", "vllm", "--base-url", url,
             "--endpoint", "/v1/completions", "--model", model, "--tokenizer", tokenizer,
             "--dataset-name", "random", "--random-input-len", str(input_len),
             "--random-output-len", str(output_len), "--random-range-ratio", "0",
@@ -73,7 +63,7 @@ def vllm_command(python: str, url: str, model: str, tokenizer: str, input_len: i
             "--request-rate", "inf", "--ignore-eos", "--num-warmups", "0",
             "--seed", str(seed), "--percentile-metrics", "ttft,tpot,itl,e2el",
             "--metric-percentiles", "50,90,99", "--disable-tqdm", "--save-result",
-            "--result-dir", result_dir, "--result-filename", "vllm.json"]
+            "--result-dir", result_dir, "--result-filename", "vllm.json")
 
 
 def vllm_row(result_dir: str, output: str, returncode: int) -> dict[str, float]:

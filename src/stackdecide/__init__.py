@@ -6,14 +6,13 @@
 >>> ranking.winner
 """
 
+from stackdecide._version import __version__
 from stackdecide.audit import Finding
 from stackdecide.cells import Cell
 from stackdecide.decision import Decision
 from stackdecide.errors import DecisionFileError, EngineError, EvidenceError, StackdecideError
 from stackdecide.loader import load, parse
 from stackdecide.result import Ranking
-
-from stackdecide._version import __version__
 
 __all__ = [
     "Cell",

@@ -20,7 +20,7 @@ def record_last_decision(decision_file: str | Path, base: Path | None = None) ->
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / _LAST
     temporary = target.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps({"file": str(Path(decision_file).resolve())}))
+    temporary.write_text(json.dumps({"file": str(Path(decision_file).absolute())}))
     temporary.replace(target)  # atomic: a reader never sees half a file
 
 

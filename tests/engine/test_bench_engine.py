@@ -61,6 +61,7 @@ from stackdecide.engine.bench import BenchConfig, BenchResult, run_bench
 from stackdecide.engine.bench_stats import Slo, summarize
 from stackdecide.engine.bench_stream import Timeouts
 from stackdecide.engine.probe import vllm_python
+from stackdecide.engine.reference import vllm_bench_serve_argv
 from stackdecide.engine.scaffold import scaffold_model
 
 pytestmark = pytest.mark.engine
@@ -91,17 +92,6 @@ for name in ("ttft", "tpot", "itl", "e2el"):
 print("RESULT " + json.dumps(out))
 """
 
-VLLM_BENCH = """\
-import sys
-from vllm.benchmarks.serve import add_cli_args, main
-try:
-    from vllm.utils.argparse_utils import FlexibleArgumentParser
-except ImportError:
-    from vllm.utils import FlexibleArgumentParser
-parser = FlexibleArgumentParser()
-add_cli_args(parser)
-main(parser.parse_args(sys.argv[1:]))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +161,7 @@ def _bursty(ttfts: list[float], latencies: list[float]) -> bool:
 
 def _vllm_bench_cmd(python: str, url: str, model: str, tokenizer: str, seed: int,
                     workload: dict[str, int], result_dir: str) -> list[str]:
-    return [python, "-u", "-c", VLLM_BENCH, "--backend", "vllm", "--base-url", url,
+    return vllm_bench_serve_argv(python, "--backend", "vllm", "--base-url", url,
             "--endpoint", "/v1/completions", "--model", model, "--tokenizer", tokenizer,
             "--dataset-name", "random", "--random-input-len", str(workload["input_len"]),
             "--random-output-len", str(workload["output_len"]), "--random-range-ratio", "0",
@@ -180,7 +170,7 @@ def _vllm_bench_cmd(python: str, url: str, model: str, tokenizer: str, seed: int
             "--ignore-eos", "--num-warmups", "0", "--seed", str(seed),
             "--percentile-metrics", "ttft,tpot,itl,e2el", "--disable-tqdm",
             "--save-result", "--save-detailed", "--result-dir", result_dir,
-            "--result-filename", "vllm.json"]
+            "--result-filename", "vllm.json")
 
 
 def _run_ours(url: str, model: str, seed: int, workload: dict[str, int]) -> BenchResult:

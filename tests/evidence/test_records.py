@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from stackdecide.errors import EvidenceError, Location
-from stackdecide.metrics import METRICS, get_metric
 from stackdecide.evidence.records import (
     EXPORT_FORMAT,
     EvidenceRecord,
@@ -18,6 +17,7 @@ from stackdecide.evidence.records import (
     dump_json,
     dump_jsonl,
 )
+from stackdecide.metrics import METRICS, get_metric
 
 from .conftest import make_record
 

@@ -33,9 +33,9 @@ from stackdecide._yaml import format_path
 from stackdecide.cells import Cell
 from stackdecide.errors import EvidenceError, Location
 from stackdecide.evidence.importers import parse_scenario_value
-from stackdecide.metrics import METRICS, Metric, unknown_metric_message
 from stackdecide.evidence.records import EvidenceRecord, EvidenceSet
 from stackdecide.evidence.value_functions import measured_score
+from stackdecide.metrics import METRICS, Metric, unknown_metric_message
 from stackdecide.schema import Criterion, Stack
 
 if TYPE_CHECKING:

@@ -18,7 +18,6 @@ from types import TracebackType
 from typing import Any, Literal
 
 from stackdecide.errors import EvidenceError, Location
-from stackdecide.metrics import get_metric
 from stackdecide.evidence.records import (
     EvidenceRecord,
     EvidenceSet,
@@ -27,6 +26,7 @@ from stackdecide.evidence.records import (
     dump_json,
     dump_jsonl,
 )
+from stackdecide.metrics import get_metric
 from stackdecide.state import STATE_DIR, last_decision
 
 DEFAULT_FILENAME = "evidence.db"
