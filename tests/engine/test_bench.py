@@ -608,3 +608,26 @@ def test_errors_are_stackdecide_errors() -> None:
     for cls in (ServerUnreachableError, NotOpenAICompatibleError, RunAbortedError, BenchError,
                 BenchConfigError):
         assert issubclass(cls, StackdecideError)
+
+
+def test_bursty_streams_give_no_decode_rate() -> None:
+    # 64 tokens per request in 2 chunks: the client's TPOT measures the HTTP path, not decoding.
+    from stackdecide.engine.bench import BenchConfig, BenchResult, LevelResult
+    from stackdecide.engine.bench_stats import RequestRecord
+
+    def request(index: int, chunks: int) -> RequestRecord:
+        return RequestRecord(index=index, prompt_len=32, max_tokens=64, success=True,
+                             ttft_s=0.2, latency_s=0.2005, itl_s=[0.0005] * (chunks - 1),
+                             output_tokens=64, chunks=chunks, usage_reported=True)
+
+    def rows(chunks: int) -> dict[str, float]:
+        level = LevelResult(concurrency=1, input_len=32, output_len=64, num_prompts=3,
+                            records=[request(i, chunks) for i in range(3)], duration_s=0.7,
+                            complete=True)
+        result = BenchResult(BenchConfig(url="http://127.0.0.1:1", scenario="decode"),
+                             levels=[level])
+        return {row.metric: row.value for row in result.metric_rows()}
+
+    bursty = rows(chunks=2)
+    assert "decode_tok_s" not in bursty and bursty["output_tok_s"] == pytest.approx(64 * 3 / 0.7)
+    assert rows(chunks=64)["decode_tok_s"] == pytest.approx(1000 / (0.0005 / 63 * 1000))

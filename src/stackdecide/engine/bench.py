@@ -263,7 +263,10 @@ class BenchResult:
                 if value is not None and np.isfinite(value):
                     rows.append(MetricRow(metric, float(value), unit, dict(scenario)))
 
-            if self.scenario == "decode" and summary.tpot is not None and summary.tpot.median > 0:
+            if self.scenario == "decode" and summary.tpot is not None and \
+                    summary.tpot.median > 0 and not summary.bursty:
+                # A bursty stream's TPOT is not a decode time: no decode_tok_s then
+                # (output_tok_s of the one stream still holds); see docs/metrics.md.
                 add("decode_tok_s", 1000.0 / summary.tpot.median, "tok/s")
             if self.scenario == "prefill" and summary.prefill_tok_s is not None:
                 add("prefill_tok_s", summary.prefill_tok_s.median, "tok/s")

@@ -132,6 +132,11 @@ def is_good(record: RequestRecord, slo: Slo) -> bool:
     return all(checks)
 
 
+# More output tokens per streamed chunk than this (median request) and per-token timings are
+# not decode timings; vLLM streams one token per chunk by default.
+BURSTY_TOKENS_PER_CHUNK = 4.0
+
+
 @dataclass(frozen=True)
 class Summary:
     """What ``vllm bench serve`` reports for one run, from the successful requests.
@@ -154,6 +159,17 @@ class Summary:
     itl: Distribution | None
     e2el: Distribution | None
     prefill_tok_s: Distribution | None = None  # per request prompt_len / TTFT, as tok/s (not ms)
+    tokens_per_chunk_p50: float | None = None  # median over requests of output tokens / chunks
+
+    @property
+    def bursty(self) -> bool:
+        """Whether the median request arrived in bursts of tokens rather than token by token.
+
+        A server that decodes faster than it streams (a tiny model on a CPU) sends most of a
+        request's tokens in a few chunks; TPOT then measures the HTTP path, not decoding.
+        """
+        return self.tokens_per_chunk_p50 is not None and \
+            self.tokens_per_chunk_p50 > BURSTY_TOKENS_PER_CHUNK
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,6 +187,7 @@ def summarize(records: Sequence[RequestRecord], duration_s: float, slo: Slo | No
     itls = [gap for r in good for gap in r.itl_s]
     rate = (lambda n: n / duration_s) if duration_s > 0 else (lambda n: 0.0)
     prefill = [r.prompt_len / r.ttft_s for r in good if r.ttft_s > 0]
+    per_chunk = [r.output_tokens / r.chunks for r in good if r.chunks > 0]
     return Summary(
         completed=len(good), failed=failed, duration_s=duration_s,
         total_input_tokens=total_input, total_output_tokens=total_output,
@@ -181,4 +198,5 @@ def summarize(records: Sequence[RequestRecord], duration_s: float, slo: Slo | No
         tpot=distribution(tpots, percentiles),
         itl=distribution(itls, percentiles),
         e2el=distribution([r.latency_s for r in good], percentiles),
-        prefill_tok_s=distribution(prefill, percentiles, scale=1.0))
+        prefill_tok_s=distribution(prefill, percentiles, scale=1.0),
+        tokens_per_chunk_p50=float(np.median(per_chunk)) if per_chunk else None)
