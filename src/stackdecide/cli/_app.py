@@ -48,6 +48,19 @@ def format_option(default: str = "table") -> Callable[[F], F]:
                          show_default=True, help="Output format.")
 
 
+def method_option() -> Callable[[F], F]:
+    from stackdecide.methods import METHODS
+
+    return click.option("--method", type=click.Choice(METHODS), default="wsm", show_default=True,
+                        help="wsm: weighted sum; wpm: weighted product; topsis: closeness to the "
+                             "scale's ends.")
+
+
+def any_hardware_option(help_text: str = "Also use evidence measured on hardware other than the "
+                                         "decision's (marked).") -> Callable[[F], F]:
+    return click.option("--any-hardware", is_flag=True, help=help_text)
+
+
 def decision_argument() -> Callable[[F], F]:
     # Existence is checked by the loader so the message names the file the same way as others.
     return click.argument("file", type=click.Path(dir_okay=True, path_type=str))

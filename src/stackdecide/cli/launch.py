@@ -9,7 +9,7 @@ from dataclasses import replace
 import click
 
 import stackdecide
-from stackdecide.cli._app import handle_errors, main
+from stackdecide.cli._app import any_hardware_option, handle_errors, main
 from stackdecide.engine.launcher import (
     DEFAULT_TIMEOUT_S,
     LaunchFailed,
@@ -87,8 +87,7 @@ def _record(store_path: str, outcome: LaunchOutcome) -> None:
 @click.option("--evidence", "evidence_path", type=click.Path(dir_okay=False),
               help="Evidence database [default: .stackdecide/evidence.db beside FILE]. Every "
                    "launch records launch_ok (and startup_s) there.")
-@click.option("--any-hardware", is_flag=True,
-              help="With --bench: also rank with evidence from other hardware (marked).")
+@any_hardware_option("With --bench: also rank with evidence from other hardware (marked).")
 @handle_errors
 def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bool, keep: bool,
            port: int, host: str, timeout_s: float, dummy_weights: bool,

@@ -7,9 +7,14 @@ from pathlib import Path
 import click
 
 import stackdecide
-from stackdecide.cli._app import decision_argument, handle_errors, main
+from stackdecide.cli._app import (
+    any_hardware_option,
+    decision_argument,
+    handle_errors,
+    main,
+    method_option,
+)
 from stackdecide.errors import StackdecideError
-from stackdecide.methods import METHODS
 
 
 @main.command()
@@ -23,10 +28,8 @@ from stackdecide.methods import METHODS
 @click.option("--evidence", "evidence_path", type=click.Path(dir_okay=False),
               help="Evidence database (SQLite) or export file; adds measured scores, the "
                    "before/after ranking and roofline shares.")
-@click.option("--any-hardware", is_flag=True,
-              help="Also use evidence measured on hardware other than the decision's (marked).")
-@click.option("--method", type=click.Choice(METHODS), default="wsm", show_default=True,
-              help="wsm: weighted sum; wpm: weighted product; topsis: closeness to the scale's ends.")
+@any_hardware_option()
+@method_option()
 @click.option("--samples", type=click.IntRange(min=1), default=None,
               help="SMAA weight vectors (default: the file's sensitivity.samples, 10,000).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,

@@ -9,8 +9,14 @@ import click
 
 import stackdecide
 from stackdecide import report
-from stackdecide.cli._app import decision_argument, format_option, handle_errors, main
-from stackdecide.methods import METHODS
+from stackdecide.cli._app import (
+    any_hardware_option,
+    decision_argument,
+    format_option,
+    handle_errors,
+    main,
+    method_option,
+)
 from stackdecide.state import record_last_decision
 
 
@@ -24,13 +30,11 @@ def _load_evidence(path: str | None):
 
 @main.command()
 @decision_argument()
-@click.option("--method", type=click.Choice(METHODS), default="wsm", show_default=True,
-              help="wsm: weighted sum; wpm: weighted product; topsis: closeness to the scale's ends.")
+@method_option()
 @format_option()
 @click.option("--evidence", "evidence_path", type=click.Path(dir_okay=False),
               help="Evidence database (SQLite); measured scores replace judged ones.")
-@click.option("--any-hardware", is_flag=True,
-              help="Also use evidence measured on hardware other than the decision's (marked).")
+@any_hardware_option()
 @handle_errors
 def score(file: str, method: str, fmt: str, evidence_path: str | None, any_hardware: bool) -> None:
     """Rank the candidates of decision FILE and audit its reported totals.
