@@ -7,7 +7,6 @@ limits stop alias bombs ("billion laughs") and absurd nesting before they cost m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -166,14 +165,3 @@ def load_yaml(text: str, file: str) -> tuple[Any, Positions]:
     finally:
         loader.dispose()
 
-
-def iter_paths(value: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, Any]]:
-    """Every (path, leaf) pair of a loaded value, depth first."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from iter_paths(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from iter_paths(item, (*path, index))
-    else:
-        yield path, value

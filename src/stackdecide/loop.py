@@ -9,7 +9,7 @@ measurements rather than judgements.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,6 @@ class LoopResult:
     after: Ranking
     measurements: tuple[Measurement, ...] = ()
     stopped_because: str = ""
-    history: tuple[str | None, ...] = field(default=())  # the leader after each re-score
 
 
 def hardware_of(outcome: LaunchOutcome) -> HardwareInfo | None:
@@ -206,7 +205,6 @@ def until_stable(decision: Decision, store: EvidenceStore, options: LaunchOption
     before = decision.score(evidence=store.load(), any_hardware=any_hardware)
     ranking = before
     measurements: list[Measurement] = []
-    history: list[str | None] = [before.winner]
     while True:
         if not stable and measurements:
             reason = f"measured {measurements[0].candidate_id}"
@@ -228,6 +226,5 @@ def until_stable(decision: Decision, store: EvidenceStore, options: LaunchOption
         measurements.append(measure(decision, candidate_id, store, options, notify=say,
                                     bench_progress=bench_progress))
         ranking = decision.score(evidence=store.load(), any_hardware=any_hardware)
-        history.append(ranking.winner)
         say(f"re-scored: leader is now {ranking.winner}")
-    return LoopResult(before, ranking, tuple(measurements), reason, tuple(history))
+    return LoopResult(before, ranking, tuple(measurements), reason)
