@@ -27,8 +27,8 @@ from collections.abc import Callable
 import aiohttp
 from aiohttp import web
 
-from stackdecide.engine.bench import BenchConfig, BenchRunner
-from stackdecide.engine.bench_stream import Timeouts
+from stackdecide.bench.runner import BenchConfig, BenchRunner
+from stackdecide.bench.stream import Timeouts
 
 TARGET_TOK_S = 20_000
 

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import aiohttp
 
-from stackdecide.engine.bench import BenchConfig, BenchResult, run_bench
-from stackdecide.engine.bench_stream import Timeouts
-from stackdecide.engine.probe import vllm_python
-from stackdecide.engine.reference import vllm_bench_serve_argv
+from stackdecide.bench.runner import BenchConfig, BenchResult, run_bench
+from stackdecide.bench.stream import Timeouts
+from stackdecide.vllm.probe import vllm_python
+from vllm_reference import vllm_bench_serve_argv
 
 KEYS = ("output_tok_s", "ttft_ms_p50", "tpot_ms_p50")
 

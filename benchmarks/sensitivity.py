@@ -23,9 +23,9 @@ import numpy as np
 from pymcdm.methods import WSM
 
 import stackdecide
-from stackdecide.sensitivity import run_smaa
-from stackdecide.sensitivity.flips import weighted_totals
-from stackdecide.sensitivity.smaa import sampled_weights
+from stackdecide.robustness import run_smaa
+from stackdecide.robustness.flips import weighted_totals
+from stackdecide.robustness.smaa import sampled_weights
 
 SCALE_HIGH = 10.0
 LOOP_BUDGET_S = 20.0  # longer pymcdm loops are timed on a prefix and extrapolated

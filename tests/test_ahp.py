@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import stackdecide
-from stackdecide.ahp import ahp_weights, matrix_from_rows, reciprocal_errors
 from stackdecide.errors import DecisionFileError
+from stackdecide.mcda.ahp import ahp_weights, matrix_from_rows, reciprocal_errors
 
 # Saaty, T. L. (1990). How to make a decision: The analytic hierarchy process. European Journal of
 # Operational Research 48(1), 9-26: the house-buying example, eight criteria (size of house,

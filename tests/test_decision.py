@@ -77,10 +77,20 @@ def test_ties_share_a_rank_and_keep_file_order(small_text: str) -> None:
 
 def test_replace_returns_a_new_decision(rtx4090_path: Path) -> None:
     decision = stackdecide.load(rtx4090_path)
-    heavier = decision.replace(weights={"installation_stability": 2.0})
+    heavier = decision.replace(weights={"installation_stability": 0.45})
     assert heavier is not decision
-    assert heavier.weights.sum() == pytest.approx(1.0)
+    # the named weight becomes 45%; the others keep their proportions in the remaining 55%
+    assert heavier.weights_by_id == pytest.approx({
+        "fp8_performance": 0.35 / 0.8 * 0.55, "rtx4090_optimization": 0.25 / 0.8 * 0.55,
+        "installation_stability": 0.45, "performance_targets": 0.20 / 0.8 * 0.55})
     assert decision.weights_by_id["installation_stability"] == pytest.approx(0.2)
+    # the same convention as the flip distances: past 27/59 = 45.8% the winner changes
+    assert decision.replace(weights={"installation_stability": 0.457}).score().winner == \
+        "vllm-flashinfer-torch271"
+    assert decision.replace(weights={"installation_stability": 0.459}).score().winner == \
+        "vllm-flashinfer-torch262"
+    with pytest.raises(StackdecideError, match="between 0 and 1"):
+        decision.replace(weights={"installation_stability": 2.0})
     changed = decision.replace(scores={("vllm-cuda-torch271", "fp8_performance"): 10.0})
     assert changed.score().total("vllm-cuda-torch271") == pytest.approx(72.5 + 0.35 * 30)
     with pytest.raises(StackdecideError, match="outside the scale"):

@@ -8,7 +8,7 @@ from pymcdm import helpers
 from pymcdm.methods import TOPSIS, WPM, WSM
 from pymcdm.normalizations import minmax_normalization
 
-from stackdecide import methods
+from stackdecide.mcda import methods
 
 # Triantaphyllou, E. (2000). Multi-Criteria Decision Making Methods: A Comparative Study. Kluwer,
 # ch. 2; reproduced in Wikipedia's "Weighted sum model" and "Weighted product model" articles:

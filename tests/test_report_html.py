@@ -16,18 +16,18 @@ from click.testing import CliRunner
 
 import stackdecide
 from stackdecide.cli import main
-from stackdecide.engine.roofline import decode_ceiling, hardware_from, prefill_ceiling
-from stackdecide.engine.shapes import SHAPES
-from stackdecide.engine.vllm_args import VllmArgSpec
 from stackdecide.evidence import EvidenceRecord, EvidenceStore, HardwareInfo, load_evidence
-from stackdecide.html_report import (
+from stackdecide.facts.roofline import decode_ceiling, hardware_from, prefill_ceiling
+from stackdecide.facts.shapes import SHAPES
+from stackdecide.report.charts import TOP_N
+from stackdecide.report.html import (
     MissingDependencyError,
     build_report,
     command_lines,
     render_html,
     render_markdown,
 )
-from stackdecide.html_report.charts import TOP_N
+from stackdecide.vllm.args import VllmArgSpec
 
 LAPTOP = "NVIDIA GeForce RTX 4090 Laptop GPU"
 SOFTWARE = {"vllm": "0.10.1.1", "torch": "2.7.1+cu128", "cuda": "12.8", "transformers": "4.55.0"}

@@ -10,14 +10,14 @@ import pytest
 from click.testing import CliRunner
 
 import stackdecide
-from stackdecide import methods
 from stackdecide.cli import main
 from stackdecide.errors import DecisionFileError
-from stackdecide.sensitivity import analyze, flip_distances, run_smaa, tradeoff
-from stackdecide.sensitivity.flips import weighted_totals
-from stackdecide.sensitivity.report import render
-from stackdecide.sensitivity.smaa import rank_order, score_uncertainty
-from stackdecide.sensitivity.weights import WeightRegion, WeightStream, uniform_simplex
+from stackdecide.mcda import methods
+from stackdecide.mcda.weights import WeightRegion, WeightStream, uniform_simplex
+from stackdecide.robustness import analyze, flip_distances, run_smaa, tradeoff
+from stackdecide.robustness.flips import weighted_totals
+from stackdecide.robustness.report import render
+from stackdecide.robustness.smaa import rank_order, score_uncertainty
 
 
 def decision_text(scores: dict[str, list[float]], weights: list[float], *,
@@ -404,7 +404,7 @@ def test_analyze_carries_every_part(rtx4090_path: Path) -> None:
 
 
 def test_smaa_counts_equal_a_plain_loop_over_its_own_weights() -> None:
-    from stackdecide.sensitivity.smaa import sampled_weights
+    from stackdecide.robustness.smaa import sampled_weights
 
     rng = np.random.default_rng(11)
     scores = {f"k{i}": [round(float(v), 2) for v in rng.uniform(0, 10, 4)] for i in range(6)}

@@ -3,16 +3,17 @@
 >>> import stackdecide
 >>> decision = stackdecide.load("criteria/rtx4090.yaml")
 >>> ranking = decision.score()          # weighted sum; also method="wpm" or "topsis"
->>> ranking.winner
+>>> ranking.winner, ranking.totals_by_candidate
+>>> stackdecide.sensitivity(decision).flips.nearest
 """
 
 from stackdecide._version import __version__
-from stackdecide.audit import Finding
-from stackdecide.cells import Cell
-from stackdecide.decision import Decision
+from stackdecide.decision import Decision, load, parse, sensitivity
 from stackdecide.errors import DecisionFileError, EngineError, EvidenceError, StackdecideError
-from stackdecide.loader import load, parse
-from stackdecide.result import Ranking
+from stackdecide.model.cells import Cell
+from stackdecide.model.findings import Finding
+from stackdecide.model.ranking import Ranking
+from stackdecide.robustness import Sensitivity
 
 __all__ = [
     "Cell",
@@ -22,8 +23,10 @@ __all__ = [
     "EvidenceError",
     "Finding",
     "Ranking",
+    "Sensitivity",
     "StackdecideError",
     "__version__",
     "load",
     "parse",
+    "sensitivity",
 ]

@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from stackdecide.bench.runner import BenchConfig, BenchError, BenchResult, Progress, run_bench
 from stackdecide.decision import Decision
-from stackdecide.engine.bench import BenchConfig, BenchError, BenchResult, Progress, run_bench
-from stackdecide.engine.launcher import LaunchFailed, LaunchOptions, LaunchRefused, launch_server
-from stackdecide.engine.runs import LaunchOutcome
 from stackdecide.evidence.records import EvidenceRecord, HardwareInfo
 from stackdecide.evidence.store import EvidenceStore
-from stackdecide.result import Ranking
-from stackdecide.schema import BenchScenario
+from stackdecide.launch.launcher import LaunchFailed, LaunchOptions, LaunchRefused, launch_server
+from stackdecide.launch.runs import LaunchOutcome
+from stackdecide.model.ranking import Ranking
+from stackdecide.model.schema import BenchScenario
 
 Notify = Callable[[str], None]
 

@@ -23,8 +23,7 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner
 
-from stackdecide.cli import main
-from stackdecide.engine.bench import (
+from stackdecide.bench.runner import (
     BenchConfig,
     BenchConfigError,
     BenchError,
@@ -35,11 +34,12 @@ from stackdecide.engine.bench import (
     normalize_url,
     run_bench,
 )
-from stackdecide.engine.bench_stats import RequestRecord, Slo, parse_slo, summarize
-from stackdecide.engine.bench_stream import FailureKind, Timeouts
-from stackdecide.engine.server_metrics import cross_check, parse_metrics
+from stackdecide.bench.server_metrics import cross_check, parse_metrics
+from stackdecide.bench.stats import RequestRecord, Slo, parse_slo, summarize
+from stackdecide.bench.stream import FailureKind, Timeouts
+from stackdecide.cli import main
 from stackdecide.errors import StackdecideError
-from stackdecide.metrics import METRICS
+from stackdecide.model.metrics import METRICS
 
 ALLOWED_METRICS = {"decode_tok_s", "prefill_tok_s", "output_tok_s", "total_tok_s",
                    "request_per_s", "goodput_req_s"} | {
@@ -612,8 +612,8 @@ def test_errors_are_stackdecide_errors() -> None:
 
 def test_bursty_streams_give_no_decode_rate() -> None:
     # 64 tokens per request in 2 chunks: the client's TPOT measures the HTTP path, not decoding.
-    from stackdecide.engine.bench import BenchConfig, BenchResult, LevelResult
-    from stackdecide.engine.bench_stats import RequestRecord
+    from stackdecide.bench.runner import BenchConfig, BenchResult, LevelResult
+    from stackdecide.bench.stats import RequestRecord
 
     def request(index: int, chunks: int) -> RequestRecord:
         return RequestRecord(index=index, prompt_len=32, max_tokens=64, success=True,

@@ -57,12 +57,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from stackdecide.engine.bench import BenchConfig, BenchResult, run_bench
-from stackdecide.engine.bench_stats import Slo, summarize
-from stackdecide.engine.bench_stream import Timeouts
-from stackdecide.engine.probe import vllm_python
-from stackdecide.engine.reference import vllm_bench_serve_argv
-from stackdecide.engine.scaffold import scaffold_model
+from stackdecide.bench.runner import BenchConfig, BenchResult, run_bench
+from stackdecide.bench.stats import Slo, summarize
+from stackdecide.bench.stream import Timeouts
+from stackdecide.launch.scaffold import scaffold_model
+from stackdecide.vllm.probe import vllm_python
+from vllm_reference import vllm_bench_serve_argv
 
 pytestmark = pytest.mark.engine
 

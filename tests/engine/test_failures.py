@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from stackdecide.engine import failures
-from stackdecide.engine.failures import classify, phase_of
+from stackdecide.vllm import logs as failures
+from stackdecide.vllm.logs import classify, phase_of
 
 LOGS = Path(__file__).parent / "data" / "vllm-0.32-cpu"
 

@@ -30,17 +30,11 @@ from engine_support import (
 )
 
 import stackdecide
-from stackdecide.engine import failures
-from stackdecide.engine.launcher import (
-    LaunchFailed,
-    LaunchOptions,
-    ServerHandle,
-    plan_launch,
-    start_server,
-)
-from stackdecide.engine.render import render
-from stackdecide.engine.runs import read_outcome
-from stackdecide.engine.vllm_args import load_arg_spec
+from stackdecide.launch.launcher import LaunchFailed, LaunchOptions, ServerHandle, plan_launch, start_server
+from stackdecide.launch.runs import read_outcome
+from stackdecide.vllm import logs as failures
+from stackdecide.vllm.args import load_arg_spec
+from stackdecide.vllm.render import render
 
 pytestmark = pytest.mark.engine
 
@@ -194,7 +188,7 @@ import json, signal, sys, time
 from pathlib import Path
 signal.signal(signal.SIGINT, signal.default_int_handler)  # even if the parent ignores SIGINT
 import stackdecide
-from stackdecide.engine.launcher import LaunchOptions, launch_server
+from stackdecide.launch.launcher import LaunchOptions, launch_server
 
 def report(event):
     print(json.dumps({"phase": event.phase, "line": event.line}), flush=True)

@@ -13,13 +13,13 @@ from engine_support import CPU_DECISION, ROOT, require_vllm
 
 import stackdecide
 from stackdecide.cli import main
-from stackdecide.engine import launcher, preflight
-from stackdecide.engine.launcher import LaunchOptions, LaunchRefused, plan_launch, start_server
-from stackdecide.engine.probe import GpuReport
-from stackdecide.engine.runs import read_outcome
 from stackdecide.errors import StackdecideError
-from stackdecide.schema import ModelSpec
+from stackdecide.launch import launcher, preflight
+from stackdecide.launch.launcher import LaunchOptions, LaunchRefused, plan_launch, start_server
+from stackdecide.launch.runs import read_outcome
+from stackdecide.model.schema import ModelSpec
 from stackdecide.state import record_last_decision
+from stackdecide.vllm.probe import GpuReport
 
 NO_GPU = GpuReport((), unavailable="test: no GPU")
 

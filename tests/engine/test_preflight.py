@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from stackdecide.engine import memory, preflight
-from stackdecide.engine.memory import GIB
-from stackdecide.engine.probe import GpuInfo, GpuProcess, RuntimeVersions
-from stackdecide.engine.scaffold import scaffold_model
-from stackdecide.engine.shapes import SHAPES
-from stackdecide.schema import Hardware, ModelSpec, Stack
+from stackdecide.facts import memory
+from stackdecide.facts.memory import GIB
+from stackdecide.facts.shapes import SHAPES
+from stackdecide.launch import preflight
+from stackdecide.launch.scaffold import scaffold_model
+from stackdecide.model.schema import Hardware, ModelSpec, Stack
+from stackdecide.vllm.probe import GpuInfo, GpuProcess, RuntimeVersions
 
 RTX4090 = Hardware(gpu="NVIDIA GeForce RTX 4090 Laptop GPU", vram_gb=16, compute_capability="8.9")
 QWEN_FP8 = ModelSpec(id="Qwen/Qwen3-4B-Instruct-2507-FP8", shape="qwen3-4b", weights="fp8-block")

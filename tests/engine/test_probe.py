@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from stackdecide.cli import main
-from stackdecide.engine import probe
+from stackdecide.vllm import probe
 
 
 def test_gpus_without_nvml_or_driver_are_reported_not_raised() -> None:

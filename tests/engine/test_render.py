@@ -14,9 +14,9 @@ import shlex
 
 import pytest
 
-from stackdecide.engine import _vllm_introspect
-from stackdecide.engine.render import REMOVED_KEYS, render
-from stackdecide.engine.vllm_args import VllmArgSpec
+from stackdecide.vllm import _introspect as _vllm_introspect
+from stackdecide.vllm.args import VllmArgSpec
+from stackdecide.vllm.render import REMOVED_KEYS, render
 
 KV_DTYPES_NEW = ["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc"]
 

@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 
 import stackdecide
-from stackdecide.engine.gpus import GPUS, find_gpu
-from stackdecide.engine.roofline import (
+from stackdecide.facts.gpus import GPUS, find_gpu
+from stackdecide.facts.roofline import (
     RooflineError,
     best_prefill_ceiling,
     decode_ceiling,
     hardware_from,
     prefill_ceiling,
 )
-from stackdecide.engine.shapes import SHAPES
+from stackdecide.facts.shapes import SHAPES
 
 QWEN3_4B = SHAPES["qwen3-4b"]
 LINEAR = 36 * (2560 * 128 * (2 * 32 + 2 * 8) + 3 * 2560 * 9728)  # 3,633,315,840

@@ -10,14 +10,14 @@ from click.testing import CliRunner
 from tokenizers import Tokenizer
 
 from stackdecide.cli import main
-from stackdecide.engine.scaffold import (
+from stackdecide.errors import StackdecideError
+from stackdecide.facts.shapes import SHAPES
+from stackdecide.launch.scaffold import (
     FP8_BLOCK_QUANTIZATION,
     SCAFFOLD_MARKER,
     scaffold_model,
     shape_from_config,
 )
-from stackdecide.engine.shapes import SHAPES
-from stackdecide.errors import StackdecideError
 
 
 @pytest.mark.parametrize("name", sorted(SHAPES))

@@ -17,7 +17,7 @@ from stackdecide.evidence.records import (
     dump_json,
     dump_jsonl,
 )
-from stackdecide.metrics import METRICS, get_metric
+from stackdecide.model.metrics import METRICS, get_metric
 
 from .conftest import make_record
 

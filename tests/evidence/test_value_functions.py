@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stackdecide.evidence import value_functions as vf
-from stackdecide.schema import Measure
+from stackdecide.mcda import value_functions as vf
+from stackdecide.model.schema import Measure
 
 
 def score(measure: dict, raw: float, *, low: float = 0, high: float = 10, benefit: bool = True,

@@ -49,7 +49,7 @@ def format_option(default: str = "table") -> Callable[[F], F]:
 
 
 def method_option() -> Callable[[F], F]:
-    from stackdecide.methods import METHODS
+    from stackdecide.mcda.methods import METHODS
 
     return click.option("--method", type=click.Choice(METHODS), default="wsm", show_default=True,
                         help="wsm: weighted sum; wpm: weighted product; topsis: closeness to the "

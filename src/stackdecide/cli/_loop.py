@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from stackdecide import report
 from stackdecide.decision import Decision
-from stackdecide.engine.launcher import LaunchOptions
 from stackdecide.evidence.store import EvidenceStore
+from stackdecide.launch.launcher import LaunchOptions
 from stackdecide.loop import LoopResult, until_stable
+from stackdecide.report import text as report
 
 
 def run_loop(decision: Decision, store_path: str, options: LaunchOptions, *, stable: bool,

@@ -8,16 +8,10 @@ from typing import Any
 import click
 from tabulate import tabulate
 
+from stackdecide.bench.runner import SCENARIOS, BenchConfig, BenchError, BenchResult, BenchRunner
+from stackdecide.bench.stats import Distribution, parse_slo
+from stackdecide.bench.stream import Timeouts
 from stackdecide.cli._app import FORMATS, handle_errors, main
-from stackdecide.engine.bench import (
-    SCENARIOS,
-    BenchConfig,
-    BenchError,
-    BenchResult,
-    BenchRunner,
-)
-from stackdecide.engine.bench_stats import Distribution, parse_slo
-from stackdecide.engine.bench_stream import Timeouts
 
 
 class _TqdmProgress:

@@ -10,11 +10,11 @@ from pathlib import Path
 import click
 
 import stackdecide
-from stackdecide import report
 from stackdecide.cli._app import handle_errors, main
 from stackdecide.cli._loop import run_loop
 from stackdecide.cli.launch import echo_progress
-from stackdecide.engine.launcher import LaunchOptions
+from stackdecide.launch.launcher import LaunchOptions
+from stackdecide.report import text as report
 from stackdecide.state import state_dir
 
 

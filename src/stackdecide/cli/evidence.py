@@ -25,7 +25,7 @@ from stackdecide.evidence.records import (
     dump_jsonl,
 )
 from stackdecide.evidence.store import EvidenceStore, resolve_evidence_path
-from stackdecide.metrics import METRICS
+from stackdecide.model.metrics import METRICS
 from stackdecide.state import last_decision
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -10,7 +10,8 @@ import click
 
 import stackdecide
 from stackdecide.cli._app import any_hardware_option, handle_errors, main
-from stackdecide.engine.launcher import (
+from stackdecide.evidence.store import EvidenceStore, default_evidence_path
+from stackdecide.launch.launcher import (
     DEFAULT_TIMEOUT_S,
     LaunchFailed,
     LaunchOptions,
@@ -23,10 +24,9 @@ from stackdecide.engine.launcher import (
     start_server,
     winner_id,
 )
-from stackdecide.engine.problems import errors
-from stackdecide.engine.runs import LaunchOutcome
-from stackdecide.evidence.store import EvidenceStore, default_evidence_path
+from stackdecide.launch.runs import LaunchOutcome
 from stackdecide.loop import launch_records
+from stackdecide.model.problems import errors
 
 
 def echo_progress(event: Progress) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from stackdecide.cli._app import handle_errors, main
-from stackdecide.engine.memory import gib, kv_bytes_per_token, weight_bytes
-from stackdecide.engine.scaffold import scaffold_model
-from stackdecide.engine.shapes import SHAPES
+from stackdecide.facts.memory import gib, kv_bytes_per_token, weight_bytes
+from stackdecide.facts.shapes import SHAPES
+from stackdecide.launch.scaffold import scaffold_model
 
 
 @main.group("model")

@@ -8,8 +8,8 @@ import click
 from tabulate import tabulate
 
 from stackdecide.cli._app import handle_errors, main
-from stackdecide.engine.memory import gib
-from stackdecide.engine.probe import ProbeResult, probe
+from stackdecide.facts.memory import gib
+from stackdecide.vllm.probe import ProbeResult, probe
 
 
 def _gpu_rows(result: ProbeResult) -> list[list[str]]:

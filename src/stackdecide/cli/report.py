@@ -7,13 +7,7 @@ from pathlib import Path
 import click
 
 import stackdecide
-from stackdecide.cli._app import (
-    any_hardware_option,
-    decision_argument,
-    handle_errors,
-    main,
-    method_option,
-)
+from stackdecide.cli._app import any_hardware_option, decision_argument, handle_errors, main, method_option
 from stackdecide.errors import StackdecideError
 
 
@@ -53,12 +47,7 @@ def report(file: str, html_path: Path | None, fmt: str | None, output: Path | No
     stackdecide report criteria/rtx4090.yaml --html report.html
     stackdecide report criteria/rtx4090.yaml --format markdown > report.md
     """
-    from stackdecide.html_report import (
-        build_report,
-        find_engine_spec,
-        render_html,
-        render_markdown,
-    )
+    from stackdecide.report.html import build_report, find_engine_spec, render_html, render_markdown
 
     if html_path is not None:
         if fmt == "markdown":

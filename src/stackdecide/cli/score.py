@@ -8,7 +8,6 @@ import sys
 import click
 
 import stackdecide
-from stackdecide import report
 from stackdecide.cli._app import (
     any_hardware_option,
     decision_argument,
@@ -17,6 +16,8 @@ from stackdecide.cli._app import (
     main,
     method_option,
 )
+from stackdecide.model.ranking import JSON_VERSION
+from stackdecide.report import text as report
 from stackdecide.state import record_last_decision
 
 
@@ -58,8 +59,8 @@ def check(file: str, fmt: str) -> None:
     decision = stackdecide.load(file)
     findings = decision.score().findings
     if fmt == "json":
-        click.echo(json.dumps({"version": report.JSON_VERSION, "file": file,
-                               "findings": [report.finding_to_dict(f) for f in findings]},
+        click.echo(json.dumps({"version": JSON_VERSION, "file": file,
+                               "findings": [f.to_dict() for f in findings]},
                               indent=2))
     else:
         click.echo(f"{file}: valid decision, {len(decision.candidates)} candidates x "

@@ -6,8 +6,8 @@ import click
 
 import stackdecide
 from stackdecide.cli._app import decision_argument, handle_errors, main
-from stackdecide.sensitivity import analyze
-from stackdecide.sensitivity.report import render
+from stackdecide.robustness import analyze
+from stackdecide.robustness.report import render
 
 
 @main.command()

@@ -16,7 +16,7 @@ from stackdecide.evidence.apply import AppliedEvidence, apply_evidence, gpu_matc
 from stackdecide.evidence.importers import ImportResult, RunContext, read_evidence_file
 from stackdecide.evidence.records import EvidenceRecord, EvidenceSet, HardwareInfo
 from stackdecide.evidence.store import EvidenceStore, default_evidence_path, load_evidence
-from stackdecide.metrics import METRICS, Metric
+from stackdecide.model.metrics import METRICS, Metric
 
 __all__ = [
     "METRICS",

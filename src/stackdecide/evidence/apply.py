@@ -29,17 +29,17 @@ from typing import TYPE_CHECKING, Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from stackdecide._yaml import format_path
-from stackdecide.cells import Cell
 from stackdecide.errors import EvidenceError, Location
 from stackdecide.evidence.importers import parse_scenario_value
 from stackdecide.evidence.records import EvidenceRecord, EvidenceSet
-from stackdecide.evidence.value_functions import measured_score
-from stackdecide.metrics import METRICS, Metric, unknown_metric_message
-from stackdecide.schema import Criterion, Stack
+from stackdecide.mcda.value_functions import measured_score
+from stackdecide.model._yaml import format_path
+from stackdecide.model.cells import Cell
+from stackdecide.model.metrics import METRICS, Metric, unknown_metric_message
+from stackdecide.model.schema import Criterion, Stack
 
 if TYPE_CHECKING:
-    from stackdecide.decision import Decision
+    from stackdecide.model.decision import DecisionMatrix
 
 OTHER_HARDWARE = "other-hardware"
 UNKNOWN_HARDWARE = "unknown-hardware"
@@ -61,7 +61,7 @@ class Aggregate:
 
 @dataclass(frozen=True)
 class AppliedEvidence:
-    """What ``apply_evidence`` returns to ``Decision.score``."""
+    """What ``apply_evidence`` returns to ``stackdecide.scoring.score``."""
 
     cells: tuple[tuple[Cell, ...], ...]  # (candidates, criteria)
     metric_values: dict[str, dict[str, float]]  # candidate -> metric -> value, for constraints
@@ -173,7 +173,7 @@ def aggregate(records: Sequence[EvidenceRecord], flags: Mapping[int, tuple[str, 
 
 
 # -- applying ------------------------------------------------------------------------------------
-def apply_evidence(decision: Decision, evidence: EvidenceSet,
+def apply_evidence(decision: DecisionMatrix, evidence: EvidenceSet,
                    any_hardware: bool = False) -> AppliedEvidence:
     """Judged cells with measured scores put in where the evidence allows; see the module doc."""
     metrics = _checked_measures(decision)
@@ -224,7 +224,7 @@ def apply_evidence(decision: Decision, evidence: EvidenceSet,
                            dict(ignored))
 
 
-def _checked_measures(decision: Decision) -> dict[str, Metric]:
+def _checked_measures(decision: DecisionMatrix) -> dict[str, Metric]:
     """Each measured criterion's metric; unknown metrics and unusable value functions are errors
     that name the place in the decision file."""
     metrics: dict[str, Metric] = {}
@@ -244,13 +244,13 @@ def _checked_measures(decision: Decision) -> dict[str, Metric]:
     return metrics
 
 
-def _located(decision: Decision, path: tuple[str | int, ...], message: str) -> EvidenceError:
+def _located(decision: DecisionMatrix, path: tuple[str | int, ...], message: str) -> EvidenceError:
     location = (decision.positions.locate(path) if decision.positions
                 else Location(field=format_path(path)))
     return EvidenceError(message, location)
 
 
-def _select(decision: Decision, evidence: EvidenceSet, any_hardware: bool
+def _select(decision: DecisionMatrix, evidence: EvidenceSet, any_hardware: bool
             ) -> tuple[list[EvidenceRecord], dict[int, tuple[str, ...]], Counter[str], list[str]]:
     """Records that may be used, their flags (by ``id()`` of the record), and notes on the rest."""
     hardware = decision.model.decision.hardware
@@ -328,7 +328,7 @@ def _records(count: int) -> str:
     return f"{count} evidence record{'' if count == 1 else 's'}"
 
 
-def check_candidates(decision: Decision, records: Sequence[EvidenceRecord]) -> None:
+def check_candidates(decision: DecisionMatrix, records: Sequence[EvidenceRecord]) -> None:
     """Refuse records whose candidate is not in the decision (a typo would store dead evidence)."""
     ids = decision.candidate_ids
     for record in records:
@@ -340,7 +340,7 @@ def check_candidates(decision: Decision, records: Sequence[EvidenceRecord]) -> N
                                 f"candidates: {', '.join(ids)}")
 
 
-def _coverage_notes(decision: Decision, criterion: Criterion, metric: Metric,
+def _coverage_notes(decision: DecisionMatrix, criterion: Criterion, metric: Metric,
                     found: Mapping[int, Aggregate]) -> list[str]:
     assert criterion.measure is not None
     notes = []
@@ -360,11 +360,11 @@ def _coverage_notes(decision: Decision, criterion: Criterion, metric: Metric,
     return notes
 
 
-def _constraint_metrics(decision: Decision) -> set[str]:
+def _constraint_metrics(decision: DecisionMatrix) -> set[str]:
     return {c.metric for c in decision.constraints}
 
 
-def _metric_values(decision: Decision, usable: Sequence[EvidenceRecord],
+def _metric_values(decision: DecisionMatrix, usable: Sequence[EvidenceRecord],
                    used_ids: set[int]) -> dict[str, dict[str, float]]:
     """Candidate -> metric -> one value, for constraints such as ``vram_gb <= 16``.
 

@@ -34,13 +34,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from stackdecide.errors import EvidenceError, Location
-from stackdecide.evidence.records import (
-    EXPORT_FORMAT,
-    EvidenceRecord,
-    HardwareInfo,
-    ScenarioValue,
-)
-from stackdecide.metrics import LATENCY_STATISTICS, METRICS
+from stackdecide.evidence.records import EXPORT_FORMAT, EvidenceRecord, HardwareInfo, ScenarioValue
+from stackdecide.model.metrics import LATENCY_STATISTICS, METRICS
 
 MAX_FILE_BYTES = 512 * 1024 * 1024  # detailed vLLM results hold every generated text
 

@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from stackdecide._version import __version__
 from stackdecide.errors import EvidenceError, Location
-from stackdecide.metrics import METRICS, get_metric, unknown_metric_message
-from stackdecide.schema import Identifier
+from stackdecide.model.metrics import METRICS, get_metric, unknown_metric_message
+from stackdecide.model.schema import Identifier
 
 EXPORT_FORMAT = "stackdecide-evidence/v1"
 

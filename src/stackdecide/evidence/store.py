@@ -26,7 +26,7 @@ from stackdecide.evidence.records import (
     dump_json,
     dump_jsonl,
 )
-from stackdecide.metrics import get_metric
+from stackdecide.model.metrics import get_metric
 from stackdecide.state import STATE_DIR, last_decision
 
 DEFAULT_FILENAME = "evidence.db"

@@ -1,0 +1,96 @@
+"""Audit: what a decision claims, checked against what follows from it.
+
+Each check is a function ``(decision, ranking) -> list[Finding]``; ``audit`` runs them all. Published
+numbers are only compared, never copied into results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from stackdecide.audit.targets import check_roofline_targets
+from stackdecide.mcda import methods
+from stackdecide.mcda.ahp import CONSISTENCY_LIMIT, ahp_weights, matrix_from_rows
+from stackdecide.model.findings import Finding
+
+if TYPE_CHECKING:
+    from stackdecide.model.decision import DecisionMatrix
+    from stackdecide.model.ranking import Ranking
+
+
+
+def judged_wsm_totals(decision: DecisionMatrix) -> np.ndarray:
+    """Weighted-sum totals (0..100) of the judged scores: what a published table should show."""
+    totals, _ = methods.wsm(decision.normalize(), decision.weights)
+    return totals * 100.0
+
+
+def check_reported_totals(decision: DecisionMatrix, ranking: Ranking) -> list[Finding]:
+    tolerance = decision.model.audit.tolerance
+    computed = judged_wsm_totals(decision)
+    findings = []
+    for index, candidate in enumerate(decision.candidates):
+        if candidate.reported_total is None:
+            continue
+        reported, total = candidate.reported_total, float(computed[index])
+        if abs(reported - total) > tolerance:
+            findings.append(Finding(
+                "reported-total-mismatch", "error", candidate.id,
+                f"reported total {reported:g} does not follow from the weights and scores: they "
+                f"give {total:.2f} (difference {reported - total:+.2f})",
+                decision.locate(("candidates", index, "reported_total")), reported,
+                round(total, 6)))
+    reported_all = [c.reported_total for c in decision.candidates]
+    if findings and all(r is not None for r in reported_all):
+        reported_order = methods.rank(np.array(reported_all))[0]
+        computed_order = methods.rank(computed)[0]
+        if reported_order[0] != computed_order[0]:
+            ids = decision.candidate_ids
+            findings.append(Finding(
+                "reported-winner-differs", "error", "decision",
+                f"the reported totals make '{ids[reported_order[0]]}' the winner, the weights and "
+                f"scores make '{ids[computed_order[0]]}' the winner"))
+        elif list(reported_order) != list(computed_order):
+            findings.append(Finding(
+                "reported-order-differs", "warning", "decision",
+                "the reported totals order the candidates differently from the weights and scores "
+                "(same winner)"))
+    return findings
+
+
+def check_ahp_consistency(decision: DecisionMatrix, ranking: Ranking) -> list[Finding]:
+    ahp = decision.model.weighting.ahp
+    if decision.model.weighting.method != "ahp" or ahp is None:
+        return []
+    result = ahp_weights(matrix_from_rows(ahp.matrix))
+    if result.consistent:
+        return []
+    return [Finding("ahp-inconsistent", "warning", "decision",
+                    f"AHP consistency ratio {result.consistency_ratio:.3f} is above "
+                    f"{CONSISTENCY_LIMIT}: the pairwise comparisons contradict each other; revise "
+                    "them before trusting the weights",
+                    decision.locate(("weighting", "ahp", "matrix")))]
+
+
+def check_tied_winner(decision: DecisionMatrix, ranking: Ranking) -> list[Finding]:
+    tied = ranking.tied_winners
+    if len(tied) < 2:
+        return []
+    return [Finding("tied-winner", "warning", "decision",
+                    f"{', '.join(tied)} tie for first place; the first in the file is shown first")]
+
+
+Check = Callable[["DecisionMatrix", "Ranking"], list[Finding]]
+CHECKS: list[Check] = [check_reported_totals, check_ahp_consistency, check_tied_winner,
+                       check_roofline_targets]
+
+
+def audit(decision: DecisionMatrix, ranking: Ranking) -> list[Finding]:
+    """Run every registered check."""
+    findings: list[Finding] = []
+    for check in CHECKS:
+        findings.extend(check(decision, ranking))
+    return findings

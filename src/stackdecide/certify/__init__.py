@@ -1,0 +1,44 @@
+"""Certified decisions: how sure is the ranking, and which launch would make it surer.
+
+* :mod:`~stackdecide.certify.uncertainty`: the true mean of one measured cell from replicates.
+* :mod:`~stackdecide.certify.probability`: P(best), rank and pairwise probabilities from joint draws.
+* :mod:`~stackdecide.certify.racing`: which candidate to launch next, and when to stop.
+
+Pure maths on numpy arrays; nothing here launches a server or reads a decision file.
+"""
+
+from stackdecide.certify.probability import (
+    RankProbabilities,
+    normal_p_greater,
+    rank_probabilities,
+    sample_normal_cells,
+    sample_t_cells,
+    weighted_sum_totals,
+)
+from stackdecide.certify.racing import Action, RaceState, next_action
+from stackdecide.certify.uncertainty import (
+    DEFAULT_PRIOR_REL_SD,
+    PRIOR_REL_SD,
+    Estimate,
+    estimate,
+    pooled_rel_sd,
+    prior_rel_sd_for,
+)
+
+__all__ = [
+    "DEFAULT_PRIOR_REL_SD",
+    "PRIOR_REL_SD",
+    "Action",
+    "Estimate",
+    "RaceState",
+    "RankProbabilities",
+    "estimate",
+    "next_action",
+    "normal_p_greater",
+    "pooled_rel_sd",
+    "prior_rel_sd_for",
+    "rank_probabilities",
+    "sample_normal_cells",
+    "sample_t_cells",
+    "weighted_sum_totals",
+]

@@ -1,1 +1,0 @@
-"""Everything that touches a real engine: probing, rendering, launching, benchmarking."""

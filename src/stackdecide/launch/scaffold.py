@@ -1,0 +1,183 @@
+"""Model directories without weights, for ``--load-format dummy``.
+
+A scaffold holds what vLLM reads before it allocates weights: ``config.json`` (the architecture and
+sizes of a known shape), ``generation_config.json`` and a tokenizer whose vocabulary has exactly the
+model's ``vocab_size`` entries. Random weights cost the same memory traffic and kernel time as real
+ones, so start-up, memory use and speed match the real model; the text it writes is noise.
+
+The tokenizer is a word-level one built locally with the ``tokenizers`` library (no hub access):
+every whitespace-separated word is one token, which makes prompts of an exact token count easy to
+write (``"t7 t8 t9"`` is three tokens).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stackdecide.errors import StackdecideError
+from stackdecide.facts.shapes import ModelShape, get_shape
+
+# Block-wise FP8 as published in Qwen/Qwen3-4B-Instruct-2507-FP8's config.json.
+FP8_BLOCK_QUANTIZATION: dict[str, Any] = {
+    "quant_method": "fp8",
+    "fmt": "e4m3",
+    "activation_scheme": "dynamic",
+    "weight_block_size": [128, 128],
+}
+
+SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<unk>")
+EOS_ID, IM_START_ID, IM_END_ID, UNK_ID = range(len(SPECIAL_TOKENS))
+
+# ChatML, so /v1/chat/completions works as well as /v1/completions.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + ' ' + message['content']"
+    " + '<|im_end|>' + ' ' }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>' + 'assistant' + ' ' }}{% endif %}"
+)
+
+SCAFFOLD_MARKER = "stackdecide-scaffold.json"
+
+
+@dataclass(frozen=True)
+class Scaffold:
+    """A written model directory and what it stands for."""
+
+    path: Path
+    shape: ModelShape
+    fp8: bool
+    files: tuple[str, ...]
+
+
+def word_token(index: int) -> str:
+    """The vocabulary entry of a plain (non-special) token id."""
+    return f"t{index}"
+
+
+def model_config(shape: ModelShape, fp8: bool = False) -> dict[str, Any]:
+    """``config.json`` of a shape, in the layout of the model's published config."""
+    config: dict[str, Any] = {
+        "architectures": [shape.architecture],
+        "model_type": shape.model_type,
+        "hidden_size": shape.hidden_size,
+        "intermediate_size": shape.intermediate_size,
+        "num_hidden_layers": shape.num_layers,
+        "num_attention_heads": shape.num_heads,
+        "num_key_value_heads": shape.num_kv_heads,
+        "head_dim": shape.head_dim,
+        "vocab_size": shape.vocab_size,
+        "max_position_embeddings": shape.max_position_embeddings,
+        "rope_theta": shape.rope_theta,
+        "rms_norm_eps": shape.rms_norm_eps,
+        "tie_word_embeddings": shape.tie_word_embeddings,
+        "hidden_act": "silu",
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "initializer_range": 0.02,
+        "bos_token_id": EOS_ID,
+        "eos_token_id": EOS_ID,
+        "torch_dtype": "bfloat16",
+        "use_cache": True,
+        # Without it, transformers >= 5 suspects a local tokenizer of an old Mistral regex bug.
+        "transformers_version": "4.51.0",
+    }
+    if shape.model_type == "qwen3":
+        config.update(use_sliding_window=False, sliding_window=None,
+                      max_window_layers=shape.num_layers)
+    if shape.model_type == "llama":
+        config.update(mlp_bias=False, pretraining_tp=1)
+    config.update(shape.extra_config)
+    if fp8 or shape.quantization == "fp8-block":
+        config["quantization_config"] = dict(FP8_BLOCK_QUANTIZATION)
+    return config
+
+
+def shape_from_config(config: dict[str, Any], name: str = "local") -> ModelShape | None:
+    """The shape of a model from its ``config.json``; None when a size field is missing."""
+    try:
+        heads = int(config["num_attention_heads"])
+        hidden = int(config["hidden_size"])
+        quant = config.get("quantization_config") or {}
+        return ModelShape(
+            name=name, architecture=(config.get("architectures") or ["?"])[0],
+            model_type=str(config.get("model_type", "?")), hidden_size=hidden,
+            num_layers=int(config["num_hidden_layers"]), num_heads=heads,
+            num_kv_heads=int(config.get("num_key_value_heads") or heads),
+            head_dim=int(config.get("head_dim") or hidden // heads),
+            intermediate_size=int(config["intermediate_size"]),
+            vocab_size=int(config["vocab_size"]),
+            max_position_embeddings=int(config.get("max_position_embeddings") or 0),
+            tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
+            rope_theta=float(config.get("rope_theta") or 10000.0),
+            quantization="fp8-block" if str(quant.get("quant_method")) == "fp8"
+            and quant.get("weight_block_size") else None)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def generation_config() -> dict[str, Any]:
+    return {"bos_token_id": EOS_ID, "eos_token_id": [IM_END_ID, EOS_ID],
+            "pad_token_id": EOS_ID, "do_sample": False}
+
+
+def build_tokenizer(vocab_size: int) -> Any:
+    """A word-level ``tokenizers.Tokenizer`` with exactly ``vocab_size`` entries."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    if vocab_size <= len(SPECIAL_TOKENS):
+        raise StackdecideError(f"vocab_size {vocab_size} leaves no room for ordinary tokens")
+    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
+    vocab.update((word_token(i), i) for i in range(len(SPECIAL_TOKENS), vocab_size))
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with spaces
+    tokenizer.add_special_tokens(list(SPECIAL_TOKENS))
+    return tokenizer
+
+
+def tokenizer_config(shape: ModelShape) -> dict[str, Any]:
+    return {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": shape.max_position_embeddings,
+        "bos_token": SPECIAL_TOKENS[EOS_ID],
+        "eos_token": SPECIAL_TOKENS[IM_END_ID],
+        "pad_token": SPECIAL_TOKENS[EOS_ID],
+        "unk_token": SPECIAL_TOKENS[UNK_ID],
+        "chat_template": CHAT_TEMPLATE,
+        "clean_up_tokenization_spaces": False,
+    }
+
+
+def scaffold_model(shape_name: str, directory: str | Path, fp8: bool = False) -> Scaffold:
+    """Write a weightless model directory for a known shape; returns what was written.
+
+    ``fp8`` adds Qwen3-4B-Instruct-2507-FP8's block-wise FP8 ``quantization_config`` (shapes whose
+    checkpoint is FP8, such as ``qwen3-4b-fp8``, get it anyway). An existing scaffold in the
+    directory is overwritten; a directory holding anything else is refused.
+    """
+    shape = get_shape(shape_name)
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise StackdecideError(f"{path}: exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not (path / SCAFFOLD_MARKER).exists():
+        raise StackdecideError(f"{path}: directory is not empty and holds no scaffold; "
+                               "choose an empty or new directory")
+    path.mkdir(parents=True, exist_ok=True)
+    fp8 = fp8 or shape.quantization == "fp8-block"
+    documents = {
+        "config.json": model_config(shape, fp8),
+        "generation_config.json": generation_config(),
+        "tokenizer_config.json": tokenizer_config(shape),
+        "special_tokens_map.json": {"bos_token": SPECIAL_TOKENS[EOS_ID],
+                                    "eos_token": SPECIAL_TOKENS[IM_END_ID],
+                                    "pad_token": SPECIAL_TOKENS[EOS_ID],
+                                    "unk_token": SPECIAL_TOKENS[UNK_ID]},
+        SCAFFOLD_MARKER: {"shape": shape.name, "fp8": fp8, "params": shape.params,
+                          "note": "config and tokenizer only; serve with --load-format dummy"},
+    }
+    for name, document in documents.items():
+        (path / name).write_text(json.dumps(document, indent=2) + "\n")
+    build_tokenizer(shape.vocab_size).save(str(path / "tokenizer.json"))
+    return Scaffold(path, shape, fp8, (*documents, "tokenizer.json"))

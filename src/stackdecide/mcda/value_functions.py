@@ -1,0 +1,132 @@
+"""Value functions: a measured raw value -> a score on the criterion's own scale.
+
+Most functions first compute a *goodness* in 0..1 (1 = as good as the function allows) and then
+place it on the scale with ``on_scale``: the scale's best end is ``high`` for a benefit criterion and
+``low`` for a cost criterion. ``points`` maps raw values straight to scores. Every result is clamped
+to the scale, so a measurement can never push a score outside what the file's scale allows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from stackdecide.model.schema import Measure
+
+
+def clamp(value: float, low: float, high: float) -> float:
+    return min(max(value, low), high)
+
+
+def on_scale(goodness: float, low: float, high: float, benefit: bool) -> float:
+    """Goodness 0..1 -> score: 1 lands on the scale's best end, 0 on its worst end."""
+    goodness = clamp(goodness, 0.0, 1.0)
+    worst, best = (low, high) if benefit else (high, low)
+    return worst + goodness * (best - worst)
+
+
+def linear(raw: float, worst: float, best: float) -> float:
+    """Goodness rising linearly from ``worst`` (0) to ``best`` (1); either may be the larger."""
+    return clamp((raw - worst) / (best - worst), 0.0, 1.0)
+
+
+def points(raw: float, pairs: Sequence[tuple[float, float]], low: float, high: float) -> float:
+    """Score by piecewise-linear interpolation of ``(raw, score)`` pairs, flat beyond the ends."""
+    xs = [x for x, _ in pairs]
+    ys = [y for _, y in pairs]
+    return clamp(float(np.interp(raw, xs, ys)), low, high)
+
+
+def default_falloff(target_low: float, target_high: float) -> float:
+    """Distance outside the target at which the score reaches the worst end, when none is given.
+
+    The target's own width: missing a 100..160 target by 60 (at 40 or 220) scores zero. A
+    single-value target uses half its magnitude (or 1 for a target of 0).
+    """
+    width = target_high - target_low
+    if width > 0:
+        return width
+    return abs(target_high) / 2 or 1.0
+
+
+def target(raw: float, target_low: float, target_high: float, falloff: float | None = None,
+           penalize: str = "both") -> float:
+    """Goodness 1 inside ``[target_low, target_high]``, falling linearly to 0 at ``falloff`` outside.
+
+    ``penalize`` picks the sides that lose score: ``both``, ``below`` (values above the target
+    keep full score, e.g. decode speed) or ``above`` (values below keep it, e.g. memory).
+    """
+    distance_falloff = default_falloff(target_low, target_high) if falloff is None else falloff
+    if raw < target_low:
+        distance = target_low - raw if penalize in ("both", "below") else 0.0
+    elif raw > target_high:
+        distance = raw - target_high if penalize in ("both", "above") else 0.0
+    else:
+        distance = 0.0
+    return clamp(1.0 - distance / distance_falloff, 0.0, 1.0)
+
+
+def relative_to_best(raw: float, best_raw: float, higher_is_better: bool) -> float:
+    """Goodness as a share of the best measured candidate: raw/best, or best/raw for lower-better.
+
+    Ratios need positive values: a non-positive best of a higher-better metric gives 0 to all; a
+    non-positive raw of a lower-better metric is the best possible (1).
+    """
+    if higher_is_better:
+        return clamp(raw / best_raw, 0.0, 1.0) if best_raw > 0 else 0.0
+    if raw <= 0:
+        return 1.0
+    return clamp(max(best_raw, 0.0) / raw, 0.0, 1.0)
+
+
+PASS_THRESHOLD_BOOLEAN = 0.5
+
+
+def pass_fail(raw: float, threshold: float, higher_is_better: bool, strict: bool = False) -> float:
+    """Goodness 1 when ``raw`` reaches ``threshold`` in the metric's good direction, else 0.
+
+    ``strict`` requires going past the threshold. 1/0 metrics use threshold 0.5, strict: the median
+    of repeated launches passes only when most launches passed (a tie fails).
+    """
+    if higher_is_better:
+        passed = raw > threshold if strict else raw >= threshold
+    else:
+        passed = raw < threshold if strict else raw <= threshold
+    return 1.0 if passed else 0.0
+
+
+def measured_score(measure: Measure, raw: float, *, scale_low: float, scale_high: float,
+                   benefit: bool, higher_is_better: bool, best_raw: float | None = None,
+                   boolean: bool = False) -> float:
+    """The criterion score for an aggregated raw value, by the criterion's ``measure`` block.
+
+    ``best_raw`` (the best aggregated value among measured candidates) is needed by
+    ``relative_to_best``; ``boolean`` marks 1/0 metrics, whose pass threshold defaults to 0.5.
+    """
+    if not math.isfinite(raw):
+        raise ValueError(f"raw value {raw} is not finite")
+    kind = measure.value
+    if kind == "points":
+        assert measure.points is not None  # schema guarantees it
+        return points(raw, measure.points, scale_low, scale_high)
+    if kind == "linear":
+        assert measure.worst is not None and measure.best is not None
+        goodness = linear(raw, measure.worst, measure.best)
+    elif kind == "target":
+        assert measure.target is not None
+        goodness = target(raw, measure.target.low, measure.target.high, measure.falloff,
+                          measure.penalize)
+    elif kind == "relative_to_best":
+        if best_raw is None:
+            raise ValueError("relative_to_best needs the best measured value")
+        goodness = relative_to_best(raw, best_raw, higher_is_better)
+    else:  # pass_fail
+        if measure.best is not None:
+            goodness = pass_fail(raw, measure.best, higher_is_better)
+        elif boolean:
+            goodness = pass_fail(raw, PASS_THRESHOLD_BOOLEAN, higher_is_better, strict=True)
+        else:
+            raise ValueError("pass_fail on a metric that is not 1/0 needs 'best' as the threshold")
+    return on_scale(goodness, scale_low, scale_high, benefit)

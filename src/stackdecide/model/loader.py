@@ -1,0 +1,280 @@
+"""Decision file -> validated ``DecisionFile`` -> ``Decision``, with every error located.
+
+Pydantic checks each part's shape; the checks here relate parts to each other (ids, weights,
+scores against the criteria and their scales), so an error can name the exact field that is wrong.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from pydantic import ValidationError
+
+from stackdecide.errors import DecisionFileError
+from stackdecide.mcda.ahp import ahp_weights, parse_judgement, reciprocal_errors
+from stackdecide.model._yaml import PathKey, Positions, load_yaml, read_text
+from stackdecide.model.constraints import parse_constraint
+from stackdecide.model.decision import DecisionMatrix
+from stackdecide.model.metrics import METRICS, unknown_metric_message
+from stackdecide.model.schema import SCHEMA_ID, DecisionFile
+
+WEIGHT_SUM_TOLERANCE = 1e-6
+D = TypeVar("D", bound=DecisionMatrix)
+
+
+def load(path: str | Path, cls: type[D] = DecisionMatrix) -> D:  # type: ignore[assignment]
+    """Read, validate and build a decision from a YAML file, as an instance of ``cls``."""
+    path = Path(path)
+    return parse(read_text(path), str(path), cls)
+
+
+def parse(text: str, file: str = "<string>", cls: type[D] = DecisionMatrix) -> D:  # type: ignore[assignment]
+    """Validate a decision given as YAML text; ``file`` names it in error messages."""
+    data, positions = load_yaml(text, file)
+    checker = _Checker(positions)
+    if not isinstance(data, dict):
+        checker.fail((), f"expected a mapping with keys schema, decision, criteria, candidates; "
+                         f"got {type(data).__name__}")
+    if "schema" in data and data["schema"] != SCHEMA_ID:
+        checker.fail(("schema",), f"unknown schema '{data['schema']}', this version reads '{SCHEMA_ID}'")
+    try:
+        model = DecisionFile.model_validate(data)
+    except ValidationError as exc:
+        raise checker.from_pydantic(exc, data) from None
+    return checker.build(model, cls)
+
+
+def _field_names(model_path: PathKey, data: Any) -> list[str]:
+    """Valid keys at a path of the file, for 'did you mean' hints."""
+    from stackdecide.model import schema
+
+    node: Any = schema.DecisionFile
+    for part in model_path:
+        if isinstance(part, int):
+            continue
+        fields = getattr(node, "model_fields", None)
+        if not fields:
+            return []
+        field = fields.get(part) or next(
+            (f for f in fields.values() if f.alias == part), None)
+        if field is None:
+            return []
+        node = _model_in(field.annotation)
+    fields = getattr(node, "model_fields", {})
+    return [f.alias or name for name, f in fields.items()]
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model inside an annotation such as ``list[Criterion]`` or ``Targets | None``."""
+    from pydantic import BaseModel
+
+    stack = [annotation]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            return item
+        stack.extend(getattr(item, "__args__", ()))
+        origin = getattr(item, "__origin__", None)
+        if origin is not None:
+            stack.append(origin)
+    return None
+
+
+def _closest(name: str, options: list[str]) -> str:
+    match = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
+    return f"; did you mean '{match[0]}'?" if match else (
+        f"; expected one of: {', '.join(options)}" if options else "")
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Checker:
+    def __init__(self, positions: Positions) -> None:
+        self.positions = positions
+
+    def error(self, path: PathKey, message: str, key: bool = False) -> DecisionFileError:
+        return DecisionFileError(message, self.positions.locate(path, key=key))
+
+    def fail(self, path: PathKey, message: str, key: bool = False) -> None:
+        raise self.error(path, message, key)
+
+    def from_pydantic(self, exc: ValidationError, data: Any) -> DecisionFileError:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        path = tuple(p for p in first["loc"] if not _is_model_tag(p))
+        kind = first["type"]
+        if kind == "extra_forbidden":
+            key = str(path[-1])
+            message = f"unknown key '{key}'{_closest(key, _field_names(path[:-1], data))}"
+        elif kind == "missing":
+            message = "required field is missing"
+        else:
+            message = f"{_describe(first.get('input'))}: {first['msg']}"
+            message = message.replace("Value error, ", "")
+        more = len(errors) - 1
+        if more:
+            message += f" (and {more} more error{'s' if more > 1 else ''})"
+        return self.error(path, message, key=kind == "extra_forbidden")
+
+    def build(self, model: DecisionFile, cls: type[D]) -> D:
+        criteria_ids = self._unique([c.id for c in model.criteria], "criteria")
+        self._unique([c.id for c in model.candidates], "candidates")
+        weights, weight_note = self._weights(model, criteria_ids)
+        scales = {c.id: c.scale for c in model.criteria}
+        for i, candidate in enumerate(model.candidates):
+            for key in candidate.scores:
+                if key not in scales:
+                    self.fail(("candidates", i, "scores", key),
+                              f"no criterion '{key}'{_closest(key, criteria_ids)}", key=True)
+            for key in candidate.uncertainty:
+                if key not in scales:
+                    self.fail(("candidates", i, "uncertainty", key),
+                              f"no criterion '{key}'{_closest(key, criteria_ids)}", key=True)
+            missing = [c for c in criteria_ids if c not in candidate.scores]
+            if missing:
+                self.fail(("candidates", i, "scores"),
+                          f"candidate '{candidate.id}' has no score for {', '.join(missing)}")
+            for key, score in candidate.scores.items():
+                scale = scales[key]
+                if not scale.low <= score <= scale.high:
+                    self.fail(("candidates", i, "scores", key),
+                              f"{score:g} is outside the scale {scale}")
+        for i, criterion in enumerate(model.criteria):
+            if criterion.scale.low == criterion.scale.high:
+                self.fail(("criteria", i, "scale"), "scale needs low < high")
+            if criterion.measure and criterion.measure.metric not in METRICS:
+                self.fail(("criteria", i, "measure", "metric"),
+                          unknown_metric_message(criterion.measure.metric))
+        for i, text in enumerate(model.constraints):
+            try:
+                parse_constraint(text)
+            except ValueError as exc:
+                self.fail(("constraints", i), str(exc))
+        self._sensitivity(model, criteria_ids)
+        notes = (weight_note,) if weight_note else ()
+        return cls.from_model(model, np.array(weights, dtype=float), notes, self.positions)
+
+    def _unique(self, ids: list[str], section: str) -> list[str]:
+        seen: dict[str, int] = {}
+        for i, item in enumerate(ids):
+            if item in seen:
+                self.fail((section, i, "id"),
+                          f"duplicate id '{item}' (first used at {section}[{seen[item]}])")
+            seen[item] = i
+        return ids
+
+    def _weights(self, model: DecisionFile, ids: list[str]) -> tuple[list[float], str | None]:
+        if model.weighting.method == "ahp":
+            return self._ahp(model, ids)
+        raw: list[float] = []
+        for i, criterion in enumerate(model.criteria):
+            path = ("criteria", i, "weight")
+            value = criterion.weight
+            if value is None:
+                self.fail(path, "weight is missing (or set weighting.method: ahp)")
+            if isinstance(value, str):
+                text = value.strip()
+                try:
+                    number = float(text.rstrip("%"))
+                except ValueError:
+                    self.fail(path, f"'{value}' is not a weight; write 0.35, 35 or '35%'")
+                value = number / 100 if text.endswith("%") else number
+            if not math.isfinite(value):
+                self.fail(path, f"{value} is not a finite number")
+            if value <= 0:
+                self.fail(path, f"weight {value:g} must be positive (drop the criterion instead)")
+            raw.append(float(value))
+        total = sum(raw)
+        if abs(total - 1.0) <= WEIGHT_SUM_TOLERANCE:
+            return raw, None
+        if abs(total - 100.0) <= 100 * WEIGHT_SUM_TOLERANCE:
+            return [w / 100 for w in raw], None
+        if model.decision.normalize_weights:
+            shown = ", ".join(f"{w:g}" for w in raw)
+            return [w / total for w in raw], (
+                f"weights ({shown}) add up to {total:g}; normalised to 1 because "
+                "decision.normalize_weights is true")
+        self.fail(("criteria",), f"weights add up to {total:g}, not 1 (or 100%); fix them or set "
+                                 "decision.normalize_weights: true")
+        raise AssertionError  # unreachable: fail() raises
+
+    def _ahp(self, model: DecisionFile, ids: list[str]) -> tuple[list[float], str]:
+        ahp = model.weighting.ahp
+        assert ahp is not None  # schema guarantees it for method 'ahp'
+        base = ("weighting", "ahp")
+        if sorted(ahp.order) != sorted(ids) or len(set(ahp.order)) != len(ahp.order):
+            self.fail((*base, "order"), f"order must list each criterion once: {', '.join(ids)}")
+        for i, criterion in enumerate(model.criteria):
+            if criterion.weight is not None:
+                self.fail(("criteria", i, "weight"),
+                          "give weights either directly or by AHP comparisons, not both")
+        n = len(ahp.order)
+        if len(ahp.matrix) != n or any(len(row) != n for row in ahp.matrix):
+            self.fail((*base, "matrix"), f"matrix must be {n} x {n} (one row and column per "
+                                         "criterion in order)")
+        values = np.ones((n, n))
+        for i, row in enumerate(ahp.matrix):
+            for j, cell in enumerate(row):
+                try:
+                    values[i, j] = parse_judgement(cell)
+                except (ValueError, ZeroDivisionError):
+                    self.fail((*base, "matrix", i, j), f"'{cell}' is not a number or fraction like 1/3")
+                if values[i, j] <= 0 or not 1 / 9 - 1e-9 <= values[i, j] <= 9 + 1e-9:
+                    self.fail((*base, "matrix", i, j),
+                              f"{cell} is outside Saaty's scale 1/9..9")
+        for i in range(n):
+            if abs(values[i, i] - 1) > 1e-9:
+                self.fail((*base, "matrix", i, i), "the diagonal must be 1")
+        bad = reciprocal_errors(values)
+        if bad:
+            i, j = bad[0]
+            self.fail((*base, "matrix", j, i),
+                      f"not reciprocal: [{i}][{j}] = {values[i, j]:g} needs [{j}][{i}] = "
+                      f"1/{values[i, j]:g}, found {values[j, i]:g}")
+        result = ahp_weights(values)
+        by_id = dict(zip(ahp.order, result.weights, strict=True))
+        note = (f"weights from AHP pairwise comparisons (lambda_max {result.lambda_max:.3f}, "
+                f"consistency ratio {result.consistency_ratio:.3f})")
+        return [float(by_id[i]) for i in ids], note
+
+    def _sensitivity(self, model: DecisionFile, ids: list[str]) -> None:
+        spec = model.sensitivity
+        base = ("sensitivity",)
+        for key, bounds in spec.weight_bounds.items():
+            if key not in ids:
+                self.fail((*base, "weight_bounds", key), f"no criterion '{key}'{_closest(key, ids)}",
+                          key=True)
+            if not 0 <= bounds.low <= bounds.high <= 1:
+                self.fail((*base, "weight_bounds", key), f"bounds {bounds} must lie within 0..1")
+        lows = sum(b.low for b in spec.weight_bounds.values())
+        highs = sum(spec.weight_bounds.get(c, None).high if c in spec.weight_bounds else 1.0
+                    for c in ids)
+        if lows > 1 + 1e-9 or highs < 1 - 1e-9:
+            self.fail((*base, "weight_bounds"),
+                      f"no weights satisfy these bounds: lows add up to {lows:g} and highs to "
+                      f"{highs:g}, but weights add up to 1")
+        seen: set[str] = set()
+        for i, key in enumerate(spec.importance_order):
+            if key not in ids:
+                self.fail((*base, "importance_order", i), f"no criterion '{key}'{_closest(key, ids)}")
+            if key in seen:
+                self.fail((*base, "importance_order", i), f"'{key}' appears twice")
+            seen.add(key)
+        if len(spec.importance_order) > 1:  # an order can contradict the bounds
+            from stackdecide.mcda.weights import weight_region
+
+            problem = weight_region(ids, spec.weight_bounds, spec.importance_order).conflict(ids)
+            if problem:
+                self.fail((*base, "importance_order"), problem)
+
+
+def _is_model_tag(part: Any) -> bool:
+    # pydantic inserts tags such as 'function-before[...]' into locations of wrapped validators
+    return isinstance(part, str) and part.startswith("function-")

@@ -1,0 +1,163 @@
+"""What scoring returns: the ranking and every intermediate needed to explain it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from stackdecide.mcda.methods import METHODS
+from stackdecide.model.cells import Cell
+from stackdecide.model.findings import Finding
+
+if TYPE_CHECKING:
+    import pandas
+
+    from stackdecide.model.decision import DecisionMatrix
+
+JSON_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Scores of every candidate under one method, on 0..100, with their intermediates.
+
+    ``terms`` are the per-criterion pieces of each total, in the unit the method's registry entry
+    names (``terms_unit``): additive contributions in points for the weighted sum (they add up to
+    the total), factors for the weighted product, and weighted normalised values for TOPSIS.
+    ``extra`` keeps the method's other intermediates by name (TOPSIS: ``ideal``, ``anti_ideal``,
+    ``distance_to_ideal``, ``distance_to_anti_ideal``), as scikit-criteria's ``extra_`` does.
+    """
+
+    decision: DecisionMatrix
+    method: str
+    totals: np.ndarray  # (candidates,) on 0..100
+    ranks: np.ndarray  # (candidates,) competition ranks among feasible candidates; 0 = infeasible
+    order: np.ndarray  # candidate indices, best first, infeasible last
+    normalized: np.ndarray  # (candidates, criteria) benefit form on 0..1
+    terms: np.ndarray  # (candidates, criteria)
+    cells: tuple[tuple[Cell, ...], ...]  # (candidates, criteria)
+    infeasible: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    notes: tuple[str, ...] = ()
+    extra: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{self.candidate_ids[i]}={self.totals[i]:.2f}" for i in self.order[:4])
+        more = f", +{len(self.order) - 4} more" if len(self.order) > 4 else ""
+        return f"<Ranking {self.method}: winner={self.winner!r}; {shown}{more}>"
+
+    @property
+    def terms_unit(self) -> str:
+        return METHODS[self.method].terms_unit
+
+    @property
+    def candidate_ids(self) -> tuple[str, ...]:
+        return self.decision.candidate_ids
+
+    @property
+    def winner(self) -> str | None:
+        """Id of the best feasible candidate (first in file order among ties), or None."""
+        for index in self.order:
+            if self.ranks[index] > 0:
+                return self.candidate_ids[index]
+        return None
+
+    @property
+    def tied_winners(self) -> tuple[str, ...]:
+        return tuple(cid for cid, r in zip(self.candidate_ids, self.ranks, strict=True) if r == 1)
+
+    def total(self, candidate_id: str) -> float:
+        return float(self.totals[self.decision.candidate_index(candidate_id)])
+
+    def rank_of(self, candidate_id: str) -> int | None:
+        value = int(self.ranks[self.decision.candidate_index(candidate_id)])
+        return value or None
+
+    @property
+    def measured_cells(self) -> int:
+        return sum(cell.measured for row in self.cells for cell in row)
+
+    @property
+    def totals_by_candidate(self) -> dict[str, float]:
+        """Totals (0..100) by candidate id, in file order."""
+        return {cid: float(total) for cid, total in zip(self.candidate_ids, self.totals, strict=True)}
+
+    @property
+    def terms_by_candidate(self) -> dict[str, dict[str, float]]:
+        """``terms_by_candidate[candidate][criterion]``, in ``terms_unit``."""
+        criteria = self.decision.criterion_ids
+        return {cid: {crit: float(self.terms[i, j]) for j, crit in enumerate(criteria)}
+                for i, cid in enumerate(self.candidate_ids)}
+
+    def to_frame(self) -> pandas.DataFrame:
+        """Ranks, totals and terms as a pandas DataFrame indexed by candidate id, best first.
+
+        pandas is an optional extra (``pip install 'stackdecide[frames]'``).
+        """
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("to_frame() needs pandas: pip install 'stackdecide[frames]'") from None
+        rows = []
+        for index in self.order:
+            row: dict[str, Any] = {"rank": int(self.ranks[index]) or None,
+                                   "total": float(self.totals[index])}
+            row.update({crit: float(self.terms[index, j])
+                        for j, crit in enumerate(self.decision.criterion_ids)})
+            rows.append(row)
+        frame = pandas.DataFrame(rows, index=pandas.Index(
+            [self.candidate_ids[i] for i in self.order], name="candidate"))
+        frame.attrs.update(method=self.method, terms_unit=self.terms_unit)
+        return frame
+
+    def to_dict(self) -> dict[str, Any]:
+        """A stable, versioned, JSON-ready view (see docs/file-format.md, 'JSON output')."""
+        return ranking_to_dict(self)
+
+
+def _cell_dict(cell: Cell) -> dict[str, Any]:
+    data: dict[str, Any] = {"score": cell.score, "source": cell.source, "judged": cell.judged}
+    if cell.measured:
+        data.update(raw=cell.raw, unit=cell.unit, metric=cell.metric, samples=cell.samples,
+                    spread=cell.spread, flags=list(cell.flags), record_ids=list(cell.record_ids))
+    return data
+
+
+def ranking_to_dict(ranking: Ranking) -> dict[str, Any]:
+    """Stable JSON view; ``version`` changes only when a key changes meaning or goes away."""
+    decision = ranking.decision
+    candidates = []
+    for index in ranking.order:
+        candidate = decision.candidates[index]
+        candidates.append({
+            "id": candidate.id,
+            "name": candidate.label,
+            "rank": int(ranking.ranks[index]) or None,
+            "total": round(float(ranking.totals[index]), 6),
+            "feasible": candidate.id not in ranking.infeasible,
+            "infeasible_reasons": list(ranking.infeasible.get(candidate.id, ())),
+            "reported_total": candidate.reported_total,
+            "terms": {c.id: round(float(ranking.terms[index, j]), 6)
+                      for j, c in enumerate(decision.criteria)},
+            "cells": {c.id: _cell_dict(ranking.cells[index][j])
+                      for j, c in enumerate(decision.criteria)},
+        })
+    data: dict[str, Any] = {
+        "version": JSON_VERSION,
+        "decision": {"title": decision.title, "source": decision.model.decision.source,
+                     "file": decision.source_file},
+        "method": ranking.method,
+        "terms_unit": ranking.terms_unit,
+        "weights": {k: round(v, 9) for k, v in decision.weights_by_id.items()},
+        "winner": ranking.winner,
+        "candidates": candidates,
+        "findings": [f.to_dict() for f in ranking.findings],
+        "notes": list(ranking.notes),
+    }
+    if ranking.extra:
+        data["extra"] = {name: np.round(np.asarray(value, dtype=float), 9).tolist()
+                         for name, value in ranking.extra.items()}
+    return data

@@ -1,0 +1,1 @@
+"""Views of a ranking: text, markdown, JSON, CSV and the HTML report."""

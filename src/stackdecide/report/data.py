@@ -1,0 +1,391 @@
+"""Everything a report shows, assembled once: rankings, sensitivity, roofline shares, the winner's config.
+
+Pure data: no matplotlib and no HTML here, so the markdown view works without the ``html`` extra.
+"""
+
+from __future__ import annotations
+
+import shlex
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import yaml
+
+from stackdecide.audit.targets import (
+    RooflineSetup,
+    RooflineSkipped,
+    decision_weights,
+    hardware_of,
+    roofline_setup,
+)
+from stackdecide.errors import EngineError
+from stackdecide.evidence.apply import gpu_matches
+from stackdecide.facts.roofline import (
+    GpuPeaks,
+    RooflineError,
+    best_prefill_ceiling,
+    decode_ceiling,
+    hardware_from,
+    prefill_ceiling,
+)
+from stackdecide.facts.shapes import SHAPES, ModelShape
+from stackdecide.launch import preflight
+from stackdecide.model.problems import Problem, errors
+from stackdecide.robustness import Sensitivity, analyze
+from stackdecide.vllm.render import RenderedCommand, render
+
+if TYPE_CHECKING:
+    from stackdecide.decision import Decision
+    from stackdecide.evidence.records import EvidenceRecord, EvidenceSet
+    from stackdecide.model.ranking import Ranking
+    from stackdecide.vllm.args import VllmArgSpec
+
+ROOFLINE_METRICS = ("decode_tok_s", "prefill_tok_s")  # metrics with a physical ceiling per stream
+DEFAULT_SEED = 0
+
+
+@dataclass(frozen=True)
+class RankChange:
+    """One candidate's place judged-only and with evidence."""
+
+    candidate: str
+    judged_rank: int | None  # None: infeasible
+    judged_total: float
+    rank: int | None
+    total: float
+
+    @property
+    def moved(self) -> int | None:
+        """Places gained with evidence (positive: moved up)."""
+        if self.judged_rank is None or self.rank is None:
+            return None
+        return self.judged_rank - self.rank
+
+
+@dataclass(frozen=True)
+class RooflineRow:
+    """One measured value (median of its records) against the ceiling of the GPU it ran on."""
+
+    candidate: str
+    metric: str
+    measured: float
+    unit: str
+    records: int
+    gpu: str | None
+    scenario: dict[str, Any]
+    ceiling: float | None  # None: no ceiling could be computed (``basis`` says why)
+    basis: str  # how the ceiling was computed, or why not
+    record_ids: tuple[int, ...]
+    in_score: bool | None = None  # whether these records feed a measured score; None: no ids
+
+    @property
+    def percent(self) -> float | None:
+        return None if self.ceiling is None else 100.0 * self.measured / self.ceiling
+
+
+@dataclass(frozen=True)
+class CeilingRow:
+    """The ceilings of the decision's own hardware for one KV-cache dtype (no measurement needed)."""
+
+    kv_cache_dtype: str
+    candidates: tuple[str, ...]
+    decode_tok_s: float  # one stream, no KV-cache reads
+    decode_4k_tok_s: float  # one stream at 4,096 tokens of context
+    prefill_tok_s: float | None  # best over prompt lengths; None without tensor peaks
+    prefill_prompt_tokens: int | None
+
+
+@dataclass(frozen=True)
+class Roofline:
+    """Ceilings of the decision's hardware, and measurements as a share of theirs."""
+
+    hardware: str | None  # e.g. "NVIDIA GeForce RTX 4090 Laptop GPU, 576 GB/s (from the decision file)"
+    shape: str | None
+    weights: str | None
+    skipped: str | None  # why no ceiling at all could be computed
+    ceilings: tuple[CeilingRow, ...]
+    measurements: tuple[RooflineRow, ...]
+
+
+@dataclass(frozen=True)
+class WinnerConfig:
+    """What runs the winner: its pins, environment and engine arguments as the file gives them,
+    and the command they render to for an installed vLLM when one was given."""
+
+    candidate: str
+    label: str
+    stack: dict[str, Any]
+    env: dict[str, str]
+    engine: dict[str, Any]
+    engine_yaml: str
+    command: RenderedCommand | None = None
+    command_note: str = ""  # which vLLM rendered it, or why nothing was rendered
+    checks: tuple[Problem, ...] = ()  # launch's checks that need only the decision file
+    checks_basis: str = ""  # the memory and compute capability they assumed
+
+    @property
+    def refused(self) -> bool:
+        """Whether ``stackdecide launch`` would refuse this configuration (an error found)."""
+        problems = [*self.checks, *(self.command.problems if self.command else ())]
+        return bool(errors(problems))
+
+
+@dataclass(frozen=True)
+class Report:
+    """A decision's full report. ``ranking`` is what the report ranks by (with evidence when given);
+    ``judged`` is the judged-only ranking beside it when evidence was given."""
+
+    decision: Decision
+    ranking: Ranking
+    judged: Ranking | None
+    evidence: EvidenceSet | None
+    sensitivity: Sensitivity
+    sensitivity_basis: str
+    roofline: Roofline
+    winner_config: WinnerConfig | None
+
+    @property
+    def has_evidence(self) -> bool:
+        return self.judged is not None
+
+    @property
+    def contributions(self) -> np.ndarray:
+        """(candidates, criteria) weighted-sum points: weight x normalised score x 100, any method."""
+        return self.ranking.normalized * self.decision.weights[None, :] * 100.0
+
+    def rank_changes(self) -> tuple[RankChange, ...]:
+        """Judged-only vs with-evidence places, in the order of the evidence ranking."""
+        if self.judged is None:
+            return ()
+        return tuple(RankChange(self.decision.candidate_ids[i], _rank(self.judged, i),
+                                float(self.judged.totals[i]), _rank(self.ranking, i),
+                                float(self.ranking.totals[i]))
+                     for i in self.ranking.order)
+
+    def records_by_id(self) -> dict[int, EvidenceRecord]:
+        if self.evidence is None:
+            return {}
+        return {r.id: r for r in self.evidence if r.id is not None}
+
+    def records_used(self) -> tuple[EvidenceRecord, ...]:
+        """The stored records behind measured cells, in id order."""
+        by_id = self.records_by_id()
+        ids = sorted({rid for row in self.ranking.cells for cell in row for rid in cell.record_ids})
+        return tuple(by_id[rid] for rid in ids if rid in by_id)
+
+
+def _rank(ranking: Ranking, index: int) -> int | None:
+    return int(ranking.ranks[index]) or None
+
+
+def build_report(decision: Decision, evidence: EvidenceSet | None = None, *, method: str = "wsm",
+                 any_hardware: bool = False, samples: int | None = None,
+                 seed: int = DEFAULT_SEED, engine_spec: VllmArgSpec | None = None,
+                 engine_note: str = "") -> Report:
+    """Score ``decision`` (with ``evidence`` when given) and gather what the report shows.
+
+    Sensitivity (flip distances, SMAA-2) is computed under the weighted sum of the scores the
+    ranking used: measured scores where evidence replaced judged ones. ``samples`` defaults to the
+    file's ``sensitivity.samples``; the fixed ``seed`` makes the same inputs give the same report.
+    With ``engine_spec`` (see ``find_engine_spec``) the winner's engine config is rendered to the
+    exact command for that vLLM; otherwise ``engine_note`` says why it was not.
+    """
+    ranking = decision.score(method=method, evidence=evidence, any_hardware=any_hardware)
+    judged = decision.score(method=method) if evidence is not None else None
+    scored = _with_measured_scores(decision, ranking)
+    measured = ranking.measured_cells
+    basis = ("weighted sum of the judged scores" if not measured else
+             f"weighted sum of the scores ranked above ({measured} measured, the rest judged)")
+    if method != "wsm":
+        basis += f"; the ranking uses {method}, sensitivity always the weighted sum"
+    if ranking.infeasible:
+        basis += "; constraints are not applied here, so infeasible candidates take part"
+    winner = ranking.winner
+    return Report(decision, ranking, judged, evidence,
+                  analyze(scored, samples=samples, seed=seed), basis,
+                  roofline_of(decision, evidence, ranking),
+                  winner_config(decision, winner, engine_spec, engine_note) if winner else None)
+
+
+def _with_measured_scores(decision: Decision, ranking: Ranking) -> Decision:
+    scores = {(cand.id, crit.id): ranking.cells[i][j].score
+              for i, cand in enumerate(decision.candidates)
+              for j, crit in enumerate(decision.criteria) if ranking.cells[i][j].measured}
+    return decision.replace(scores=scores) if scores else decision
+
+
+def winner_config(decision: Decision, candidate_id: str, spec: VllmArgSpec | None = None,
+                  note: str = "") -> WinnerConfig:
+    """A candidate's pins, env and engine arguments; rendered to argv when ``spec`` is given."""
+    candidate = decision.candidate(candidate_id)
+    stack = candidate.stack.model_dump(exclude_defaults=True)
+    engine = dict(candidate.engine)
+    text = yaml.safe_dump(engine, sort_keys=False, default_flow_style=False) if engine else ""
+    command = None
+    if spec is not None and engine:
+        command = render(engine, spec, env=candidate.env)
+        note = f"rendered for vLLM {spec.vllm_version} ({spec.python})"
+    meta = decision.model.decision
+    target = preflight.target_hardware((), meta.hardware)  # the file's hardware, not this machine's
+    checks: tuple[Problem, ...] = ()
+    if engine:
+        model = preflight.model_facts(engine, meta.model)
+        checks = tuple(preflight.static_problems(engine, candidate.env, model, target, spec))
+    return WinnerConfig(candidate.id, candidate.label, stack, dict(candidate.env), engine, text,
+                        command, note, checks, target.source if target else "")
+
+
+def command_lines(command: RenderedCommand) -> str:
+    """The command as a shell snippet, one option per line, for reading and pasting."""
+    lines = [f"{name}={shlex.quote(value)} \\" for name, value in sorted(command.env.items())]
+    words: list[str] = []
+    for word in command.argv:
+        if word.startswith("--") and words:
+            lines.append(" ".join(words) + " \\")
+            words = []
+        words.append(shlex.quote(word))
+    lines.append(" ".join(words))
+    return "\n".join(lines[:1] + ["  " + line for line in lines[1:]])
+
+
+def find_engine_spec(python: str | None = None) -> tuple[VllmArgSpec | None, str]:
+    """The argument definitions of the vLLM that ``python`` runs (default: as ``launch`` picks
+    it), or None and the reason. The first call for a vLLM version imports vLLM (slow); later
+    calls read a cache."""
+    from stackdecide.vllm.args import load_arg_spec
+
+    try:
+        return load_arg_spec(python), ""
+    except EngineError as exc:
+        return None, exc.message
+
+
+# -- roofline --------------------------------------------------------------------------------------
+def roofline_of(decision: Decision, evidence: EvidenceSet | None = None,
+                ranking: Ranking | None = None) -> Roofline:
+    """Ceilings of the decision's hardware per KV-cache dtype, and each decode/prefill measurement
+    of the decision's candidates as a share of the ceiling of the GPU it was measured on."""
+    meta = decision.model.decision
+    shape_name = meta.model.shape if meta.model else None
+    shape = SHAPES.get(shape_name) if shape_name else None
+    weights = decision_weights(decision, shape) if shape is not None else None
+    hardware = hardware_of(meta.hardware)
+    setup = roofline_setup(decision)
+    skipped = setup.reason if isinstance(setup, RooflineSkipped) else None
+    ceilings: tuple[CeilingRow, ...] = ()
+    if isinstance(setup, RooflineSetup):
+        try:
+            ceilings = _ceilings(decision, setup.shape, setup.hardware, setup.weights)
+        except RooflineError as exc:
+            skipped = str(exc)
+    rows: tuple[RooflineRow, ...] = ()
+    if evidence is not None:
+        # measurements need the model shape; their hardware is each record's own GPU
+        used = ({rid for row in ranking.cells for cell in row for rid in cell.record_ids}
+                if ranking is not None else set())
+        rows = _measurement_rows(decision, evidence, shape, weights,
+                                 skipped if shape is None else None, used)
+    label = None
+    if hardware is not None:
+        count = f"{hardware.count} x " if hardware.count > 1 else ""
+        label = (f"{count}{hardware.name}, {hardware.memory_bandwidth_gb_s:g} GB/s "
+                 f"(from {hardware.bandwidth_source})")
+    return Roofline(label, shape_name, weights, skipped, ceilings, rows)
+
+
+def _kv_dtype(decision: Decision, candidate_id: str) -> str:
+    return str(decision.candidate(candidate_id).engine.get("kv_cache_dtype") or "auto")
+
+
+def _ceilings(decision: Decision, shape: ModelShape, hardware: GpuPeaks,
+              weights: str) -> tuple[CeilingRow, ...]:
+    by_kv: dict[str, list[str]] = defaultdict(list)
+    for candidate in decision.candidates:
+        by_kv[_kv_dtype(decision, candidate.id)].append(candidate.id)
+    context = decision.model.decision.targets.context_tokens or shape.max_position_embeddings
+    rows = []
+    for kv, ids in by_kv.items():
+        prefill = best_prefill_ceiling(shape, hardware, weights, kv, context)
+        rows.append(CeilingRow(kv, tuple(ids), decode_ceiling(shape, hardware, weights, kv, 0).tok_s,
+                               decode_ceiling(shape, hardware, weights, kv, 4096).tok_s,
+                               prefill.tok_s if prefill else None,
+                               prefill.prompt_tokens if prefill else None))
+    return tuple(rows)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(str(value))
+    except ValueError:
+        return None
+
+
+def _measurement_rows(decision: Decision, evidence: EvidenceSet, shape: ModelShape | None,
+                      weights: str | None, skipped: str | None,
+                      used: set[int]) -> tuple[RooflineRow, ...]:
+    ids = set(decision.candidate_ids)
+    groups: dict[tuple[str, str, str, str | None, int], list[EvidenceRecord]] = defaultdict(list)
+    for record in evidence:
+        if record.candidate in ids and record.metric in ROOFLINE_METRICS:
+            gpu = record.hardware.gpu if record.hardware else None
+            count = record.hardware.count if record.hardware else 1
+            groups[(record.candidate, record.metric, record.scenario_key, gpu, count)].append(record)
+    order = {cid: k for k, cid in enumerate(decision.candidate_ids)}
+    rows = []
+    for (candidate, metric, _, gpu, count), records in sorted(
+            groups.items(), key=lambda item: (order[item[0][0]], item[0][1], item[0][2])):
+        measured = float(statistics.median(r.value for r in records))
+        ceiling, basis = _ceiling_for(decision, candidate, metric, records[0].scenario, gpu, count,
+                                      shape, weights, skipped)
+        ids = tuple(r.id for r in records if r.id is not None)
+        rows.append(RooflineRow(candidate, metric, measured, records[0].unit, len(records), gpu,
+                                dict(records[0].scenario), ceiling, basis, ids,
+                                bool(used.intersection(ids)) if ids else None))
+    return tuple(rows)
+
+
+def _ceiling_for(decision: Decision, candidate: str, metric: str, scenario: dict[str, Any],
+                 gpu: str | None, count: int, shape: ModelShape | None, weights: str | None,
+                 skipped: str | None) -> tuple[float | None, str]:
+    if skipped or shape is None or weights is None:
+        return None, skipped or "no model shape"
+    if gpu is None:
+        return None, "the records name no GPU"
+    meta_hw = decision.model.decision.hardware
+    if meta_hw is not None and gpu_matches(meta_hw.gpu, gpu):
+        hardware = hardware_from(meta_hw.gpu, meta_hw.memory_bandwidth_gb_s, count)
+    else:
+        hardware = hardware_from(gpu, None, count)
+    if hardware is None:
+        return None, f"GPU '{gpu}' is not in the roofline table"
+    kv = _kv_dtype(decision, candidate)
+    gpus = f"{count} x {hardware.name}" if count > 1 else hardware.name
+    input_len = _number(scenario.get("input_len"))
+    output_len = _number(scenario.get("output_len"))
+    try:
+        if metric == "decode_tok_s":
+            # tokens/time over a run reads the mean context: input + (output - 1) / 2
+            context = round((input_len or 0) + max((output_len or 1) - 1, 0) / 2)
+            ceiling = decode_ceiling(shape, hardware, weights, kv, context)
+            how = (f"one stream at {context:,} tokens of {kv} KV cache" if context
+                   else "one stream, before KV-cache reads (no input_len in the scenario)")
+            return ceiling.tok_s, f"{how}; {weights} weights on {gpus}"
+        if input_len:
+            found = prefill_ceiling(shape, hardware, weights, kv, int(input_len))
+            how = f"{int(input_len):,}-token prompt"
+        else:
+            limit = decision.model.decision.targets.context_tokens or shape.max_position_embeddings
+            found = best_prefill_ceiling(shape, hardware, weights, kv, limit)
+            how = "best over prompt lengths (no input_len in the scenario)"
+    except RooflineError as exc:
+        return None, str(exc)
+    if found is None:
+        return None, f"no tensor peak known for {hardware.name}"
+    return found.tok_s, f"{how}, {found.bound}-bound; {weights} weights on {gpus}"

@@ -1,0 +1,190 @@
+"""The report as GitHub-flavoured markdown, for a pull request or an issue. No charts, no matplotlib."""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from typing import TYPE_CHECKING
+
+import numpy as np
+from tabulate import tabulate
+
+from stackdecide.mcda.methods import METHODS
+from stackdecide.report.data import command_lines
+from stackdecide.report.text import before_after_rows, table_rows
+from stackdecide.robustness.report import _share
+
+if TYPE_CHECKING:
+    from stackdecide.model.problems import Problem
+    from stackdecide.report.data import Report
+    from stackdecide.robustness.flips import WeightFlip
+
+SMAA_ROWS = 10  # candidates in the SMAA table; the HTML report and JSON have all
+SMAA_RANKS = 5
+
+
+def md(text: object) -> str:
+    """User text safe inside markdown and its tables: one line, HTML and pipes escaped."""
+    return html.escape(" ".join(str(text).split()), quote=False).replace("|", r"\|")
+
+
+def code(text: object) -> str:
+    """User text as an inline code span (shown literally, so nothing is escaped but backticks)."""
+    return "`" + " ".join(str(text).split()).replace("`", "'") + "`"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value * 100:.1f}%"
+
+
+def _flip(flip: WeightFlip) -> str:
+    if flip.threshold is None:
+        return "no flip"
+    return f"{_pct(flip.threshold)} ({(flip.change or 0) * 100:+.1f}) → {md(flip.new_winner)}"
+
+
+def _problem(problem: Problem) -> str:
+    where = f" `{md(problem.field)}`" if problem.field else ""
+    return f"- **{problem.severity}**{where}: {md(problem.message)} [{md(problem.code)}]"
+
+
+def _fence(text: str, lang: str = "") -> str:
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
+
+
+def render_markdown(report: Report) -> str:
+    """Summary, ranking, evidence before/after, measured cells, roofline, audit, robustness and
+    the winner's engine configuration."""
+    decision, ranking = report.decision, report.ranking
+    meta = decision.model.decision
+    out = [f"## {md(decision.title)}"]
+    if meta.source:
+        out.append(f"source: {md(meta.source)}")
+    out.append("")
+    winner = ranking.winner
+    smaa, flips = report.sensitivity.smaa, report.sensitivity.flips
+    cells = len(decision.candidates) * len(decision.criteria)
+    if winner is None:
+        out.append("**Winner: none** (every candidate breaks a constraint)")
+    else:
+        line = (f"**Winner: {md(decision.candidate(winner).label)}** (`{md(winner)}`), "
+                f"{ranking.total(winner):.2f} of 100 by {METHODS[ranking.method].label}")
+        feasible = [int(i) for i in ranking.order if ranking.ranks[i] > 0]
+        if len(feasible) > 1:
+            runner = decision.candidate_ids[feasible[1]]
+            line += f", {ranking.total(winner) - ranking.total(runner):.2f} points ahead of `{md(runner)}`"
+        out.append(line + ".")
+    first = float(smaa.first_rank[decision.candidate_index(flips.winner)])
+    aside = " constraints aside" if ranking.infeasible else ""
+    out.append(f"`{md(flips.winner)}` wins under {_pct(first)} of {smaa.samples:,} sampled "
+               f"weightings (SMAA-2, seed {smaa.seed}{aside}); {ranking.measured_cells} of "
+               f"{cells} cells measured, the rest judged.")
+    out += ["", "### Ranking", "", "criterion columns: " + (
+        "points of the weighted sum, adding up to the total" if ranking.method == "wsm"
+        else f"the {ranking.method} terms") + "; `*` marks a measured score", ""]
+    headers, rows = table_rows(ranking)
+    out.append(_table([md(h) for h in headers], [[md(c) for c in row] for row in rows]))
+    for candidate_id, reasons in ranking.infeasible.items():
+        out.append(f"\ninfeasible: `{md(candidate_id)}`: {md('; '.join(reasons))}")
+
+    if report.judged is not None:
+        out += ["", "### Before and after the evidence", ""]
+        judged_winner = report.judged.winner
+        out.append(f"The evidence keeps `{md(winner)}` as the winner." if judged_winner == winner
+                   else f"The evidence changes the winner from `{md(judged_winner)}` to "
+                        f"`{md(winner)}`.")
+        headers, rows = before_after_rows(report.judged, ranking)
+        out += ["", "before: judged scores only (#rank); after: measured scores in their place", "",
+                _table([md(h) for h in headers], [[md(c) for c in row] for row in rows])]
+
+    measured_rows = []
+    for i in ranking.order:
+        for j, criterion in enumerate(decision.criteria):
+            cell = ranking.cells[i][j]
+            if cell.measured:
+                measured_rows.append([
+                    md(decision.candidate_ids[i]), md(criterion.id), md(cell.metric or ""),
+                    f"{cell.raw:.4g} {md(cell.unit or '')}" if cell.raw is not None else "–",
+                    str(cell.samples), "–" if cell.spread is None else f"{cell.spread:.3g}",
+                    f"{'–' if cell.judged is None else f'{cell.judged:g}'} → {cell.score:.2f}",
+                    md(", ".join(cell.flags)) or "–",
+                    ", ".join(str(r) for r in cell.record_ids) or "–"])
+    if measured_rows:
+        out += ["", "### Measured cells", "",
+                _table(["candidate", "criterion", "metric", "median", "records", "spread",
+                        "judged → score", "flags", "record ids"], measured_rows)]
+
+    roofline = report.roofline.measurements
+    if roofline:
+        out += ["", "### Measurements against the roofline", "",
+                _table(["candidate", "metric", "median", "ceiling", "of ceiling", "ceiling basis"], [
+                    [md(r.candidate), md(r.metric), f"{r.measured:.4g} {md(r.unit)}",
+                     "–" if r.ceiling is None else f"{r.ceiling:,.1f}",
+                     "–" if r.percent is None else f"{r.percent:.0f}%", md(r.basis)]
+                    for r in roofline])]
+
+    out += ["", "### Audit", ""]
+    if ranking.findings:
+        out += [f"- **{f.severity}** `{md(f.code)}`"
+                + (f" ({md(f.where)})" if f.where else "") + f": {md(f.message)}"
+                for f in ranking.findings]
+    else:
+        out.append("no findings")
+
+    out += ["", "### Robustness", "", f"on the {md(report.sensitivity_basis)}", ""]
+    nearest = flips.nearest
+    if nearest is not None and nearest.threshold is not None:
+        verb = "raise" if nearest.direction == "increase" else "lower"
+        out.append(f"Smallest single-weight change that moves first place: {verb} "
+                   f"`{md(nearest.criterion)}` from {_pct(nearest.weight)} to "
+                   f"{_pct(nearest.threshold)}; `{md(nearest.new_winner)}` then wins.")
+    else:
+        out.append("No change of any single weight moves first place.")
+    out += ["", _table(["criterion", "weight", "lower to", "raise to"], [
+        [md(decision.criteria[j].label), _pct(c.weight), _flip(c.decrease), _flip(c.increase)]
+        for j, c in enumerate(flips.criteria)])]
+    shown = min(smaa.rank_counts.shape[1], SMAA_RANKS)
+    order = np.lexsort((np.arange(len(decision.candidates)), -smaa.first_rank))
+    smaa_rows = [[md(decision.candidate_ids[i]),
+                  *[_share(int(c), smaa.samples) for c in smaa.rank_counts[i, :shown]]]
+                 for i in order[:SMAA_ROWS]]
+    out += ["", "SMAA-2 rank acceptability (share of sampled weightings giving each rank):", "",
+            _table(["candidate", *[f"rank {r + 1}" for r in range(shown)]], smaa_rows)]
+    if len(order) > SMAA_ROWS:
+        out.append(f"\n({len(order) - SMAA_ROWS} more candidates in the HTML report)")
+
+    config = report.winner_config
+    if config is not None:
+        out += ["", f"### Engine configuration of `{md(config.candidate)}`", ""]
+        if config.stack:
+            pins = [f"{k} {', '.join(v) if isinstance(v, list) else v}"
+                    for k, v in config.stack.items()]
+            out.append("stack: " + ", ".join(code(p) for p in pins))
+        if config.refused:
+            out += ["", "**`stackdecide launch` would refuse this configuration** (errors below)."]
+        command = config.command
+        if command is not None:
+            out += ["", f"{md(config.command_note)}:", "", _fence(command_lines(command), "sh")]
+            if command.problems:
+                out += [""] + [_problem(p) for p in command.problems]
+        elif config.engine_yaml:
+            if config.env:
+                out += ["", _fence("\n".join(f"{k}={v}" for k, v in config.env.items()), "sh")]
+            why = f" ({md(config.command_note)})" if config.command_note else ""
+            out += ["", f"engine arguments as written in the decision file, not rendered for a "
+                        f"vLLM{why}:", "", _fence(config.engine_yaml, "yaml")]
+        if config.checks:
+            out += ["", f"checks on the decision's hardware ({md(config.checks_basis)}):", ""]
+            out += [_problem(p) for p in config.checks]
+    if ranking.notes:
+        out += ["", f"<details><summary>Notes ({len(ranking.notes)})</summary>", ""]
+        out += [f"- {md(note)}" for note in ranking.notes]
+        out += ["", "</details>"]
+    return "\n".join(out) + "\n"

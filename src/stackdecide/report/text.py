@@ -1,0 +1,224 @@
+"""Rendering a ranking as a table, markdown, JSON or CSV. Pure: returns text, never prints."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from tabulate import tabulate
+
+from stackdecide.mcda.methods import METHODS
+from stackdecide.model.ranking import ranking_to_dict
+
+if TYPE_CHECKING:
+    from stackdecide.loop import Measurement
+    from stackdecide.model.cells import Cell
+    from stackdecide.model.findings import Finding
+    from stackdecide.model.ranking import Ranking
+
+
+
+def _rank_text(ranking: Ranking, index: int) -> str:
+    rank = int(ranking.ranks[index])
+    return str(rank) if rank else "-"
+
+
+def _candidate_flags(ranking: Ranking, index: int) -> list[Finding]:
+    candidate_id = ranking.candidate_ids[index]
+    return [f for f in ranking.findings if f.subject == candidate_id]
+
+
+def _term_text(ranking: Ranking, i: int, j: int) -> str:
+    value = float(ranking.terms[i, j])
+    text = f"{value:.2f}" if ranking.method == "wsm" else f"{value:.3f}"
+    return text + ("*" if ranking.cells[i][j].measured else "")
+
+
+def _audit_text(ranking: Ranking, index: int) -> str:
+    flags = _candidate_flags(ranking, index)
+    if not flags:
+        return "ok" if ranking.decision.candidates[index].reported_total is not None else ""
+    first = flags[0]
+    if first.difference is not None:
+        return f"MISMATCH {first.difference:+.2f}"
+    return first.code
+
+
+def table_rows(ranking: Ranking) -> tuple[list[str], list[list[Any]]]:
+    decision = ranking.decision
+    headers = ["rank", "candidate", "total"]
+    headers += [f"{c.label}\n{w * 100:.0f}%" for c, w in zip(decision.criteria, decision.weights,
+                                                              strict=True)]
+    headers += ["reported", "audit"]
+    rows = []
+    for index in ranking.order:
+        candidate = decision.candidates[index]
+        row: list[Any] = [_rank_text(ranking, index), candidate.label,
+                          f"{ranking.totals[index]:.2f}"]
+        row += [_term_text(ranking, index, j) for j in range(len(decision.criteria))]
+        reported = candidate.reported_total
+        row += ["" if reported is None else f"{reported:g}", _audit_text(ranking, index)]
+        rows.append(row)
+    return headers, rows
+
+
+def _measured_rows(ranking: Ranking) -> list[list[Any]]:
+    rows = []
+    decision = ranking.decision
+    for i, candidate in enumerate(decision.candidates):
+        for j, criterion in enumerate(decision.criteria):
+            cell = ranking.cells[i][j]
+            if cell.measured:
+                rows.append([candidate.id, criterion.id, cell.metric, _raw_text(cell),
+                             cell.samples, f"{cell.judged:g} -> {cell.score:.2f}",
+                             ", ".join(cell.flags)])
+    return rows
+
+
+def _raw_text(cell: Cell) -> str:
+    if cell.raw is None:
+        return ""
+    text = f"{cell.raw:.4g}" + (f" {cell.unit}" if cell.unit else "")
+    if cell.spread:
+        text += f" (spread {cell.spread:.3g})"
+    return text
+
+
+def render_text(ranking: Ranking, tablefmt: str = "simple") -> str:
+    """Table (``simple``) or markdown (``github``) view with its explanations."""
+    decision = ranking.decision
+    markdown = tablefmt == "github"
+    headers, rows = table_rows(ranking)
+    if markdown:
+        headers = [h.replace("\n", " ") for h in headers]
+    lines = [f"## {decision.title}" if markdown else decision.title]
+    if decision.model.decision.source:
+        lines.append(f"source: {decision.model.decision.source}")
+    lines.append(f"method: {METHODS[ranking.method].label}; criterion columns: "
+                 f"{METHODS[ranking.method].terms_label}; total on 0-100")
+    lines.append("")
+    lines.append(tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True))
+    lines.append("")
+    winner = ranking.winner
+    if winner is None:
+        lines.append("winner: none (every candidate is infeasible)")
+    else:
+        tied = ranking.tied_winners
+        lines.append(f"winner: {decision.candidate(winner).label} ({ranking.total(winner):.2f})"
+                     + (f", tied with {', '.join(t for t in tied if t != winner)}"
+                        if len(tied) > 1 else ""))
+    measured = _measured_rows(ranking)
+    if measured:
+        lines += ["", f"measured cells (* above; {len(measured)} of "
+                      f"{len(decision.candidates) * len(decision.criteria)}):",
+                  tabulate(measured, headers=["candidate", "criterion", "metric", "measured",
+                                              "n", "judged -> score", "flags"],
+                           tablefmt=tablefmt, disable_numparse=True)]
+    else:
+        lines += ["all cells judged (no measurements used)"]
+    for candidate_id, reasons in ranking.infeasible.items():
+        lines.append(f"infeasible: {candidate_id}: {'; '.join(reasons)}")
+    if ranking.findings:
+        lines += ["", "audit:"]
+        lines += [f"  {f.severity}: {f.where + ': ' if f.where else ''}{f.message}"
+                  for f in ranking.findings]
+    else:
+        lines += ["", "audit: no findings"]
+    for note in ranking.notes:
+        lines.append(f"note: {note}")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(ranking: Ranking) -> str:
+    return json.dumps(ranking_to_dict(ranking), indent=2) + "\n"
+
+
+def render_csv(ranking: Ranking) -> str:
+    decision = ranking.decision
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["rank", "id", "name", "total", *[f"{c.id}" for c in decision.criteria],
+                     *[f"{c.id}_source" for c in decision.criteria], "reported_total", "audit"])
+    for index in ranking.order:
+        candidate = decision.candidates[index]
+        writer.writerow([
+            int(ranking.ranks[index]) or "", candidate.id, candidate.label,
+            f"{ranking.totals[index]:.6f}",
+            *[f"{ranking.terms[index, j]:.6f}" for j in range(len(decision.criteria))],
+            *[ranking.cells[index][j].source for j in range(len(decision.criteria))],
+            "" if candidate.reported_total is None else candidate.reported_total,
+            _audit_text(ranking, index),
+        ])
+    return buffer.getvalue()
+
+
+def render(ranking: Ranking, fmt: str = "table") -> str:
+    if fmt == "json":
+        return render_json(ranking)
+    if fmt == "csv":
+        return render_csv(ranking)
+    return render_text(ranking, "github" if fmt == "markdown" else "simple")
+
+
+def render_findings(findings: list[Finding] | tuple[Finding, ...]) -> str:
+    if not findings:
+        return "no findings\n"
+    return "".join(f"{f.severity}: {f.where + ': ' if f.where else ''}{f.message}\n"
+                   for f in findings)
+
+
+def before_after_rows(before: Ranking, after: Ranking) -> tuple[list[str], list[list[Any]]]:
+    """Side-by-side ranks and totals of the same decision scored twice, best-after first."""
+    decision = after.decision
+    headers = ["rank", "candidate", "before", "after", "change", "measured cells"]
+    rows = []
+    for index in after.order:
+        candidate = decision.candidates[index]
+        measured = sum(cell.measured for cell in after.cells[index])
+        infeasible = candidate.id in after.infeasible
+        rows.append([
+            _rank_text(after, index), candidate.label,
+            f"{before.totals[index]:.2f} (#{_rank_text(before, index)})",
+            f"{after.totals[index]:.2f}" + (" infeasible" if infeasible else ""),
+            f"{after.totals[index] - before.totals[index]:+.2f}",
+            f"{measured}/{len(decision.criteria)}",
+        ])
+    return headers, rows
+
+
+def render_before_after(before: Ranking, after: Ranking, tablefmt: str = "simple") -> str:
+    headers, rows = before_after_rows(before, after)
+    lines = [tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True), ""]
+    if before.winner == after.winner:
+        lines.append(f"winner unchanged: {after.winner}")
+    else:
+        lines.append(f"winner changed: {before.winner} -> {after.winner}")
+    return "\n".join(lines) + "\n"
+
+
+_SUMMARY_METRICS = ("decode_tok_s", "prefill_tok_s", "output_tok_s")
+
+
+def render_measurements(measurements: Sequence[Measurement], tablefmt: str = "simple") -> str:
+    """One line per launch: did it start, how long it took, the headline numbers it measured."""
+    rows = []
+    for item in measurements:
+        outcome = item.outcome
+        headline = []
+        for metric in _SUMMARY_METRICS:
+            values = [r for r in item.records if r.metric == metric]
+            headline += [f"{metric} {r.value:.4g}"
+                         + (f" @{r.scenario['concurrency']}" if metric == "output_tok_s" else "")
+                         for r in values]
+        status = "ok" if outcome.ok else f"failed: {outcome.failure}"
+        rows.append([item.candidate_id, status,
+                     "" if outcome.startup_s is None else f"{outcome.startup_s:.1f}",
+                     "; ".join(headline) or (outcome.reason or "")[:100],
+                     len(item.records), outcome.run_dir])
+        if item.error:
+            rows.append(["", "benchmark stopped", "", item.error[:100], "", ""])
+    return tabulate(rows, headers=["candidate", "launch", "startup s", "measured", "records",
+                                   "run folder"], tablefmt=tablefmt, disable_numparse=True) + "\n"

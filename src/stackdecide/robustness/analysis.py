@@ -1,0 +1,40 @@
+"""Flip distances, the winner's trade-off with the runner-up, and SMAA-2, for one decision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from stackdecide.robustness.flips import FlipDistances, Tradeoff, flip_distances, tradeoff
+from stackdecide.robustness.smaa import SmaaResult, run_smaa
+
+if TYPE_CHECKING:
+    from stackdecide.model.decision import DecisionMatrix
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    """Everything ``stackdecide sensitivity`` reports, under the weighted sum of judged scores."""
+
+    decision: DecisionMatrix
+    flips: FlipDistances
+    tradeoff: Tradeoff | None
+    smaa: SmaaResult
+
+    @property
+    def winner(self) -> str:
+        return self.flips.winner
+
+    def to_dict(self) -> dict[str, Any]:
+        """Stable, versioned, JSON-ready view (see docs/sensitivity.md)."""
+        from stackdecide.robustness.report import sensitivity_to_dict
+
+        return sensitivity_to_dict(self)
+
+
+def analyze(decision: DecisionMatrix, samples: int | None = None, seed: int | None = None,
+            chunk: int | None = None) -> Sensitivity:
+    """Flip distances, trade-off and SMAA-2 of a decision; ``samples`` defaults to the file's
+    ``sensitivity.samples``; ``seed=None`` draws fresh entropy (recorded in the result)."""
+    return Sensitivity(decision, flip_distances(decision), tradeoff(decision),
+                       run_smaa(decision, samples=samples, seed=seed, chunk=chunk))

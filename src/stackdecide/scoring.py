@@ -1,0 +1,70 @@
+"""Scoring: evidence -> method -> constraints -> audit, the one path every ranking takes.
+
+``score`` is pure apart from reading the evidence set it is given: the same decision, evidence and
+method always give the same ranking.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TypeVar
+
+import numpy as np
+
+from stackdecide.audit import audit
+from stackdecide.errors import StackdecideError
+from stackdecide.evidence.apply import apply_evidence
+from stackdecide.evidence.records import EvidenceSet
+from stackdecide.mcda import methods
+from stackdecide.model.constraints import violations
+from stackdecide.model.decision import DecisionMatrix
+from stackdecide.model.ranking import Ranking
+
+D = TypeVar("D", bound=DecisionMatrix)
+
+
+def score(decision: DecisionMatrix, method: str = "wsm", evidence: EvidenceSet | None = None,
+          any_hardware: bool = False) -> Ranking:
+    """Rank the candidates; with ``evidence``, measured scores replace judged ones.
+
+    ``method`` is a name in ``stackdecide.mcda.methods.METHODS``: ``wsm`` (weighted sum, default),
+    ``wpm`` (weighted product) or ``topsis`` (with the scale's ends as ideal and anti-ideal).
+    """
+    try:
+        aggregate = methods.get_method(method)
+    except ValueError as exc:
+        raise StackdecideError(str(exc)) from None
+    cells = decision.judged_cells()
+    metric_values: dict[str, dict[str, float]] = {}
+    notes = list(decision.notes)
+    if evidence is not None:
+        applied = apply_evidence(decision, evidence, any_hardware=any_hardware)
+        cells, metric_values = applied.cells, applied.metric_values
+        notes.extend(applied.notes)
+    matrix = np.array([[cell.score for cell in row] for row in cells])
+    normalized = decision.normalize(matrix)
+    result = aggregate(normalized, decision.weights)
+    infeasible = {cid: tuple(reasons) for cid in decision.candidate_ids
+                  if (reasons := violations(decision.constraints, metric_values.get(cid, {})))}
+    feasible = np.array([cid not in infeasible for cid in decision.candidate_ids])
+    totals = result.totals * 100.0
+    ranks = np.zeros(len(totals), dtype=int)
+    if feasible.any():
+        _, feasible_ranks = methods.rank(totals[feasible])
+        ranks[feasible] = feasible_ranks
+    order = np.lexsort((np.arange(len(totals)), np.where(feasible, ranks, len(totals) + 1)))
+    ranking = Ranking(decision, method, totals, ranks, order, normalized, result.terms, cells,
+                      infeasible, (), tuple(notes), dict(result.extra))
+    return dataclasses.replace(ranking, findings=tuple(audit(decision, ranking)))
+
+
+def measured_decision(decision: D, ranking: Ranking) -> D:
+    """The decision with each measured cell of ``ranking`` written in as if it were judged.
+
+    Sensitivity analyses the weights of this matrix, so the CLI, the library and the HTML report
+    judge the robustness of the same ranking that ``score`` printed.
+    """
+    scores = {(cand.id, crit.id): ranking.cells[i][j].score
+              for i, cand in enumerate(decision.candidates)
+              for j, crit in enumerate(decision.criteria) if ranking.cells[i][j].measured}
+    return decision.replace(scores=scores) if scores else decision

@@ -1,0 +1,257 @@
+"""A candidate's engine config -> the argv and environment of the vLLM that will run it.
+
+Which keys exist, how booleans are spelled and which values a choice accepts all come from that
+vLLM's own parser (``vllm_args.load_arg_spec``). The only fixed knowledge here is the table of keys
+vLLM removed, so that a dropped key can say since when; the valid-key set never comes from it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stackdecide.model.problems import Problem, errors
+from stackdecide.vllm.args import ArgAction, VllmArgSpec
+
+ATTENTION_ENV = "VLLM_ATTENTION_BACKEND"
+
+
+@dataclass(frozen=True)
+class RemovedKey:
+    removed_in: str  # first vLLM release without it
+    last_in: str  # last release that accepted it
+    note: str
+
+
+# Checked against the EngineArgs of each vLLM release from 0.9.2 to 0.13.0 and 0.32.0.
+REMOVED_KEYS: dict[str, RemovedKey] = {
+    "use_v2_block_manager": RemovedKey(
+        "0.10.0", "0.9.2", "the v2 block manager has been the only one since 0.6.x; the flag had "
+        "no effect"),
+    "tokenizer_pool_size": RemovedKey("0.10.0", "0.9.2", "tokenizer pools are gone"),
+    "tokenizer_pool_type": RemovedKey("0.10.0", "0.9.2", "tokenizer pools are gone"),
+    "tokenizer_pool_extra_config": RemovedKey("0.10.0", "0.9.2", "tokenizer pools are gone"),
+    "device": RemovedKey("0.10.0", "0.9.2", "the platform picks the device"),
+    "num_scheduler_steps": RemovedKey("0.10.1", "0.10.0", "multi-step scheduling was a V0 "
+                                      "feature"),
+    "multi_step_stream_outputs": RemovedKey("0.10.1", "0.10.0", "multi-step scheduling was a V0 "
+                                            "feature"),
+    "enable_prompt_adapter": RemovedKey("0.10.2", "0.10.1", "prompt adapters were removed"),
+    "override_neuron_config": RemovedKey("0.10.2", "0.10.1", "the Neuron backend moved out"),
+    "max_seq_len_to_capture": RemovedKey("0.11.0", "0.10.2", "CUDA graph sizes are set through "
+                                         "compilation_config"),
+    "preemption_mode": RemovedKey("0.11.0", "0.10.2", "V1 always preempts by recomputation"),
+    "disable_async_output_proc": RemovedKey("0.11.0", "0.10.2", "a V0 option"),
+    "scheduler_delay_factor": RemovedKey("0.11.0", "0.10.2", "a V0 option"),
+    "rope_scaling": RemovedKey("0.11.1", "0.11.0", "set it through hf_overrides"),
+    "rope_theta": RemovedKey("0.11.1", "0.11.0", "set it through hf_overrides"),
+    "guided_decoding_backend": RemovedKey("0.12.0", "0.11.2", "use structured_outputs_config"),
+    "num_lookahead_slots": RemovedKey("0.12.0", "0.11.2", "a V0 speculative-decoding option"),
+    "lora_extra_vocab_size": RemovedKey("0.12.0", "0.11.2", "LoRA adapters no longer add "
+                                        "vocabulary"),
+    "task": RemovedKey("0.13.0", "0.12.0", "use runner and convert"),
+}
+
+# Keys the launcher owns: it binds the server itself.
+LAUNCHER_KEYS = ("host", "port")
+
+
+@dataclass(frozen=True)
+class RenderedCommand:
+    """The exact command and environment that start a candidate's server."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str]  # set on top of the inherited environment
+    problems: tuple[Problem, ...]
+    vllm_version: str
+    served_model_name: str | None
+    rendered: dict[str, str] = field(default_factory=dict)  # engine key -> what it became
+
+    @property
+    def ok(self) -> bool:
+        return not errors(self.problems)
+
+    def shell(self) -> str:
+        """One line to paste into a shell (display only: the launcher never uses a shell)."""
+        assignments = [f"{name}={shlex.quote(value)}" for name, value in sorted(self.env.items())]
+        return " ".join([*assignments, shlex.join(self.argv)])
+
+
+def _closest(name: str, options: list[str]) -> str:
+    match = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _check_type(key: str, value: Any, action: ArgAction) -> Problem | None:
+    if action.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        return Problem("invalid-value", f"{value!r} is not an integer", f"engine.{key}")
+    if action.type == "float" and (isinstance(value, bool) or not isinstance(value, int | float)):
+        return Problem("invalid-value", f"{value!r} is not a number", f"engine.{key}")
+    return None
+
+
+def _check_choice(key: str, value: Any, action: ArgAction) -> Problem | None:
+    if action.choices is None:
+        return None
+    text = _scalar(value)
+    if text in action.choices:
+        return None
+    return Problem("invalid-choice",
+                   f"'{text}' is not accepted by this vLLM{_closest(text, list(action.choices))}"
+                   f" (choices: {', '.join(action.choices)})", f"engine.{key}")
+
+
+def render_value(key: str, value: Any, action: ArgAction) -> tuple[list[str], Problem | None]:
+    """The argv words for one key, or a problem. ``None`` values render nothing."""
+    where = f"engine.{key}"
+    if value is None:
+        return [], None
+    if action.kind == "boolean_optional":
+        if not isinstance(value, bool):
+            return [], Problem("invalid-value", f"{value!r} is not true or false", where)
+        negative = action.negative_option
+        if value:
+            return [action.long_option], None
+        if negative is None:
+            return [], Problem("invalid-value", "this vLLM has no way to turn it off", where)
+        return [negative], None
+    if action.kind in ("store_true", "store_false", "store_const", "count"):
+        if not isinstance(value, bool):
+            return [], Problem("invalid-value", f"{value!r} is not true or false (this vLLM's "
+                               f"{action.long_option} takes no value)", where)
+        sets = action.kind != "store_false"
+        if value == sets:
+            return [action.long_option], None
+        if bool(action.default) == value:
+            return [], None  # already the default
+        return [], Problem("invalid-value", f"this vLLM's {action.long_option} can only turn it "
+                           f"{'on' if sets else 'off'}", where)
+    if action.kind == "append":
+        items = value if isinstance(value, list) else [value]
+        words: list[str] = []
+        for item in items:
+            problem = _check_choice(key, item, action)
+            if problem:
+                return [], problem
+            words += [action.long_option, _scalar(item)]
+        return words, None
+    multiple = action.nargs in ("+", "*") or (isinstance(action.nargs, int) and action.nargs > 1)
+    if isinstance(value, list) and multiple:
+        for item in value:
+            problem = _check_choice(key, item, action)
+            if problem:
+                return [], problem
+        return [action.long_option, *(_scalar(item) for item in value)], None
+    if isinstance(value, list) and action.type in ("int", "float", "str", None):
+        return [], Problem("invalid-value", f"takes one value, got a list of {len(value)}", where)
+    problem = _check_type(key, value, action) or _check_choice(key, value, action)
+    if problem:
+        return [], problem
+    return [action.long_option, _scalar(value)], None
+
+
+def _removed(key: str, spec: VllmArgSpec) -> Problem:
+    entry = REMOVED_KEYS[key]
+    return Problem("removed-key",
+                   f"dropped: vLLM removed '{key}' in {entry.removed_in} (last accepted by "
+                   f"{entry.last_in}; {entry.note}); vLLM {spec.vllm_version} has no such "
+                   "argument", f"engine.{key}", "warning")
+
+
+def render(engine: Mapping[str, Any], spec: VllmArgSpec, *, host: str = "127.0.0.1",
+           port: int = 8000, served_model_name: str | None = None,
+           env: Mapping[str, str] | None = None, python: str | None = None) -> RenderedCommand:
+    """Render ``engine`` (a candidate's ``engine`` mapping) for the vLLM described by ``spec``.
+
+    Keys may use ``_`` or ``-``. Every problem is collected rather than raised, so one look shows
+    all of them; ``RenderedCommand.ok`` says whether the command may run.
+    """
+    problems: list[Problem] = []
+    environment = dict(env or {})
+    argv = [python or spec.python, "-m", spec.server_module]
+    rendered: dict[str, str] = {}
+    values = {str(key).replace("-", "_"): value for key, value in engine.items()}
+    if served_model_name is not None:
+        values["served_model_name"] = served_model_name
+    if "model" not in values:
+        problems.append(Problem("missing-model", "the engine config names no model", "engine.model"))
+    for key in LAUNCHER_KEYS:
+        if key in values:
+            problems.append(Problem("launcher-owned", f"ignored: the launcher sets --{key} (use "
+                                    f"launch --{key})", f"engine.{key}", "warning"))
+            values.pop(key)
+    if ATTENTION_ENV in environment and spec.action("attention_backend") is not None:
+        moved = environment.pop(ATTENTION_ENV)
+        if values.get("attention_backend", moved) != moved:
+            problems.append(Problem(
+                "attention-backend-conflict", f"env sets {moved}, engine.attention_backend sets "
+                f"{values['attention_backend']}", f"env.{ATTENTION_ENV}"))
+        else:
+            values["attention_backend"] = moved
+            problems.append(Problem(
+                "attention-env-moved", f"vLLM {spec.vllm_version} selects the attention backend "
+                f"with --attention-backend; rendered {ATTENTION_ENV}={moved} as the flag",
+                f"env.{ATTENTION_ENV}", "warning"))
+    words: list[str] = []
+    for key, value in values.items():
+        action = spec.action(key)
+        if key == "attention_backend":
+            if action is None or action.choices is None:
+                problems.extend(_backend_name_problems(value, spec))
+            if action is None:  # older vLLM: the backend is an environment variable
+                if environment.get(ATTENTION_ENV, value) != value:
+                    problems.append(Problem(
+                        "attention-backend-conflict", f"env sets {environment[ATTENTION_ENV]}, "
+                        f"engine.attention_backend sets {value}", f"engine.{key}"))
+                    continue
+                environment[ATTENTION_ENV] = str(value)
+                rendered[key] = f"{ATTENTION_ENV}={value}"
+                problems.append(Problem(
+                    "attention-backend-env", f"vLLM {spec.vllm_version} has no "
+                    f"--attention-backend; set through {ATTENTION_ENV}", f"engine.{key}", "info"))
+                continue
+        if action is None:
+            if key in REMOVED_KEYS:
+                problems.append(_removed(key, spec))
+            else:
+                problems.append(Problem(
+                    "unknown-key", f"vLLM {spec.vllm_version} has no argument '{key}'"
+                    f"{_closest(key, spec.keys)}", f"engine.{key}"))
+            continue
+        if action.deprecated:
+            problems.append(Problem("deprecated-key", f"vLLM {spec.vllm_version} marks "
+                                    f"{action.long_option} deprecated", f"engine.{key}", "warning"))
+        part, problem = render_value(key, value, action)
+        if problem:
+            problems.append(problem)
+            continue
+        words += part
+        if part:
+            rendered[key] = shlex.join(part)
+    words += ["--host", host, "--port", str(port)]
+    served = values.get("served_model_name")
+    served_name = (served[0] if isinstance(served, list) and served else served) or values.get(
+        "model")
+    return RenderedCommand(tuple(argv + words), environment, tuple(problems), spec.vllm_version,
+                           str(served_name) if served_name is not None else None, rendered)
+
+
+def _backend_name_problems(value: Any, spec: VllmArgSpec) -> list[Problem]:
+    names = list(spec.attention_backends)
+    if not names or str(value) in names:
+        return []
+    return [Problem("unknown-attention-backend",
+                    f"vLLM {spec.vllm_version} has no attention backend '{value}'"
+                    f"{_closest(str(value), names)}", "engine.attention_backend")]
