@@ -44,7 +44,10 @@ def test_score_json_is_versioned_and_complete(rtx4090_path: Path) -> None:
                                             "performance_targets": 18.0})
     assert first["cells"]["fp8_performance"]["source"] == "judged"
     assert {f["code"] for f in data["findings"]} == {"reported-total-mismatch",
-                                                     "target-above-roofline"}
+                                                     "target-above-roofline",
+                                                     "launch:fp8-e5m2-with-fp8-checkpoint",
+                                                     "launch:fp8-kv-unsupported-backend",
+                                                     "launch:kv-cache-too-small"}
 
 
 def test_score_csv_and_markdown(rtx4090_path: Path) -> None:

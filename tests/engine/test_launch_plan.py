@@ -12,9 +12,10 @@ from click.testing import CliRunner
 from engine_support import CPU_DECISION, ROOT, require_vllm
 
 import stackdecide
+from stackdecide.audit import engine_config
 from stackdecide.cli import main
 from stackdecide.errors import StackdecideError
-from stackdecide.launch import launcher, preflight
+from stackdecide.launch import launcher
 from stackdecide.launch.launcher import LaunchOptions, LaunchRefused, plan_launch, start_server
 from stackdecide.launch.runs import read_outcome
 from stackdecide.model.schema import ModelSpec
@@ -117,15 +118,15 @@ def test_a_busy_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
 
 
 def test_deep_gemm_is_off_for_block_fp8_on_hopper_unless_the_candidate_says() -> None:
-    facts = preflight.model_facts({}, ModelSpec(id="q", shape="qwen3-4b", weights="fp8-block"))
-    hopper = preflight.TargetHardware("gpu", 80e9, "9.0", "test")
+    facts = engine_config.model_facts({}, ModelSpec(id="q", shape="qwen3-4b", weights="fp8-block"))
+    hopper = engine_config.TargetHardware("gpu", 80e9, "9.0", "test")
     env, notes = launcher.launcher_env({}, facts, hopper)
     assert env["VLLM_USE_DEEP_GEMM"] == "0" and "DeepGEMM" in notes[0]
     chosen, _ = launcher.launcher_env({"VLLM_USE_DEEP_GEMM": "1"}, facts, hopper)
     assert chosen["VLLM_USE_DEEP_GEMM"] == "1"
-    ada = preflight.TargetHardware("gpu", 16e9, "8.9", "test")
+    ada = engine_config.TargetHardware("gpu", 16e9, "8.9", "test")
     assert "VLLM_USE_DEEP_GEMM" not in launcher.launcher_env({}, facts, ada)[0]
-    bf16 = preflight.model_facts({}, ModelSpec(id="q", shape="qwen3-4b", weights="bf16"))
+    bf16 = engine_config.model_facts({}, ModelSpec(id="q", shape="qwen3-4b", weights="bf16"))
     assert "VLLM_USE_DEEP_GEMM" not in launcher.launcher_env({}, bf16, hopper)[0]
 
 

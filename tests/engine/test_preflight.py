@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from stackdecide.audit import engine_config
 from stackdecide.facts import memory
 from stackdecide.facts.memory import GIB
 from stackdecide.facts.shapes import SHAPES
@@ -34,32 +35,32 @@ def _codes(problems) -> list[str]:
     ({"model": "x"}, ModelSpec(id="x", shape="qwen3-4b-fp8")),
 ])
 def test_fp8_checkpoint_refuses_e5m2(engine, spec) -> None:
-    facts = preflight.model_facts(engine, spec)
+    facts = engine_config.model_facts(engine, spec)
     assert facts.fp8_checkpoint
-    problems = preflight.check_fp8_kv_with_fp8_checkpoint({**engine, "kv_cache_dtype": "fp8_e5m2"},
+    problems = engine_config.check_fp8_kv_with_fp8_checkpoint({**engine, "kv_cache_dtype": "fp8_e5m2"},
                                                            facts)
     assert _codes(problems) == ["fp8-e5m2-with-fp8-checkpoint"]
     assert "not supported with fp8 checkpoints" in problems[0].message
     assert problems[0].field == "engine.kv_cache_dtype"
-    ok = preflight.check_fp8_kv_with_fp8_checkpoint({**engine, "kv_cache_dtype": "fp8"}, facts)
+    ok = engine_config.check_fp8_kv_with_fp8_checkpoint({**engine, "kv_cache_dtype": "fp8"}, facts)
     assert ok == []
 
 
 def test_fp8_checkpoint_read_from_a_local_config(tmp_path: Path) -> None:
     scaffold_model("tiny", tmp_path / "m", fp8=True)
-    facts = preflight.model_facts({"model": str(tmp_path / "m")}, None)
+    facts = engine_config.model_facts({"model": str(tmp_path / "m")}, None)
     assert facts.fp8_checkpoint and "quant_method fp8" in (facts.fp8_reason or "")
     assert facts.shape is not None and facts.shape.head_dim == 64
     assert facts.weights == "fp8-block"
-    plain = preflight.model_facts({"model": str(tmp_path / "m2")}, QWEN_BF16)
+    plain = engine_config.model_facts({"model": str(tmp_path / "m2")}, QWEN_BF16)
     assert not plain.fp8_checkpoint and plain.shape is SHAPES["qwen3-4b"]
 
 
 def test_an_fp8_model_id_marks_the_candidate_not_the_decision() -> None:
-    named = preflight.model_facts({"model": "Qwen/Qwen3-4B-Instruct-2507-FP8"}, QWEN_BF16)
+    named = engine_config.model_facts({"model": "Qwen/Qwen3-4B-Instruct-2507-FP8"}, QWEN_BF16)
     assert named.fp8_checkpoint and named.weights == "fp8"
     assert "names an FP8 checkpoint" in (named.fp8_reason or "")
-    folder = preflight.model_facts({"model": "/data/fp8-models/qwen3"}, QWEN_BF16)
+    folder = engine_config.model_facts({"model": "/data/fp8-models/qwen3"}, QWEN_BF16)
     assert not folder.fp8_checkpoint and folder.weights == "bf16"
 
 
@@ -76,11 +77,11 @@ def test_an_fp8_model_id_marks_the_candidate_not_the_decision() -> None:
     ("FLASH_ATTN", "fp8", None, False),  # generation unknown: only the dtype rule applies
 ])
 def test_fp8_kv_backend_rules(backend, dtype, capability, refused) -> None:
-    assert (preflight.fp8_kv_unsupported(backend, dtype, capability) is not None) == refused
+    assert (engine_config.fp8_kv_unsupported(backend, dtype, capability) is not None) == refused
 
 
 def test_backend_dtypes_read_from_the_installed_vllm_win() -> None:
-    reason = preflight.fp8_kv_unsupported("CPU_ATTN", "fp8_inc", None,
+    reason = engine_config.fp8_kv_unsupported("CPU_ATTN", "fp8_inc", None,
                                           ("auto", "fp8", "fp8_e4m3", "fp8_e5m2"))
     assert reason is not None and "fp8_e5m2" in reason
 
@@ -88,10 +89,10 @@ def test_backend_dtypes_read_from_the_installed_vllm_win() -> None:
 def test_fp8_kv_check_uses_the_decision_hardware() -> None:
     target = preflight.target_hardware((), RTX4090)
     engine = {"kv_cache_dtype": "fp8", "attention_backend": "FLASH_ATTN"}
-    problems = preflight.check_fp8_kv_backend(engine, {}, target)
+    problems = engine_config.check_fp8_kv_backend(engine, {}, target)
     assert _codes(problems) == ["fp8-kv-unsupported-backend"]
     assert "SM 8.9" in problems[0].message and "decision.hardware" in problems[0].message
-    from_env = preflight.check_fp8_kv_backend({"kv_cache_dtype": "fp8_e5m2"},
+    from_env = engine_config.check_fp8_kv_backend({"kv_cache_dtype": "fp8_e5m2"},
                                               {"VLLM_ATTENTION_BACKEND": "FLASH_ATTN"}, target)
     assert _codes(from_env) == ["fp8-kv-unsupported-backend"]
 
@@ -120,43 +121,43 @@ def test_rtx4090_context_does_not_fit_16_gib() -> None:
     engine = {"gpu_memory_utilization": 0.85, "max_model_len": 131072,
               "kv_cache_dtype": "fp8_e5m2", "quantization": "fp8", "max_num_batched_tokens": 8192,
               "max_num_seqs": 256}
-    facts = preflight.model_facts(engine, QWEN_FP8)
+    facts = engine_config.model_facts(engine, QWEN_FP8)
     target = preflight.target_hardware((), RTX4090)
     assert target is not None and target.total_bytes == 16 * GIB
-    problems = preflight.check_kv_fits(engine, {}, facts, target)
+    problems = engine_config.check_kv_fits(engine, {}, facts, target)
     assert _codes(problems) == ["kv-cache-too-small"]
     message = problems[0].message
     assert "131072 needs 9.00 GiB" in message and "73,728 bytes/token" in message
     assert "16.00 GiB x 0.85 = 13.60 GiB" in message and "decision.hardware.vram_gb" in message
     # a context that fits is not refused
-    assert preflight.check_kv_fits({**engine, "max_model_len": 32768}, {}, facts, target) == []
+    assert engine_config.check_kv_fits({**engine, "max_model_len": 32768}, {}, facts, target) == []
 
 
 def test_kv_fit_on_cpu_uses_the_explicit_kv_space() -> None:
-    facts = preflight.model_facts({"model": "x"}, ModelSpec(id="x", shape="tiny"))
+    facts = engine_config.model_facts({"model": "x"}, ModelSpec(id="x", shape="tiny"))
     cpu = preflight.target_hardware((), Hardware(gpu="cpu"))
     assert cpu is not None and cpu.device == "cpu"
     # the same numbers as the real CPU engine's refusal: 2,000,000 tokens need 1.91 GiB > 1 GiB
-    problems = preflight.check_kv_fits({"max_model_len": 2_000_000},
+    problems = engine_config.check_kv_fits({"max_model_len": 2_000_000},
                                        {"VLLM_CPU_KVCACHE_SPACE": "1"}, facts, cpu)
     assert _codes(problems) == ["kv-cache-too-small"] and "1.91 GiB" in problems[0].message
-    assert preflight.check_kv_fits({"max_model_len": 2_000_000}, {}, facts, cpu) == []
+    assert engine_config.check_kv_fits({"max_model_len": 2_000_000}, {}, facts, cpu) == []
 
 
 def test_unset_max_model_len_means_the_models_own() -> None:
-    facts = preflight.model_facts({}, QWEN_BF16)
+    facts = engine_config.model_facts({}, QWEN_BF16)
     target = preflight.target_hardware((), Hardware(gpu="L4", vram_gb=24))
-    problems = preflight.check_kv_fits({}, {}, facts, target, 0.9)
+    problems = engine_config.check_kv_fits({}, {}, facts, target, 0.9)
     assert problems and "max_position_embeddings (max_model_len unset) 262144" in \
         problems[0].message
 
 
 def test_max_model_len_above_the_model() -> None:
-    facts = preflight.model_facts({}, ModelSpec(id="x", shape="tiny"))
-    assert _codes(preflight.check_max_model_len({"max_model_len": "8k"}, {}, facts)) == \
+    facts = engine_config.model_facts({}, ModelSpec(id="x", shape="tiny"))
+    assert _codes(engine_config.check_max_model_len({"max_model_len": "8k"}, {}, facts)) == \
         ["max-model-len-above-model"]
-    assert preflight.check_max_model_len({"max_model_len": 4096}, {}, facts) == []
-    assert preflight.check_max_model_len({"max_model_len": 8000},
+    assert engine_config.check_max_model_len({"max_model_len": 4096}, {}, facts) == []
+    assert engine_config.check_max_model_len({"max_model_len": 8000},
                                          {"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}, facts) == []
 
 
@@ -164,7 +165,7 @@ def test_max_model_len_above_the_model() -> None:
                                               ("128K", 131072), ("1M", 1048576), ("auto", None),
                                               (-1, None), (True, None)])
 def test_token_counts_as_vllm_reads_them(text, tokens) -> None:
-    assert preflight.parse_token_count(text) == tokens
+    assert engine_config.parse_token_count(text) == tokens
 
 
 # -- runtime checks --------------------------------------------------------------------------
@@ -217,7 +218,7 @@ def test_static_problems_of_the_report_configuration(rtx4090_path: Path) -> None
 
     decision = stackdecide.load(rtx4090_path)
     candidate = decision.candidate("vllm-flashinfer-torch271")
-    facts = preflight.model_facts(candidate.engine, decision.model.decision.model)
+    facts = engine_config.model_facts(candidate.engine, decision.model.decision.model)
     target = preflight.target_hardware((), decision.model.decision.hardware)
     problems = preflight.static_problems(candidate.engine, candidate.env, facts, target)
     assert sorted(_codes(problems)) == ["fp8-e5m2-with-fp8-checkpoint", "kv-cache-too-small"]
@@ -228,9 +229,9 @@ def test_decision_problems_for_check(rtx4090_path: Path) -> None:
     import stackdecide
 
     report = stackdecide.load(rtx4090_path)
-    assert sorted(p.code for p in preflight.decision_problems(report, "vllm-cuda-torch271")) == [
+    assert sorted(p.code for p in engine_config.decision_problems(report, "vllm-cuda-torch271")) == [
         "fp8-e5m2-with-fp8-checkpoint", "fp8-kv-unsupported-backend", "kv-cache-too-small"]
     hopper = stackdecide.load(rtx4090_path.parent / "hopper.yaml")
-    assert all(preflight.decision_problems(hopper, cid) == [] for cid in hopper.candidate_ids)
+    assert all(engine_config.decision_problems(hopper, cid) == [] for cid in hopper.candidate_ids)
     cpu = stackdecide.load(rtx4090_path.parent / "cpu.yaml")
-    assert all(preflight.decision_problems(cpu, cid) == [] for cid in cpu.candidate_ids)
+    assert all(engine_config.decision_problems(cpu, cid) == [] for cid in cpu.candidate_ids)

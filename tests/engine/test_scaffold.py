@@ -11,12 +11,11 @@ from tokenizers import Tokenizer
 
 from stackdecide.cli import main
 from stackdecide.errors import StackdecideError
-from stackdecide.facts.shapes import SHAPES
+from stackdecide.facts.shapes import SHAPES, shape_from_config
 from stackdecide.launch.scaffold import (
     FP8_BLOCK_QUANTIZATION,
     SCAFFOLD_MARKER,
     scaffold_model,
-    shape_from_config,
 )
 
 

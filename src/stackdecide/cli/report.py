@@ -47,7 +47,7 @@ def report(file: str, html_path: Path | None, fmt: str | None, output: Path | No
     stackdecide report criteria/rtx4090.yaml --html report.html
     stackdecide report criteria/rtx4090.yaml --format markdown > report.md
     """
-    from stackdecide.report.html import build_report, find_engine_spec, render_html, render_markdown
+    from stackdecide.report import build_report, find_engine_spec, render_html, render_markdown
 
     if html_path is not None:
         if fmt == "markdown":

@@ -16,6 +16,7 @@ from stackdecide.cli._app import (
     main,
     method_option,
 )
+from stackdecide.launch.checks import check_decision
 from stackdecide.model.ranking import JSON_VERSION
 from stackdecide.report import text as report
 from stackdecide.state import record_last_decision
@@ -53,18 +54,28 @@ def score(file: str, method: str, fmt: str, evidence_path: str | None, any_hardw
 @main.command()
 @decision_argument()
 @format_option()
+@click.option("--python", "python", default=None, metavar="PATH",
+              help="Interpreter whose vLLM the engine keys are checked against (default: as "
+                   "launch picks it).")
+@click.option("--no-engine-keys", is_flag=True,
+              help="Skip checking engine keys against vLLM's own arguments.")
 @handle_errors
-def check(file: str, fmt: str) -> None:
-    """Validate decision FILE and audit it; exit 1 when the audit finds an error or warning."""
+def check(file: str, fmt: str, python: str | None, no_engine_keys: bool) -> None:
+    """Validate decision FILE and audit it; exit 1 when the audit finds an error or warning.
+
+    The audit covers published totals, AHP consistency, targets against the roofline, and every
+    static launch check of `launch --dry-run` on every candidate (FP8 KV cache and backend, memory,
+    context length), plus each engine key against the installed vLLM's arguments.
+    """
     decision = stackdecide.load(file)
-    findings = decision.score().findings
+    result = check_decision(decision, python, engine_keys=not no_engine_keys)
     if fmt == "json":
-        click.echo(json.dumps({"version": JSON_VERSION, "file": file,
-                               "findings": [f.to_dict() for f in findings]},
-                              indent=2))
+        click.echo(json.dumps({"version": JSON_VERSION, "file": file, "note": result.note,
+                               "findings": [f.to_dict() for f in result.findings]}, indent=2))
     else:
         click.echo(f"{file}: valid decision, {len(decision.candidates)} candidates x "
                    f"{len(decision.criteria)} criteria")
-        click.echo(report.render_findings(findings), nl=False)
-    if any(f.severity in ("error", "warning") for f in findings):
+        click.echo(report.render_findings(result.findings), nl=False)
+        click.echo(f"note: {result.note}")
+    if any(f.severity in ("error", "warning") for f in result.findings):
         sys.exit(1)

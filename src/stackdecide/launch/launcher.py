@@ -30,6 +30,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from stackdecide.audit import engine_config
 from stackdecide.decision import Decision
 from stackdecide.errors import EngineError, StackdecideError
 from stackdecide.launch import preflight
@@ -104,7 +105,7 @@ class LaunchPlan:
     port: int
     runtime: RuntimeVersions
     gpu: GpuReport
-    target: preflight.TargetHardware | None
+    target: engine_config.TargetHardware | None
     scaffold_shape: str | None = None  # set when serving dummy weights
     scaffold_fp8: bool = False
     runs_parent: Path = Path(".stackdecide/runs")
@@ -176,8 +177,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def launcher_env(candidate_env: Mapping[str, str], model: preflight.ModelFacts,
-                 target: preflight.TargetHardware | None) -> tuple[dict[str, str], list[str]]:
+def launcher_env(candidate_env: Mapping[str, str], model: engine_config.ModelFacts,
+                 target: engine_config.TargetHardware | None) -> tuple[dict[str, str], list[str]]:
     """The candidate's environment plus the launcher's defaults, and a note for each default."""
     env = dict(candidate_env)
     notes = []
@@ -209,7 +210,7 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
     runtime = runtime or probe_runtime(python)
     problems: list[Problem] = []
     notes: list[str] = []
-    model = preflight.model_facts(engine, meta.model)
+    model = engine_config.model_facts(engine, meta.model)
     dummy = options.dummy_weights or engine.get("load_format") == "dummy"
     if dummy and model.fp8_checkpoint:  # the scaffold is block-FP8, whatever the id said
         model = replace(model, weights="fp8-block")

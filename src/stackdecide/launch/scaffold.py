@@ -94,27 +94,6 @@ def model_config(shape: ModelShape, fp8: bool = False) -> dict[str, Any]:
     return config
 
 
-def shape_from_config(config: dict[str, Any], name: str = "local") -> ModelShape | None:
-    """The shape of a model from its ``config.json``; None when a size field is missing."""
-    try:
-        heads = int(config["num_attention_heads"])
-        hidden = int(config["hidden_size"])
-        quant = config.get("quantization_config") or {}
-        return ModelShape(
-            name=name, architecture=(config.get("architectures") or ["?"])[0],
-            model_type=str(config.get("model_type", "?")), hidden_size=hidden,
-            num_layers=int(config["num_hidden_layers"]), num_heads=heads,
-            num_kv_heads=int(config.get("num_key_value_heads") or heads),
-            head_dim=int(config.get("head_dim") or hidden // heads),
-            intermediate_size=int(config["intermediate_size"]),
-            vocab_size=int(config["vocab_size"]),
-            max_position_embeddings=int(config.get("max_position_embeddings") or 0),
-            tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
-            rope_theta=float(config.get("rope_theta") or 10000.0),
-            quantization="fp8-block" if str(quant.get("quant_method")) == "fp8"
-            and quant.get("weight_block_size") else None)
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def generation_config() -> dict[str, Any]:

@@ -10,10 +10,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
-from stackdecide.model.schema import Measure
+
+class _Range(Protocol):
+    low: float
+    high: float
+
+
+class MeasureSpec(Protocol):
+    """What a value function needs of a criterion's ``measure`` block (``model.schema.Measure``)."""
+
+    value: str
+    worst: float | None
+    best: float | None
+    points: Sequence[tuple[float, float]] | None
+    target: _Range | None
+    falloff: float | None
+    penalize: str
 
 
 def clamp(value: float, low: float, high: float) -> float:
@@ -97,7 +113,7 @@ def pass_fail(raw: float, threshold: float, higher_is_better: bool, strict: bool
     return 1.0 if passed else 0.0
 
 
-def measured_score(measure: Measure, raw: float, *, scale_low: float, scale_high: float,
+def measured_score(measure: MeasureSpec, raw: float, *, scale_low: float, scale_high: float,
                    benefit: bool, higher_is_better: bool, best_raw: float | None = None,
                    boolean: bool = False) -> float:
     """The criterion score for an aggregated raw value, by the criterion's ``measure`` block.

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
+from stackdecide.audit import engine_config
 from stackdecide.audit.targets import (
     RooflineSetup,
     RooflineSkipped,
@@ -21,7 +22,6 @@ from stackdecide.audit.targets import (
     hardware_of,
     roofline_setup,
 )
-from stackdecide.errors import EngineError
 from stackdecide.evidence.apply import gpu_matches
 from stackdecide.facts.roofline import (
     GpuPeaks,
@@ -232,7 +232,7 @@ def winner_config(decision: Decision, candidate_id: str, spec: VllmArgSpec | Non
     target = preflight.target_hardware((), meta.hardware)  # the file's hardware, not this machine's
     checks: tuple[Problem, ...] = ()
     if engine:
-        model = preflight.model_facts(engine, meta.model)
+        model = engine_config.model_facts(engine, meta.model)
         checks = tuple(preflight.static_problems(engine, candidate.env, model, target, spec))
     return WinnerConfig(candidate.id, candidate.label, stack, dict(candidate.env), engine, text,
                         command, note, checks, target.source if target else "")
@@ -249,18 +249,6 @@ def command_lines(command: RenderedCommand) -> str:
         words.append(shlex.quote(word))
     lines.append(" ".join(words))
     return "\n".join(lines[:1] + ["  " + line for line in lines[1:]])
-
-
-def find_engine_spec(python: str | None = None) -> tuple[VllmArgSpec | None, str]:
-    """The argument definitions of the vLLM that ``python`` runs (default: as ``launch`` picks
-    it), or None and the reason. The first call for a vLLM version imports vLLM (slow); later
-    calls read a cache."""
-    from stackdecide.vllm.args import load_arg_spec
-
-    try:
-        return load_arg_spec(python), ""
-    except EngineError as exc:
-        return None, exc.message
 
 
 # -- roofline --------------------------------------------------------------------------------------

@@ -129,3 +129,13 @@ def load_arg_spec(python: str | None = None, runtime: RuntimeVersions | None = N
     except OSError:
         pass  # an unwritable cache only costs time
     return VllmArgSpec.from_dump(data, python)
+
+
+def find_engine_spec(python: str | None = None) -> tuple[VllmArgSpec | None, str]:
+    """The argument definitions of the vLLM that ``python`` runs (default: as ``launch`` picks
+    it), or None and the reason. The first call for a vLLM version imports vLLM (slow); later
+    calls read a cache."""
+    try:
+        return load_arg_spec(python), ""
+    except EngineError as exc:
+        return None, exc.message

@@ -162,12 +162,14 @@ def render_value(key: str, value: Any, action: ArgAction) -> tuple[list[str], Pr
     return [action.long_option, _scalar(value)], None
 
 
-def _removed(key: str, spec: VllmArgSpec) -> Problem:
+def removed_problem(key: str, spec: VllmArgSpec | None) -> Problem:
+    """A key vLLM removed: dropped from the command with a warning, since newer vLLMs refuse it."""
     entry = REMOVED_KEYS[key]
+    installed = f"vLLM {spec.vllm_version} has no such argument" if spec else \
+        f"a vLLM of {entry.removed_in} or later refuses it"
     return Problem("removed-key",
                    f"dropped: vLLM removed '{key}' in {entry.removed_in} (last accepted by "
-                   f"{entry.last_in}; {entry.note}); vLLM {spec.vllm_version} has no such "
-                   "argument", f"engine.{key}", "warning")
+                   f"{entry.last_in}; {entry.note}); {installed}", f"engine.{key}", "warning")
 
 
 def render(engine: Mapping[str, Any], spec: VllmArgSpec, *, host: str = "127.0.0.1",
@@ -224,7 +226,7 @@ def render(engine: Mapping[str, Any], spec: VllmArgSpec, *, host: str = "127.0.0
                 continue
         if action is None:
             if key in REMOVED_KEYS:
-                problems.append(_removed(key, spec))
+                problems.append(removed_problem(key, spec))
             else:
                 problems.append(Problem(
                     "unknown-key", f"vLLM {spec.vllm_version} has no argument '{key}'"
