@@ -27,13 +27,14 @@ class Decision(DecisionMatrix):
     """
 
     def score(self, method: str = "wsm", evidence: EvidenceSet | None = None,
-              any_hardware: bool = False) -> Ranking:
+              any_hardware: bool = False, include_partial: bool = False) -> Ranking:
         """Rank the candidates; with ``evidence``, measured scores replace judged ones.
 
         ``method`` is one of ``wsm`` (weighted sum, default), ``wpm`` (weighted product) or
-        ``topsis`` (with the scale's ends as ideal and anti-ideal).
+        ``topsis`` (with the scale's ends as ideal and anti-ideal). Measurements of a benchmark
+        cut short count only with ``include_partial``.
         """
-        return scoring.score(self, method, evidence, any_hardware)
+        return scoring.score(self, method, evidence, any_hardware, include_partial)
 
     def sensitivity(self, *, evidence: EvidenceSet | None = None, method: str = "wsm",
                     samples: int | None = None, seed: int | None = 0,

@@ -24,11 +24,12 @@ D = TypeVar("D", bound=DecisionMatrix)
 
 
 def score(decision: DecisionMatrix, method: str = "wsm", evidence: EvidenceSet | None = None,
-          any_hardware: bool = False) -> Ranking:
+          any_hardware: bool = False, include_partial: bool = False) -> Ranking:
     """Rank the candidates; with ``evidence``, measured scores replace judged ones.
 
     ``method`` is a name in ``stackdecide.mcda.methods.METHODS``: ``wsm`` (weighted sum, default),
     ``wpm`` (weighted product) or ``topsis`` (with the scale's ends as ideal and anti-ideal).
+    Measurements of a benchmark cut short (``complete: false``) count only with ``include_partial``.
     """
     try:
         aggregate = methods.get_method(method)
@@ -38,7 +39,8 @@ def score(decision: DecisionMatrix, method: str = "wsm", evidence: EvidenceSet |
     metric_values: dict[str, dict[str, float]] = {}
     notes = list(decision.notes)
     if evidence is not None:
-        applied = apply_evidence(decision, evidence, any_hardware=any_hardware)
+        applied = apply_evidence(decision, evidence, any_hardware=any_hardware,
+                                 include_partial=include_partial)
         cells, metric_values = applied.cells, applied.metric_values
         notes.extend(applied.notes)
     matrix = np.array([[cell.score for cell in row] for row in cells])

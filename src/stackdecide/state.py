@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from stackdecide._files import write_json_atomic
 
 STATE_DIR = ".stackdecide"
 _LAST = "last-decision.json"
@@ -18,10 +19,7 @@ def record_last_decision(decision_file: str | Path, base: Path | None = None) ->
     """Remember the decision file scored in this directory, for ``launch --winner`` without FILE."""
     directory = state_dir(base)
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / _LAST
-    temporary = target.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps({"file": str(Path(decision_file).absolute())}))
-    temporary.replace(target)  # atomic: a reader never sees half a file
+    write_json_atomic(directory / _LAST, {"file": str(Path(decision_file).absolute())})
 
 
 def last_decision(base: Path | None = None) -> Path | None:

@@ -17,7 +17,8 @@ from engine_support import CPU_DECISION, ENGINE_TIMEOUT_S, assert_group_gone, re
 
 import stackdecide
 from stackdecide.decision import Decision
-from stackdecide.launch.launcher import LaunchOptions, ServerHandle, launch_server
+from stackdecide.launch.plan import LaunchOptions
+from stackdecide.launch.server import ServerHandle, launch_server
 
 
 @pytest.fixture(scope="session")

@@ -30,8 +30,10 @@ from engine_support import (
 )
 
 import stackdecide
-from stackdecide.launch.launcher import LaunchFailed, LaunchOptions, ServerHandle, plan_launch, start_server
+from stackdecide.launch.plan import LaunchOptions, plan_launch
+from stackdecide.launch.process import group_members
 from stackdecide.launch.runs import read_outcome
+from stackdecide.launch.server import LaunchFailed, ServerHandle, start_server
 from stackdecide.vllm import logs as failures
 from stackdecide.vllm.args import load_arg_spec
 from stackdecide.vllm.render import render
@@ -188,7 +190,8 @@ import json, signal, sys, time
 from pathlib import Path
 signal.signal(signal.SIGINT, signal.default_int_handler)  # even if the parent ignores SIGINT
 import stackdecide
-from stackdecide.launch.launcher import LaunchOptions, launch_server
+from stackdecide.launch.plan import LaunchOptions
+from stackdecide.launch.server import launch_server
 
 def report(event):
     print(json.dumps({"phase": event.phase, "line": event.line}), flush=True)
@@ -226,6 +229,44 @@ def test_ctrl_c_during_startup_stops_the_whole_group(tmp_path: Path) -> None:
     (run_dir,) = tmp_path.iterdir()
     outcome = read_outcome(run_dir)
     assert outcome["failure"] == "interrupted" and outcome["stop"]["left"] == []
+
+
+def test_sigkill_of_the_launcher_during_startup_leaves_no_engine(tmp_path: Path) -> None:
+    """SIGKILL runs no handler: the supervisor sees its pipe close and stops the whole group."""
+    require_vllm()
+    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(CPU_DECISION),
+                                 str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                                cwd=ROOT)
+    pgid = None
+    members: list[int] = []
+    try:
+        assert launcher.stdout is not None
+        for line in launcher.stdout:
+            event = json.loads(line)
+            if event["phase"] == "started":
+                pgid = int(event["line"].split("process group ")[1])
+            if event["phase"] == "engine":  # engine core and worker processes exist now
+                break
+        assert pgid is not None and group_alive(pgid)
+        members = group_members(pgid)
+        assert len(members) >= 2, members  # API server and engine core at least
+        launcher.send_signal(signal.SIGKILL)
+        launcher.wait(timeout=10)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(psutil.pid_exists(pid) and
+                                              psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+                                              for pid in members):
+        time.sleep(0.5)
+    survivors = [pid for pid in members if psutil.pid_exists(pid)
+                 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert survivors == [], f"engine processes outlived the launcher: {survivors}"
+    (run_dir,) = tmp_path.iterdir()
+    outcome = read_outcome(run_dir)
+    assert outcome["failure"] == "launcher_died" and outcome["stop"]["by"] == "supervisor"
+    assert outcome["stop"]["left"] == []
 
 
 def test_sigterm_to_the_cli_while_serving_stops_the_group(tmp_path: Path) -> None:

@@ -15,9 +15,10 @@ import stackdecide
 from stackdecide.audit import engine_config
 from stackdecide.cli import main
 from stackdecide.errors import StackdecideError
-from stackdecide.launch import launcher
-from stackdecide.launch.launcher import LaunchOptions, LaunchRefused, plan_launch, start_server
+from stackdecide.launch import plan as launcher
+from stackdecide.launch.plan import LaunchOptions, LaunchRefused, plan_launch
 from stackdecide.launch.runs import read_outcome
+from stackdecide.launch.server import start_server
 from stackdecide.model.schema import ModelSpec
 from stackdecide.state import record_last_decision
 from stackdecide.vllm.probe import GpuReport

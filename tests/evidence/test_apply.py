@@ -12,12 +12,12 @@ from stackdecide.errors import DecisionFileError, EvidenceError
 from stackdecide.evidence.apply import (
     apply_evidence,
     gpu_matches,
-    pin_specifier,
     scenario_matches,
     version_problems,
 )
 from stackdecide.evidence.records import EvidenceSet, HardwareInfo
 from stackdecide.evidence.store import EvidenceStore
+from stackdecide.facts.pins import pin_specifier
 
 from .conftest import make_record
 
@@ -111,6 +111,9 @@ def test_other_hardware_is_ignored_unless_asked_and_then_flagged(rtx4090_path: P
     ("NVIDIA GeForce RTX 4090 Laptop GPU", "RTX 4090 Laptop GPU", True),
     ("NVIDIA GeForce RTX 4090 Laptop GPU", "NVIDIA GeForce RTX 4090", False),
     ("RTX 3080 Max-Q", "NVIDIA GeForce RTX 3080 Laptop GPU", False),
+    ("RTX 4090 Max-Q", "NVIDIA GeForce RTX 4090 Laptop GPU Max-Q", True),
+    ("RTX 4090 Mobile", "NVIDIA GeForce RTX 4090 Laptop GPU", True),
+    ("H100 Tensor Core GPU", "NVIDIA H100 80GB HBM3", True),
     ("A100", "NVIDIA A100-SXM4-80GB", True),
     ("A10", "NVIDIA A100-SXM4-80GB", False),
     ("L4", "NVIDIA L40S", False),
@@ -122,7 +125,8 @@ def test_gpu_names_match_case_insensitively_by_their_words(wanted: str, measured
 
 
 def test_version_pins_are_checked_with_pep440() -> None:
-    assert str(pin_specifier("12.8")) == "==12.8.*"
+    assert str(pin_specifier("12.8")) == "==12.8"  # as pip reads torch==12.8: not 12.8.1
+    assert str(pin_specifier("12.*")) == "==12.*"
     assert str(pin_specifier(">=0.10.1")) == ">=0.10.1"
     assert pin_specifier("latest") is None
     pins = {"vllm": ">=0.10.1", "torch": "==2.7.1", "cuda": "12.8", "flashinfer": "0.2.11"}

@@ -9,11 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from stackdecide.facts.dtypes import UnknownDtypeError, weight_format_bytes
 from stackdecide.facts.roofline import (
-    WEIGHT_BYTES,
     GpuPeaks,
-    RooflineError,
-    _lookup,
     best_prefill_ceiling,
     decode_ceiling,
     hardware_from,
@@ -71,8 +69,8 @@ def roofline_setup(decision: DecisionMatrix) -> RooflineSetup | RooflineSkipped:
     shape = SHAPES[shape_name]
     weights = decision_weights(decision, shape)
     try:
-        _lookup(WEIGHT_BYTES, weights, "weights dtype")
-    except RooflineError as exc:
+        weight_format_bytes(weights)
+    except UnknownDtypeError as exc:
         return RooflineSkipped(str(exc), ("decision", "model", "weights"))
     return RooflineSetup(shape, hardware, weights)
 

@@ -51,8 +51,6 @@ HISTOGRAMS: dict[str, tuple[str, ...]] = {
 for _key, _names in HISTOGRAMS.items():
     METRIC_NAMES[f"{_key}_sum"] = tuple(f"{n}_sum" for n in _names)
     METRIC_NAMES[f"{_key}_count"] = tuple(f"{n}_count" for n in _names)
-COUNTERS = ("generation_tokens", "prompt_tokens", "preemptions", "requests_finished",
-            "prefix_cache_hits")
 _TAKE_MAX = frozenset({"kv_cache_usage"})
 
 

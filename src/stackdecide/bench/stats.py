@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from stackdecide.model import derived
+
 PERCENTILES = (50.0, 90.0, 99.0)
 
 
@@ -132,11 +134,6 @@ def is_good(record: RequestRecord, slo: Slo) -> bool:
     return all(checks)
 
 
-# More output tokens per streamed chunk than this (median request) and per-token timings are
-# not decode timings; vLLM streams one token per chunk by default.
-BURSTY_TOKENS_PER_CHUNK = 4.0
-
-
 @dataclass(frozen=True)
 class Summary:
     """What ``vllm bench serve`` reports for one run, from the successful requests.
@@ -168,8 +165,7 @@ class Summary:
         A server that decodes faster than it streams (a tiny model on a CPU) sends most of a
         request's tokens in a few chunks; TPOT then measures the HTTP path, not decoding.
         """
-        return self.tokens_per_chunk_p50 is not None and \
-            self.tokens_per_chunk_p50 > BURSTY_TOKENS_PER_CHUNK
+        return derived.is_bursty(self.tokens_per_chunk_p50)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,7 +173,8 @@ class Summary:
 
 def summarize(records: Sequence[RequestRecord], duration_s: float, slo: Slo | None = None,
               percentiles: Sequence[float] = PERCENTILES) -> Summary:
-    """The run's summary from its request records; see docs/metrics.md for each definition."""
+    """The run's summary from its request records; see docs/metrics.md for each definition and
+    ``model.derived`` for the rates derived from them."""
     slo = slo or Slo()
     good = [r for r in records if r.success]
     failed = len(records) - len(good)
@@ -186,12 +183,12 @@ def summarize(records: Sequence[RequestRecord], duration_s: float, slo: Slo | No
     tpots = [t for r in good if (t := r.tpot_s) is not None]
     itls = [gap for r in good for gap in r.itl_s]
     rate = (lambda n: n / duration_s) if duration_s > 0 else (lambda n: 0.0)
-    prefill = [r.prompt_len / r.ttft_s for r in good if r.ttft_s > 0]
-    per_chunk = [r.output_tokens / r.chunks for r in good if r.chunks > 0]
+    prefill = derived.prefill_rates([r.prompt_len for r in good], [r.ttft_s for r in good])
     return Summary(
         completed=len(good), failed=failed, duration_s=duration_s,
         total_input_tokens=total_input, total_output_tokens=total_output,
-        request_per_s=rate(len(good)), output_tok_s=rate(total_output),
+        request_per_s=rate(len(good)),
+        output_tok_s=derived.output_tok_s(total_output, duration_s),
         total_tok_s=rate(total_input + total_output),
         goodput_req_s=rate(sum(is_good(r, slo) for r in good)) if slo else None,
         ttft=distribution([r.ttft_s for r in good], percentiles),
@@ -199,4 +196,5 @@ def summarize(records: Sequence[RequestRecord], duration_s: float, slo: Slo | No
         itl=distribution(itls, percentiles),
         e2el=distribution([r.latency_s for r in good], percentiles),
         prefill_tok_s=distribution(prefill, percentiles, scale=1.0),
-        tokens_per_chunk_p50=float(np.median(per_chunk)) if per_chunk else None)
+        tokens_per_chunk_p50=derived.tokens_per_chunk([r.output_tokens for r in good],
+                                                      [r.chunks for r in good]))

@@ -18,16 +18,24 @@ from stackdecide.certify.probability import (
 from stackdecide.certify.racing import Action, RaceState, next_action
 from stackdecide.certify.uncertainty import (
     DEFAULT_PRIOR_REL_SD,
+    DEFAULT_PRIOR_STRENGTH,
+    MEASURED_SPREAD,
     PRIOR_REL_SD,
+    PRIOR_STRENGTH,
     Estimate,
     estimate,
     pooled_rel_sd,
     prior_rel_sd_for,
+    prior_strength_for,
+    prior_strength_from_range,
 )
 
 __all__ = [
     "DEFAULT_PRIOR_REL_SD",
+    "DEFAULT_PRIOR_STRENGTH",
+    "MEASURED_SPREAD",
     "PRIOR_REL_SD",
+    "PRIOR_STRENGTH",
     "Action",
     "Estimate",
     "RaceState",
@@ -37,6 +45,8 @@ __all__ = [
     "normal_p_greater",
     "pooled_rel_sd",
     "prior_rel_sd_for",
+    "prior_strength_for",
+    "prior_strength_from_range",
     "rank_probabilities",
     "sample_normal_cells",
     "sample_t_cells",

@@ -36,11 +36,11 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 # Relative SD of one launch, from restarting the same config on an H100 with vLLM:
-# decode tok/s spread 1-4 %, prefill tok/s 5-8 %, output throughput 4-5 % (values near the
-# middle of each range, rounded up). Start-up time is not measured as a spread: a cold
+# decode tok/s spread 1-4 %, prefill tok/s 5-8 %, output throughput 4-5 % (each prior lies
+# inside its measured range, see MEASURED_SPREAD below). Start-up time is not measured as a spread: a cold
 # start (empty compile caches) takes ~2x a warm one, which is a systematic effect, not
 # noise, so cold launches must not be mixed with warm ones; 15 % is a cautious guess
 # for warm-start jitter. Anything else falls back to DEFAULT_PRIOR_REL_SD.
@@ -52,10 +52,50 @@ PRIOR_REL_SD: Mapping[str, float] = {
     "startup_s": 0.15,
 }
 
+# Restart-to-restart relative SD ranges (low, high) measured on an H100, per metric.
+MEASURED_SPREAD: Mapping[str, tuple[float, float]] = {
+    "decode_tok_s": (0.01, 0.04),
+    "prefill_tok_s": (0.05, 0.08),
+    "output_tok_s": (0.04, 0.05),
+}
+
+# How much each prior is worth, in pseudo degrees of freedom: the measured range read as a
+# 90 % range of s. Decode gives ~3.6; prefill (~25) and output (~110) are capped at
+# PRIOR_STRENGTH_CAP because the ranges come from one GPU type and a handful of configs.
+# No measured spread (start-up, others): the weak default, which fixes only the magnitude.
+DEFAULT_PRIOR_STRENGTH: float = 2.0
+PRIOR_STRENGTH_CAP: float = 20.0
+
+
+def prior_strength_from_range(low: float, high: float, coverage: float = 0.90,
+                              cap: float = PRIOR_STRENGTH_CAP) -> float:
+    """Degrees of freedom whose scaled-inverse-chi^2 law of s puts ``coverage`` between ``low``
+    and ``high``, judged by their ratio (``sqrt(chi2_hi / chi2_lo) = high / low``), capped."""
+    if not 0 < low < high:
+        raise ValueError("need 0 < low < high")
+    tail = (1 - coverage) / 2
+
+    def excess(nu: float) -> float:
+        return math.sqrt(stats.chi2.ppf(1 - tail, nu) / stats.chi2.ppf(tail, nu)) - high / low
+
+    if excess(cap) > 0:  # the range is narrower than even ``cap`` dof would give
+        return cap
+    return float(optimize.brentq(excess, 0.1, cap))
+
+
+PRIOR_STRENGTH: Mapping[str, float] = {
+    metric: prior_strength_from_range(low, high) for metric, (low, high) in MEASURED_SPREAD.items()
+}
+
 
 def prior_rel_sd_for(metric: str) -> float:
     """Prior relative SD per replicate for ``metric`` (generic default when unknown)."""
     return PRIOR_REL_SD.get(metric, DEFAULT_PRIOR_REL_SD)
+
+
+def prior_strength_for(metric: str) -> float:
+    """Prior pseudo degrees of freedom for ``metric`` (weak default when unknown)."""
+    return PRIOR_STRENGTH.get(metric, DEFAULT_PRIOR_STRENGTH)
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,15 @@
-"""Rendering of the feedback loop, shared by `launch --bench` and `demo`."""
+"""Running and printing the feedback loop and the certified race, for `launch --bench` and `demo`."""
 
 from __future__ import annotations
 
 import click
 
+from stackdecide.bench.progress import TqdmProgress
 from stackdecide.decision import Decision
 from stackdecide.evidence.store import EvidenceStore
-from stackdecide.launch.launcher import LaunchOptions
+from stackdecide.launch.plan import LaunchOptions
 from stackdecide.loop import LoopResult, until_stable
+from stackdecide.race import RaceLimits, RaceResult, until_certain
 from stackdecide.report import text as report
 
 
@@ -15,9 +17,7 @@ def run_loop(decision: Decision, store_path: str, options: LaunchOptions, *, sta
              max_launches: int, first: str | None = None, any_hardware: bool = False
              ) -> LoopResult:
     """Run the loop with progress on stderr, then print measurements and before/after."""
-    from stackdecide.cli.bench import _TqdmProgress
-
-    progress = _TqdmProgress(enabled=True)
+    progress = TqdmProgress(enabled=True)
     with EvidenceStore(store_path) as store:
         result = until_stable(decision, store, options, max_launches=max_launches,
                               stable=stable, first=first, any_hardware=any_hardware,
@@ -31,4 +31,25 @@ def run_loop(decision: Decision, store_path: str, options: LaunchOptions, *, sta
     click.echo("\nbefore -> after:")
     click.echo(report.render_before_after(result.before, result.after), nl=False)
     click.echo(f"stopped: {result.stopped_because}")
+    return result
+
+
+def run_race(decision: Decision, store_path: str, options: LaunchOptions, *, limits: RaceLimits,
+             seed: int, any_hardware: bool = False) -> RaceResult:
+    """Run the certified race with progress on stderr, then print what it measured and decided."""
+    progress = TqdmProgress(enabled=True)
+    with EvidenceStore(store_path) as store:
+        result = until_certain(decision, store, options, limits=limits, seed=seed,
+                               any_hardware=any_hardware,
+                               notify=lambda message: click.echo(f"* {message}", err=True),
+                               bench_progress=progress)
+    progress.finish()
+    if result.measurements:
+        click.echo("\nmeasurements:")
+        click.echo(report.render_measurements(result.measurements), nl=False)
+    click.echo(f"\nranking after the race ({store_path}):\n")
+    click.echo(report.render(result.after, certainty=result.certainty), nl=False)
+    click.echo("\nbefore -> after:")
+    click.echo(report.render_before_after(result.before, result.after), nl=False)
+    click.echo(report.render_race_end(result))
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import sys
 from datetime import UTC, datetime
 from importlib import resources
@@ -11,10 +12,12 @@ import click
 
 import stackdecide
 from stackdecide.cli._app import handle_errors, main
-from stackdecide.cli._loop import run_loop
+from stackdecide.cli._loop import run_loop, run_race
 from stackdecide.cli.launch import echo_progress
-from stackdecide.launch.launcher import LaunchOptions
+from stackdecide.launch.plan import LaunchOptions
+from stackdecide.race import RaceLimits
 from stackdecide.report import text as report
+from stackdecide.robustness.certainty import DEFAULT_CONFIDENCE
 from stackdecide.state import state_dir
 
 
@@ -26,17 +29,29 @@ def embedded_cpu_decision() -> Path:
 @main.command()
 @click.option("--decision", "decision_file", type=click.Path(dir_okay=False),
               help="Decision file (default: the embedded CPU decision, criteria/cpu.yaml).")
-@click.option("--max-launches", type=click.IntRange(1, 20), default=4, show_default=True,
+@click.option("--max-launches", type=click.IntRange(1, 30), default=10, show_default=True,
               help="Most servers to start before stopping.")
+@click.option("--budget", "budget_min", type=click.FloatRange(min=0.5), default=7.0,
+              show_default=True, help="Minutes the race may spend; no launch starts that would "
+                                      "overrun it.")
+@click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=DEFAULT_CONFIDENCE,
+              show_default=True, help="P(best) that certifies a winner.")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed of the launch order and prompts [default: fresh, printed].")
+@click.option("--until-stable", is_flag=True,
+              help="Run the older loop instead (one launch per candidate, no certificate).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=600.0,
               show_default=True, help="Seconds to wait for each server to become ready.")
 @handle_errors
-def demo(decision_file: str | None, max_launches: int, timeout_s: float) -> None:
-    """Score a decision, launch its winner on the real engine, benchmark, feed back, re-score.
+def demo(decision_file: str | None, max_launches: int, budget_min: float, confidence: float,
+         seed: int | None, until_stable: bool, timeout_s: float) -> None:
+    """Score a decision, race its candidates on the real engine, and certify the winner or a tie.
 
     With no options this runs on vLLM's CPU engine with a scaffolded tiny model (no GPU, no
-    download): the judged ranking, then launches until the leader rests on measurements, then the
-    ranking before and after. Evidence goes to a fresh database under .stackdecide/demo-*/.
+    download): the judged ranking, then the certified race (fresh launches, interleaved, each
+    benchmarked with its own prompts) until a winner is certified, a tie is proven, or the time
+    budget is spent, then the ranking with P(best) and the verdict. Evidence goes to a fresh
+    database under .stackdecide/demo-*/.
     """
     path = Path(decision_file) if decision_file else embedded_cpu_decision()
     decision = stackdecide.load(path)
@@ -47,7 +62,14 @@ def demo(decision_file: str | None, max_launches: int, timeout_s: float) -> None
     options = LaunchOptions(port=None, timeout_s=timeout_s, dummy_weights=True,
                             runs_dir=folder / "runs", on_progress=echo_progress)
     click.echo("", err=True)
-    result = run_loop(decision, str(folder / "evidence.db"), options, stable=True,
-                      max_launches=max_launches)
-    if not any(m.launched for m in result.measurements):
+    store = str(folder / "evidence.db")
+    if until_stable:
+        result = run_loop(decision, store, options, stable=True, max_launches=max_launches)
+        if not any(m.launched for m in result.measurements):
+            sys.exit(1)
+        return
+    race_seed = seed if seed is not None else secrets.randbelow(2**31)
+    race = run_race(decision, store, options, seed=race_seed,
+                    limits=RaceLimits(confidence, max_launches, budget_min * 60))
+    if not any(m.launched for m in race.measurements):
         sys.exit(1)

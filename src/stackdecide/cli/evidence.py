@@ -17,12 +17,10 @@ from stackdecide.errors import EvidenceError
 from stackdecide.evidence.apply import check_candidates
 from stackdecide.evidence.importers import RunContext, parse_scenario_value, read_evidence_file
 from stackdecide.evidence.records import (
+    EXPORT_FORMATS,
     EvidenceRecord,
-    EvidenceSet,
     HardwareInfo,
-    dump_csv,
-    dump_json,
-    dump_jsonl,
+    dump_records,
 )
 from stackdecide.evidence.store import EvidenceStore, resolve_evidence_path
 from stackdecide.model.metrics import METRICS
@@ -100,17 +98,17 @@ def _decision(decision_file: str | None, evidence_path: str | None) -> Decision 
 @_store_options
 @click.option("--candidate", help="Only this candidate's records.")
 @click.option("--metric", help="Only this metric's records.")
-@click.option("--format", "fmt", type=click.Choice(("table", "json", "jsonl", "csv")),
+@click.option("--format", "fmt", type=click.Choice(("table", *EXPORT_FORMATS)),
               default="table", show_default=True, help="Output format.")
 @handle_errors
 def list_records(evidence_path: str | None, decision_file: str | None, candidate: str | None,
                  metric: str | None, fmt: str) -> None:
     """List stored records, oldest first."""
     path = resolve_evidence_path(evidence_path, decision_file)
-    with EvidenceStore(path, create=False) as store:
+    with EvidenceStore(path, create=False, readonly=True) as store:
         records = store.load(candidate, metric)
     if fmt != "table":
-        click.echo(_dump(records, fmt), nl=False)
+        click.echo(dump_records(records, fmt), nl=False)
         return
     click.echo(f"{path}: {len(records)} record{'' if len(records) == 1 else 's'}", err=True)
     if len(records):
@@ -132,14 +130,6 @@ def _row(record: EvidenceRecord) -> list[str]:
         " ".join(f"{k}={v}" for k, v in sorted(record.software.items())) or "-",
         record.timestamp.strftime("%Y-%m-%d %H:%M"), record.source or "-",
     ]
-
-
-def _dump(records: EvidenceSet, fmt: str) -> str:
-    if fmt == "json":
-        return dump_json(records)
-    if fmt == "jsonl":
-        return dump_jsonl(records)
-    return dump_csv(records)
 
 
 @evidence.command("add")
@@ -222,7 +212,7 @@ def import_files(files: tuple[str, ...], evidence_path: str | None, decision_fil
 @_store_options
 @click.option("--candidate", help="Only this candidate's records.")
 @click.option("--metric", help="Only this metric's records.")
-@click.option("--format", "fmt", type=click.Choice(("json", "jsonl", "csv")), default="json",
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="json",
               show_default=True, help="json and jsonl can be imported again; csv is for sheets.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="File to write (default: "
               "standard output).")
@@ -231,9 +221,9 @@ def export(evidence_path: str | None, decision_file: str | None, candidate: str 
            metric: str | None, fmt: str, output: str | None) -> None:
     """Write stored records as JSON, JSON lines or CSV."""
     path = resolve_evidence_path(evidence_path, decision_file)
-    with EvidenceStore(path, create=False) as store:
+    with EvidenceStore(path, create=False, readonly=True) as store:
         records = store.load(candidate, metric)
-    text = _dump(records, fmt)
+    text = dump_records(records, fmt)
     if output is None:
         sys.stdout.write(text)
         return

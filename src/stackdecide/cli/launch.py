@@ -3,56 +3,37 @@
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import replace
 
 import click
 
 import stackdecide
 from stackdecide.cli._app import any_hardware_option, handle_errors, main
-from stackdecide.evidence.store import EvidenceStore, default_evidence_path
-from stackdecide.launch.launcher import (
+from stackdecide.evidence.store import default_evidence_path
+from stackdecide.launch.plan import (
     DEFAULT_TIMEOUT_S,
-    LaunchFailed,
     LaunchOptions,
-    LaunchPlan,
     LaunchRefused,
     Progress,
     plan_launch,
     resolve_decision_file,
-    signals_interrupt,
-    start_server,
     winner_id,
 )
 from stackdecide.launch.runs import LaunchOutcome
-from stackdecide.loop import launch_records
+from stackdecide.launch.server import LaunchFailed, serve_until_interrupted, start_server
+from stackdecide.loop import record_launch
 from stackdecide.model.problems import errors
+from stackdecide.race import RaceLimits
+from stackdecide.report.launch import progress_line, render_plan
+from stackdecide.robustness.certainty import DEFAULT_CONFIDENCE
 
 
 def echo_progress(event: Progress) -> None:
-    detail = f": {event.line[:120]}" if event.line and event.phase == "started" else ""
-    click.echo(f"[{event.elapsed_s:7.1f} s] {event.phase}{detail}", err=True)
-
-
-def render_plan(plan: LaunchPlan) -> str:
-    lines = []
-    if plan.command is not None:
-        lines.append("command:")
-        lines.append("  " + " ".join(plan.command.argv))
-        lines.append("environment (added to the inherited one):")
-        lines += [f"  {name}={value}" for name, value in sorted(plan.command.env.items())] or \
-            ["  (none)"]
-        lines.append("as one shell line:")
-        lines.append("  " + plan.command.shell())
-    lines += [f"note: {note}" for note in plan.notes]
-    lines += [str(problem) for problem in plan.problems]
-    return "\n".join(lines) + "\n"
+    click.echo(progress_line(event), err=True)
 
 
 def _record(store_path: str, outcome: LaunchOutcome) -> None:
-    """Store a launch's outcome (launch_ok, startup_s) as evidence and say where."""
-    with EvidenceStore(store_path) as store:
-        ids = store.add(launch_records(outcome))
+    ids = record_launch(store_path, outcome)
     click.echo(f"evidence: launch_ok={int(outcome.ok)} recorded in {store_path} "
                f"(records {', '.join(map(str, ids))})", err=True)
 
@@ -79,11 +60,24 @@ def _record(store_path: str, outcome: LaunchOutcome) -> None:
 @click.option("--bench", is_flag=True,
               help="Once ready, run the decision's benchmark scenarios, store the measurements "
                    "as evidence, stop the server and show the ranking before and after.")
+@click.option("--until-certain", is_flag=True,
+              help="With --bench --winner: race the candidates (fresh launches, interleaved) until "
+                   "the winner is certified at --confidence, a tie is proven, or the budget is "
+                   "spent. Resumes from the evidence store.")
+@click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=DEFAULT_CONFIDENCE,
+              show_default=True, help="With --until-certain: P(best) that certifies a winner.")
+@click.option("--budget", "budget_min", type=click.FloatRange(min=0.1), default=None,
+              help="With --until-certain: minutes this run may spend; no launch starts that "
+                   "would overrun it.")
+@click.option("--race-seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --until-certain: seed of the launch order and the prompts (recorded).")
 @click.option("--until-stable", is_flag=True,
-              help="With --bench: then launch and measure the new leader, and any candidate that "
-                   "could still overtake it, until the leader rests on measurements.")
-@click.option("--max-launches", type=click.IntRange(1, 50), default=4, show_default=True,
-              help="With --until-stable: most servers to start.")
+              help="With --bench (the older loop, one launch per candidate): then launch and "
+                   "measure the new leader, and any candidate that could still overtake it, until "
+                   "the leader rests on measurements.")
+@click.option("--max-launches", type=click.IntRange(1, 50), default=None,
+              help="With --until-certain or --until-stable: most servers to start "
+                   "[default: 12 and 4].")
 @click.option("--evidence", "evidence_path", type=click.Path(dir_okay=False),
               help="Evidence database [default: .stackdecide/evidence.db beside FILE]. Every "
                    "launch records launch_ok (and startup_s) there.")
@@ -91,8 +85,9 @@ def _record(store_path: str, outcome: LaunchOutcome) -> None:
 @handle_errors
 def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bool, keep: bool,
            port: int, host: str, timeout_s: float, dummy_weights: bool,
-           python: str | None, bench: bool, until_stable: bool, max_launches: int,
-           evidence_path: str | None, any_hardware: bool) -> None:
+           python: str | None, bench: bool, until_certain: bool, confidence: float,
+           budget_min: float | None, race_seed: int, until_stable: bool,
+           max_launches: int | None, evidence_path: str | None, any_hardware: bool) -> None:
     """Start vLLM with a candidate's engine config from decision FILE.
 
     Without FILE, uses the decision last scored in this directory or the only file in criteria/.
@@ -102,8 +97,10 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
     """
     if winner == (candidate_id is not None):
         raise click.UsageError("pass exactly one of --winner or --candidate ID")
-    if until_stable and not (bench and winner):
-        raise click.UsageError("--until-stable needs --bench and --winner")
+    if (until_stable or until_certain) and not (bench and winner):
+        raise click.UsageError("--until-certain and --until-stable need --bench and --winner")
+    if until_stable and until_certain:
+        raise click.UsageError("pass one of --until-certain or --until-stable")
     if bench and (dry_run or keep):
         raise click.UsageError("--bench starts, measures and stops servers: drop --dry-run/--keep")
     path, why = resolve_decision_file(file)
@@ -117,14 +114,25 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
                             dummy_weights=dummy_weights, keep=keep, python=python,
                             on_progress=echo_progress)
     store_path = evidence_path or str(default_evidence_path(path))
+    if bench and until_certain:
+        from stackdecide.cli._loop import run_race
+
+        race = run_race(decision, store_path, replace(options, port=None),
+                        limits=RaceLimits(confidence, max_launches or 12,
+                                          budget_min * 60 if budget_min else None),
+                        seed=race_seed, any_hardware=any_hardware)
+        if not any(m.launched for m in race.measurements) and race.measurements:
+            sys.exit(1)
+        return
     if bench:
         from stackdecide.cli._loop import run_loop
 
         result = run_loop(decision, store_path, replace(options, port=None if until_stable
                                                          else port),
-                          stable=until_stable, max_launches=max_launches,
+                          stable=until_stable, max_launches=max_launches or 4,
                           first=None if winner else chosen, any_hardware=any_hardware)
-        if not any(m.launched for m in result.measurements):
+        if not any(m.launched for m in result.measurements) or any(
+                m.error for m in result.measurements):
             sys.exit(1)
         return
     plan = plan_launch(decision, chosen, options)
@@ -153,17 +161,10 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
                    f"  kill -TERM -- -{server.pgid}")
         return
     click.echo("serving; Ctrl-C stops it", err=True)
-    try:
-        with signals_interrupt():
-            while server.alive():
-                time.sleep(1)
-            server.check()
-    except KeyboardInterrupt:
-        click.echo("stopping", err=True)
-    except LaunchFailed as exc:
-        click.echo(f"error: {exc}", err=True)
+    end = serve_until_interrupted(server)
+    report = end.stop
+    click.echo(f"stopped process group {server.pgid} ({report.signal or 'already gone'}, "
+               f"{report.waited_s:.1f} s)", err=True)
+    if end.error is not None:
+        click.echo(f"error: {end.error}", err=True)
         sys.exit(1)
-    finally:
-        report = server.stop()
-        click.echo(f"stopped process group {server.pgid} ({report.signal or 'already gone'}, "
-                   f"{report.waited_s:.1f} s)", err=True)

@@ -19,6 +19,7 @@ from stackdecide.cli._app import (
 from stackdecide.launch.checks import check_decision
 from stackdecide.model.ranking import JSON_VERSION
 from stackdecide.report import text as report
+from stackdecide.robustness.certainty import DEFAULT_CONFIDENCE, DEFAULT_SAMPLES, certainty
 from stackdecide.state import record_last_decision
 
 
@@ -37,18 +38,38 @@ def _load_evidence(path: str | None):
 @click.option("--evidence", "evidence_path", type=click.Path(dir_okay=False),
               help="Evidence database (SQLite); measured scores replace judged ones.")
 @any_hardware_option()
+@click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=DEFAULT_CONFIDENCE,
+              show_default=True, help="With --evidence: the P(best) a winner needs to be certified.")
+@click.option("--samples", type=click.IntRange(100, 1_000_000), default=DEFAULT_SAMPLES,
+              show_default=True, help="With --evidence: Monte Carlo draws for P(best).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --evidence: seed of the draws (same inputs and seed, same numbers).")
+@click.option("--include-partial", is_flag=True,
+              help="With --evidence: also rank with measurements of benchmarks cut short.")
+@click.option("--sample-weights", is_flag=True,
+              help="With --evidence: also draw weights from the decision's weight region (SMAA).")
 @handle_errors
-def score(file: str, method: str, fmt: str, evidence_path: str | None, any_hardware: bool) -> None:
+def score(file: str, method: str, fmt: str, evidence_path: str | None, any_hardware: bool,
+          confidence: float, samples: int, seed: int, include_partial: bool,
+          sample_weights: bool) -> None:
     """Rank the candidates of decision FILE and audit its reported totals.
 
+    With --evidence, measured cells replace judged ones, each with its launches and interval, and
+    the ranking says how sure it is: P(best) of each candidate under measurement noise, and either
+    a certified winner or a statistical tie.
     Exit status: 0 when scored (audit findings are shown, use `check` to fail on them), 2 for a
     file that is not a valid decision.
     """
     decision = stackdecide.load(file)
-    ranking = decision.score(method=method, evidence=_load_evidence(evidence_path),
-                             any_hardware=any_hardware)
+    evidence = _load_evidence(evidence_path)
+    ranking = decision.score(method=method, evidence=evidence, any_hardware=any_hardware,
+                             include_partial=include_partial)
+    sure = None
+    if evidence is not None:
+        sure = certainty(ranking, evidence, confidence=confidence, samples=samples, seed=seed,
+                         sample_weights=sample_weights)
     record_last_decision(file)
-    click.echo(report.render(ranking, fmt), nl=False)
+    click.echo(report.render(ranking, fmt, sure), nl=False)
 
 
 @main.command()

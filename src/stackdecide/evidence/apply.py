@@ -8,7 +8,8 @@ and their spread, and flags for anything that weakens it:
 
 * ``other-hardware``: measured on a GPU other than the decision's (used only with
   ``any_hardware``; ``unknown-hardware`` likewise for records that name no GPU);
-* ``version-mismatch``: a package version outside the candidate's pins (PEP 440 specifiers);
+* ``version-mismatch``: a package version outside the candidate's pins (``facts.pins``: PEP 440
+  specifiers, a bare version meaning ``==`` that version, as pip reads it);
 * ``version-unknown``: the record does not say the version of a package the candidate pins.
 
 Records of other candidates, or from other hardware without ``any_hardware``, are ignored, and
@@ -17,7 +18,6 @@ the notes say how many and why.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import statistics
@@ -26,12 +26,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
-
+from stackdecide._text import did_you_mean
 from stackdecide.errors import EvidenceError, Location
 from stackdecide.evidence.importers import parse_scenario_value
 from stackdecide.evidence.records import EvidenceRecord, EvidenceSet
+from stackdecide.facts.gpus import gpu_matches
+from stackdecide.facts.pins import pin_matches
 from stackdecide.mcda.value_functions import measured_score
 from stackdecide.model._yaml import format_path
 from stackdecide.model.cells import Cell
@@ -71,28 +71,6 @@ class AppliedEvidence:
 
 
 # -- matching ------------------------------------------------------------------------------------
-_FILLER_WORDS = {"nvidia", "geforce", "tesla", "gpu", "graphics", "corporation"}
-_VARIANT_WORDS = {"laptop", "mobile", "notebook", "maxq"}
-
-
-def gpu_tokens(name: str) -> frozenset[str]:
-    """The words of a GPU name that identify the card (vendor and filler words dropped)."""
-    text = re.sub(r"max-q", "maxq", name.lower())
-    return frozenset(t for t in re.split(r"[^a-z0-9]+", text) if t and t not in _FILLER_WORDS)
-
-
-def gpu_matches(wanted: str, measured: str) -> bool:
-    """Whether two GPU names denote the same card, case-insensitively.
-
-    One name's words must all appear in the other's ("H100" matches "NVIDIA H100 80GB HBM3"), and
-    both must agree on laptop/mobile variants ("RTX 4090" is not "RTX 4090 Laptop GPU").
-    """
-    a, b = gpu_tokens(wanted), gpu_tokens(measured)
-    if not a or not b or (a & _VARIANT_WORDS) != (b & _VARIANT_WORDS):
-        return False
-    return a <= b or b <= a
-
-
 def _normalize_package(name: str) -> str:
     name = re.sub(r"[-_.]+", "-", name).lower()
     return "flashinfer" if name == "flashinfer-python" else name
@@ -106,21 +84,6 @@ def stack_pins(stack: Stack) -> dict[str, str]:
     return {_normalize_package(k): str(v).strip() for k, v in pins.items() if v}
 
 
-def pin_specifier(pin: str) -> SpecifierSet | None:
-    """A pin as a PEP 440 specifier set; a bare version such as ``12.8`` means ``==12.8.*``."""
-    text = pin.strip()
-    try:
-        if text and text[0] in "<>=!~":
-            return SpecifierSet(text)
-        Version(text)
-        try:
-            return SpecifierSet(f"=={text}.*")
-        except InvalidSpecifier:  # e.g. a local version label, which cannot take ".*"
-            return SpecifierSet(f"=={text}")
-    except (InvalidSpecifier, InvalidVersion):
-        return None
-
-
 def installed_versions(software: Mapping[str, str]) -> dict[str, str]:
     """Recorded versions keyed by normalised package name (``flashinfer-python`` -> ``flashinfer``)."""
     return {_normalize_package(k): v for k, v in software.items()}
@@ -131,17 +94,11 @@ def version_problems(pins: Mapping[str, str], software: Mapping[str, str]) -> di
     installed = installed_versions(software)
     problems: dict[str, str] = {}
     for package, pin in pins.items():
-        specifier = pin_specifier(pin)
-        version_text = installed.get(package)
-        if specifier is None or version_text is None:
+        version = installed.get(package)
+        matches = pin_matches(pin, version) if version is not None else None
+        if matches is None:
             problems[package] = "unknown"
-            continue
-        try:
-            version = Version(version_text)
-        except InvalidVersion:
-            problems[package] = "unknown"
-            continue
-        if not specifier.contains(version, prereleases=True):
+        elif not matches:
             problems[package] = "mismatch"
     return problems
 
@@ -169,12 +126,47 @@ def aggregate(records: Sequence[EvidenceRecord], flags: Mapping[int, tuple[str, 
     all_flags = tuple(sorted({f for r in records for f in flags.get(id(r), ())}))
     ids = tuple(r.id for r in records if r.id is not None)
     return Aggregate(float(statistics.median(values)), len(records), spread, all_flags, ids,
-                     len({r.scenario_key for r in records}))
+                     len({comparable_key(r) for r in records}))
+
+
+PROVENANCE_KEYS = frozenset({"seed"})  # where a value came from, not what load it measured
+
+
+def comparable_key(record: EvidenceRecord) -> str:
+    """The scenario without provenance keys: records that differ only in those measured alike."""
+    return str(sorted((k, str(v)) for k, v in record.scenario.items() if k not in PROVENANCE_KEYS))
+
+
+def like_starts(selected: Mapping[int, list[EvidenceRecord]]
+                ) -> tuple[dict[int, list[EvidenceRecord]], str | None]:
+    """Compare start-ups cold with cold and warm with warm.
+
+    Records that say ``start: cold`` (the start compiled its graphs) or ``warm`` (it loaded them
+    from the cache) are kept to one kind for every candidate: warm when every measured candidate
+    has a warm start, else cold when every one has a cold start; mixed otherwise, said in a note.
+    Records without ``start`` (other metrics, imports) pass through unchanged.
+    """
+    kinds = {i: {r.scenario.get("start") for r in records}
+             for i, records in selected.items() if records}
+    if not kinds or not any(k & {"cold", "warm"} for k in kinds.values()):
+        return dict(selected), None
+    for kind in ("warm", "cold"):
+        if all(kind in k for k in kinds.values()):
+            kept = {i: [r for r in records if r.scenario.get("start") == kind]
+                    for i, records in selected.items()}
+            dropped = sum(len(r) for r in selected.values()) - sum(len(r) for r in kept.values())
+            other = "cold starts kept as records, not compared" if kind == "warm" else \
+                "no warm start for every candidate yet"
+            return kept, (f"start-up compared on {kind} starts ({dropped} other start"
+                          f"{'s' if dropped != 1 else ''}: {other})") if dropped else None
+    return dict(selected), ("start-up mixes cold and warm starts (not every candidate has one "
+                            "kind): a cold start pays for compilation; launch again to compare "
+                            "warm with warm")
 
 
 # -- applying ------------------------------------------------------------------------------------
 def apply_evidence(decision: DecisionMatrix, evidence: EvidenceSet,
-                   any_hardware: bool = False) -> AppliedEvidence:
+                   any_hardware: bool = False, include_partial: bool = False) -> AppliedEvidence:
     """Judged cells with measured scores put in where the evidence allows; see the module doc."""
     metrics = _checked_measures(decision)
     usable, flags, ignored, notes = _select(decision, evidence, any_hardware)
@@ -190,16 +182,23 @@ def apply_evidence(decision: DecisionMatrix, evidence: EvidenceSet,
             continue
         metric = metrics[criterion.id]
         found: dict[int, Aggregate] = {}
-        for i, candidate in enumerate(decision.candidates):
-            matching = [r for r in by_key.get((candidate.id, metric.name), [])
-                        if scenario_matches(measure.scenario, r.scenario)]
+        selected = {i: [r for r in by_key.get((candidate.id, metric.name), [])
+                        if scenario_matches(measure.scenario, r.scenario)
+                        and (include_partial or r.scenario.get("complete") is not False)]
+                    for i, candidate in enumerate(decision.candidates)}
+        if "start" not in measure.scenario:
+            selected, start_note = like_starts(selected)
+            if start_note:
+                notes.append(f"{criterion.id}: {start_note}")
+        for i in range(len(decision.candidates)):
+            matching = selected[i]
             if matching:
                 found[i] = aggregate(matching, flags)
                 used_ids.update(id(r) for r in matching)
                 if found[i].scenarios > 1:
-                    notes.append(f"{criterion.id}: '{candidate.id}' aggregates {metric.name} over "
-                                 f"{found[i].scenarios} different scenarios; set measure.scenario "
-                                 "to compare like with like")
+                    notes.append(f"{criterion.id}: '{decision.candidate_ids[i]}' aggregates "
+                                 f"{metric.name} over {found[i].scenarios} different scenarios; "
+                                 "set measure.scenario to compare like with like")
         if not found:
             notes.append(f"{criterion.id}: no matching {metric.name} evidence; judged scores kept")
             continue
@@ -333,11 +332,10 @@ def check_candidates(decision: DecisionMatrix, records: Sequence[EvidenceRecord]
     ids = decision.candidate_ids
     for record in records:
         if record.candidate not in ids:
-            close = difflib.get_close_matches(record.candidate, ids, n=1, cutoff=0.5)
-            hint = f"did you mean '{close[0]}'? " if close else ""
             where = decision.source_file or "the decision"
-            raise EvidenceError(f"no candidate '{record.candidate}' in {where}; {hint}"
-                                f"candidates: {', '.join(ids)}")
+            raise EvidenceError(f"no candidate '{record.candidate}' in {where}"
+                                f"{did_you_mean(record.candidate, ids)} (candidates: "
+                                f"{', '.join(ids)})")
 
 
 def _coverage_notes(decision: DecisionMatrix, criterion: Criterion, metric: Metric,

@@ -16,10 +16,17 @@ one per line). Its keys, as built by ``main_async`` and ``benchmark`` in vLLM's
 
 Each run becomes one record per metric we know, with the run's load as scenario parameters
 (``concurrency``, ``request_rate``, ``num_prompts``, ``input_len``, ``output_len``, ``backend``,
-``model``). Two metrics are derived and say so in their note: ``decode_tok_s`` = 1000 / median TPOT
-(one request's decode rate at that concurrency) and, for runs at concurrency 1 only,
-``prefill_tok_s`` = mean prompt tokens / median TTFT (it includes HTTP and scheduling time, so it
-understates the kernels' rate).
+``model``). Two metrics are derived, by the definitions of ``stackdecide.model.derived`` that
+``stackdecide bench`` uses too, and say so in their note:
+
+* ``decode_tok_s`` = 1000 / median TPOT (one request's decode rate at that concurrency), left out
+  when the stream was bursty: more than 4 output tokens per streamed chunk, counted per request
+  from ``output_lens`` and ``itls`` when the file has them (``--save-detailed``), else estimated
+  as mean ITL / mean TPOT;
+* ``prefill_tok_s``, for runs at concurrency 1 only: the median over requests of prompt tokens /
+  TTFT from ``input_lens`` and ``ttfts`` (``--save-detailed``), else mean prompt tokens / median
+  TTFT, which is the same number when the prompts have one length and the count is odd. Either
+  way it includes HTTP and scheduling time, so it understates the kernels' rate.
 """
 
 from __future__ import annotations
@@ -31,10 +38,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
+from stackdecide._files import read_user_text
 from stackdecide.errors import EvidenceError, Location
+from stackdecide.evidence._json_values import (
+    check_counts,
+    loads,
+    read_integer,
+    read_measured,
+    read_number,
+)
 from stackdecide.evidence.records import EXPORT_FORMAT, EvidenceRecord, HardwareInfo, ScenarioValue
+from stackdecide.model import derived
 from stackdecide.model.metrics import LATENCY_STATISTICS, METRICS
 
 MAX_FILE_BYTES = 512 * 1024 * 1024  # detailed vLLM results hold every generated text
@@ -90,22 +106,8 @@ def parse_scenario_value(text: str) -> ScenarioValue:
 def read_evidence_file(path: str | Path, context: RunContext | None = None) -> ImportResult:
     """Read one evidence file of either kind; errors name the file and, where known, the line."""
     path = Path(path)
-    where = Location(str(path))
-    if not path.exists():
-        raise EvidenceError("no such file", where)
-    if path.is_dir():
-        raise EvidenceError("is a directory, not an evidence file", where)
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise EvidenceError(f"file is {size} bytes; evidence files are at most {MAX_FILE_BYTES}",
-                            where)
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise EvidenceError("not UTF-8 text (is this a binary file?)",
-                            Location(str(path), line)) from None
+    text = read_user_text(path, kind="evidence file", content="JSON", limit=MAX_FILE_BYTES,
+                          error=EvidenceError)
     return parse_evidence_text(text, str(path), context)
 
 
@@ -117,7 +119,7 @@ def parse_evidence_text(text: str, file: str = "<input>",
         raise EvidenceError("empty file, expected JSON evidence or a vllm bench serve result",
                             Location(file))
     try:
-        document = json.loads(text)
+        document = loads(text, Location(file))
     except json.JSONDecodeError as exc:
         if not exc.msg.startswith("Extra data"):
             raise EvidenceError(f"invalid JSON: {exc.msg} (column {exc.colno})",
@@ -159,7 +161,7 @@ def _parse_lines(text: str, file: str, context: RunContext) -> ImportResult:
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
+            item = loads(line, Location(file, number))
         except json.JSONDecodeError as exc:
             raise EvidenceError(f"invalid JSON: {exc.msg} (column {exc.colno})",
                                 Location(file, number)) from None
@@ -244,11 +246,12 @@ def vllm_result_records(result: Mapping[str, Any], context: RunContext, source: 
     skipped."""
     assert context.candidate is not None
     notes: list[str] = []
-    completed = _integer(result, "completed", where)
+    completed = read_integer(result, "completed", where)
     if not completed:
         raise EvidenceError("no request completed in this run, so it measured nothing",
                             Location(where.file, where.line, None, "completed"))
-    failed = _integer(result, "failed", where) or 0
+    failed = read_integer(result, "failed", where) or 0
+    check_counts(result, completed, failed, where)
     scenario = _vllm_scenario(result, completed, where)
     scenario.update(context.scenario)
     base_note = f"vllm bench serve ({result.get('backend') or result.get('endpoint_type')})"
@@ -269,7 +272,7 @@ def vllm_result_records(result: Mapping[str, Any], context: RunContext, source: 
 
     records: list[EvidenceRecord] = []
     for key, metric in _THROUGHPUTS.items():
-        value = _number(result, key, where)
+        value = read_measured(result, key, metric, where)
         if value is not None:
             records.append(record(metric, value, f"from {key}"))
     latencies: dict[str, tuple[str, float]] = {}
@@ -280,11 +283,11 @@ def vllm_result_records(result: Mapping[str, Any], context: RunContext, source: 
         statistic, name = match.groups()
         if statistic == "std":
             continue  # a spread of requests, not a quantity to score
-        value = _number(result, key, where)
-        if value is None:
-            notes.append(f"{source}: {key} is not a finite number; skipped")
-            continue
         metric = f"{name}_ms_{'p50' if statistic == 'median' else statistic}"
+        value = read_measured(result, key, metric, where)
+        if value is None:
+            notes.append(f"{source}: {key} is null; skipped")
+            continue
         if metric not in METRICS:
             notes.append(f"{source}: {key} has no metric (percentiles kept: "
                          f"{', '.join(s for s in LATENCY_STATISTICS if s != 'mean')}); skipped")
@@ -293,27 +296,100 @@ def vllm_result_records(result: Mapping[str, Any], context: RunContext, source: 
             latencies[metric] = (key, value)
     for metric, (key, value) in latencies.items():
         records.append(record(metric, value, f"from {key}"))
-    median_tpot = latencies.get("tpot_ms_p50", ("", 0.0))[1]
-    if median_tpot and median_tpot > 0:
-        records.append(record("decode_tok_s", 1000.0 / median_tpot,
-                              "derived: 1000 / median_tpot_ms"))
-    median_ttft = latencies.get("ttft_ms_p50", ("", 0.0))[1]
-    input_tokens = _number(result, "total_input_tokens", where)
-    if scenario.get("concurrency") == 1 and median_ttft and median_ttft > 0 and input_tokens:
-        mean_input = input_tokens / completed
-        records.append(record("prefill_tok_s", mean_input / (median_ttft / 1000.0),
-                              "derived: mean prompt tokens / median_ttft_ms; includes HTTP and "
-                              "scheduling time"))
+    derived_records, derived_notes = _derived(result, latencies, scenario, completed, where)
+    records.extend(record(metric, value, note) for metric, value, note in derived_records)
+    notes.extend(f"{source}: {note}" for note in derived_notes)
     if not records:
         raise EvidenceError("this vllm bench serve result holds no metric that stackdecide knows",
                             where)
     return records, notes
 
 
+def _derived(result: Mapping[str, Any], latencies: Mapping[str, tuple[str, float]],
+             scenario: Mapping[str, ScenarioValue], completed: int, where: Location
+             ) -> tuple[list[tuple[str, float, str]], list[str]]:
+    """``decode_tok_s`` and ``prefill_tok_s`` by the definitions of ``model.derived``, from the
+    file's per-request lists when it has them (``--save-detailed``), else from its summary."""
+    found: list[tuple[str, float, str]] = []
+    notes: list[str] = []
+    requests = _detailed(result)
+    median_tpot = latencies.get("tpot_ms_p50", ("", 0.0))[1]
+    if requests is not None:
+        per_chunk = derived.tokens_per_chunk([r.output_tokens for r in requests],
+                                             [r.chunks for r in requests])
+        how_bursty = "median request's output tokens per streamed chunk"
+    else:
+        per_chunk = derived.tokens_per_chunk_from_means(
+            latencies.get("itl_ms_mean", ("", 0.0))[1], latencies.get("tpot_ms_mean", ("", 0.0))[1])
+        how_bursty = "mean_itl_ms / mean_tpot_ms, the tokens per streamed chunk"
+    decode = derived.decode_tok_s(median_tpot, per_chunk)
+    if decode is not None:
+        found.append(("decode_tok_s", decode, "derived: 1000 / median_tpot_ms"))
+    elif median_tpot and per_chunk is not None:
+        notes.append(f"no decode_tok_s: the stream was bursty ({how_bursty} is {per_chunk:.1f}, "
+                     f"above {derived.BURSTY_TOKENS_PER_CHUNK:g}), so its TPOT times the HTTP "
+                     "path, not decoding")
+    # TTFT at higher concurrency waits behind other requests' prefills: not a prefill rate
+    if scenario.get("concurrency") != 1:
+        return found, notes
+    if requests is not None:
+        prefill = derived.prefill_tok_s([r.prompt_tokens for r in requests],
+                                        [r.ttft_s for r in requests])
+        how = ("derived: median over requests of prompt tokens / TTFT (per-request input_lens "
+               "and ttfts)")
+    else:
+        input_tokens = read_number(result, "total_input_tokens", where)
+        prefill = derived.prefill_tok_s_from_summary(
+            input_tokens / completed if input_tokens else None,
+            latencies.get("ttft_ms_p50", ("", 0.0))[1])
+        how = ("derived: mean prompt tokens / median_ttft_ms (no per-request data; the median "
+               "request's rate when prompts have one length and the count is odd)")
+    if prefill is not None:
+        found.append(("prefill_tok_s", prefill, f"{how}; includes HTTP and scheduling time"))
+    return found, notes
+
+
+class _Request(NamedTuple):
+    """One successful request of a ``--save-detailed`` file."""
+
+    prompt_tokens: float
+    ttft_s: float
+    output_tokens: float
+    chunks: int
+
+
+def _detailed(result: Mapping[str, Any]) -> list[_Request] | None:
+    """Each successful request, from the per-request lists ``--save-detailed`` adds; None when
+    the file has none or they do not line up."""
+    lists = [result.get(key) for key in ("input_lens", "ttfts", "output_lens", "itls")]
+    if not all(isinstance(item, list) for item in lists):
+        return None
+    inputs, ttfts, outputs, itls = lists
+    errors = result.get("errors")
+    count = len(inputs)
+    if any(len(item) != count for item in lists) or \
+            (isinstance(errors, list) and len(errors) != count):
+        return None
+    requests = []
+    for i in range(count):
+        failed = isinstance(errors, list) and bool(errors[i])
+        values = (inputs[i], ttfts[i], outputs[i])
+        if failed or not all(_finite(v) for v in values) or not isinstance(itls[i], list):
+            continue
+        # vLLM's client records a gap for every streamed chunk after the first
+        requests.append(_Request(float(inputs[i]), float(ttfts[i]), float(outputs[i]),
+                                 len(itls[i]) + 1))
+    return requests or None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _vllm_scenario(result: Mapping[str, Any], completed: int,
                    where: Location) -> dict[str, ScenarioValue]:
     scenario: dict[str, ScenarioValue] = {}
-    concurrency = _integer(result, "max_concurrency", where)
+    concurrency = read_integer(result, "max_concurrency", where)
     if concurrency is not None:
         scenario["concurrency"] = concurrency
     rate = result.get("request_rate")
@@ -321,17 +397,17 @@ def _vllm_scenario(result: Mapping[str, Any], completed: int,
         if rate == "inf" or (isinstance(rate, float) and math.isinf(rate)):
             scenario["request_rate"] = "inf"
         else:
-            scenario["request_rate"] = _number(result, "request_rate", where) or 0.0
-            burstiness = _number(result, "burstiness", where)
+            scenario["request_rate"] = read_number(result, "request_rate", where) or 0.0
+            burstiness = read_number(result, "burstiness", where)
             if burstiness is not None:
                 scenario["burstiness"] = burstiness
-    prompts = _integer(result, "num_prompts", where)
+    prompts = read_integer(result, "num_prompts", where)
     if prompts is not None:
         scenario["num_prompts"] = prompts
     # Per-request lengths are not saved unless --save-detailed; the means per completed request
     # equal the --input-len/--output-len of a random dataset run with ignore_eos.
     for key, name in (("total_input_tokens", "input_len"), ("total_output_tokens", "output_len")):
-        total = _number(result, key, where)
+        total = read_number(result, key, where)
         if total is not None:
             scenario[name] = round(total / completed)
     for key, name in (("backend", "backend"), ("model_id", "model")):
@@ -354,23 +430,3 @@ def _vllm_date(result: Mapping[str, Any], where: Location) -> datetime:
     except ValueError:
         raise EvidenceError(f"date '{text}' is not vLLM's {_VLLM_DATE_FORMAT}",
                             Location(where.file, where.line, None, "date")) from None
-
-
-def _number(result: Mapping[str, Any], key: str, where: Location) -> float | None:
-    value = result.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise EvidenceError(f"expected a number, got {value!r}",
-                            Location(where.file, where.line, None, key))
-    return float(value) if math.isfinite(value) else None
-
-
-def _integer(result: Mapping[str, Any], key: str, where: Location) -> int | None:
-    value = _number(result, key, where)
-    if value is None:
-        return None
-    if value != int(value) or value < 0:
-        raise EvidenceError(f"expected a whole number, got {result[key]!r}",
-                            Location(where.file, where.line, None, key))
-    return int(value)

@@ -16,13 +16,28 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from stackdecide._version import __version__
 from stackdecide.errors import EvidenceError, Location
-from stackdecide.model.metrics import METRICS, get_metric, unknown_metric_message
+from stackdecide.model.metrics import (
+    MAX_COUNT,
+    MAX_MEASURED,
+    METRICS,
+    get_metric,
+    scenario_problem,
+    unknown_metric_message,
+)
 from stackdecide.model.schema import Identifier
 
 EXPORT_FORMAT = "stackdecide-evidence/v1"
@@ -39,10 +54,18 @@ class HardwareInfo(_Frozen):
     """The machine a measurement ran on, as the driver names it."""
 
     gpu: Annotated[str, Field(min_length=1)]
-    vram_gb: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    vram_gb: Annotated[float, Field(gt=0, le=MAX_MEASURED, allow_inf_nan=False)] | None = None
     compute_capability: str | None = None
     driver: str | None = None
-    count: Annotated[int, Field(ge=1)] = 1
+    count: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 1
+
+    def __init__(self, **data: Any) -> None:
+        # Built directly from command-line options (evidence add --vram-gb): the error must be
+        # a located EvidenceError like every other, not pydantic's own.
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise validation_error(exc, prefix="hardware") from None
 
     @field_validator("compute_capability", "driver", mode="before")
     @classmethod
@@ -58,8 +81,9 @@ class EvidenceRecord(_Frozen):
     metric: str
     value: FiniteFloat
     unit: str = ""  # the metric's unit when left out; another unit is an error
-    repeats: Annotated[int, Field(ge=1)] = 1  # runs summarised by ``value`` (their median)
-    spread: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None  # max - min of those runs
+    repeats: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 1  # runs summarised by ``value`` (median)
+    # max - min of those runs
+    spread: Annotated[float, Field(ge=0, le=MAX_MEASURED, allow_inf_nan=False)] | None = None
     scenario: dict[str, ScenarioValue] = {}
     hardware: HardwareInfo | None = None
     software: dict[str, str] = {}  # package -> installed version, e.g. {"vllm": "0.10.1.1"}
@@ -89,6 +113,18 @@ class EvidenceRecord(_Frozen):
             raise ValueError(unknown_metric_message(value))
         return value
 
+    @field_validator("value")
+    @classmethod
+    def _possible(cls, value: float, info: ValidationInfo) -> float:
+        # A negative latency would win its criterion (lower is better): refuse anything outside
+        # the metric's physical domain here, where every record passes, whatever made it.
+        metric = METRICS.get(info.data.get("metric", ""))
+        # 1/0 metrics have their own message, with the reason a 0 needs (``_consistent``)
+        problem = metric.problem(value) if metric and not metric.boolean else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @field_validator("scenario", mode="before")
     @classmethod
     def _flat_scenario(cls, value: Any) -> Any:
@@ -99,6 +135,11 @@ class EvidenceRecord(_Frozen):
                                      f"got {type(item).__name__}")
                 if isinstance(item, float) and not math.isfinite(item):
                     raise ValueError(f"scenario '{key}' is {item}; write it as text, e.g. \"inf\"")
+                if isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_COUNT:
+                    raise ValueError(f"'{key}' is {_short(item)}, beyond {MAX_COUNT:g}")
+                problem = scenario_problem(str(key), item)
+                if problem:
+                    raise ValueError(problem)
         return value
 
     @field_validator("software", mode="before")
@@ -170,25 +211,33 @@ def _relocate(exc: EvidenceError, location: Location | None) -> EvidenceError:
                        Location(location.file, location.line, location.column, path))
 
 
-def validation_error(exc: ValidationError, location: Location | None = None) -> EvidenceError:
-    """The first pydantic error as an ``EvidenceError`` naming the field."""
+def validation_error(exc: ValidationError, location: Location | None = None,
+                     prefix: str | None = None) -> EvidenceError:
+    """The first pydantic error as an ``EvidenceError`` naming the field (below ``prefix``)."""
     errors = exc.errors(include_url=False)
     first = errors[0]
-    field = ".".join(str(part) for part in first["loc"])
+    field = ".".join(str(part) for part in ((prefix,) if prefix else ()) + tuple(first["loc"]))
     if first["type"] == "extra_forbidden":
         message = f"unknown field '{first['loc'][-1]}'"
-        if len(first["loc"]) == 1:
+        if len(first["loc"]) == 1 and prefix is None:
             message += f"; fields: {', '.join(EvidenceRecord.model_fields)}"
     elif first["type"] == "missing":
         message = "required field is missing"
     elif first["type"] == "value_error":
         message = str(first["msg"]).removeprefix("Value error, ")
     else:
-        shown = repr(first.get("input"))
-        message = f"{shown if len(shown) <= 60 else shown[:57] + '...'}: {first['msg']}"
+        message = f"{_short(first.get('input'), 60)}: {first['msg']}"
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more)"
     return _relocate(RecordError(message, field or None), location)
+
+
+def _short(value: Any, width: int = 40) -> str:
+    try:
+        shown = repr(value)
+    except ValueError:  # an int too long for repr (Python refuses over 4300 digits)
+        shown = f"a {value.bit_length()}-bit number" if isinstance(value, int) else "?"
+    return shown if len(shown) <= width else shown[: width - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -261,3 +310,15 @@ def dump_csv(records: Iterable[EvidenceRecord]) -> str:
             r.timestamp.isoformat(), r.tool_version, r.source or "", r.note or "",
         ])
     return out.getvalue()
+
+
+ExportFormat = Literal["json", "jsonl", "csv"]  # json and jsonl import again; csv is for sheets
+EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
+
+
+def dump_records(records: Iterable[EvidenceRecord], fmt: ExportFormat | str) -> str:
+    """Records as text in one of ``EXPORT_FORMATS``."""
+    dumps = {"json": dump_json, "jsonl": dump_jsonl, "csv": dump_csv}
+    if fmt not in dumps:
+        raise EvidenceError(f"unknown export format '{fmt}'; choose {', '.join(EXPORT_FORMATS)}")
+    return dumps[fmt](records)

@@ -3,7 +3,11 @@
 The default store is ``.stackdecide/evidence.db`` beside the decision file. The file runs in WAL
 mode (readers never block the writer), waits for locks instead of failing (busy timeout), and writes
 each ``add`` in one ``BEGIN IMMEDIATE`` transaction: a batch is stored whole or not at all, even
-when the writing process is killed. The schema is versioned with ``PRAGMA user_version`` and
+when the writing process is killed. Before its first write a connection runs SQLite's
+``quick_check``: a damaged store is refused, never written to (a write could report success into
+pages that cannot be read back). Readers (``readonly=True``: ``evidence list``, ``export``,
+``score --evidence``) open the file read-only and change nothing, so a store on read-only media or
+without write permission can still be read. The schema is versioned with ``PRAGMA user_version`` and
 migrated forward on open; a store written by a newer stackdecide is refused, not damaged.
 """
 
@@ -11,20 +15,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import stat
 import time
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from stackdecide.errors import EvidenceError, Location
 from stackdecide.evidence.records import (
     EvidenceRecord,
     EvidenceSet,
+    ExportFormat,
     HardwareInfo,
-    dump_csv,
-    dump_json,
-    dump_jsonl,
+    dump_records,
 )
 from stackdecide.model.metrics import get_metric
 from stackdecide.state import STATE_DIR, last_decision
@@ -33,7 +38,6 @@ DEFAULT_FILENAME = "evidence.db"
 BUSY_TIMEOUT_S = 60.0
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
-ExportFormat = Literal["json", "jsonl", "csv"]
 
 # Each migration moves the schema up by one version; they run in order inside one transaction.
 # Append new steps, never edit old ones: stores in the field have run them.
@@ -98,7 +102,7 @@ def load_evidence(path: str | Path) -> EvidenceSet:
     if not path.exists():
         raise EvidenceError("no such evidence store or file", Location(str(path)))
     if _is_sqlite(path):
-        with EvidenceStore(path, create=False) as store:
+        with EvidenceStore(path, create=False, readonly=True) as store:
             return store.load()
     from stackdecide.evidence.importers import read_evidence_file
 
@@ -106,10 +110,16 @@ def load_evidence(path: str | Path) -> EvidenceSet:
 
 
 def _is_sqlite(path: Path) -> bool:
-    if path.is_dir():
-        return False
-    with path.open("rb") as handle:
-        return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    """Whether ``path`` is a regular file starting like an SQLite database. Anything else (a
+    FIFO, whose opening would wait for a writer; a device) is left to the file reader to refuse."""
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return False
+        with path.open("rb") as handle:
+            return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError as exc:
+        raise EvidenceError(f"cannot read this file: {exc.strerror or exc}",
+                            Location(str(path))) from None
 
 
 class EvidenceStore:
@@ -120,19 +130,18 @@ class EvidenceStore:
     ...     evidence = store.load(candidate="a")
     """
 
-    def __init__(self, path: str | Path, *, create: bool = True,
+    def __init__(self, path: str | Path, *, create: bool = True, readonly: bool = False,
                  busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         self.path = Path(path)
         self._where = Location(str(self.path))
-        if self.path.is_dir():
-            raise EvidenceError("is a directory, not an evidence store", self._where)
-        if not self.path.exists():
-            if not create:
-                raise EvidenceError("no such evidence store", self._where)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        elif self.path.stat().st_size and not _is_sqlite(self.path):
-            raise EvidenceError("not an evidence store (not an SQLite database)", self._where)
+        self.readonly = readonly
         self.busy_timeout_s = busy_timeout_s
+        self._intact = False  # quick_check passed on this connection (checked before writing)
+        self._empty = False  # a read-only view of a store no writer has set up yet
+        self._check_file(create and not readonly)
+        if readonly:
+            self._db = self._connect_readonly()
+            return
         try:
             # Autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE.
             self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
@@ -145,6 +154,66 @@ class EvidenceStore:
         except BaseException:
             self._db.close()
             raise
+
+    def _check_file(self, create: bool) -> None:
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            if not create:
+                raise EvidenceError("no such evidence store", self._where) from None
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise EvidenceError(f"cannot create the store's folder {self.path.parent}: "
+                                    f"{exc.strerror or exc}", self._where) from None
+            return
+        except OSError as exc:
+            raise EvidenceError(f"cannot reach the evidence store: {exc.strerror or exc}",
+                                self._where) from None
+        if stat.S_ISDIR(info.st_mode):
+            raise EvidenceError("is a directory, not an evidence store", self._where)
+        if not stat.S_ISREG(info.st_mode):
+            raise EvidenceError("is not a regular file (a device, FIFO or socket); an evidence "
+                                "store is an SQLite file", self._where)
+        if info.st_size and not _is_sqlite(self.path):
+            raise EvidenceError("not an evidence store (not an SQLite database)", self._where)
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """A connection that cannot write: no WAL switch, no migration, no journal created."""
+        uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=ro"
+        db = self._connect(uri)
+        try:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if "unable to open" not in str(exc):
+                raise self._error("cannot read the evidence store", exc) from None
+            # A WAL store in a folder we cannot write, its -shm file gone: SQLite can open it
+            # only as immutable. A writer with more rights could still be adding records; this
+            # read may then miss the newest, and writes nothing either way.
+            db = self._connect(uri + "&immutable=1")
+            try:
+                version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            except sqlite3.DatabaseError as again:
+                db.close()
+                raise self._error("cannot read the evidence store", again) from None
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise self._error("not an evidence store", exc) from None
+        if version > SCHEMA_VERSION:
+            db.close()
+            raise EvidenceError(f"the store has schema version {version}, newer than this "
+                                f"stackdecide reads ({SCHEMA_VERSION}); upgrade stackdecide",
+                                self._where)
+        self._empty = version == 0  # created but never written: no records table yet
+        return db
+
+    def _connect(self, uri: str) -> sqlite3.Connection:
+        try:
+            return sqlite3.connect(uri, uri=True, timeout=self.busy_timeout_s,
+                                   isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._error("cannot open the evidence store", exc) from None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:
@@ -211,7 +280,29 @@ class EvidenceStore:
                               f"{self.busy_timeout_s:g} s", exc) from None
 
     def _error(self, what: str, exc: sqlite3.Error) -> EvidenceError:
-        return EvidenceError(f"{what}: {exc}", self._where)
+        hint = ""
+        if "readonly" in str(exc) or "read-only" in str(exc):
+            hint = ("; the store cannot be written here: check the permissions of the file and "
+                    "its folder, or pass --evidence with a store you can write")
+        return EvidenceError(f"{what}: {exc}{hint}", self._where)
+
+    def _check_intact(self) -> None:
+        """Refuse to write into a damaged store. SQLite can append to a file whose other pages are
+        corrupt and report success, while what was stored can no longer be read back."""
+        if self._intact:
+            return
+        try:
+            rows = [str(row[0]) for row in self._db.execute("PRAGMA quick_check").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            rows = [str(exc)]
+        if rows != ["ok"]:
+            more = f" (and {len(rows) - 1} more problems)" if len(rows) > 1 else ""
+            raise EvidenceError(
+                f"the evidence store is damaged, so nothing was written to it (SQLite's "
+                f"quick_check: {rows[0]}{more}). Copy the file aside, then recover what can be read "
+                f"with `sqlite3 {self.path} .recover | sqlite3 recovered.db`, or restore a backup; "
+                "write new evidence to another store with --evidence", self._where)
+        self._intact = True
 
     @property
     def schema_version(self) -> int:
@@ -225,8 +316,12 @@ class EvidenceStore:
         process) none of them is stored.
         """
         ids: list[int] = []
+        if self.readonly:
+            raise EvidenceError("this store was opened read-only; open it without readonly=True "
+                                "to add records", self._where)
         self._begin()
         try:
+            self._check_intact()  # under the write lock: nothing changes between check and write
             for index, record in enumerate(records):
                 if not isinstance(record, EvidenceRecord):
                     raise EvidenceError(f"item {index} is a {type(record).__name__}, not an "
@@ -251,6 +346,8 @@ class EvidenceStore:
              ids: Sequence[int] | None = None) -> EvidenceSet:
         """Records in the order they were stored, optionally only one candidate's or metric's."""
         clauses, params = self._where_clause(candidate, metric, ids)
+        if self._empty:
+            return EvidenceSet()
         try:
             rows = self._db.execute(
                 f"SELECT id, {', '.join(_COLUMNS)} FROM records{clauses} ORDER BY id", params
@@ -261,19 +358,18 @@ class EvidenceStore:
 
     def count(self, candidate: str | None = None, metric: str | None = None) -> int:
         clauses, params = self._where_clause(candidate, metric, None)
-        return int(self._db.execute(f"SELECT count(*) FROM records{clauses}", params).fetchone()[0])
+        if self._empty:
+            return 0
+        try:
+            return int(self._db.execute(f"SELECT count(*) FROM records{clauses}",
+                                        params).fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            raise self._error("cannot read the evidence store", exc) from None
 
     def export(self, fmt: ExportFormat = "json", candidate: str | None = None,
                metric: str | None = None) -> str:
         """The selected records as text: our JSON or JSONL format (re-importable), or CSV."""
-        records = self.load(candidate, metric).records
-        if fmt == "json":
-            return dump_json(records)
-        if fmt == "jsonl":
-            return dump_jsonl(records)
-        if fmt == "csv":
-            return dump_csv(records)
-        raise EvidenceError(f"unknown export format '{fmt}'; choose json, jsonl or csv")
+        return dump_records(self.load(candidate, metric).records, fmt)
 
     def integrity_check(self) -> str:
         """SQLite's own check of the file: ``ok`` when nothing is damaged."""
@@ -298,14 +394,25 @@ class EvidenceStore:
 
     def _record(self, row: tuple[Any, ...]) -> EvidenceRecord:
         data = dict(zip(("id", *_COLUMNS), row, strict=True))
-        for key in ("scenario", "software", "hardware"):
-            if data[key] is not None:
-                data[key] = json.loads(data[key])
-        if data["hardware"] is not None:
-            data["hardware"] = HardwareInfo(**data["hardware"])
-        return EvidenceRecord.from_dict(
-            {k: v for k, v in data.items() if v is not None},
-            Location(str(self.path), field=f"records[id={data['id']}]"))
+        where = Location(str(self.path), field=f"records[id={data['id']}]")
+        try:
+            for key in ("scenario", "software", "hardware"):
+                if data[key] is not None:
+                    data[key] = json.loads(data[key])
+            if data["hardware"] is not None:
+                data["hardware"] = HardwareInfo(**data["hardware"])
+            return EvidenceRecord.from_dict({k: v for k, v in data.items() if v is not None},
+                                            where)
+        except (ValueError, TypeError, EvidenceError) as exc:
+            # Stored by an older stackdecide that did not check domains, or edited by hand:
+            # say which record and how to remove it, rather than hide it or stop without a way out
+            message = exc.message if isinstance(exc, EvidenceError) else str(exc)
+            raise EvidenceError(
+                f"{message}; this stored record is not a possible measurement (stored by an older "
+                f"stackdecide, or edited by hand): delete it with `sqlite3 {self.path} \"DELETE "
+                f"FROM records WHERE id = {data['id']}\"`",
+                exc.location if isinstance(exc, EvidenceError) and exc.location else where,
+            ) from None
 
 
 def _row(record: EvidenceRecord) -> tuple[Any, ...]:

@@ -24,8 +24,37 @@ class GpuSpec:
     note: str = ""
 
 
+# Words that say nothing about which card it is.
+_FILLER_WORDS = frozenset({"nvidia", "geforce", "tesla", "gpu", "graphics", "corporation",
+                           "tensor", "core"})
+# Words that make a card a different GPU from the desktop one of the same number: a laptop part
+# has its own memory, bandwidth and power limit. "Mobile" and "Notebook" are older names of
+# "Laptop GPU"; Max-Q (power-limited laptop designs) is a laptop part too, but runs at a lower
+# power than other laptops with that card.
+_LAPTOP = "laptop"
+_MAXQ = "maxq"
+_SYNONYMS = {"mobile": _LAPTOP, "notebook": _LAPTOP}
+
+
+def gpu_tokens(name: str) -> frozenset[str]:
+    """The words of a GPU name that identify the card, lower case, filler words dropped.
+
+    >>> sorted(gpu_tokens("NVIDIA GeForce RTX 4090 Laptop GPU Max-Q"))
+    ['4090', 'laptop', 'maxq', 'rtx']
+    """
+    text = re.sub(r"max[-_ ]?q\b", _MAXQ, name.lower())
+    words = {_SYNONYMS.get(word, word) for word in re.split(r"[^a-z0-9]+", text)}
+    if _MAXQ in words:
+        words.add(_LAPTOP)  # Max-Q exists only in laptops: "RTX 4090 Max-Q" is a laptop card
+    return frozenset(word for word in words if word and word not in _FILLER_WORDS)
+
+
+def _variant(tokens: frozenset[str]) -> frozenset[str]:
+    return tokens & {_LAPTOP, _MAXQ}
+
+
 def _m(*names: str) -> tuple[frozenset[str], ...]:
-    return tuple(frozenset(name.split()) for name in names)
+    return tuple(gpu_tokens(name) for name in names)
 
 
 _H100 = ("NVIDIA H100 Tensor Core GPU datasheet (nvidia.com/en-us/data-center/h100), "
@@ -36,7 +65,8 @@ _ADA = ("NVIDIA Ada GPU Architecture whitepaper v2.1, appendix table of GeForce 
         "(FP32-accumulate tensor TFLOPS)")
 
 # Order matters: the first entry whose tokens all appear in a name wins, so the more specific
-# variants (PCIe, NVL, Laptop, 40GB) come before the general name.
+# variants (PCIe, NVL, 40GB) come before the general name. Laptop entries match only laptop names
+# and desktop entries only desktop names (see find_gpu), whatever the order.
 GPUS: tuple[GpuSpec, ...] = (
     GpuSpec("NVIDIA H100 PCIe", 80, 2000, 756.5, 1513.0, _H100, _m("h100 pcie")),
     GpuSpec("NVIDIA H100 NVL", 94, 3900, 835.5, 1670.5, _H100, _m("h100 nvl")),
@@ -51,7 +81,7 @@ GPUS: tuple[GpuSpec, ...] = (
     GpuSpec("NVIDIA GeForce RTX 4090 Laptop GPU", 16, 576, 79.4, 158.8,
             "NVIDIA GeForce RTX 4090 Laptop GPU specifications (nvidia.com, 16 GB GDDR6, "
             "256-bit, 576 GB/s; 76 SMs, boost clock up to 2040 MHz)",
-            _m("rtx 4090 laptop", "rtx 4090 mobile"),
+            _m("rtx 4090 laptop"),
             note="tensor TFLOPS derived: 76 SMs x 2.04 GHz x the AD10x per-SM rate "
                  "(512 BF16 / 1024 FP8 FLOP per clock, FP32 accumulate); depends on the "
                  "laptop's power limit"),
@@ -59,20 +89,35 @@ GPUS: tuple[GpuSpec, ...] = (
 )
 
 
-def _tokens(name: str) -> set[str]:
-    words = re.sub(r"[^a-z0-9]+", " ", name.lower()).split()
-    return {w for w in words if w not in {"nvidia", "geforce", "gpu", "tensor", "core"}}
+def gpu_matches(wanted: str, measured: str) -> bool:
+    """Whether two GPU names denote the same card (for comparing measurements).
+
+    One name's words must all appear in the other's ("H100" is "NVIDIA H100 80GB HBM3"), and both
+    must be the same variant: "RTX 4090" is not "RTX 4090 Laptop GPU", and a Max-Q laptop is not
+    another laptop with that card, since its power limit changes what it measures.
+    """
+    a, b = gpu_tokens(wanted), gpu_tokens(measured)
+    if not a or not b or _variant(a) != _variant(b):
+        return False
+    return a <= b or b <= a
 
 
 def find_gpu(name: str) -> GpuSpec | None:
     """The spec for a GPU name as nvidia-smi or a person writes it, or None when unknown.
 
+    The same words as ``gpu_matches``; a laptop card (Laptop, Mobile, Max-Q) gets the laptop spec
+    of its number or None, never the desktop card's.
+
     >>> find_gpu("NVIDIA GeForce RTX 4090 Laptop GPU").memory_bandwidth_gb_s
     576
+    >>> find_gpu("RTX 3080 Max-Q") is None
+    True
     """
-    tokens = _tokens(name)
+    tokens = gpu_tokens(name)
+    laptop = _LAPTOP in tokens
     # "A100-SXM4-80GB" -> a100 sxm4 80gb; "H100 80GB HBM3" -> h100 80gb hbm3
     for spec in GPUS:
-        if any(required <= tokens for required in spec.match):
-            return spec
+        for required in spec.match:
+            if (_LAPTOP in required) == laptop and required <= tokens:
+                return spec
     return None

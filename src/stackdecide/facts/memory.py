@@ -11,20 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stackdecide.facts import dtypes
 from stackdecide.facts.shapes import ModelShape
 
 GIB = 1024**3
 
-# Bytes per element of each KV-cache dtype name vLLM accepts; "auto" follows the model dtype.
-KV_DTYPE_BYTES: dict[str, float] = {
-    "bfloat16": 2, "float16": 2, "half": 2, "float": 4, "float32": 4,
-    "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "fp8_inc": 1, "fp8_ds_mla": 1,
-    "fp8_per_token_head": 1, "int8_per_token_head": 1, "int4_per_token_head": 0.5,
-    "nvfp4": 0.5, "nvfp4_4over6": 0.5,
-}
-MODEL_DTYPE_BYTES: dict[str, float] = {
-    "auto": 2, "bfloat16": 2, "float16": 2, "half": 2, "float": 4, "float32": 4,
-}
 # Outside PyTorch's allocator: CUDA context plus cuBLAS and NCCL workspaces. vLLM logs this as
 # "non-torch memory"; around half a GiB on a single GPU.
 NON_TORCH_BYTES = GIB // 2
@@ -33,42 +24,42 @@ ASSUMED_MAX_NUM_BATCHED_TOKENS = 8192
 ASSUMED_MAX_NUM_SEQS = 256
 
 
+def _estimate_names(weights: str | None, model_dtype: str,
+                    kv_cache_dtype: str = "auto") -> tuple[str | None, str, str]:
+    """Names ``facts.dtypes`` knows, for an estimate: a memory check should not fail on a name
+    it has no table entry for, so an unknown FP8 format counts as FP8 (block-scaled when it says
+    "block"), any other unknown format or dtype as 16 bit."""
+    if weights and weights.lower() not in dtypes.WEIGHT_BYTES:
+        lowered = weights.lower()
+        weights = ("fp8-block" if "block" in lowered else "fp8") if lowered.startswith("fp8") \
+            else None
+    if model_dtype.lower() not in dtypes.MODEL_DTYPE_BYTES:
+        model_dtype = "auto"
+    if kv_cache_dtype.lower() != "auto" and kv_cache_dtype.lower() not in dtypes.KV_BYTES:
+        kv_cache_dtype = "bf16"
+    return weights, model_dtype, kv_cache_dtype
+
+
 def kv_bytes_per_token(shape: ModelShape, kv_cache_dtype: str = "auto",
                        model_dtype: str = "auto") -> float:
     """KV-cache bytes one token takes across all layers: 2 x layers x kv_heads x head_dim x bytes."""
-    if kv_cache_dtype == "auto":
-        element = MODEL_DTYPE_BYTES.get(model_dtype, 2)
-    else:
-        element = KV_DTYPE_BYTES.get(kv_cache_dtype, 2)
-    return shape.kv_elements_per_token * element
-
-
-def embedding_params(shape: ModelShape) -> int:
-    return shape.vocab_size * shape.hidden_size * (1 if shape.tie_word_embeddings else 2)
+    _, model_dtype, kv_cache_dtype = _estimate_names(None, model_dtype, kv_cache_dtype)
+    return shape.kv_elements_per_token * dtypes.kv_dtype_bytes(kv_cache_dtype, model_dtype)
 
 
 def weight_bytes(shape: ModelShape, weights: str | None = None, model_dtype: str = "auto") -> float:
-    """Weight memory: params x dtype bytes; FP8 checkpoints keep embeddings and norms in 16 bit.
-
-    ``weights`` is the checkpoint format (``bf16``, ``fp8``, ``fp8-block``...); block-FP8 adds one
-    float32 scale per 128 x 128 block of each linear layer.
-    """
-    dtype_bytes = MODEL_DTYPE_BYTES.get(model_dtype, 2)
-    if weights and weights.lower().startswith("fp8"):
-        unquantized = embedding_params(shape) + shape.hidden_size * (2 * shape.num_layers + 1)
-        linear = shape.params - unquantized
-        scales = linear / (128 * 128) * 4 if "block" in weights.lower() else 0
-        return linear * 1 + scales + unquantized * dtype_bytes
-    if weights and weights.lower() in ("fp32", "float32"):
-        return shape.params * 4.0
-    return shape.params * dtype_bytes
+    """Weight memory of checkpoint format ``weights`` (``bf16``, ``fp8``, ``fp8-block``...) loaded
+    with ``--dtype model_dtype``: ``facts.dtypes.weight_bytes``, whose module doc says what each
+    format keeps in 16 bit and which scales it adds."""
+    weights, model_dtype, _ = _estimate_names(weights, model_dtype)
+    return dtypes.weight_bytes(shape, weights, model_dtype).total
 
 
 def activation_peak_bytes(shape: ModelShape, max_num_batched_tokens: int, max_num_seqs: int,
                           model_dtype: str = "auto") -> float:
     """Rough peak of vLLM's profiling pass: the widest layer outputs for a full token batch, plus
     float32 logits for every sequence (the sampler's batch)."""
-    dtype_bytes = MODEL_DTYPE_BYTES.get(model_dtype, 2)
+    dtype_bytes = dtypes.model_dtype_bytes(_estimate_names(None, model_dtype)[1])
     widest = (2 * shape.intermediate_size + shape.intermediate_size + 2 * shape.hidden_size
               + (shape.num_heads + 2 * shape.num_kv_heads) * shape.head_dim)
     return max_num_batched_tokens * widest * dtype_bytes + max_num_seqs * shape.vocab_size * 4

@@ -11,40 +11,22 @@ one stream): BF16 decoded at 230 tok/s on an H100 SXM, 55% of its 414 tok/s ceil
 model leaves the GPU idle between small kernels, so the smaller the bytes per token, the further
 below the ceiling.
 
-FP8 checkpoints (``fp8``, ``fp8-block``) keep the embedding / LM head and norms in BF16; only the
-attention and MLP projections are 1 byte per weight (plus one FP32 scale per 128x128 block).
+Bytes per weight and per KV element come from ``facts.dtypes``, as memory's do: FP8 checkpoints
+(``fp8``, ``fp8-block``) keep the embedding / LM head and norms in BF16; only the attention and MLP
+projections are 1 byte per weight (``fp8-block`` adds one FP32 scale per 128x128 block).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stackdecide.facts import dtypes
+from stackdecide.facts.dtypes import UnknownDtypeError
 from stackdecide.facts.gpus import GpuSpec, find_gpu
 from stackdecide.facts.shapes import ModelShape
 
-# bytes per element of the attention/MLP weights
-WEIGHT_BYTES: dict[str, float] = {
-    "bf16": 2, "fp16": 2, "auto": 2, "fp8": 1, "fp8-block": 1, "fp8_e4m3": 1, "int8": 1,
-    "int4": 0.5, "awq": 0.5, "gptq": 0.5,
-}
-# bytes per element of the KV cache (vLLM's --kv-cache-dtype names; auto = the model's BF16)
-KV_BYTES: dict[str, float] = {
-    "auto": 2, "bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2,
-    "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "fp8_inc": 1,
-}
-_FP8_BLOCK = 128  # weight_block_size of block-quantized FP8 checkpoints
-_HIGH_PRECISION_BYTES = 2  # LM head, embeddings and norms stay BF16
-
-
-class RooflineError(ValueError):
-    """A dtype or shape the roofline does not know."""
-
-
-def _lookup(table: dict[str, float], key: str, what: str) -> float:
-    try:
-        return table[key.lower()]
-    except KeyError:
-        raise RooflineError(f"unknown {what} '{key}'; known: {', '.join(table)}") from None
+# The roofline fails only on a dtype or weight format that facts.dtypes does not know.
+RooflineError = UnknownDtypeError
 
 
 @dataclass(frozen=True)
@@ -93,7 +75,7 @@ class WeightTraffic:
     """Bytes of weights one decode step reads (batch 1)."""
 
     linear_bytes: float  # attention + MLP projections in the weights dtype
-    scale_bytes: float  # FP32 block scales of FP8 checkpoints
+    scale_bytes: float  # FP32 block scales of block-FP8 checkpoints
     lm_head_bytes: float  # BF16 output projection (the tied embedding table when tied)
     norm_bytes: float
 
@@ -103,13 +85,10 @@ class WeightTraffic:
 
 
 def weight_traffic(shape: ModelShape, weights: str) -> WeightTraffic:
-    per_weight = _lookup(WEIGHT_BYTES, weights, "weights dtype")
-    blockwise = weights.lower() in ("fp8", "fp8-block", "fp8_e4m3")
-    return WeightTraffic(
-        linear_bytes=shape.linear_params * per_weight,
-        scale_bytes=shape.linear_params / _FP8_BLOCK**2 * 4 if blockwise else 0.0,
-        lm_head_bytes=shape.lm_head_params * _HIGH_PRECISION_BYTES,
-        norm_bytes=shape.norm_params * _HIGH_PRECISION_BYTES)
+    """What one decode step reads of a checkpoint in format ``weights`` (``facts.dtypes``)."""
+    held = dtypes.weight_bytes(shape, weights)
+    return WeightTraffic(linear_bytes=held.linear, scale_bytes=held.scales,
+                         lm_head_bytes=held.lm_head, norm_bytes=held.norms)
 
 
 @dataclass(frozen=True)
@@ -132,7 +111,7 @@ def decode_ceiling(shape: ModelShape, hardware: GpuPeaks, weights: str = "bf16",
                    kv_cache_dtype: str = "auto", context_tokens: int = 0) -> DecodeCeiling:
     """Tokens/s of one stream: bandwidth / (weight bytes + KV bytes of ``context_tokens``)."""
     traffic = weight_traffic(shape, weights)
-    per_token = shape.kv_elements_per_token * _lookup(KV_BYTES, kv_cache_dtype, "KV-cache dtype")
+    per_token = shape.kv_elements_per_token * dtypes.kv_dtype_bytes(kv_cache_dtype)
     kv = per_token * context_tokens
     total = traffic.total + kv
     return DecodeCeiling(hardware, shape.name, weights, kv_cache_dtype, context_tokens, traffic,
@@ -165,8 +144,10 @@ def prefill_ceiling(shape: ModelShape, hardware: GpuPeaks, weights: str = "bf16"
     """Prompt tokens/s for one prompt; None when the hardware's tensor peaks are unknown."""
     if hardware.bf16_dense_tflops is None:
         return None
-    fp8_weights = _lookup(WEIGHT_BYTES, weights, "weights dtype") == 1
-    fp8_kv = _lookup(KV_BYTES, kv_cache_dtype, "KV-cache dtype") == 1
+    # 1-byte weights (FP8, INT8) or KV cache are taken to run at the FP8 tensor peak
+    fp8_weights = dtypes.weight_format_bytes(weights) == 1
+    kv_bytes = dtypes.kv_dtype_bytes(kv_cache_dtype)
+    fp8_kv = kv_bytes == 1
     fp8_peak = hardware.fp8_dense_tflops
     linear_tflops = fp8_peak if fp8_weights and fp8_peak else hardware.bf16_dense_tflops
     attention_tflops = fp8_peak if fp8_kv and fp8_peak else hardware.bf16_dense_tflops
@@ -177,8 +158,7 @@ def prefill_ceiling(shape: ModelShape, hardware: GpuPeaks, weights: str = "bf16"
     scale = 1e12 * hardware.count
     compute_s = linear / (linear_tflops * scale) + (attention + lm_head) / (
         attention_tflops * scale)
-    kv_written = shape.kv_elements_per_token * _lookup(KV_BYTES, kv_cache_dtype,
-                                                       "KV-cache dtype") * length
+    kv_written = shape.kv_elements_per_token * kv_bytes * length
     memory_s = (weight_traffic(shape, weights).total + kv_written) / hardware.bandwidth_bytes_s
     seconds = max(compute_s, memory_s)
     return PrefillCeiling(hardware, shape.name, weights, kv_cache_dtype, length, linear,

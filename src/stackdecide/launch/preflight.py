@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from stackdecide.audit import engine_config
 from stackdecide.audit.engine_config import ModelFacts, TargetHardware, file_hardware
 from stackdecide.facts.memory import gib
+from stackdecide.facts.pins import pin_matches
 from stackdecide.model.problems import Problem
 from stackdecide.model.schema import Hardware, Stack
 from stackdecide.vllm.args import VllmArgSpec
@@ -133,19 +134,6 @@ def check_port(state: PortState) -> list[Problem]:
                     "--port with a free port", "--port")]
 
 
-def _matches(pin: str, installed: str) -> bool | None:
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-    from packaging.version import InvalidVersion, Version
-
-    text = pin.strip()
-    if text and text[0].isdigit():
-        text = f"=={text}"
-    try:
-        return SpecifierSet(text).contains(Version(installed), prereleases=True)
-    except (InvalidSpecifier, InvalidVersion):
-        return None
-
-
 def check_stack(stack: Stack, runtime: RuntimeVersions) -> list[Problem]:
     """Warn where the installed stack is not the one the candidate pins."""
     problems = []
@@ -158,11 +146,12 @@ def check_stack(stack: Stack, runtime: RuntimeVersions) -> list[Problem]:
         if version is None:
             problems.append(Problem("stack-differs", f"the candidate pins {name} {pin}; "
                                     f"{runtime.python} has no {name}", f"stack.{name}", "warning"))
-        elif _matches(pin, version) is False:
+        elif pin_matches(pin, version) is False:  # the rule evidence matching uses too
             problems.append(Problem("stack-differs", f"the candidate pins {name} {pin}; "
                                     f"{runtime.python} has {version}: results describe the "
                                     "installed stack", f"stack.{name}", "warning"))
-    if stack.cuda and runtime.torch and runtime.torch_cuda != stack.cuda:
+    if stack.cuda and runtime.torch and (
+            runtime.torch_cuda is None or pin_matches(stack.cuda, runtime.torch_cuda) is False):
         built = f"CUDA {runtime.torch_cuda}" if runtime.torch_cuda else "no CUDA (a CPU build)"
         problems.append(Problem("stack-differs", f"the candidate pins CUDA {stack.cuda}; torch "
                                 f"{runtime.torch} is built for {built}", "stack.cuda", "warning"))

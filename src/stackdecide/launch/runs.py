@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from stackdecide._files import write_json_atomic
 from stackdecide.state import state_dir
+from stackdecide.vllm import logs as failures
 
 RUNS = "runs"
 COMMAND_FILE = "command.json"
@@ -55,10 +56,9 @@ def create_run_dir(parent: Path, name: str) -> Path:
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write atomically, so a reader never sees half a file."""
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    temporary.replace(path)
+    """A run file, indented for people, atomically (``_files.write_json_atomic``); values JSON
+    cannot hold (paths, times) are written as text."""
+    write_json_atomic(path, data, indent=2, default=str)
 
 
 def engine_sha256(engine: Mapping[str, Any], env: Mapping[str, str]) -> str:
@@ -101,6 +101,15 @@ class LaunchOutcome:
     started_at: str | None = None
     finished_at: str | None = None
     stop: dict[str, Any] | None = None  # how the process group ended, once it has
+    compile_cache: str | None = None  # cold, warm or unknown (vllm.logs.compile_cache_state)
+
+    @property
+    def fault(self) -> str | None:
+        """Whose fault a failure is: ``candidate``, ``environment``, or None when it started."""
+        if self.ok:
+            return None
+        codes = tuple(str(p.get("code")) for p in self.problems if p.get("severity") == "error")
+        return failures.fault_of(self.failure, codes)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from stackdecide._files import read_user_text
 from stackdecide.errors import DecisionFileError, Location
 
 PathKey = tuple[str | int, ...]
@@ -122,24 +123,8 @@ class _Builder:
 
 def read_text(path: Path) -> str:
     """Read a decision file as UTF-8 text, refusing missing, huge and binary files clearly."""
-    shown = str(path)
-    if not path.exists():
-        raise DecisionFileError("no such file", Location(shown))
-    if path.is_dir():
-        raise DecisionFileError("is a directory, not a decision file", Location(shown))
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise DecisionFileError(f"file is {size} bytes; decision files are at most {MAX_FILE_BYTES}",
-                                Location(shown))
-    raw = path.read_bytes()
-    if b"\x00" in raw:
-        raise DecisionFileError("binary file (contains NUL bytes), expected YAML text",
-                                Location(shown))
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DecisionFileError(f"not UTF-8 text (byte {exc.start})", Location(shown, line)) from None
+    return read_user_text(path, kind="decision file", content="YAML", limit=MAX_FILE_BYTES,
+                          error=DecisionFileError)
 
 
 def load_yaml(text: str, file: str) -> tuple[Any, Positions]:

@@ -6,7 +6,6 @@ scores against the criteria and their scales), so an error can name the exact fi
 
 from __future__ import annotations
 
-import difflib
 import math
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +13,7 @@ from typing import Any, TypeVar
 import numpy as np
 from pydantic import ValidationError
 
+from stackdecide._text import did_you_mean
 from stackdecide.errors import DecisionFileError
 from stackdecide.mcda.ahp import ahp_weights, parse_judgement, reciprocal_errors
 from stackdecide.model._yaml import PathKey, Positions, load_yaml, read_text
@@ -85,8 +85,8 @@ def _model_in(annotation: Any) -> Any:
 
 
 def _closest(name: str, options: list[str]) -> str:
-    match = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
-    return f"; did you mean '{match[0]}'?" if match else (
+    """The "did you mean" hint, or with nothing close, every valid option (a file has few)."""
+    return did_you_mean(name, options) or (
         f"; expected one of: {', '.join(options)}" if options else "")
 
 

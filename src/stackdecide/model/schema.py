@@ -2,7 +2,7 @@
 
 Shape checks live here (types, unknown keys, ranges of single values). Checks that relate parts of
 the file to each other (every candidate scores every criterion, weights add up) live in
-``validate.py`` so that each error can name the exact field that is wrong.
+``model/loader.py`` so that each error can name the exact field that is wrong.
 """
 
 from __future__ import annotations

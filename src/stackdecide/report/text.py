@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from stackdecide.model.cells import Cell
     from stackdecide.model.findings import Finding
     from stackdecide.model.ranking import Ranking
+    from stackdecide.race import RaceResult
+    from stackdecide.robustness.certainty import CellEstimate, Certainty
 
 
 
@@ -65,17 +67,51 @@ def table_rows(ranking: Ranking) -> tuple[list[str], list[list[Any]]]:
     return headers, rows
 
 
-def _measured_rows(ranking: Ranking) -> list[list[Any]]:
+def _measured_rows(ranking: Ranking, certainty: Certainty | None = None) -> list[list[Any]]:
     rows = []
     decision = ranking.decision
     for i, candidate in enumerate(decision.candidates):
         for j, criterion in enumerate(decision.criteria):
             cell = ranking.cells[i][j]
-            if cell.measured:
-                rows.append([candidate.id, criterion.id, cell.metric, _raw_text(cell),
-                             cell.samples, f"{cell.judged:g} -> {cell.score:.2f}",
-                             ", ".join(cell.flags)])
+            if not cell.measured:
+                continue
+            found = certainty.cells.get((candidate.id, criterion.id)) if certainty else None
+            row = [candidate.id, criterion.id, cell.metric, _raw_text(cell)]
+            if certainty is not None:
+                row += [found.estimate.n if found else cell.samples, _interval_text(found)]
+            else:
+                row.append(cell.samples)
+            rows.append([*row, f"{cell.judged:g} -> {cell.score:.2f}", ", ".join(cell.flags)])
     return rows
+
+
+def _interval_text(found: CellEstimate | None) -> str:
+    if found is None:
+        return ""
+    est = found.estimate
+    basis = "prior noise" if est.method == "prior" else f"t, {est.dof:g} dof"
+    return f"{est.low:.4g} .. {est.high:.4g} (±{est.rel_sd:.1%}/launch, {basis})"
+
+
+def certainty_lines(certainty: Certainty, tablefmt: str = "simple") -> list[str]:
+    """P(best) of each candidate under measurement noise, and the verdict."""
+    ranking = certainty.ranking
+    probabilities = certainty.probabilities
+    if probabilities is None:
+        return [f"certainty: {certainty.verdict.text}"]
+    launches = certainty.launches()
+    rows = []
+    for index in ranking.order:
+        cid = ranking.candidate_ids[index]
+        ranks = " ".join(f"{share:.2f}" for share in probabilities.rank_matrix[index])
+        rows.append([cid, f"{probabilities.p_best[index]:.3f}", ranks, launches[cid]])
+    weights = "weights sampled from the weight region (SMAA) and " if certainty.weights_sampled \
+        else ""
+    return [f"certainty ({weights}measurement noise; {certainty.samples:,} Monte Carlo draws, "
+            f"seed {certainty.seed}, standard error at most {probabilities.mc_standard_error:.3f}):",
+            tabulate(rows, headers=["candidate", "P(best)", "P(rank 1..m)", "launches"],
+                     tablefmt=tablefmt, disable_numparse=True),
+            f"verdict: {certainty.verdict.text}"]
 
 
 def _raw_text(cell: Cell) -> str:
@@ -87,8 +123,12 @@ def _raw_text(cell: Cell) -> str:
     return text
 
 
-def render_text(ranking: Ranking, tablefmt: str = "simple") -> str:
-    """Table (``simple``) or markdown (``github``) view with its explanations."""
+def render_text(ranking: Ranking, tablefmt: str = "simple", certainty: Certainty | None = None) -> str:
+    """Table (``simple``) or markdown (``github``) view with its explanations.
+
+    With ``certainty`` the measured cells show their launches and interval, the winner line says
+    whether the lead is certified, and P(best) follows.
+    """
     decision = ranking.decision
     markdown = tablefmt == "github"
     headers, rows = table_rows(ranking)
@@ -105,18 +145,26 @@ def render_text(ranking: Ranking, tablefmt: str = "simple") -> str:
     winner = ranking.winner
     if winner is None:
         lines.append("winner: none (every candidate is infeasible)")
+    elif certainty is not None and certainty.verdict.kind == "tie":
+        lines.append(f"leader: {decision.candidate(winner).label} ({ranking.total(winner):.2f}), "
+                     f"not certified: {certainty.verdict.text}")
     else:
         tied = ranking.tied_winners
         lines.append(f"winner: {decision.candidate(winner).label} ({ranking.total(winner):.2f})"
                      + (f", tied with {', '.join(t for t in tied if t != winner)}"
                         if len(tied) > 1 else ""))
-    measured = _measured_rows(ranking)
+    measured = _measured_rows(ranking, certainty)
     if measured:
+        headers = ["candidate", "criterion", "metric", "measured", "n"]
+        if certainty is not None:
+            headers[-1] = "launches"
+            headers.append(f"{certainty.confidence:.0%} interval")
         lines += ["", f"measured cells (* above; {len(measured)} of "
                       f"{len(decision.candidates) * len(decision.criteria)}):",
-                  tabulate(measured, headers=["candidate", "criterion", "metric", "measured",
-                                              "n", "judged -> score", "flags"],
+                  tabulate(measured, headers=[*headers, "judged -> score", "flags"],
                            tablefmt=tablefmt, disable_numparse=True)]
+        if certainty is not None:
+            lines += ["", *certainty_lines(certainty, tablefmt)]
     else:
         lines += ["all cells judged (no measurements used)"]
     for candidate_id, reasons in ranking.infeasible.items():
@@ -132,8 +180,11 @@ def render_text(ranking: Ranking, tablefmt: str = "simple") -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_json(ranking: Ranking) -> str:
-    return json.dumps(ranking_to_dict(ranking), indent=2) + "\n"
+def render_json(ranking: Ranking, certainty: Certainty | None = None) -> str:
+    data = ranking_to_dict(ranking)
+    if certainty is not None:
+        data["certainty"] = certainty.to_dict()
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
 
 
 def render_csv(ranking: Ranking) -> str:
@@ -155,12 +206,12 @@ def render_csv(ranking: Ranking) -> str:
     return buffer.getvalue()
 
 
-def render(ranking: Ranking, fmt: str = "table") -> str:
+def render(ranking: Ranking, fmt: str = "table", certainty: Certainty | None = None) -> str:
     if fmt == "json":
-        return render_json(ranking)
+        return render_json(ranking, certainty)
     if fmt == "csv":
         return render_csv(ranking)
-    return render_text(ranking, "github" if fmt == "markdown" else "simple")
+    return render_text(ranking, "github" if fmt == "markdown" else "simple", certainty)
 
 
 def render_findings(findings: list[Finding] | tuple[Finding, ...]) -> str:
@@ -222,3 +273,17 @@ def render_measurements(measurements: Sequence[Measurement], tablefmt: str = "si
             rows.append(["", "benchmark stopped", "", item.error[:100], "", ""])
     return tabulate(rows, headers=["candidate", "launch", "startup s", "measured", "records",
                                    "run folder"], tablefmt=tablefmt, disable_numparse=True) + "\n"
+
+
+def render_race_end(result: RaceResult) -> str:
+    """How the race ended, in one paragraph: certified, a tie, or stopped on its budget."""
+    launches = len(result.measurements)
+    spent = (f"{launches} launch{'es' if launches != 1 else ''} in {result.elapsed_s / 60:.1f} min "
+             f"(race seed {result.seed})")
+    action = result.action
+    if action.kind == "certified":
+        return f"certified: {action.reason.removeprefix('certified: ')}; {spent}"
+    if result.stopped_on_budget:
+        return (f"stopped on the budget, not on a certificate: {action.reason}\n"
+                f"verdict so far: {result.certainty.verdict.text}; {spent}")
+    return f"{action.reason}; {spent}"

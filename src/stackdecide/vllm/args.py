@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stackdecide._files import write_json_atomic
 from stackdecide.errors import EngineError
 from stackdecide.vllm.probe import RuntimeVersions, probe_runtime, run_introspection, vllm_python
 
@@ -123,9 +124,7 @@ def load_arg_spec(python: str | None = None, runtime: RuntimeVersions | None = N
     data = run_introspection(python, "args", timeout=600)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(data))
-        temporary.replace(path)
+        write_json_atomic(path, data)
     except OSError:
         pass  # an unwritable cache only costs time
     return VllmArgSpec.from_dump(data, python)

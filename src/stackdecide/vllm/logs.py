@@ -26,6 +26,29 @@ TIMEOUT = "timeout"
 INTERRUPTED = "interrupted"
 REFUSED = "refused"
 NOT_READY = "not_ready"
+LAUNCHER_DIED = "launcher_died"  # written by the supervisor (launch.supervisor)
+KILLED = "killed"  # the server was killed by a signal nobody in the launch sent
+
+# Whose fault a failure is. Only the candidate's count against it (launch_ok = 0); the others say
+# nothing about the configuration and are recorded as "not measured" with the reason.
+ENVIRONMENT_FAILURES = frozenset({PORT_IN_USE, INSUFFICIENT_FREE_MEMORY, INTERRUPTED,
+                                  LAUNCHER_DIED, KILLED})
+# Preflight refusals about this machine rather than the configuration.
+ENVIRONMENT_PROBLEMS = frozenset({"port-in-use", "gpu-memory-busy", "vllm-unavailable"})
+
+
+def fault_of(failure: str | None, problem_codes: tuple[str, ...] = ()) -> str | None:
+    """``candidate`` or ``environment`` for a failed launch (None when it did not fail).
+
+    A refusal is the environment's only when every refusing problem is about this machine (a busy
+    port, GPU memory held by another process, no vLLM to ask).
+    """
+    if failure is None:
+        return None
+    if failure == REFUSED:
+        return "environment" if problem_codes and set(problem_codes) <= ENVIRONMENT_PROBLEMS \
+            else "candidate"
+    return "environment" if failure in ENVIRONMENT_FAILURES else "candidate"
 
 
 @dataclass(frozen=True)
@@ -161,3 +184,23 @@ def phase_of(line: str) -> str | None:
         if phase.pattern.search(line):
             return phase.name
     return None
+
+
+# torch.compile's cache, as vLLM reports it: a miss compiles and saves, a hit loads
+_COMPILED = re.compile(r"Compiling a graph for|saved AOT compiled function")
+_LOADED = re.compile(r"Directly load the compiled graph|Directly load AOT compilation|"
+                     r"Loaded AOT compiled function", re.IGNORECASE)
+
+
+def compile_cache_state(log_lines: list[str]) -> str:
+    """``cold`` when this start compiled graphs (empty compile cache for its config), ``warm`` when
+    it only loaded them, ``unknown`` when the log says neither (``enforce_eager``, older vLLM).
+
+    A cold start pays for compilation (on an H100, 262 s vs 131 s for the same config): start-up
+    times are compared cold with cold and warm with warm.
+    """
+    if any(_COMPILED.search(line) for line in log_lines):
+        return "cold"
+    if any(_LOADED.search(line) for line in log_lines):
+        return "warm"
+    return "unknown"

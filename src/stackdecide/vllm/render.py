@@ -7,13 +7,13 @@ vLLM removed, so that a dropped key can say since when; the valid-key set never 
 
 from __future__ import annotations
 
-import difflib
 import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stackdecide._text import did_you_mean
 from stackdecide.model.problems import Problem, errors
 from stackdecide.vllm.args import ArgAction, VllmArgSpec
 
@@ -81,11 +81,6 @@ class RenderedCommand:
         return " ".join([*assignments, shlex.join(self.argv)])
 
 
-def _closest(name: str, options: list[str]) -> str:
-    match = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
-    return f"; did you mean '{match[0]}'?" if match else ""
-
-
 def _scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -109,7 +104,7 @@ def _check_choice(key: str, value: Any, action: ArgAction) -> Problem | None:
     if text in action.choices:
         return None
     return Problem("invalid-choice",
-                   f"'{text}' is not accepted by this vLLM{_closest(text, list(action.choices))}"
+                   f"'{text}' is not accepted by this vLLM{did_you_mean(text, action.choices)}"
                    f" (choices: {', '.join(action.choices)})", f"engine.{key}")
 
 
@@ -230,7 +225,7 @@ def render(engine: Mapping[str, Any], spec: VllmArgSpec, *, host: str = "127.0.0
             else:
                 problems.append(Problem(
                     "unknown-key", f"vLLM {spec.vllm_version} has no argument '{key}'"
-                    f"{_closest(key, spec.keys)}", f"engine.{key}"))
+                    f"{did_you_mean(key, spec.keys)}", f"engine.{key}"))
             continue
         if action.deprecated:
             problems.append(Problem("deprecated-key", f"vLLM {spec.vllm_version} marks "
@@ -256,4 +251,4 @@ def _backend_name_problems(value: Any, spec: VllmArgSpec) -> list[Problem]:
         return []
     return [Problem("unknown-attention-backend",
                     f"vLLM {spec.vllm_version} has no attention backend '{value}'"
-                    f"{_closest(str(value), names)}", "engine.attention_backend")]
+                    f"{did_you_mean(str(value), names)}", "engine.attention_backend")]

@@ -1,0 +1,317 @@
+"""What a benchmark run is and what it measured: its settings, results per level, and the metric
+rows that become evidence (``BenchResult.metric_rows``). ``bench.runner`` runs it.
+
+Kept apart from the runner so that code reading results (reports, the loop, ``load_result``)
+needs none of the HTTP machinery.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from stackdecide.bench.server_metrics import ServerCheck
+from stackdecide.bench.stats import PERCENTILES, RequestRecord, Slo, Summary, summarize
+from stackdecide.bench.stream import Timeouts
+from stackdecide.errors import EngineError, StackdecideError
+from stackdecide.model import derived
+
+RESULT_SCHEMA = "stackdecide/bench-v1"
+SCENARIOS = ("decode", "prefill", "throughput")
+
+
+@dataclass(frozen=True)
+class ScenarioDefaults:
+    input_len: int
+    output_len: int
+    num_prompts: int
+    concurrency: tuple[int, ...]
+
+
+DEFAULTS: dict[str, ScenarioDefaults] = {
+    "decode": ScenarioDefaults(input_len=128, output_len=256, num_prompts=5, concurrency=(1,)),
+    "prefill": ScenarioDefaults(input_len=4096, output_len=1, num_prompts=5, concurrency=(1,)),
+    "throughput": ScenarioDefaults(input_len=512, output_len=256, num_prompts=64,
+                                   concurrency=(1, 4, 16)),
+}
+
+
+class BenchError(EngineError):
+    """A benchmark that could not run or finish; ``partial`` holds what was measured."""
+
+    def __init__(self, message: str, partial: BenchResult | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+class BenchConfigError(StackdecideError):
+    """Benchmark settings that cannot work (exit code 2)."""
+
+
+class ServerUnreachableError(BenchError):
+    """Nothing answers at the URL."""
+
+
+class NotOpenAICompatibleError(BenchError):
+    """Something answers, but not like an OpenAI-compatible completions server."""
+
+
+class RunAbortedError(BenchError):
+    """The server died, hung or timed out during the run."""
+
+
+
+def normalize_url(url: str) -> str:
+    """``http://host:port`` from what users type (trailing ``/`` or ``/v1`` allowed)."""
+    text = url.strip().rstrip("/")
+    if text.endswith("/v1"):
+        text = text[:-3]
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BenchConfigError(f"--url '{url}' is not an http(s) URL such as "
+                               "http://127.0.0.1:8000")
+    return text
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to run. ``None`` fields take the scenario's defaults (``DEFAULTS``)."""
+
+    url: str
+    scenario: str = "decode"
+    model: str | None = None
+    concurrency: tuple[int, ...] | None = None
+    input_len: int | None = None
+    output_len: int | None = None
+    num_prompts: int | None = None
+    seed: int = 0
+    warmup: int = 1  # requests sent and discarded before the first level
+    slo: Slo = field(default_factory=Slo)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    token_id_limit: int = 4096  # prompt ids are drawn from [0, limit): inside any real vocabulary
+    # /metrics scrapes during a level (for KV-cache and queue peaks); 0: before and after only.
+    # Each scrape costs the server's API process some milliseconds, hence not more often.
+    metrics_interval_s: float = 5.0
+    server_metrics: bool = True
+    percentiles: tuple[float, ...] = PERCENTILES
+
+    def resolved(self) -> BenchConfig:
+        """This config with defaults filled in and every value checked."""
+        if self.scenario not in DEFAULTS:
+            raise BenchConfigError(f"unknown scenario '{self.scenario}'; choose one of "
+                                   f"{', '.join(SCENARIOS)}")
+        base = DEFAULTS[self.scenario]
+        config = replace(
+            self, url=normalize_url(self.url),
+            concurrency=tuple(self.concurrency) if self.concurrency else base.concurrency,
+            input_len=self.input_len if self.input_len is not None else base.input_len,
+            output_len=self.output_len if self.output_len is not None else base.output_len,
+            num_prompts=self.num_prompts if self.num_prompts is not None else base.num_prompts)
+        checks = [
+            ("--input-len", config.input_len, 1), ("--output-len", config.output_len, 1),
+            ("--num-prompts", config.num_prompts, 1), ("--warmup", config.warmup, 0),
+            ("--token-id-limit", config.token_id_limit, 1),
+        ]
+        checks += [("--concurrency", c, 1) for c in config.concurrency or ()]
+        for name, value, low in checks:
+            if value is None or value < low:
+                raise BenchConfigError(f"{name} must be at least {low}, got {value}")
+        for name, seconds in (("request timeout", config.timeouts.request_s),
+                              ("stall timeout", config.timeouts.stall_s),
+                              ("connect timeout", config.timeouts.connect_s)):
+            if not seconds > 0:
+                raise BenchConfigError(f"the {name} must be positive, got {seconds}")
+        if config.metrics_interval_s < 0:
+            raise BenchConfigError("the metrics interval must be 0 (off) or positive")
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url, "scenario": self.scenario, "model": self.model,
+            "concurrency": list(self.concurrency or ()), "input_len": self.input_len,
+            "output_len": self.output_len, "num_prompts": self.num_prompts, "seed": self.seed,
+            "warmup": self.warmup, "slo_ms": self.slo.to_dict(),
+            "timeouts_s": {"request": self.timeouts.request_s, "stall": self.timeouts.stall_s,
+                           "connect": self.timeouts.connect_s},
+            "token_id_limit": self.token_id_limit, "metrics_interval_s": self.metrics_interval_s,
+            "server_metrics": self.server_metrics, "percentiles": list(self.percentiles),
+        }
+
+
+class MetricRow(NamedTuple):
+    """One measured number, ready to become an evidence record."""
+
+    metric: str
+    value: float
+    unit: str
+    scenario: dict[str, int]
+
+
+@dataclass
+class LevelResult:
+    """One concurrency level: its requests, wall time and the server's own count."""
+
+    concurrency: int
+    input_len: int
+    output_len: int
+    num_prompts: int
+    records: list[RequestRecord] = field(default_factory=list)
+    duration_s: float = 0.0
+    complete: bool = False
+    server: ServerCheck | None = None
+    server_notes: tuple[str, ...] = ()
+
+    @property
+    def scenario(self) -> dict[str, int]:
+        return {"concurrency": self.concurrency, "input_len": self.input_len,
+                "output_len": self.output_len, "num_prompts": self.num_prompts}
+
+    def summary(self, slo: Slo | None = None,
+                percentiles: Sequence[float] = PERCENTILES) -> Summary:
+        return summarize(self.records, self.duration_s, slo, percentiles)
+
+    @property
+    def failures(self) -> list[RequestRecord]:
+        return [r for r in self.records if not r.success]
+
+
+@dataclass
+class BenchResult:
+    """Everything one ``run_bench`` measured; also what a failed run had measured so far."""
+
+    config: BenchConfig
+    model: str = ""
+    max_model_len: int | None = None
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(
+        timespec="seconds"))
+    warmup_records: list[RequestRecord] = field(default_factory=list)
+    levels: list[LevelResult] = field(default_factory=list)
+    error: str | None = None  # why the run stopped early; None when it finished
+
+    @property
+    def scenario(self) -> str:
+        return self.config.scenario
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None and all(level.complete for level in self.levels)
+
+    @property
+    def failed_requests(self) -> list[RequestRecord]:
+        return [r for level in self.levels for r in level.failures]
+
+    def metric_rows(self) -> list[MetricRow]:
+        """Measured metrics per level, from successful requests only (docs/metrics.md)."""
+        rows: list[MetricRow] = []
+        for level in self.levels:
+            summary = level.summary(self.config.slo, self.config.percentiles)
+            if summary.completed == 0:
+                continue
+            scenario = level.scenario
+
+            def add(metric: str, value: float | None, unit: str,
+                    scenario: dict[str, int] = scenario) -> None:
+                if value is not None and np.isfinite(value):
+                    rows.append(MetricRow(metric, float(value), unit, dict(scenario)))
+
+            if self.scenario == "decode":
+                # None for a bursty stream, whose TPOT is not a decode time (output_tok_s of the
+                # one stream still holds); see model.derived and docs/metrics.md
+                add("decode_tok_s", derived.decode_tok_s(
+                    summary.tpot.median if summary.tpot else None, summary.tokens_per_chunk_p50),
+                    "tok/s")
+            if self.scenario == "prefill":
+                good = [r for r in level.records if r.success]
+                add("prefill_tok_s", derived.prefill_tok_s([r.prompt_len for r in good],
+                                                           [r.ttft_s for r in good]), "tok/s")
+            for name in ("ttft", "tpot", "itl", "e2el"):
+                dist = getattr(summary, name)
+                if dist is None:
+                    continue
+                add(f"{name}_ms_mean", dist.mean, "ms")
+                for key, value in dist.percentiles.items():
+                    add(f"{name}_ms_{key}", value, "ms")
+            add("output_tok_s", summary.output_tok_s, "tok/s")
+            add("total_tok_s", summary.total_tok_s, "tok/s")
+            add("request_per_s", summary.request_per_s, "req/s")
+            add("goodput_req_s", summary.goodput_req_s, "req/s")
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, versioned (``schema``); per-request records included."""
+        slo, percentiles = self.config.slo, self.config.percentiles
+        return {
+            "schema": RESULT_SCHEMA,
+            "started_at": self.started_at,
+            "complete": self.complete,
+            "error": self.error,
+            "model": self.model,
+            "max_model_len": self.max_model_len,
+            "config": self.config.to_dict(),
+            "levels": [{
+                **level.scenario,
+                "complete": level.complete,
+                "duration_s": level.duration_s,
+                "summary": level.summary(slo, percentiles).to_dict(),
+                "server": level.server.to_dict() if level.server else None,
+                "server_notes": list(level.server_notes),
+                "requests": [r.to_dict() for r in level.records],
+            } for level in self.levels],
+            "warmup_requests": [r.to_dict() for r in self.warmup_records],
+            "metrics": [row._asdict() for row in self.metric_rows()],
+        }
+
+    def write_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+        return path
+
+
+def load_result(path: str | Path) -> BenchResult:
+    """Read a result written by ``BenchResult.write_json``."""
+    from stackdecide.errors import EvidenceError
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise EvidenceError(f"{path}: cannot read a benchmark result: {exc}") from None
+    if not isinstance(data, dict) or data.get("schema") != RESULT_SCHEMA:
+        raise EvidenceError(f"{path}: not a benchmark result (schema '{RESULT_SCHEMA}')")
+    cfg = data["config"]
+    config = BenchConfig(
+        url=cfg["url"], scenario=cfg["scenario"], model=cfg["model"],
+        concurrency=tuple(cfg["concurrency"]), input_len=cfg["input_len"],
+        output_len=cfg["output_len"], num_prompts=cfg["num_prompts"], seed=cfg["seed"],
+        warmup=cfg["warmup"], slo=Slo(**cfg["slo_ms"]),
+        timeouts=Timeouts(cfg["timeouts_s"]["request"], cfg["timeouts_s"]["stall"],
+                          cfg["timeouts_s"]["connect"]),
+        token_id_limit=cfg["token_id_limit"], metrics_interval_s=cfg["metrics_interval_s"],
+        server_metrics=cfg["server_metrics"], percentiles=tuple(cfg["percentiles"]))
+    levels = [LevelResult(
+        concurrency=lv["concurrency"], input_len=lv["input_len"], output_len=lv["output_len"],
+        num_prompts=lv["num_prompts"], duration_s=lv["duration_s"], complete=lv["complete"],
+        records=[RequestRecord.from_dict(r) for r in lv["requests"]],
+        server=_server_check(lv.get("server")),
+        server_notes=tuple(lv.get("server_notes", ()))) for lv in data["levels"]]
+    return BenchResult(config=config, model=data["model"], max_model_len=data["max_model_len"],
+                       started_at=data["started_at"], levels=levels, error=data["error"],
+                       warmup_records=[RequestRecord.from_dict(r)
+                                       for r in data["warmup_requests"]])
+
+
+def _server_check(data: dict[str, Any] | None) -> ServerCheck | None:
+    if data is None:
+        return None
+    names = {f.name for f in fields(ServerCheck)}
+    kept = {k: v for k, v in data.items() if k in names}
+    kept["notes"] = tuple(kept.get("notes", ()))
+    return ServerCheck(**kept)
+

@@ -1,0 +1,39 @@
+"""Version pins of a candidate's stack, read one way everywhere: as pip reads them.
+
+A pin is a PEP 440 specifier set (``>=0.10.1``, ``==2.7.1``, ``~=2.7``, ``>=2.6,<2.8``). A bare
+version is the pin ``==`` that version, exactly what ``pip install torch==2.7`` would accept:
+``2.7`` matches 2.7 and 2.7.0, not 2.7.1; ``2.7.1`` matches 2.7.1 and any local build of it
+(``2.7.1+cu128``). A trailing ``.*`` pins a prefix: ``2.7.*`` matches every 2.7 release. The
+launcher's stack check and evidence matching both use ``pin_matches``, so a run the launcher
+warns about is never counted as matching evidence, nor the other way round.
+Pre-releases and dev builds count (``>=0.10.1`` matches ``0.10.2.dev12``): an installed version
+is a fact to compare, not a release to choose.
+"""
+
+from __future__ import annotations
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+
+def pin_specifier(pin: str) -> SpecifierSet | None:
+    """A pin as a PEP 440 specifier set; None when it is not one (``latest``, ``2.7.x``)."""
+    text = pin.strip()
+    if text[:1].isdigit():  # a bare version: what pip means by pkg==VERSION
+        text = f"=={text}"
+    try:
+        return SpecifierSet(text)
+    except InvalidSpecifier:
+        return None
+
+
+def pin_matches(pin: str, installed: str) -> bool | None:
+    """Whether version ``installed`` satisfies ``pin``; None when either is not PEP 440."""
+    specifier = pin_specifier(pin)
+    if specifier is None:
+        return None
+    try:
+        version = Version(installed)
+    except InvalidVersion:
+        return None
+    return specifier.contains(version, prereleases=True)

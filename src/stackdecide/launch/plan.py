@@ -1,0 +1,224 @@
+"""What ``launch`` would start: the candidate's engine config rendered for the installed vLLM, with
+everything preflight found. Nothing here starts a process or writes a file (``launch --dry-run``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from stackdecide.audit import engine_config
+from stackdecide.decision import Decision
+from stackdecide.errors import EngineError, StackdecideError
+from stackdecide.launch import preflight
+from stackdecide.launch.process import DEFAULT_GRACE_S
+from stackdecide.launch.runs import LaunchOutcome, engine_sha256, runs_dir
+from stackdecide.model.problems import Problem, errors
+from stackdecide.state import last_decision
+from stackdecide.vllm.args import VllmArgSpec, load_arg_spec
+from stackdecide.vllm.probe import GpuReport, RuntimeVersions, probe_gpus, probe_runtime, vllm_python
+from stackdecide.vllm.render import RenderedCommand, render
+
+DEFAULT_TIMEOUT_S = 900.0  # a first GPU start compiles kernels and fills caches for minutes
+READY_PROMPT = "Hello"
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    host: str = "127.0.0.1"
+    port: int | None = 8000  # None: pick a free port
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    dummy_weights: bool = False
+    keep: bool = False  # leave the server running when the launcher exits
+    python: str | None = None  # interpreter that runs vLLM (default: see probe.vllm_python)
+    runs_dir: Path | None = None  # default .stackdecide/runs in the current directory
+    grace_s: float = DEFAULT_GRACE_S
+    env: Mapping[str, str] = field(default_factory=dict)  # added to the candidate's env
+    on_progress: Callable[[Progress], None] | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A start-up event: a phase reached (from the log) or a readiness step."""
+
+    phase: str
+    elapsed_s: float
+    line: str | None = None
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """What ``launch`` would start, and everything preflight found. Nothing has started yet."""
+
+    candidate_id: str
+    decision_file: str | None
+    engine: dict[str, Any]  # as written in the decision file
+    env: dict[str, str]  # candidate env plus launcher defaults, before rendering
+    engine_sha256: str
+    command: RenderedCommand | None  # None when vLLM could not be asked for its arguments
+    problems: tuple[Problem, ...]
+    notes: tuple[str, ...]
+    host: str
+    port: int
+    runtime: RuntimeVersions
+    gpu: GpuReport
+    target: engine_config.TargetHardware | None
+    scaffold_shape: str | None = None  # set when serving dummy weights
+    scaffold_fp8: bool = False
+    runs_parent: Path = Path(".stackdecide/runs")
+
+    @property
+    def ok(self) -> bool:
+        return self.command is not None and not errors(self.problems)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{'127.0.0.1' if self.host in ('0.0.0.0', '::') else host}:{self.port}"
+
+    @property
+    def served_model_name(self) -> str | None:
+        return self.command.served_model_name if self.command else None
+
+
+class LaunchRefused(EngineError):
+    """Preflight refused the configuration; nothing was started."""
+
+    def __init__(self, plan: LaunchPlan, outcome: LaunchOutcome | None = None) -> None:
+        reasons = [str(p) for p in errors(plan.problems)] or ["vLLM's arguments are unknown"]
+        super().__init__(f"refused to launch '{plan.candidate_id}':\n  " + "\n  ".join(reasons))
+        self.plan = plan
+        self.outcome = outcome
+
+
+# -- choosing what to launch -------------------------------------------------------------------
+
+def resolve_decision_file(file: str | None, base: Path | None = None) -> tuple[Path, str]:
+    """The decision file to use and a sentence saying why it was chosen."""
+    if file:
+        return Path(file), f"using {file}"
+    base = base or Path.cwd()
+    last = last_decision(base)
+    if last is not None:
+        return last, f"using {last} (the decision last scored here)"
+    criteria = sorted((base / "criteria").glob("*.y*ml")) if (base / "criteria").is_dir() else []
+    if len(criteria) == 1:
+        return criteria[0], f"using {criteria[0]} (the only decision file in criteria/)"
+    found = f" (criteria/ holds {len(criteria)} files)" if criteria else ""
+    raise StackdecideError("which decision? pass FILE, or run `stackdecide score FILE` here "
+                           f"first so launch can use the decision last scored{found}")
+
+
+def winner_id(decision: Decision) -> str:
+    winner = decision.score().winner
+    if winner is None:
+        raise StackdecideError("no feasible candidate: every candidate breaks a constraint")
+    return winner
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def launcher_env(candidate_env: Mapping[str, str], model: engine_config.ModelFacts,
+                 target: engine_config.TargetHardware | None) -> tuple[dict[str, str], list[str]]:
+    """The candidate's environment plus the launcher's defaults, and a note for each default."""
+    env = dict(candidate_env)
+    notes = []
+    if "PYTHONUNBUFFERED" not in env:
+        env["PYTHONUNBUFFERED"] = "1"  # log lines arrive as they happen: progress reads them
+    capability = target.compute_capability if target else None
+    hopper = target is not None and target.device == "gpu" and bool(capability) and \
+        str(capability).startswith("9.")
+    deep_gemm_set = "VLLM_USE_DEEP_GEMM" in env or "VLLM_DEEP_GEMM_WARMUP" in env
+    if hopper and model.weights and "block" in model.weights.lower() and not deep_gemm_set:
+        env["VLLM_USE_DEEP_GEMM"] = "0"
+        notes.append("VLLM_USE_DEEP_GEMM=0: block-FP8 on Hopper would select DeepGEMM, whose "
+                     "warm-up JIT-compiles ~1100 kernels (~20 min); Cutlass block-FP8 kernels "
+                     "start in minutes. Set VLLM_USE_DEEP_GEMM in the candidate's env to choose.")
+    return env, notes
+
+
+def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | None = None, *,
+                spec: VllmArgSpec | None = None, gpu: GpuReport | None = None,
+                runtime: RuntimeVersions | None = None) -> LaunchPlan:
+    """Render and preflight a candidate's server; starts nothing, writes nothing."""
+    options = options or LaunchOptions()
+    candidate = decision.candidate(candidate_id)
+    meta = decision.model.decision
+    engine = dict(candidate.engine)
+    written_env = {**candidate.env, **options.env}
+    python = vllm_python(options.python)
+    gpu = gpu if gpu is not None else probe_gpus()
+    runtime = runtime or probe_runtime(python)
+    problems: list[Problem] = []
+    notes: list[str] = []
+    model = engine_config.model_facts(engine, meta.model)
+    dummy = options.dummy_weights or engine.get("load_format") == "dummy"
+    if dummy and model.fp8_checkpoint:  # the scaffold is block-FP8, whatever the id said
+        model = replace(model, weights="fp8-block")
+    target = preflight.target_hardware(gpu.gpus, meta.hardware, preflight.visible_gpu_index())
+    if target is not None and target.device == "gpu" and not gpu.gpus:
+        notes.append(f"no GPU visible ({gpu.unavailable}); memory checks use {target.source}")
+    env, env_notes = launcher_env(written_env, model, target)
+    notes += env_notes
+
+    served_name: str | None = None
+    scaffold_shape = None
+    runs_parent = options.runs_dir or runs_dir()
+    effective = dict(engine)
+    if dummy:
+        shape = meta.model.shape if meta.model else None
+        if shape is None:
+            problems.append(Problem("no-model-shape", "dummy weights need decision.model.shape "
+                                    "(e.g. qwen3-4b) to scaffold the model directory",
+                                    "decision.model.shape"))
+        else:
+            scaffold_shape = shape
+            served_name = str(engine.get("served_model_name") or (meta.model.id if meta.model
+                                                                   else None) or shape)
+            effective["model"] = "<run folder>/model"  # made real when the run folder exists
+            effective["load_format"] = "dummy"
+            notes.append(f"dummy weights: model shape {shape} is scaffolded into the run folder "
+                         f"and served as '{served_name}' (--load-format dummy)")
+
+    try:
+        spec = spec or load_arg_spec(python, runtime)
+    except EngineError as exc:
+        problems.append(Problem("vllm-unavailable", exc.message, "--python"))
+        spec = None
+    port = options.port if options.port is not None else free_port(options.host)
+    command = None
+    if spec is not None:
+        command = render(effective, spec, host=options.host, port=port,
+                         served_model_name=served_name, env=env, python=python)
+        problems += command.problems
+    problems += preflight.static_problems(engine, env, model, target, spec)
+    visible = next((g for g in gpu.gpus if g.index == preflight.visible_gpu_index()), None)
+    problems += preflight.check_free_memory(engine, visible,
+                                            preflight.parser_default_utilization(spec),
+                                            _process_groups(visible))
+    problems += preflight.check_port(preflight.port_state(options.host, port))
+    problems += preflight.check_stack(candidate.stack, runtime)
+    return LaunchPlan(candidate_id, decision.source_file, engine, env,
+                      engine_sha256(candidate.engine, candidate.env), command, tuple(problems),
+                      tuple(notes), options.host, port, runtime, gpu, target, scaffold_shape,
+                      model.fp8_checkpoint, runs_parent)
+
+
+def _process_groups(gpu: Any) -> dict[int, int]:
+    groups = {}
+    for process in getattr(gpu, "processes", ()):
+        with contextlib.suppress(OSError):
+            groups[process.pid] = os.getpgid(process.pid)
+    return groups
+
+

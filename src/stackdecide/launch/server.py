@@ -1,0 +1,392 @@
+"""Start a planned vLLM server, wait until it answers, and always stop what was started.
+
+``launch_server`` is the context manager the benchmark loop uses::
+
+    with launch_server(decision, "cpu-default", LaunchOptions(port=None)) as server:
+        ...  # server.url, server.served_model_name, server.pid, server.pgid, server.startup_s
+
+The server runs in its own session and process group (``start_new_session``), bound to 127.0.0.1
+unless told otherwise, logging to its run folder. On leaving the block, on an error, on Ctrl-C or
+SIGTERM, the whole group gets SIGTERM, a grace period, then SIGKILL, and the launcher checks with
+``os.killpg(pgid, 0)`` that nothing of it is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from stackdecide.decision import Decision
+from stackdecide.errors import EngineError
+from stackdecide.launch.plan import (
+    READY_PROMPT,
+    LaunchOptions,
+    LaunchPlan,
+    LaunchRefused,
+    Progress,
+    plan_launch,
+)
+from stackdecide.launch.process import (
+    DEFAULT_GRACE_S,
+    StopReport,
+    signals_interrupt,
+    stop_process_group,
+)
+from stackdecide.launch.runs import (
+    COMMAND_FILE,
+    LOG_FILE,
+    LaunchOutcome,
+    create_run_dir,
+    iso,
+    run_dir_name,
+    utc_now,
+    write_json,
+)
+from stackdecide.launch.scaffold import scaffold_model
+from stackdecide.launch.supervision import Supervisor, start_supervisor
+from stackdecide.model.problems import errors
+from stackdecide.vllm import logs as failures
+from stackdecide.vllm.probe import probe_cpu
+
+
+class LaunchFailed(EngineError):
+    """A launch that did not become ready; ``outcome`` says why, with the log lines."""
+
+    def __init__(self, outcome: LaunchOutcome) -> None:
+        lines = "\n".join(f"  | {line}" for line in outcome.evidence)
+        super().__init__(f"launch of '{outcome.candidate_id}' failed: {outcome.failure}: "
+                         f"{outcome.reason}" + (f"\n{lines}" if lines else "")
+                         + f"\n  run folder: {outcome.run_dir}")
+        self.outcome = outcome
+
+
+@dataclass
+class ServerHandle:
+    """A running server started by ``launch_server`` or ``start_server``."""
+
+    url: str
+    served_model_name: str
+    pid: int
+    pgid: int
+    run_dir: Path
+    startup_s: float
+    outcome: LaunchOutcome
+    process: subprocess.Popen[bytes] = field(repr=False)
+    grace_s: float = DEFAULT_GRACE_S
+    stopped: StopReport | None = None
+    supervisor: Supervisor | None = field(default=None, repr=False)
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / LOG_FILE
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def check(self) -> None:
+        """Raise ``LaunchFailed`` with the classified reason if the server has died."""
+        code = self.process.poll()
+        if code is None:
+            return
+        found = failures.classify(_read_lines(self.log_path), code)
+        failure, reason = found.failure, found.reason
+        if code < 0 and failure == failures.ENGINE_DIED:  # a signal nobody in this launch sent
+            failure, reason = failures.KILLED, (f"killed from outside by signal {-code} after "
+                                                "start-up")
+        raise LaunchFailed(replace(self.outcome, ok=False, failure=failure,
+                                   reason=f"the server died after start-up: {reason}",
+                                   evidence=found.evidence, exit_code=code))
+
+    def stop(self) -> StopReport:
+        """Stop the whole process group (idempotent) and record how it ended."""
+        if self.stopped is None:
+            self.stopped = stop_process_group(self.process, self.pgid, self.grace_s)
+            self.outcome = replace(self.outcome,
+                                   stop={**self.stopped.to_dict(), "at": iso(utc_now())})
+            with contextlib.suppress(OSError):
+                self.outcome.write()
+            if self.supervisor is not None:
+                self.supervisor.release("done")
+        return self.stopped
+
+    def detach(self) -> None:
+        """Leave the server running after this process ends (``--keep``)."""
+        if self.supervisor is not None:
+            self.supervisor.release("detach")
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+class _LogFollower:
+    """Reads new lines of the server log and reports each start-up phase once."""
+
+    def __init__(self, path: Path, started: float, report: Callable[[Progress], None]) -> None:
+        self.path, self.started, self.report = path, started, report
+        self.offset = 0
+        self.partial = ""
+        self.phases: list[tuple[str, float]] = []
+
+    def poll(self) -> None:
+        try:
+            with self.path.open("r", errors="replace") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+                self.offset = handle.tell()
+        except OSError:
+            return
+        text = self.partial + chunk
+        lines = text.split("\n")
+        self.partial = lines.pop()
+        for line in lines:
+            phase = failures.phase_of(line)
+            if phase and phase not in (name for name, _ in self.phases):
+                at = round(time.monotonic() - self.started, 3)
+                self.phases.append((phase, at))
+                self.report(Progress(phase, at, line.strip()))
+
+
+def _http(url: str, payload: dict[str, Any] | None = None, timeout: float = 5.0) -> Any:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode() if payload else None,
+                                     headers={"Content-Type": "application/json"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+    with opener.open(request, timeout=timeout) as response:
+        body = response.read()
+        return json.loads(body) if body else None
+
+
+def _ready_step(url: str, served: str, reached: set[str]) -> str | None:
+    """Advance readiness by one step; returns the step just passed, or None if not yet."""
+    try:
+        if "health" not in reached:
+            _http(f"{url}/health", timeout=2)
+            return "health"
+        if "models" not in reached:
+            models = _http(f"{url}/v1/models")
+            ids = [m.get("id") for m in (models or {}).get("data", [])]
+            if served not in ids:
+                raise EngineError(f"/v1/models lists {ids}, not '{served}'")
+            return "models"
+        answer = _http(f"{url}/v1/completions", {"model": served, "prompt": READY_PROMPT,
+                                                 "max_tokens": 1, "temperature": 0}, timeout=60)
+        if not (answer or {}).get("choices"):
+            raise EngineError(f"/v1/completions answered without choices: {answer}")
+        return "completion"
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, ValueError):
+        return None
+
+
+def _outcome(plan: LaunchPlan, run_dir: Path, **values: Any) -> LaunchOutcome:
+    command = plan.command
+    cpu = probe_cpu()
+    return LaunchOutcome(
+        candidate_id=plan.candidate_id, decision_file=plan.decision_file,
+        engine_sha256=plan.engine_sha256, run_dir=str(run_dir), url=plan.url,
+        served_model_name=plan.served_model_name,
+        argv=command.argv if command else (), env=dict(command.env) if command else {},
+        versions=asdict(plan.runtime),
+        hardware={"gpus": [asdict(g) for g in plan.gpu.gpus], "driver": plan.gpu.driver,
+                  "cuda_driver": plan.gpu.cuda_driver, "gpu_unavailable": plan.gpu.unavailable,
+                  "cpu": asdict(cpu)},
+        problems=tuple(p.to_dict() for p in plan.problems), **values)
+
+
+def _materialize(plan: LaunchPlan, scaffold: bool = True) -> tuple[LaunchPlan, Path]:
+    """Create the run folder, scaffold dummy weights into it, and fix the command's model path."""
+    run_dir = create_run_dir(plan.runs_parent, run_dir_name(plan.candidate_id, utc_now()))
+    if scaffold and plan.scaffold_shape and plan.command is not None:
+        model_dir = run_dir / "model"
+        scaffold_model(plan.scaffold_shape, model_dir, fp8=plan.scaffold_fp8)
+        argv = tuple(str(model_dir) if word == "<run folder>/model" else word
+                     for word in plan.command.argv)
+        plan = replace(plan, command=replace(plan.command, argv=argv))
+    write_json(run_dir / COMMAND_FILE, {
+        "candidate_id": plan.candidate_id, "decision_file": plan.decision_file,
+        "argv": list(plan.command.argv) if plan.command else None,
+        "env": plan.command.env if plan.command else plan.env,
+        "shell": plan.command.shell() if plan.command else None,
+        "cwd": os.getcwd(), "url": plan.url, "served_model_name": plan.served_model_name,
+        "vllm_version": plan.runtime.vllm, "python": plan.runtime.python,
+        "engine": plan.engine, "engine_sha256": plan.engine_sha256,
+        "rendered": plan.command.rendered if plan.command else {},
+        "scaffold_shape": plan.scaffold_shape,
+        "problems": [p.to_dict() for p in plan.problems], "notes": list(plan.notes),
+        "created_at": iso(utc_now())})
+    return plan, run_dir
+
+
+def _refuse(plan: LaunchPlan, started_at: str) -> LaunchRefused:
+    plan_dir = _materialize(plan, scaffold=False)[1]
+    outcome = _outcome(plan, plan_dir, ok=False, failure=failures.REFUSED,
+                       reason="; ".join(p.message for p in errors(plan.problems))
+                       or "vLLM's arguments are unknown", started_at=started_at,
+                       finished_at=started_at)
+    outcome.write()
+    return LaunchRefused(plan, outcome)
+
+
+class _Startup:
+    """One engine process from spawn to ready: its group, its supervisor, its log, its outcome."""
+
+    def __init__(self, plan: LaunchPlan, run_dir: Path, options: LaunchOptions,
+                 started_at: str) -> None:
+        assert plan.command is not None  # plan.ok guarantees it
+        self.plan, self.options = plan, options
+        self.report = options.on_progress or (lambda event: None)
+        self.log_path = run_dir / LOG_FILE
+        self.started = time.monotonic()
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                list(plan.command.argv), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env={**os.environ, **plan.command.env},
+                start_new_session=True)
+        self.pgid = self.process.pid  # a new session: the child leads its own process group
+        self.supervisor = start_supervisor(self.pgid, run_dir, options.grace_s)
+        self.report(Progress("started", 0.0, f"PID {self.process.pid}, process group {self.pgid}"))
+        self.follower = _LogFollower(self.log_path, self.started, self.report)
+        self.base = _outcome(plan, run_dir, ok=False, pid=self.process.pid, pgid=self.pgid,
+                             started_at=started_at)
+        self.base.write()
+
+    def fail(self, failure: str, reason: str, evidence: tuple[str, ...] = (),
+             code: int | None = None) -> LaunchOutcome:
+        """Stop the group, record why the start failed, and release the supervisor."""
+        self.follower.poll()
+        stop = stop_process_group(self.process, self.pgid, self.options.grace_s)
+        outcome = replace(self.base, failure=failure, reason=reason, evidence=evidence,
+                          exit_code=code if code is not None else self.process.returncode,
+                          phases=tuple(self.follower.phases), finished_at=iso(utc_now()),
+                          stop={**stop.to_dict(), "at": iso(utc_now())})
+        outcome.write()
+        self.supervisor.release("done")
+        return outcome
+
+    def _timeout(self, reached: set[str]) -> LaunchFailed:
+        steps = ", ".join(sorted(reached)) or "none"
+        phase = self.follower.phases[-1][0] if self.follower.phases else "none"
+        lines = failures.error_lines(_read_lines(self.log_path))[-4:]
+        return LaunchFailed(self.fail(
+            failures.TIMEOUT, f"not ready after {self.options.timeout_s:g} s (last phase: {phase}; "
+            f"readiness steps passed: {steps}); raise --timeout for a first start", tuple(lines)))
+
+    def wait_ready(self) -> None:
+        """Poll the log, the process and the readiness steps until a completion is answered."""
+        reached: set[str] = set()
+        served = self.plan.served_model_name or ""
+        while True:
+            self.follower.poll()
+            code = self.process.poll()
+            if code is not None:
+                found = failures.classify(_read_lines(self.log_path), code)
+                raise LaunchFailed(self.fail(found.failure, found.reason, found.evidence, code))
+            elapsed = time.monotonic() - self.started
+            if elapsed > self.options.timeout_s:
+                raise self._timeout(reached)
+            step = _ready_step(self.plan.url, served, reached)
+            if step is None:
+                time.sleep(0.5)
+                continue
+            reached.add(step)
+            self.report(Progress(f"ready: {step}", round(elapsed, 3)))
+            if step == "completion":
+                return
+
+
+def start_server(plan: LaunchPlan, options: LaunchOptions | None = None) -> ServerHandle:
+    """Start a planned server and wait until it answers a completion.
+
+    Raises ``LaunchRefused`` when preflight found errors and ``LaunchFailed`` when the server did
+    not become ready; in both cases nothing started is left running and ``outcome.json`` is
+    written. The caller owns the returned handle and must ``stop()`` it (``launch_server`` does).
+    A supervisor process stops the server if this process dies before it does (see
+    ``launch.supervisor``).
+    """
+    options = options or LaunchOptions()
+    started_at = iso(utc_now())
+    if not plan.ok:
+        raise _refuse(plan, started_at)
+    plan, run_dir = _materialize(plan)
+    startup = _Startup(plan, run_dir, options, started_at)
+    try:
+        with signals_interrupt():
+            startup.wait_ready()
+    except KeyboardInterrupt:
+        startup.fail(failures.INTERRUPTED, "interrupted during start-up; the process group was "
+                     "stopped")
+        raise
+    except LaunchFailed:
+        raise
+    except EngineError as exc:  # the server answered, but not as a ready server should
+        raise LaunchFailed(startup.fail(failures.NOT_READY, exc.message)) from None
+    except BaseException as exc:
+        startup.fail(failures.ENGINE_DIED, f"the launcher failed while waiting: {exc!r}")
+        raise
+    startup_s = round(time.monotonic() - startup.started, 3)
+    outcome = replace(startup.base, ok=True, startup_s=startup_s,
+                      phases=tuple(startup.follower.phases), finished_at=iso(utc_now()),
+                      compile_cache=failures.compile_cache_state(_read_lines(startup.log_path)))
+    outcome.write()
+    return ServerHandle(plan.url, plan.served_model_name or "", startup.process.pid, startup.pgid,
+                        run_dir, startup_s, outcome, startup.process, options.grace_s,
+                        supervisor=startup.supervisor)
+
+
+@contextlib.contextmanager
+def launch_server(decision: Decision, candidate_id: str, options: LaunchOptions | None = None, *,
+                  plan: LaunchPlan | None = None) -> Iterator[ServerHandle]:
+    """Start a candidate's server for the duration of a ``with`` block.
+
+    The server is stopped when the block ends, however it ends, unless ``options.keep`` is set
+    and the block ended normally.
+    """
+    options = options or LaunchOptions()
+    plan = plan or plan_launch(decision, candidate_id, options)
+    server = start_server(plan, options)
+    keep = False
+    try:
+        with signals_interrupt():
+            yield server
+        keep = options.keep
+    finally:
+        if keep:
+            server.detach()
+        else:
+            server.stop()
+
+
+@dataclass(frozen=True)
+class ServeEnd:
+    """How serving in the foreground ended: the stop, and the failure if the server died."""
+
+    stop: StopReport
+    error: LaunchFailed | None = None
+
+
+def serve_until_interrupted(server: ServerHandle, poll_s: float = 1.0) -> ServeEnd:
+    """Keep a started server until Ctrl-C, SIGTERM or SIGHUP, or until it dies; then stop it."""
+    error = None
+    try:
+        with signals_interrupt():
+            while server.alive():
+                time.sleep(poll_s)
+            server.check()
+    except KeyboardInterrupt:
+        pass
+    except LaunchFailed as exc:
+        error = exc
+    finally:
+        stop = server.stop()
+    return ServeEnd(stop, error)

@@ -1,0 +1,81 @@
+"""A watchdog that stops the engine's process group when the launcher dies, SIGKILL included.
+
+The launcher starts ``python -m stackdecide.launch.supervisor PGID RUN_DIR GRACE_S`` in a session
+of its own, with a pipe whose only writer is the launcher. The supervisor blocks on that pipe:
+
+* ``done`` — the launcher stopped the server itself; exit.
+* ``detach`` — ``--keep``: the server is meant to outlive the launcher; exit.
+* end of file without either — the launcher died without cleaning up (the kernel closes a killed
+  process's pipes, so this works after SIGKILL, where no signal handler runs). Stop the whole group
+  (SIGTERM, grace, SIGKILL) and record in the run's ``outcome.json`` what happened.
+
+Parent-death signals alone are not enough: vLLM's engine and worker processes ignore them during
+start-up, and they only reach the direct child.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from stackdecide._files import write_json_atomic
+from stackdecide.launch.process import group_members, kill_group
+
+LAUNCHER_DIED = "launcher_died"
+
+
+def _record(run_dir: Path, pgid: int, report: dict[str, object]) -> None:
+    """Mark the run as ended by the supervisor, keeping whatever the launcher already wrote."""
+    path = run_dir / "outcome.json"
+    try:
+        outcome = json.loads(path.read_text())
+    except (OSError, ValueError):
+        outcome = {}
+    if outcome.get("stop"):  # the launcher got to record its own stop after all
+        return
+    outcome.update(
+        ok=False if not outcome.get("ok") else outcome["ok"],
+        failure=outcome.get("failure") or LAUNCHER_DIED,
+        reason=outcome.get("reason") or (
+            f"the launcher ended without stopping the server (killed?); its supervisor stopped "
+            f"process group {pgid}"),
+        stop={**report, "by": "supervisor",
+              "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    write_json_atomic(path, outcome)
+
+
+def supervise(pgid: int, run_dir: Path, grace_s: float, pipe: int = 0) -> str:
+    """Wait for the launcher's word on ``pipe``; stop the group on end of file. Returns the word."""
+    received = b""
+    while True:
+        try:
+            chunk = os.read(pipe, 64)
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        received += chunk
+    word = received.decode(errors="replace").strip().splitlines()[-1:] or [""]
+    if word[0] in ("done", "detach"):
+        return word[0]
+    if group_members(pgid):
+        report = kill_group(pgid, grace_s)
+        _record(run_dir, pgid, report)
+    return "eof"
+
+
+def main(argv: list[str]) -> int:
+    # Ctrl-C in the launcher's terminal must not stop the watchdog before the launcher cleans up
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    pgid, run_dir, grace_s = int(argv[0]), Path(argv[1]), float(argv[2])
+    supervise(pgid, run_dir, grace_s)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

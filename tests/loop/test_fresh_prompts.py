@@ -1,0 +1,29 @@
+"""Replicates that mean something: every scenario of every launch sends prompts of its own."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stackdecide.bench.runner import make_prompts
+from stackdecide.loop import bench_configs, scenario_seed
+from stackdecide.model.schema import BenchScenario
+
+
+def test_no_two_scenarios_or_launches_share_a_seed() -> None:
+    seeds = {scenario_seed(launch, index) for launch in range(50) for index in range(4)}
+    assert len(seeds) == 200
+
+
+def test_repeated_benchmarks_send_different_prompts() -> None:
+    """Same seed twice would let the prefix cache serve the repeat (7,048 -> 8,504 tok/s on an
+    H100); prompts of different launches and scenarios must not even share a first block."""
+    scenarios = [BenchScenario(scenario="decode", input_len=32, output_len=8, num_prompts=4),
+                 BenchScenario(scenario="throughput", concurrency=[4], input_len=64,
+                               output_len=8, num_prompts=4)]
+    firsts = []
+    for launch_seed in (11, 12):
+        for config in bench_configs("http://127.0.0.1:1", "m", scenarios, seed=launch_seed):
+            prompts = make_prompts(np.random.default_rng(config.seed), 4, config.input_len or 1,
+                                   4096)
+            firsts += [tuple(p[:16]) for p in prompts]  # one KV block of 16 tokens
+    assert len(set(firsts)) == len(firsts)

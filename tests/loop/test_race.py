@@ -1,0 +1,119 @@
+"""The certified race, with the launch replaced by synthetic measurements (no engine).
+
+``measure`` is swapped for a function that stores what one launch of a candidate would: a launch
+record and a decode speed drawn around the candidate's true value, with the launch's own source.
+Everything else (scoring, certainty, the racing policy, the stop rule, the budget) is the real one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import stackdecide
+from stackdecide import race
+from stackdecide.evidence import EvidenceRecord, EvidenceStore, HardwareInfo
+from stackdecide.launch.runs import LaunchOutcome
+from stackdecide.loop import Measurement
+from stackdecide.race import RaceLimits, until_certain
+
+THREE = """\
+schema: stackdecide/v1
+decision:
+  title: three stacks
+  hardware: {gpu: NVIDIA H100 80GB HBM3}
+criteria:
+  - id: decode
+    weight: 1
+    measure: {metric: decode_tok_s, value: linear, worst: 0, best: 400}
+candidates:
+  - {id: a, scores: {decode: 5}}
+  - {id: b, scores: {decode: 6}}
+  - {id: c, scores: {decode: 4}}
+"""
+
+
+def fake_measure(truth: dict[str, float], rel_sd: float, rng: np.random.Generator,
+                 launched: list[str]):
+    def measure(decision, candidate_id, store, options=None, *, notify=None, bench_progress=None,
+                seed=0):
+        launched.append(candidate_id)
+        source = f"run {len(launched):03d}-{candidate_id}"
+        value = truth[candidate_id] * (1 + rel_sd * rng.standard_normal())
+        hardware = HardwareInfo(gpu="NVIDIA H100 80GB HBM3")
+        records = [EvidenceRecord(candidate=candidate_id, metric="decode_tok_s", value=value,
+                                  hardware=hardware, source=source, scenario={"seed": seed})]
+        store.add(records)
+        outcome = LaunchOutcome(ok=True, candidate_id=candidate_id, decision_file=None,
+                                engine_sha256="0" * 64, run_dir=source)
+        return Measurement(candidate_id, outcome, (), tuple(records))
+    return measure
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with EvidenceStore(tmp_path / "evidence.db") as opened:
+        yield opened
+
+
+def test_separated_candidates_are_certified_with_interleaved_replicates(
+        store: EvidenceStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    launched: list[str] = []
+    monkeypatch.setattr(race, "measure", fake_measure({"a": 300, "b": 200, "c": 150}, 0.02,
+                                                       np.random.default_rng(0), launched))
+    result = until_certain(stackdecide.parse(THREE), store, seed=3)
+    assert result.action.kind == "certified" and result.certified == "a"
+    assert result.certainty.p_best["a"] >= 0.95
+    # a first pass over every candidate that could win, in random order, then replicates of the
+    # leader; b and c are dropped once their P(best) cannot matter
+    assert sorted(launched[:3]) == ["a", "b", "c"]
+    assert launched.count("a") >= 2 and set(launched[3:]) == {"a"}
+    assert set(result.action.dropped) == {"b", "c"}
+    assert not result.stopped_on_budget
+
+
+def test_equal_candidates_end_in_a_tie_on_the_launch_budget(
+        store: EvidenceStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    launched: list[str] = []
+    monkeypatch.setattr(race, "measure", fake_measure({"a": 200, "b": 200, "c": 100}, 0.03,
+                                                       np.random.default_rng(1), launched))
+    result = until_certain(stackdecide.parse(THREE), store, seed=0,
+                           limits=RaceLimits(max_launches=6))
+    assert len(launched) == 6
+    assert result.action.kind == "budget" and result.stopped_on_budget
+    assert result.certified is None
+    tied = {name for name, _ in result.action.tied}
+    assert {"a", "b"} <= tied and "c" not in tied
+    assert "statistical tie" in result.action.reason
+
+
+def test_a_hopeless_candidate_is_never_launched(store: EvidenceStore,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """c, at its best possible decode speed, still loses on the judged 75%: it is never launched."""
+    text = THREE.replace("{id: c, scores: {decode: 4}}",
+                         "{id: c, scores: {decode: 4, speed: 0}}").replace(
+        "criteria:\n", "criteria:\n  - {id: speed, weight: 0.75}\n").replace(
+        "weight: 1\n", "weight: 0.25\n").replace(
+        "{id: a, scores: {decode: 5}}", "{id: a, scores: {decode: 5, speed: 9}}").replace(
+        "{id: b, scores: {decode: 6}}", "{id: b, scores: {decode: 6, speed: 9}}")
+    launched: list[str] = []
+    monkeypatch.setattr(race, "measure", fake_measure({"a": 300, "b": 200, "c": 400}, 0.02,
+                                                       np.random.default_rng(2), launched))
+    result = until_certain(stackdecide.parse(text), store, seed=0)
+    assert "c" not in launched  # 25% of the weight at best cannot beat 75% at 9/10
+    assert result.certified == "a"
+
+
+def test_a_race_resumes_from_the_store(store: EvidenceStore,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    launched: list[str] = []
+    monkeypatch.setattr(race, "measure", fake_measure({"a": 300, "b": 200, "c": 150}, 0.02,
+                                                       np.random.default_rng(4), launched))
+    decision = stackdecide.parse(THREE)
+    first = until_certain(decision, store, seed=0, limits=RaceLimits(max_launches=2))
+    assert first.action.kind == "budget" and len(launched) == 2
+    second = until_certain(decision, store, seed=0)
+    assert second.certified == "a"
+    assert len(second.measurements) == len(launched) - 2  # the first two were not repeated
