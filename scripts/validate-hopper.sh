@@ -6,6 +6,10 @@
 #   scripts/validate-hopper.sh step WORK [N]  launch --winner --bench --until-stable, at most N
 #                                             launches (default 1); rerun until it says "stopped:"
 #                                             with no launch left to make
+#   scripts/validate-hopper.sh race WORK [N] [SEED]
+#                                             launch --winner --bench --until-certain, at most N
+#                                             launches (default 1) per call; rerun until it says
+#                                             "certified", a tie, or the budget is spent
 #   scripts/validate-hopper.sh finish WORK    rankings before/after, JSON and HTML report
 #
 # Each step is resumable: the evidence database (WORK/evidence.db) remembers what was measured,
@@ -49,6 +53,11 @@ prepare)
 step)
   stackdecide launch hopper.yaml --winner --bench --until-stable --dummy-weights \
     --evidence evidence.db --max-launches "${3:-1}" --timeout 900 2>&1 | tee -a loop.txt
+  ;;
+race)
+  stackdecide launch hopper.yaml --winner --bench --until-certain --dummy-weights \
+    --evidence evidence.db --max-launches "${3:-1}" --race-seed "${4:-0}" --timeout 900 \
+    2>&1 | tee -a race.txt
   ;;
 finish)
   stackdecide score hopper.yaml --evidence evidence.db | tee after.txt

@@ -13,7 +13,7 @@ import pytest
 if importlib.util.find_spec("stackdecide") is None:  # not installed: run from the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-from stackdecide.certify.uncertainty import (  # noqa: E402
+from stackdecide.certify.uncertainty import (
     DEFAULT_PRIOR_REL_SD,
     PRIOR_STRENGTH,
     Estimate,
@@ -92,8 +92,9 @@ def test_priors_per_metric() -> None:
     assert [prior_rel_sd_for(m) for m in ("decode_tok_s", "prefill_tok_s", "output_tok_s", "startup_s",
                                           "ttft_ms")] == [0.03, 0.06, 0.05, 0.15, DEFAULT_PRIOR_REL_SD]
     # decode's wide 1-4 % range is worth ~3.6 dof; prefill's and output's narrow ones hit the cap
-    assert PRIOR_STRENGTH == {"decode_tok_s": pytest.approx(3.58, abs=0.01), "prefill_tok_s": 20.0,
-                              "output_tok_s": 20.0}
+    strength = [PRIOR_STRENGTH[m] for m in ("decode_tok_s", "prefill_tok_s", "output_tok_s")]
+    assert strength == [pytest.approx(3.58, abs=0.01), 20.0, 20.0]
+    assert len(PRIOR_STRENGTH) == 3
     assert prior_strength_for("startup_s") == 2.0
 
 

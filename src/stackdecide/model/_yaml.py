@@ -8,7 +8,7 @@ limits stop alias bombs ("billion laughs") and absurd nesting before they cost m
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -20,7 +20,15 @@ PathKey = tuple[str | int, ...]
 MAX_FILE_BYTES = 5_000_000
 MAX_DEPTH = 40
 MAX_NODES = 200_000
-_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+_YAML_TAG = "tag:yaml.org,2002:"
+_PLAIN_TAGS = (f"{_YAML_TAG}map", f"{_YAML_TAG}seq")
+# YAML's standard scalar tags. Everything else is refused, including tags SafeLoader would build
+# (!!binary gives bytes, !!timestamp a datetime, !!set a dict of None, !!omap a list of pairs):
+# a decision file holds text, numbers, true/false and null, in mappings and lists (and << merges).
+SCALAR_TAGS = frozenset(f"{_YAML_TAG}{name}" for name in ("str", "int", "float", "bool", "null"))
+# Plain scalars that YAML 1.1 resolves to these tags stay text: a date written as 2025-08-20 is the
+# text the author wrote, and a lone "=" is not YAML's obscure "value" key.
+_TEXT_NOT_RESOLVED = (f"{_YAML_TAG}timestamp", f"{_YAML_TAG}value")
 
 
 def format_path(path: PathKey) -> str:
@@ -60,7 +68,16 @@ class Positions:
 
 
 class _SafeComposer(yaml.SafeLoader):
-    """SafeLoader whose constructor we never call: we only compose nodes."""
+    """SafeLoader used to compose nodes; the builder constructs only scalars of ``SCALAR_TAGS``.
+
+    Without the implicit timestamp and value resolvers, a node tagged so must have been tagged
+    explicitly (``!!timestamp``), and is refused like any other tag outside the standard set.
+    """
+
+    yaml_implicit_resolvers: ClassVar[dict[Any, list[tuple[str, Any]]]] = {
+        first: [(tag, pattern) for tag, pattern in resolvers if tag not in _TEXT_NOT_RESOLVED]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
 
 def _scalar(loader: _SafeComposer, node: yaml.ScalarNode) -> Any:
@@ -87,8 +104,7 @@ class _Builder:
                 self._loc(node, path[:4]),
             )
         self.positions.record(path, node, key_node)
-        if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_TAGS:
-            raise DecisionFileError(f"unsupported YAML tag {node.tag}", self._loc(node, path))
+        self._check_tag(node, path)
         if isinstance(node, yaml.MappingNode):
             own_pairs = sum(k.tag != "tag:yaml.org,2002:merge" for k, _ in node.value)
             self.loader.flatten_mapping(node)  # resolves merge keys (<<), merged pairs first
@@ -96,6 +112,7 @@ class _Builder:
             result: dict[str, Any] = {}
             own_keys: set[str] = set()
             for index, (key_node, value_node) in enumerate(node.value):
+                self._check_tag(key_node, path)
                 key = _scalar(self.loader, key_node) if isinstance(key_node, yaml.ScalarNode) else None
                 if not isinstance(key, str | int | float | bool) or key is None:
                     raise DecisionFileError(
@@ -113,6 +130,17 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         return _scalar(self.loader, node)
+
+    def _check_tag(self, node: yaml.Node, path: PathKey) -> None:
+        allowed = SCALAR_TAGS if isinstance(node, yaml.ScalarNode) else _PLAIN_TAGS
+        if node.tag in allowed:
+            return
+        shown = f"!!{node.tag.removeprefix(_YAML_TAG)}" if node.tag.startswith(_YAML_TAG) \
+            else node.tag
+        raise DecisionFileError(
+            f"unsupported YAML tag {shown}: a decision file holds plain text, numbers, true/false, "
+            "null, lists and mappings; remove the tag (quote the value to keep it as text)",
+            self._loc(node, path))
 
     def _loc(self, node: yaml.Node, path: PathKey) -> Location:
         return Location(

@@ -35,6 +35,8 @@ from stackdecide.facts.shapes import SHAPES, ModelShape
 from stackdecide.launch import preflight
 from stackdecide.model.problems import Problem, errors
 from stackdecide.robustness import Sensitivity, analyze
+from stackdecide.robustness.certainty import Certainty, certainty
+from stackdecide.scoring import measured_decision
 from stackdecide.vllm.render import RenderedCommand, render
 
 if TYPE_CHECKING:
@@ -146,6 +148,7 @@ class Report:
     sensitivity_basis: str
     roofline: Roofline
     winner_config: WinnerConfig | None
+    certainty: Certainty | None = None  # with evidence: P(best) and the verdict
 
     @property
     def has_evidence(self) -> bool:
@@ -195,7 +198,7 @@ def build_report(decision: Decision, evidence: EvidenceSet | None = None, *, met
     """
     ranking = decision.score(method=method, evidence=evidence, any_hardware=any_hardware)
     judged = decision.score(method=method) if evidence is not None else None
-    scored = _with_measured_scores(decision, ranking)
+    scored = measured_decision(decision, ranking)
     measured = ranking.measured_cells
     basis = ("weighted sum of the judged scores" if not measured else
              f"weighted sum of the scores ranked above ({measured} measured, the rest judged)")
@@ -207,14 +210,9 @@ def build_report(decision: Decision, evidence: EvidenceSet | None = None, *, met
     return Report(decision, ranking, judged, evidence,
                   analyze(scored, samples=samples, seed=seed), basis,
                   roofline_of(decision, evidence, ranking),
-                  winner_config(decision, winner, engine_spec, engine_note) if winner else None)
+                  winner_config(decision, winner, engine_spec, engine_note) if winner else None,
+                  certainty(ranking, evidence, seed=seed) if evidence is not None else None)
 
-
-def _with_measured_scores(decision: Decision, ranking: Ranking) -> Decision:
-    scores = {(cand.id, crit.id): ranking.cells[i][j].score
-              for i, cand in enumerate(decision.candidates)
-              for j, crit in enumerate(decision.criteria) if ranking.cells[i][j].measured}
-    return decision.replace(scores=scores) if scores else decision
 
 
 def winner_config(decision: Decision, candidate_id: str, spec: VllmArgSpec | None = None,

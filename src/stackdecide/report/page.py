@@ -6,68 +6,26 @@ The page skeleton is a ``string.Template``; sections are small functions returni
 
 from __future__ import annotations
 
-import html
-import math
-from collections.abc import Iterable, Sequence
 from string import Template
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from stackdecide._version import __version__
-from stackdecide.mcda.methods import METHODS
 from stackdecide.model.problems import errors
 from stackdecide.report import charts
-from stackdecide.report.data import command_lines
-from stackdecide.robustness.report import REFERENCE, _share
+from stackdecide.report.html_kit import esc, pct
+from stackdecide.report.sections import (
+    audit_section,
+    before_after_section,
+    certainty_section,
+    config_section,
+    ranking_section,
+    robustness_section,
+    roofline_section,
+    scores_section,
+)
 
 if TYPE_CHECKING:
-    from stackdecide.audit.checks import Finding
-    from stackdecide.evidence.records import EvidenceRecord
-    from stackdecide.model.cells import Cell
-    from stackdecide.model.problems import Problem
     from stackdecide.report.data import Report
-    from stackdecide.robustness.flips import WeightFlip
-
-SMAA_TABLE_RANKS = 6
-
-
-def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _num(value: float | None, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return f"{value:.{digits}f}"
-
-
-def _g(value: float | None) -> str:
-    return "–" if value is None else f"{value:.4g}"
-
-
-def _pct(value: float | None, digits: int = 1) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{value * 100:.{digits}f}%"
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "",
-           raw_headers: bool = False) -> str:
-    """A table; cells are HTML already (callers escape), headers are escaped unless ``raw``."""
-    head = "".join(f"<th>{h if raw_headers else esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return (f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>")
-
-
-def _section(anchor: str, title: str, body: str, lead: str = "") -> str:
-    intro = f'<p class="lead">{lead}</p>' if lead else ""
-    return f'<section id="{anchor}"><h2>{esc(title)}</h2>{intro}{body}</section>'
-
-
-def _figure(name: str, svg: str, caption: str) -> str:
-    return (f'<figure class="chart" data-chart="{name}">{svg}<figcaption>{caption}</figcaption>'
-            "</figure>")
-
 
 # -- header -----------------------------------------------------------------------------------------
 def _header(report: Report) -> str:
@@ -111,7 +69,13 @@ def _cards(report: Report) -> str:
         detail = f"{ranking.total(winner):.2f} of 100 ({ranking.method})"
         if tied:
             detail += f"; tied with {', '.join(tied)}"
-        cards.append(("winner", decision.candidate(winner).label, detail))
+        sure = report.certainty
+        title = "winner"
+        if sure is not None and sure.verdict.kind == "tie":
+            title, detail = "leader, not certified", f"{detail}; {sure.verdict.text}"
+        elif sure is not None and sure.verdict.kind == "certified":
+            title, detail = "certified winner", f"{detail}; {sure.verdict.text}"
+        cards.append((title, decision.candidate(winner).label, detail))
         order = [int(i) for i in ranking.order if ranking.ranks[i] > 0]
         if len(order) > 1:
             runner = decision.candidates[order[1]]
@@ -119,7 +83,7 @@ def _cards(report: Report) -> str:
             cards.append(("lead", f"{margin:.2f} points", f"over {runner.label}"))
     smaa = report.sensitivity.smaa
     index = decision.candidate_index(report.sensitivity.winner)
-    cards.append(("wins under sampled weights", _pct(float(smaa.first_rank[index])),
+    cards.append(("wins under sampled weights", pct(float(smaa.first_rank[index])),
                   f"{decision.candidate(report.sensitivity.winner).label}; SMAA-2, "
                   f"{smaa.samples:,} samples"
                   + ("; constraints not applied" if ranking.infeasible else "")))
@@ -140,359 +104,13 @@ def _cards(report: Report) -> str:
         elif config.command is not None:
             cards.append(("winner's engine config", "renders cleanly",
                           f"for vLLM {config.command.vllm_version}"))
-    body = "".join(f'<div class="card{" wide" if k == "winner" else ""}"><div class="k">{esc(k)}'
+    body = "".join(f'<div class="card{" wide" if "winner" in k or "leader" in k else ""}"><div class="k">{esc(k)}'
                    f'</div><div class="v">{esc(v)}</div><div class="d">{esc(d)}</div></div>'
                    for k, v, d in cards)
     return f'<div class="cards">{body}</div>'
 
 
 # -- ranking ----------------------------------------------------------------------------------------
-def _swatch(color: str) -> str:
-    return f'<span class="sw" style="background:{esc(color)}"></span>'
-
-
-def _audit_badges(report: Report, candidate_id: str) -> str:
-    found = [f for f in report.ranking.findings if f.subject == candidate_id]
-    if not found:
-        reported = report.decision.candidate(candidate_id).reported_total
-        return '<span class="b ok">ok</span>' if reported is not None else ""
-    parts = []
-    for f in found:
-        text = f"{f.code} {f.difference:+.2f}" if f.difference is not None else f.code
-        parts.append(f'<span class="b {esc(f.severity)}">{esc(text)}</span>')
-    return " ".join(parts)
-
-
-def _ranking_section(report: Report, colors: list[str]) -> str:
-    decision, ranking = report.decision, report.ranking
-    points = report.contributions
-    headers = ["rank", "candidate", "total"]
-    headers += [f"{_swatch(colors[j])}{esc(c.label)}<br><small>{decision.weights[j] * 100:.1f}%</small>"
-                for j, c in enumerate(decision.criteria)]
-    headers += ["reported", "audit"]
-    rows = []
-    for i in ranking.order:
-        candidate = decision.candidates[i]
-        rank = int(ranking.ranks[i])
-        infeasible = ranking.infeasible.get(candidate.id)
-        name = f"<b>{esc(candidate.label)}</b>" + (
-            f"<br><small>{esc(candidate.id)}</small>" if candidate.name else "")
-        if infeasible:
-            name += f'<br><span class="b error">infeasible: {esc("; ".join(infeasible))}</span>'
-        row = [str(rank) if rank else "–", name, f"<b>{ranking.totals[i]:.2f}</b>"]
-        for j in range(len(decision.criteria)):
-            mark = ' <span class="m" title="measured">M</span>' if ranking.cells[i][j].measured else ""
-            row.append(f"{points[i, j]:.2f}{mark}")
-        reported = candidate.reported_total
-        row += ["" if reported is None else f"{reported:g}", _audit_badges(report, candidate.id)]
-        rows.append(row)
-    chart = _figure("contributions", charts.contributions_chart(report, colors),
-                    "Each bar is a candidate's weighted sum split by criterion; hatched parts rest on "
-                    "measurements." + (f" Diamonds mark the {esc(ranking.method.upper())} total the "
-                                       "ranking uses." if ranking.method != "wsm" else ""))
-    lead = (f"Method: {esc(METHODS[ranking.method].label)}. Criterion columns: points of the "
-            f"weighted sum (weight x score normalised on the criterion's scale x 100), which add up "
-            f"to the total" if ranking.method == "wsm" else
-            f"Method: {esc(METHODS[ranking.method].label)} ({esc(METHODS[ranking.method].terms_label)}). "
-            "Criterion columns and bars: points of the weighted sum, shown to explain the scores; "
-            "the total column is the method's own")
-    return _section("ranking", "Ranking",
-                    chart + _table(headers, rows, "num ranking", raw_headers=True),
-                    lead + ". <span class=\"m\">M</span> marks a measured score.")
-
-
-# -- scores -----------------------------------------------------------------------------------------
-def _cell_html(cell: Cell) -> str:
-    if not cell.measured:
-        return f'<span class="judged">{cell.score:g}</span>'
-    raw = "" if cell.raw is None else f"{_g(cell.raw)} {esc(cell.unit or '')}"
-    flags = "".join(f' <span class="b warning">{esc(f)}</span>' for f in cell.flags)
-    judged = "" if cell.judged is None else f"judged {cell.judged:g}"
-    return (f'<div class="measured"><b>{cell.score:.2f}</b> <span class="m">M</span>{flags}'
-            f"<br><small>{raw} · {esc(judged)}</small></div>")
-
-
-def _provenance_rows(report: Report) -> list[list[str]]:
-    decision, ranking = report.decision, report.ranking
-    rows = []
-    for i in ranking.order:
-        candidate = decision.candidates[i]
-        for j, criterion in enumerate(decision.criteria):
-            cell = ranking.cells[i][j]
-            if not cell.measured:
-                continue
-            measure = criterion.measure
-            how = esc(measure.value) if measure else ""
-            spread = "–" if cell.spread is None else _g(cell.spread)
-            ids = ", ".join(str(r) for r in cell.record_ids) or "–"
-            flags = " ".join(f'<span class="b warning">{esc(f)}</span>' for f in cell.flags) or "–"
-            rows.append([esc(candidate.id), esc(criterion.label), esc(cell.metric or ""),
-                         f"{_g(cell.raw)} {esc(cell.unit or '')}", str(cell.samples), spread, how,
-                         f"{'–' if cell.judged is None else f'{cell.judged:g}'} → {cell.score:.2f}",
-                         flags, esc(ids)])
-    return rows
-
-
-def _record_rows(records: Sequence[EvidenceRecord]) -> list[list[str]]:
-    rows = []
-    for r in records:
-        hw = r.hardware
-        gpu = "–" if hw is None else (f"{hw.count} x " if hw.count > 1 else "") + hw.gpu
-        software = ", ".join(f"{k} {v}" for k, v in sorted(r.software.items())) or "–"
-        scenario = ", ".join(f"{k}={v}" for k, v in sorted(r.scenario.items())) or "–"
-        spread = "" if r.spread is None else f" (spread {_g(r.spread)})"
-        rows.append([esc(r.id), esc(r.candidate), esc(r.metric),
-                     f"{_g(r.value)} {esc(r.unit)}{esc(spread)}", esc(r.repeats), esc(scenario),
-                     esc(gpu), esc(software), esc(r.timestamp.strftime("%Y-%m-%d %H:%M UTC")),
-                     esc(r.source or "–"), esc(r.note or "")])
-    return rows
-
-
-def _scores_section(report: Report, colors: list[str]) -> str:
-    decision, ranking = report.decision, report.ranking
-    headers = ["candidate"] + [f"{_swatch(colors[j])}{esc(c.label)}<br><small>scale "
-                               f"{esc(c.scale)}{' (cost)' if c.direction == 'cost' else ''}</small>"
-                               for j, c in enumerate(decision.criteria)]
-    rows = []
-    for i in ranking.order:
-        candidate = decision.candidates[i]
-        rows.append([esc(candidate.id)] + [_cell_html(ranking.cells[i][j])
-                                            for j in range(len(decision.criteria))])
-    body = _table(headers, rows, "matrix", raw_headers=True)
-    measured = _provenance_rows(report)
-    if measured:
-        body += ("<h3>Measured cells and their provenance</h3>"
-                 "<p>Each measured score is the criterion's value function applied to the median of "
-                 "the matching evidence records; the judged score it replaced is kept beside it.</p>"
-                 + _table(["candidate", "criterion", "metric", "median", "records", "spread",
-                           "value function", "judged → score", "flags", "record ids"], measured))
-        records = report.records_used()
-        if records:
-            body += ("<h3>Evidence records used</h3>"
-                     + _table(["id", "candidate", "metric", "value", "repeats", "scenario", "GPU",
-                               "software", "measured", "source", "note"], _record_rows(records),
-                              "records"))
-    elif report.evidence is not None:
-        body += "<p>No evidence record matched a measured criterion; every score is judged.</p>"
-    lead = ('Scores on each criterion\'s own scale. <span class="judged">Judged</span> cells are the '
-            'numbers written in the decision file; <span class="measured-chip">measured</span> '
-            "cells come from evidence and show the raw median, the judged score they replaced and "
-            "any flag that weakens them.")
-    return _section("scores", "Judged and measured scores", body, lead)
-
-
-# -- before / after ---------------------------------------------------------------------------------
-def _before_after_section(report: Report) -> str:
-    changes = report.rank_changes()
-    rows = []
-    for change in changes:
-        moved = change.moved
-        arrow = "" if not moved else (f'<span class="up">▲ {moved}</span>' if moved > 0
-                                      else f'<span class="down">▼ {-moved}</span>')
-        rows.append([esc(change.candidate),
-                     "–" if change.judged_rank is None else str(change.judged_rank),
-                     f"{change.judged_total:.2f}",
-                     "–" if change.rank is None else str(change.rank), f"{change.total:.2f}",
-                     f"{change.total - change.judged_total:+.2f}", arrow])
-    judged_winner = report.judged.winner if report.judged else None
-    winner = report.ranking.winner
-    if judged_winner == winner:
-        verdict = f"The evidence keeps <b>{esc(winner)}</b> as the winner."
-    else:
-        verdict = (f"The evidence changes the winner from <b>{esc(judged_winner)}</b> to "
-                   f"<b>{esc(winner)}</b>.")
-    chart = _figure("before-after", charts.before_after_chart(report, changes),
-                    "Grey: judged scores only. Green: measured scores in place of judged ones.")
-    table = _table(["candidate", "judged rank", "judged total", "rank", "total", "change",
-                    "moved"], rows, "num")
-    return _section("before-after", "Before and after the evidence", chart + table, verdict)
-
-
-# -- roofline ---------------------------------------------------------------------------------------
-def _roofline_section(report: Report) -> str:
-    roofline = report.roofline
-    parts = []
-    if roofline.skipped:
-        parts.append(f"<p>No ceilings for this decision: {esc(roofline.skipped)}.</p>")
-    if roofline.ceilings:
-        rows = [[esc(c.kv_cache_dtype), esc(", ".join(c.candidates)), f"{c.decode_tok_s:,.1f}",
-                 f"{c.decode_4k_tok_s:,.1f}",
-                 "–" if c.prefill_tok_s is None else f"{c.prefill_tok_s:,.0f} "
-                 f"<small>(at {c.prefill_prompt_tokens:,} tokens)</small>"]
-                for c in roofline.ceilings]
-        parts.append(f"<p>Ceilings of {esc(roofline.hardware)} for {esc(roofline.shape)} with "
-                     f"{esc(roofline.weights)} weights: no stack can exceed them; well-tuned stacks "
-                     "reach roughly 50-85% of the decode ceiling.</p>")
-        parts.append(_table(["KV-cache dtype", "candidates", "decode tok/s, 1 stream",
-                             "decode tok/s at 4,096 tokens", "prefill tok/s, best"], rows, "num"))
-    measured = roofline.measurements
-    if measured:
-        with_ceiling = [r for r in measured if r.ceiling is not None]
-        if with_ceiling:
-            parts.append(_figure("roofline", charts.roofline_chart(report, measured),
-                                 "Measured decode and prefill speed as a share of the ceiling of "
-                                 "the GPU each measurement ran on."))
-        rows = []
-        for r in measured:
-            scenario = ", ".join(f"{k}={v}" for k, v in sorted(r.scenario.items())) or "–"
-            rows.append([esc(r.candidate), esc(r.metric), f"{_g(r.measured)} {esc(r.unit)}",
-                         str(r.records), esc(scenario), esc(r.gpu or "–"),
-                         "–" if r.ceiling is None else f"{r.ceiling:,.1f}",
-                         "–" if r.percent is None else f"<b>{r.percent:.0f}%</b>",
-                         {True: "yes", False: "no", None: "–"}[r.in_score], esc(r.basis)])
-        parts.append(_table(["candidate", "metric", "median", "records", "scenario", "GPU",
-                             "ceiling", "of ceiling", "in a score", "how the ceiling was computed"],
-                            rows, "num"))
-    elif report.evidence is not None:
-        parts.append("<p>No decode or prefill measurements of these candidates in the evidence.</p>")
-    lead = ("Upper limits from the GPU's peak numbers: decode is bound by reading every weight "
-            "(and the KV cache) once per token, prefill by tensor throughput.")
-    return _section("roofline", "Measurements against the roofline", "".join(parts), lead)
-
-
-# -- audit ------------------------------------------------------------------------------------------
-def _finding_html(f: Finding) -> str:
-    numbers = ""
-    if f.reported is not None and f.computed is not None:
-        numbers = f'<div class="nums">reported {f.reported:g} · computed {f.computed:g}</div>'
-    where = f'<div class="where">{esc(f.where)}</div>' if f.where else ""
-    return (f'<li class="finding {esc(f.severity)}"><span class="b {esc(f.severity)}">'
-            f"{esc(f.severity)}</span> <code>{esc(f.code)}</code> <b>{esc(f.subject)}</b>{where}"
-            f"<div>{esc(f.message)}</div>{numbers}</li>")
-
-
-def _audit_section(report: Report) -> str:
-    findings = report.ranking.findings
-    if not findings:
-        body = "<p>No findings: reported totals (if any) follow from the weights and scores.</p>"
-    else:
-        order = {"error": 0, "warning": 1, "info": 2}
-        items = sorted(findings, key=lambda f: order[f.severity])
-        body = '<ul class="findings">' + "".join(_finding_html(f) for f in items) + "</ul>"
-    notes = report.ranking.notes
-    if notes:
-        body += "<h3>Notes</h3><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>"
-    return _section("audit", "Audit", body, "What the decision file claims, checked against what "
-                    "follows from it. Errors and warnings make <code>stackdecide check</code> exit 1.")
-
-
-# -- robustness -------------------------------------------------------------------------------------
-def _flip_text(flip: WeightFlip) -> str:
-    if flip.threshold is None:
-        return '<span class="muted">no flip</span>'
-    return (f"{_pct(flip.threshold)} <small>({(flip.change or 0) * 100:+.1f})</small> → "
-            f"{esc(flip.new_winner)}")
-
-
-def _robustness_section(report: Report, colors: list[str]) -> str:
-    sensitivity, decision = report.sensitivity, report.decision
-    flips, smaa = sensitivity.flips, sensitivity.smaa
-    nearest = flips.nearest
-    if nearest is not None and nearest.threshold is not None:
-        verb = "raising" if nearest.direction == "increase" else "lowering"
-        summary = (f"The smallest single change that moves first place: {verb} "
-                   f"<b>{esc(nearest.criterion)}</b> from {_pct(nearest.weight)} to "
-                   f"{_pct(nearest.threshold)}; <b>{esc(nearest.new_winner)}</b> then wins.")
-    else:
-        summary = "No change of any single weight moves first place."
-    flip_rows = [[esc(decision.criteria[j].label), _pct(c.weight), _flip_text(c.decrease),
-                  _flip_text(c.increase)] for j, c in enumerate(flips.criteria)]
-    parts = [f"<p>{summary}</p>"]
-    if len(decision.criteria) > 1 and len(decision.candidates) > 1:
-        parts.append(_figure("flips", charts.flip_chart(report, colors),
-                             "One weight moves, the others keep their proportions (they still add "
-                             "up to 100%). Red ticks: where another candidate takes first place."))
-    parts.append(_table(["criterion", "weight", "lower to", "raise to"], flip_rows, "num"))
-    trade = sensitivity.tradeoff
-    if trade is not None:
-        trade_rows = []
-        for j, c in enumerate(decision.criteria):
-            change = trade.runner_up_change[j]
-            trade_rows.append([esc(c.label), f"{trade.winner_points[j]:.2f}",
-                               f"{trade.runner_up_points[j]:.2f}", f"{trade.differences[j]:+.2f}",
-                               "beyond the scale" if change is None else f"{change:+.2f}"])
-        trade_rows.append(["<b>total</b>", f"<b>{trade.winner_points.sum():.2f}</b>",
-                           f"<b>{trade.runner_up_points.sum():.2f}</b>",
-                           f"<b>{trade.margin:+.2f}</b>", ""])
-        parts.append(f"<h3>Winner {esc(trade.winner)} vs runner-up {esc(trade.runner_up)}</h3>")
-        parts.append(_table(["criterion", esc(trade.winner), esc(trade.runner_up), "difference",
-                             "runner-up score change that ties"], trade_rows, "num"))
-    parts.append("<h3>SMAA-2 rank acceptability</h3>")
-    scores = ("scores drawn within their stated uncertainty" if smaa.score_uncertainty
-              else "scores fixed")
-    parts.append(f"<p>{smaa.samples:,} weight vectors drawn uniformly from the admissible weights "
-                 f"(seed {smaa.seed}), {scores}. A candidate's rank-1 share is how much of the "
-                 "space of weightings makes it the winner.</p>")
-    parts.append(_figure("smaa", charts.acceptability_chart(report),
-                         "Share of sampled weightings that give each candidate each rank."))
-    shown = min(smaa.rank_counts.shape[1], SMAA_TABLE_RANKS)
-    order = np.lexsort((np.arange(len(decision.candidates)), -smaa.first_rank))
-    rows = []
-    for i in order:
-        confidence = smaa.confidence[i]
-        rows.append([esc(decision.candidate_ids[i]),
-                     *[_share(int(c), smaa.samples) for c in smaa.rank_counts[i, :shown]],
-                     "–" if np.isnan(confidence) else f"{confidence:.2f}"])
-    parts.append(_table(["candidate", *[f"rank {r + 1}" for r in range(shown)], "confidence"],
-                        rows, "num"))
-    parts.append(f'<p class="muted">Monte Carlo standard error of each share at most '
-                 f"{float(smaa.acceptability_stderr.max()) * 100:.2f} points. Reference: "
-                 f"{esc(REFERENCE)}.</p>")
-    return _section("robustness", "How robust is the winner?", "".join(parts),
-                    f"Computed on the {esc(report.sensitivity_basis)}.")
-
-
-# -- winner config ----------------------------------------------------------------------------------
-def _problems(problems: Sequence[Problem]) -> str:
-    if not problems:
-        return ""
-    items = "".join(f'<li><span class="b {esc(p.severity)}">{esc(p.severity)}</span> '
-                    f"<code>{esc(p.field or '')}</code> {esc(p.message)} "
-                    f'<small class="muted">[{esc(p.code)}]</small></li>' for p in problems)
-    return f'<ul class="problems">{items}</ul>'
-
-
-def _config_section(report: Report) -> str:
-    config = report.winner_config
-    if config is None:
-        return _section("engine", "Winner's engine configuration",
-                        "<p>No winner: every candidate breaks a constraint.</p>")
-    verdict = (' <span class="b error">stackdecide launch would refuse it</span>'
-               if config.refused else "")
-    parts = [f"<p><b>{esc(config.label)}</b> <small>({esc(config.candidate)})</small>{verdict}</p>"]
-    command = config.command
-    if command is not None:
-        parts.append(f"<h3>Command</h3><p>{esc(config.command_note)}. "
-                     "<code>stackdecide launch FILE --winner --dry-run</code> adds the checks "
-                     "that need this machine (free GPU memory, port, installed versions against "
-                     f"the pins).</p><pre>{esc(command_lines(command))}</pre>")
-        parts.append(_problems(command.problems))
-    if config.checks:
-        parts.append(f"<h3>Checks on the decision's hardware</h3><p>The launch checks that need "
-                     f"only the decision file, for {esc(config.checks_basis)}.</p>"
-                     + _problems(config.checks))
-    if config.stack:
-        pins = [[esc(k), esc(", ".join(v) if isinstance(v, list) else v)]
-                for k, v in config.stack.items()]
-        parts.append("<h3>Stack pins</h3>" + _table(["package", "pin"], pins))
-    if config.env and command is None:
-        env = "\n".join(f"{k}={v}" for k, v in config.env.items())
-        parts.append(f"<h3>Environment</h3><pre>{esc(env)}</pre>")
-    if not config.engine_yaml:
-        parts.append("<p>The decision file gives no engine arguments for the winner.</p>")
-    elif command is not None:
-        parts.append("<details><summary>Engine arguments as written in the decision file"
-                     f"</summary><pre>{esc(config.engine_yaml)}</pre></details>")
-    else:
-        why = f" ({esc(config.command_note)})" if config.command_note else ""
-        parts.append("<h3>Engine arguments</h3>"
-                     f"<p>As written in the decision file: not rendered for a vLLM{why}, so fields "
-                     "that a given vLLM refuses or renamed are shown unchanged.</p>"
-                     f"<pre>{esc(config.engine_yaml)}</pre>")
-    return _section("engine", "Winner's engine configuration", "".join(parts))
-
-
-# -- page -------------------------------------------------------------------------------------------
 CSS = """
 :root { --ink:#1f2933; --muted:#6b7785; --line:#d9dee4; --bg:#f6f7f9; --accent:#0f766e;
         --measured:#e3f4f1; --err:#b42318; --warn:#b54708; --info:#175cd3; }
@@ -582,14 +200,15 @@ def render_html(report: Report) -> str:
     """The report as one HTML page. Needs matplotlib (``pip install 'stackdecide[html]'``)."""
     charts.require_matplotlib()
     colors = charts.criterion_colors(len(report.decision.criteria))
-    sections = [("ranking", "Ranking", _ranking_section(report, colors)),
-                ("scores", "Scores", _scores_section(report, colors))]
+    sections = [("ranking", "Ranking", ranking_section(report, colors)),
+                ("scores", "Scores", scores_section(report, colors))]
     if report.has_evidence:
-        sections.append(("before-after", "Before/after evidence", _before_after_section(report)))
-    sections += [("roofline", "Roofline", _roofline_section(report)),
-                 ("audit", "Audit", _audit_section(report)),
-                 ("robustness", "Robustness", _robustness_section(report, colors)),
-                 ("engine", "Winner's config", _config_section(report))]
+        sections.append(("before-after", "Before/after evidence", before_after_section(report)))
+        sections.append(("certainty", "Certainty", certainty_section(report)))
+    sections += [("roofline", "Roofline", roofline_section(report)),
+                 ("audit", "Audit", audit_section(report)),
+                 ("robustness", "Robustness", robustness_section(report, colors)),
+                 ("engine", "Winner's config", config_section(report))]
     nav = "".join(f'<a href="#{anchor}">{esc(name)}</a>' for anchor, name, _ in sections)
     return PAGE.substitute(
         version=esc(__version__), title=esc(report.decision.title), css=CSS,
