@@ -148,6 +148,18 @@ def _duel_launch(state: RaceState, leader: int, contenders: list[int], can_launc
     return None
 
 
+def _budget_reason(state: RaceState, leader: int, contenders: list[int], short: list[int],
+                   min_replicates: int, confidence: float) -> str:
+    names, n, pb = state.candidates, state.launches, state.p.p_best
+    hopeful = [names[i] for i in range(len(names)) if n[i] == 0 and state.could_win[i]]
+    if hopeful:
+        return f"{', '.join(hopeful)} not measured yet and could still beat {names[leader]}"
+    if pb[leader] >= confidence:
+        have = ", ".join(f"{names[i]} has {_launch_word(n[i])}" for i in short)
+        return f"{names[leader]} leads (P = {pb[leader]:.2f}) but {have}; {min_replicates} needed to certify"
+    return _tie_text(state, contenders)
+
+
 def next_action(
     state: RaceState,
     confidence: float = 0.95,
@@ -181,14 +193,9 @@ def next_action(
                       dropped=dropped)
     tied = tuple((names[i], float(pb[i])) for i in contenders)
     if max_launches is not None and used >= max_launches:
-        spent = f"budget spent ({used} of {max_launches} launches)"
-        if confident and not hopeful:
-            why = (f"{spent}: {names[leader]} leads (P = {pb[leader]:.2f}) but "
-                   + ", ".join(f"{names[i]} has {_launch_word(n[i])}" for i in short)
-                   + f"; {min_replicates} needed to certify")
-        else:
-            why = f"{spent}: {_tie_text(state, contenders)}"
-        return Action("budget", None, why, tied=tied, dropped=dropped)
+        why = _budget_reason(state, leader, contenders, short, min_replicates, confidence)
+        return Action("budget", None, f"budget spent ({used} of {max_launches} launches): {why}",
+                      tied=tied, dropped=dropped)
     action = _hopeful_launch(state, leader, dropped)
     if action is not None:
         return action
@@ -202,8 +209,10 @@ def next_action(
                          f"certifying {names[leader]} (P = {pb[leader]:.2f})", dropped)
     if action is not None:
         return action
-    why = _tie_text(state, contenders)
-    if len(contenders) > 1:
-        why += f"; every contender is at the {max_replicates}-launch cap; " + _separation(
-            state, contenders[0], contenders[1], confidence)
+    if len(contenders) == 1:  # only with a drop_below so high that the rest was dropped
+        why = (f"{names[leader]} leads (P = {pb[leader]:.2f}) but the rest of the win is spread over "
+               f"candidates each under P = {threshold:.2g}")
+    else:
+        why = (f"{_tie_text(state, contenders)}; every contender is at the {max_replicates}-launch cap; "
+               + _separation(state, contenders[0], contenders[1], confidence))
     return Action("tie", None, why, tied=tied, dropped=dropped)

@@ -104,9 +104,9 @@ def _cards(report: Report) -> str:
         elif config.command is not None:
             cards.append(("winner's engine config", "renders cleanly",
                           f"for vLLM {config.command.vllm_version}"))
-    body = "".join(f'<div class="card{" wide" if "winner" in k or "leader" in k else ""}"><div class="k">{esc(k)}'
+    body = "".join(f'<div class="card{" wide" if index == 0 else ""}"><div class="k">{esc(k)}'
                    f'</div><div class="v">{esc(v)}</div><div class="d">{esc(d)}</div></div>'
-                   for k, v, d in cards)
+                   for index, (k, v, d) in enumerate(cards))
     return f'<div class="cards">{body}</div>'
 
 
