@@ -50,6 +50,7 @@ def score(decision: DecisionMatrix, method: str = "wsm", evidence: EvidenceSet |
                   if (reasons := violations(decision.constraints, metric_values.get(cid, {})))}
     feasible = np.array([cid not in infeasible for cid in decision.candidate_ids])
     totals = result.totals * 100.0
+    _require_finite(decision, totals)
     ranks = np.zeros(len(totals), dtype=int)
     if feasible.any():
         _, feasible_ranks = methods.rank(totals[feasible])
@@ -58,6 +59,19 @@ def score(decision: DecisionMatrix, method: str = "wsm", evidence: EvidenceSet |
     ranking = Ranking(decision, method, totals, ranks, order, normalized, result.terms, cells,
                       infeasible, (), tuple(notes), dict(result.extra))
     return dataclasses.replace(ranking, findings=tuple(audit(decision, ranking)))
+
+
+def _require_finite(decision: DecisionMatrix, totals: np.ndarray) -> None:
+    """No ranking rests on NaN or inf: such a total compares false with everything, so it could
+    be ranked first and printed as the winner (and JSON has no NaN). The loader bounds every
+    number so this cannot happen; should a path be missed, refuse here instead of ranking."""
+    bad = [cid for cid, total in zip(decision.candidate_ids, totals, strict=True)
+           if not np.isfinite(total)]
+    if bad:
+        raise StackdecideError(f"the totals of {', '.join(bad)} are not finite numbers, so no "
+                               "ranking can be given; a number in the decision file or the "
+                               "evidence is beyond what can be scored (please report this file: "
+                               "it should have been refused where it is read)")
 
 
 def measured_decision(decision: D, ranking: Ranking) -> D:

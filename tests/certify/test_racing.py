@@ -155,3 +155,18 @@ def test_race_from_replicates_to_certificate() -> None:
         values[i].append(float(true[i] * (1 + 0.03 * rng.standard_normal())))
     assert action.kind == "certified" and action.candidate == "a"
     assert kinds.count("launch") < 9
+
+
+def test_budget_spent_with_candidates_unmeasured() -> None:
+    s = state([0.97, 0.03, 0.0], [2, 2, 0], could_win=[False, False, True])
+    assert next_action(s, max_launches=4) == Action(
+        "budget", None, "budget spent (4 of 4 launches): c not measured yet and could still beat a",
+        tied=(("a", 0.97), ("b", 0.03)))
+
+
+def test_tie_when_the_rest_of_the_win_was_dropped() -> None:
+    action = next_action(state([0.8, 0.1, 0.1], [3, 3, 3]), drop_below=0.2, max_replicates=3)
+    assert action == Action(
+        "tie", None, "a leads (P = 0.80) but the rest of the win is spread over candidates each "
+        "under P = 0.2",
+        tied=(("a", 0.8),), dropped=("b", "c"))

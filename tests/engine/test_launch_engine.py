@@ -264,6 +264,9 @@ def test_sigkill_of_the_launcher_during_startup_leaves_no_engine(tmp_path: Path)
                  and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert survivors == [], f"engine processes outlived the launcher: {survivors}"
     (run_dir,) = tmp_path.iterdir()
+    deadline = time.monotonic() + 10  # the supervisor writes once the group is gone
+    while read_outcome(run_dir).get("stop") is None and time.monotonic() < deadline:
+        time.sleep(0.2)
     outcome = read_outcome(run_dir)
     assert outcome["failure"] == "launcher_died" and outcome["stop"]["by"] == "supervisor"
     assert outcome["stop"]["left"] == []

@@ -259,13 +259,30 @@ def check_kv_fits(engine: Mapping[str, Any], env: Mapping[str, str], model: Mode
         f"about {fits} tokens fit", "engine.max_model_len")]
 
 
+# Variables that decide which code the server process loads (shared libraries, Python modules,
+# programs). A decision file that sets them runs whatever its author points them at: allowed, since
+# a custom build may need them, but never without a word.
+CODE_LOADING_VARIABLES = ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PYTHONPATH", "PYTHONHOME",
+                          "PATH")
+
+
+def check_env(env: Mapping[str, str]) -> list[Problem]:
+    """A warning for each variable of the candidate's ``env`` that changes which code runs."""
+    return [Problem("env-changes-loaded-code",
+                    f"{name}={value!r} changes which libraries, Python modules or programs the "
+                    "server loads; use it only with a decision file from someone you trust",
+                    f"env.{name}", "warning")
+            for name, value in env.items() if name in CODE_LOADING_VARIABLES]
+
+
 def static_problems(engine: Mapping[str, Any], env: Mapping[str, str], model: ModelFacts,
                     target: TargetHardware | None,
                     backend_dtypes: Mapping[str, tuple[str, ...]] | None = None,
                     default_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION) -> list[Problem]:
     """Checks that need only the decision file; ``backend_dtypes`` (each attention backend's
     supported KV-cache dtypes) comes from the installed vLLM when there is one."""
-    return [*check_fp8_kv_with_fp8_checkpoint(engine, model),
+    return [*check_env(env),
+            *check_fp8_kv_with_fp8_checkpoint(engine, model),
             *check_fp8_kv_backend(engine, env, target, backend_dtypes),
             *check_max_model_len(engine, env, model),
             *check_kv_fits(engine, env, model, target, default_utilization)]
@@ -287,9 +304,9 @@ def check_launchability(decision: DecisionMatrix, ranking: Ranking) -> list[Find
         for problem in decision_problems(decision, candidate_id):
             if problem.severity == "info":
                 continue
-            key = problem.field.split(".", 1)[1] if problem.field and \
-                problem.field.startswith("engine.") else None
-            where = decision.locate(("candidates", index, "engine", key)) if key else problem.field
+            section, _, key = (problem.field or "").partition(".")
+            where = decision.locate(("candidates", index, section, key)) \
+                if section in ("engine", "env") and key else problem.field
             findings.append(problem.finding(candidate_id, where))
     return findings
 

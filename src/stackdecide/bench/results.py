@@ -8,6 +8,7 @@ needs none of the HTTP machinery.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
@@ -73,11 +74,42 @@ def normalize_url(url: str) -> str:
     text = url.strip().rstrip("/")
     if text.endswith("/v1"):
         text = text[:-3]
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise BenchConfigError(f"--url '{url}' is not an http(s) URL such as "
+    problem = _url_problem(text)
+    if problem is not None:
+        shown = url if len(url) <= 80 else url[:77] + "..."
+        raise BenchConfigError(f"--url {shown!r} {problem}; give an http(s) URL such as "
                                "http://127.0.0.1:8000")
     return text
+
+
+def _url_problem(text: str) -> str | None:
+    """What is wrong with ``text`` as a server's base URL, or None. Everything that would
+    otherwise fail deep inside the HTTP client (with a traceback) is caught here."""
+    if any(not char.isprintable() or char.isspace() for char in text):
+        return "holds spaces or control characters"
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # ValueError unless a whole number in 0..65535
+    except ValueError as exc:  # also a bracketed host that is no IPv6 address
+        return f"is not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "is not an http(s) URL"
+    host = parts.hostname
+    if not host:
+        return "names no host"
+    if port == 0:
+        return "has port 0, where no server listens"
+    if not parts.netloc.rpartition("@")[2].startswith("["):
+        try:
+            host.encode("idna")  # what the client does; refuses labels over 63 characters
+        except UnicodeError:
+            return "has a host name that is not valid (each dot-separated part at most 63 characters)"
+    return None
+
+
+MAX_TOKENS = 10_000_000  # per prompt or completion
+MAX_REQUESTS = 10_000_000  # per level
+MAX_CONCURRENCY = 100_000
 
 
 @dataclass(frozen=True)
@@ -114,22 +146,31 @@ class BenchConfig:
             input_len=self.input_len if self.input_len is not None else base.input_len,
             output_len=self.output_len if self.output_len is not None else base.output_len,
             num_prompts=self.num_prompts if self.num_prompts is not None else base.num_prompts)
+        # Upper limits keep every array the run allocates (prompts, per-request records) in
+        # memory; they are far beyond any model's context or any useful run.
         checks = [
-            ("--input-len", config.input_len, 1), ("--output-len", config.output_len, 1),
-            ("--num-prompts", config.num_prompts, 1), ("--warmup", config.warmup, 0),
-            ("--token-id-limit", config.token_id_limit, 1),
+            ("--input-len", config.input_len, 1, MAX_TOKENS),
+            ("--output-len", config.output_len, 1, MAX_TOKENS),
+            ("--num-prompts", config.num_prompts, 1, MAX_REQUESTS),
+            ("--warmup", config.warmup, 0, MAX_REQUESTS),
+            ("--token-id-limit", config.token_id_limit, 1, 2**31 - 1),
+            ("--seed", config.seed, 0, 2**63 - 1),  # numpy's generators take no negative seed
         ]
-        checks += [("--concurrency", c, 1) for c in config.concurrency or ()]
-        for name, value, low in checks:
+        checks += [("--concurrency", c, 1, MAX_CONCURRENCY) for c in config.concurrency or ()]
+        for name, value, low, high in checks:
             if value is None or value < low:
                 raise BenchConfigError(f"{name} must be at least {low}, got {value}")
+            if value > high:
+                raise BenchConfigError(f"{name} must be at most {high:,}, got {value:,}")
         for name, seconds in (("request timeout", config.timeouts.request_s),
                               ("stall timeout", config.timeouts.stall_s),
                               ("connect timeout", config.timeouts.connect_s)):
-            if not seconds > 0:
-                raise BenchConfigError(f"the {name} must be positive, got {seconds}")
-        if config.metrics_interval_s < 0:
-            raise BenchConfigError("the metrics interval must be 0 (off) or positive")
+            if not 0 < seconds < math.inf:
+                raise BenchConfigError(f"the {name} must be a positive number of seconds, got "
+                                       f"{seconds}")
+        if not 0 <= config.metrics_interval_s < math.inf:  # also refuses NaN
+            raise BenchConfigError("the metrics interval must be 0 (off) or a positive number of "
+                                   f"seconds, got {config.metrics_interval_s}")
         return config
 
     def to_dict(self) -> dict[str, Any]:
@@ -270,7 +311,11 @@ class BenchResult:
 
     def write_json(self, path: str | Path) -> Path:
         path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+        try:
+            path.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise StackdecideError(f"cannot write the result: {exc.strerror or exc}; pass --json "
+                                   "with a path in a folder you can write") from None
         return path
 
 

@@ -227,5 +227,8 @@ def export(evidence_path: str | None, decision_file: str | None, candidate: str 
     if output is None:
         sys.stdout.write(text)
         return
-    Path(output).write_text(text, encoding="utf-8")
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise EvidenceError(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"wrote {len(records)} records to {output}", err=True)

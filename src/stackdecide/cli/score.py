@@ -68,7 +68,11 @@ def score(file: str, method: str, fmt: str, evidence_path: str | None, any_hardw
     if evidence is not None:
         sure = certainty(ranking, evidence, confidence=confidence, samples=samples, seed=seed,
                          sample_weights=sample_weights)
-    record_last_decision(file)
+    try:
+        record_last_decision(file)
+    except OSError as exc:  # a read-only folder: the ranking stands, only the memory is lost
+        click.echo(f"note: cannot remember {file} as the decision last scored here "
+                   f"({exc.strerror or exc}); pass FILE to launch explicitly", err=True)
     click.echo(report.render(ranking, fmt, sure), nl=False)
 
 
@@ -92,7 +96,8 @@ def check(file: str, fmt: str, python: str | None, no_engine_keys: bool) -> None
     result = check_decision(decision, python, engine_keys=not no_engine_keys)
     if fmt == "json":
         click.echo(json.dumps({"version": JSON_VERSION, "file": file, "note": result.note,
-                               "findings": [f.to_dict() for f in result.findings]}, indent=2))
+                               "findings": [f.to_dict() for f in result.findings]},
+                              indent=2, allow_nan=False))
     else:
         click.echo(f"{file}: valid decision, {len(decision.candidates)} candidates x "
                    f"{len(decision.criteria)} criteria")

@@ -280,12 +280,13 @@ def dump_json(records: Iterable[EvidenceRecord]) -> str:
     """Our export format: ``{"format": "stackdecide-evidence/v1", "records": [...]}``."""
     payload = {"format": EXPORT_FORMAT, "tool_version": __version__,
                "records": [record.to_dict() for record in records]}
-    return json.dumps(payload, indent=2) + "\n"
+    return json.dumps(payload, indent=2, allow_nan=False) + "\n"
 
 
 def dump_jsonl(records: Iterable[EvidenceRecord]) -> str:
     """One record per line; appending lines of several exports stays valid."""
-    return "".join(json.dumps(record.to_dict(), separators=(",", ":")) + "\n" for record in records)
+    return "".join(json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=False) + "\n"
+                   for record in records)
 
 
 CSV_COLUMNS = ("id", "candidate", "metric", "value", "unit", "repeats", "spread", "scenario", "gpu",

@@ -10,6 +10,7 @@ Gathering those facts (``port_state``) is kept apart.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import socket
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ class PortState:
     port: int
     in_use: bool
     holders: tuple[tuple[int, str], ...] = ()  # (pid, command) of listening processes
+    error: str | None = None  # why host:port cannot be bound at all (no such address here)
 
 
 def target_hardware(gpus: tuple[GpuInfo, ...] = (), hardware: Hardware | None = None,
@@ -94,7 +96,8 @@ def check_free_memory(engine: Mapping[str, Any], gpu: GpuInfo | None,
 
 
 def port_state(host: str, port: int) -> PortState:
-    """Whether ``host:port`` can be bound now, and who listens on it if not."""
+    """Whether ``host:port`` can be bound now, who listens on it if not, and why it cannot be
+    bound at all when the host is no address of this machine (``error``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
@@ -103,7 +106,10 @@ def port_state(host: str, port: int) -> PortState:
             return PortState(host, port, False)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
-                raise
+                return PortState(host, port, False, error=exc.strerror or str(exc))
+        except (UnicodeError, ValueError, OverflowError) as exc:
+            # a name IDNA cannot encode (a label over 63 characters), a NUL byte, a bad port
+            return PortState(host, port, False, error=str(exc) or type(exc).__name__)
     return PortState(host, port, True, _listeners(port))
 
 
@@ -125,13 +131,55 @@ def _listeners(port: int) -> tuple[tuple[int, str], ...]:
         return ()
 
 
-def check_port(state: PortState) -> list[Problem]:
-    if not state.in_use:
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost",
+                            "ip6-loopback"})
+
+
+def check_host(host: str) -> list[Problem]:
+    """The address the server is to bind, as written: an error when it cannot be one, a warning
+    when it makes the server reachable from other machines. Pure: nothing is resolved or bound.
+
+    vLLM's OpenAI server answers anyone who can reach it (without ``api_key`` in the engine, with
+    no authentication at all), so binding more than loopback must never happen quietly.
+    """
+    text = host.strip()
+    if host != text or len(host) > 253 or any(not char.isprintable() or char.isspace()
+                                              for char in host):
+        return [Problem("bad-host", f"--host {host!r} is not an address or host name (no spaces, "
+                        "control characters, at most 253 characters); the default 127.0.0.1 "
+                        "serves this machine only", "--host")]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        address = None
+    if (address is not None and address.is_loopback) or text.lower() in LOOPBACK_NAMES:
         return []
+    if not text or (address is not None and address.is_unspecified):
+        reach = "every network interface of this machine, so any machine that can reach it"
+    elif address is not None:
+        reach = f"the network of {address}, so any machine on it"
+    else:
+        reach = f"whatever {host} resolves to; unless that is loopback, other machines"
+    return [Problem("host-exposed", f"--host {host or repr(host)} binds {reach} can use the "
+                    "server (vLLM's API has no authentication unless the engine sets api_key); "
+                    "keep the default 127.0.0.1 unless that is intended", "--host", "warning")]
+
+
+def check_port(state: PortState) -> list[Problem]:
+    """Problems with the address the server will bind: its host (``check_host``: exposure, or no
+    address at all) and its port (held by another process)."""
+    problems = check_host(state.host)
+    if state.error is not None and not any(p.severity == "error" for p in problems):
+        # nothing will listen there at all: the exposure warning would only add noise
+        problems = [Problem("bad-host", f"cannot bind {state.host}:{state.port}: {state.error}; "
+                            "pass --host with an address of this machine, e.g. 127.0.0.1",
+                            "--host")]
+    if not state.in_use:
+        return problems
     who = "; held by " + ", ".join(f"PID {pid} ({command})" for pid, command in state.holders) \
         if state.holders else ""
-    return [Problem("port-in-use", f"{state.host}:{state.port} is already in use{who}; pass "
-                    "--port with a free port", "--port")]
+    return [*problems, Problem("port-in-use", f"{state.host}:{state.port} is already in use{who}; "
+                               "pass --port with a free port", "--port")]
 
 
 def check_stack(stack: Stack, runtime: RuntimeVersions) -> list[Problem]:

@@ -63,8 +63,7 @@ def supervise(pgid: int, run_dir: Path, grace_s: float, pipe: int = 0) -> str:
     if word[0] in ("done", "detach"):
         return word[0]
     if group_members(pgid):
-        report = kill_group(pgid, grace_s)
-        _record(run_dir, pgid, report)
+        _record(run_dir, pgid, kill_group(pgid, grace_s).to_dict())
     return "eof"
 
 

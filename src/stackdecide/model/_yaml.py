@@ -80,10 +80,6 @@ class _SafeComposer(yaml.SafeLoader):
     }
 
 
-def _scalar(loader: _SafeComposer, node: yaml.ScalarNode) -> Any:
-    return loader.construct_object(node, deep=True)
-
-
 class _Builder:
     def __init__(self, loader: _SafeComposer, positions: Positions) -> None:
         self.loader = loader
@@ -113,7 +109,7 @@ class _Builder:
             own_keys: set[str] = set()
             for index, (key_node, value_node) in enumerate(node.value):
                 self._check_tag(key_node, path)
-                key = _scalar(self.loader, key_node) if isinstance(key_node, yaml.ScalarNode) else None
+                key = self._scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
                 if not isinstance(key, str | int | float | bool) or key is None:
                     raise DecisionFileError(
                         "mapping keys must be plain strings", self._loc(key_node, path)
@@ -129,7 +125,15 @@ class _Builder:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
-        return _scalar(self.loader, node)
+        return self._scalar(node, path)
+
+    def _scalar(self, node: yaml.Node, path: PathKey) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4,300 digits
+            reason = str(exc).split(":")[0]
+            raise DecisionFileError(f"'{str(node.value)[:20]}...' cannot be read as a number "
+                                    f"({reason})", self._loc(node, path)) from None
 
     def _check_tag(self, node: yaml.Node, path: PathKey) -> None:
         allowed = SCALAR_TAGS if isinstance(node, yaml.ScalarNode) else _PLAIN_TAGS

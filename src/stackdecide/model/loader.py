@@ -20,9 +20,10 @@ from stackdecide.model._yaml import PathKey, Positions, load_yaml, read_text
 from stackdecide.model.constraints import parse_constraint
 from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.metrics import METRICS, unknown_metric_message
-from stackdecide.model.schema import SCHEMA_ID, DecisionFile
+from stackdecide.model.schema import ENV_NAME, MAX_MAGNITUDE, SCHEMA_ID, DecisionFile
 
 WEIGHT_SUM_TOLERANCE = 1e-6
+MIN_WEIGHT, MAX_WEIGHT = 1 / MAX_MAGNITUDE, MAX_MAGNITUDE
 D = TypeVar("D", bound=DecisionMatrix)
 
 
@@ -137,6 +138,7 @@ class _Checker:
                 if key not in scales:
                     self.fail(("candidates", i, "uncertainty", key),
                               f"no criterion '{key}'{_closest(key, criteria_ids)}", key=True)
+            self._engine_and_env(i, candidate.engine, candidate.env)
             missing = [c for c in criteria_ids if c not in candidate.scores]
             if missing:
                 self.fail(("candidates", i, "scores"),
@@ -160,6 +162,29 @@ class _Checker:
         self._sensitivity(model, criteria_ids)
         notes = (weight_note,) if weight_note else ()
         return cls.from_model(model, np.array(weights, dtype=float), notes, self.positions)
+
+    def _engine_and_env(self, index: int, engine: dict[str, Any], env: dict[str, str]) -> None:
+        """Engine keys that vLLM would read as one option, environment names a shell could not
+        set, and NUL characters (no process argument or variable can hold one) are refused."""
+        spelled: dict[str, str] = {}
+        for key, value in engine.items():
+            path = ("candidates", index, "engine", key)
+            option = str(key).replace("-", "_")  # how vLLM's parser (and render) reads the key
+            if option in spelled:
+                self.fail(path, f"engine key '{key}' is the same vLLM option as '{spelled[option]}' "
+                                "above (--" + option.replace("_", "-") + "); keep one of them",
+                          key=True)
+            spelled[option] = str(key)
+            if _holds_nul(value) or "\x00" in str(key):
+                self.fail(path, "a NUL character cannot be passed to vLLM; remove it")
+        for key, value in env.items():
+            path = ("candidates", index, "env", key)
+            if not ENV_NAME.fullmatch(key):
+                self.fail(path, f"'{key}' is not an environment variable name: use letters, digits "
+                                "and _, not starting with a digit", key=True)
+            if "\x00" in value:
+                self.fail(path, "a NUL character cannot be passed in an environment variable; "
+                                "remove it")
 
     def _unique(self, ids: list[str], section: str) -> list[str]:
         seen: dict[str, int] = {}
@@ -190,6 +215,11 @@ class _Checker:
                 self.fail(path, f"{value} is not a finite number")
             if value <= 0:
                 self.fail(path, f"weight {value:g} must be positive (drop the criterion instead)")
+            if not MIN_WEIGHT <= value <= MAX_WEIGHT:
+                # normalising divides by the sum: beyond these, the sum overflows or a share
+                # underflows to 0, and the ranking would rest on inf or NaN
+                self.fail(path, f"weight {value:g} is outside {MIN_WEIGHT:g}..{MAX_WEIGHT:g}, the "
+                                "range weights can be normalised in; scale the weights together")
             raw.append(float(value))
         total = sum(raw)
         if abs(total - 1.0) <= WEIGHT_SUM_TOLERANCE:
@@ -273,6 +303,16 @@ class _Checker:
             problem = weight_region(ids, spec.weight_bounds, spec.importance_order).conflict(ids)
             if problem:
                 self.fail((*base, "importance_order"), problem)
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def _is_model_tag(part: Any) -> bool:

@@ -7,10 +7,12 @@ the file to each other (every candidate scores every criterion, weights add up) 
 
 from __future__ import annotations
 
+import re
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -19,9 +21,18 @@ from pydantic import (
     model_validator,
 )
 
+from stackdecide.model.metrics import MAX_COUNT, MAX_MEASURED
+
 SCHEMA_ID = "stackdecide/v1"
+# The largest magnitude of a number in a decision file: scores are normalised by
+# (score - low) / (high - low), weights by their sum, value functions by differences of raw values.
+# Near float's limit (1.8e308) those overflow to inf and then NaN, which would rank as a winner.
+# The bound is the one measured values have, since value functions compare the two.
+MAX_MAGNITUDE = MAX_MEASURED
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)]
+# A name a POSIX shell can set: what a candidate's ``env`` keys must be (checked in the loader).
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _reject_bool(value: Any) -> Any:
@@ -31,7 +42,30 @@ def _reject_bool(value: Any) -> Any:
     return value
 
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_reject_bool)]
+def _within_magnitude(value: float) -> float:
+    if abs(value) > MAX_MAGNITUDE:
+        raise ValueError(f"beyond ±{MAX_MAGNITUDE:g}, the largest number stackdecide scores with "
+                         "(float arithmetic overflows on larger ones); use a smaller unit or scale")
+    return value
+
+
+def _big_int_as_inf(value: Any) -> Any:
+    # An integer beyond float's range would make pydantic raise OverflowError (a traceback):
+    # refuse it here, at its place in the file.
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1000:
+        digits = int(value.bit_length() * 0.30103) + 1
+        raise ValueError(f"a number of about {digits} digits is beyond ±{MAX_MAGNITUDE:g}, the "
+                         "largest number stackdecide scores with")
+    return value
+
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_reject_bool),
+                        BeforeValidator(_big_int_as_inf), AfterValidator(_within_magnitude)]
+Positive = Annotated[float, Field(gt=0, le=MAX_MAGNITUDE, allow_inf_nan=False),
+                     BeforeValidator(_big_int_as_inf)]
+NonNegative = Annotated[float, Field(ge=0, le=MAX_MAGNITUDE, allow_inf_nan=False),
+                        BeforeValidator(_big_int_as_inf)]
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
 
 
 class _Strict(BaseModel):
@@ -65,10 +99,10 @@ class Range(_Strict):
 
 class Hardware(_Strict):
     gpu: str
-    vram_gb: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
-    count: Annotated[int, Field(ge=1)] = 1
+    vram_gb: Positive | None = None
+    count: Count = 1
     compute_capability: str | None = None
-    memory_bandwidth_gb_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    memory_bandwidth_gb_s: Positive | None = None
 
 
 class ModelSpec(_Strict):
@@ -81,7 +115,7 @@ class Targets(_Strict):
     decode_tok_s: Range | None = None
     prefill_tok_s: Range | None = None
     vram_gb: Range | None = None
-    context_tokens: Annotated[int, Field(ge=1)] | None = None
+    context_tokens: Count | None = None
 
 
 class DecisionMeta(_Strict):
@@ -112,7 +146,7 @@ class Measure(_Strict):
     best: FiniteFloat | None = None  # linear: raw value that scores the scale's best end
     points: list[tuple[FiniteFloat, FiniteFloat]] | None = None  # piecewise: (raw, score) pairs
     target: Range | None = None  # target: full score inside the range
-    falloff: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None  # target: raw distance to 0
+    falloff: Positive | None = None  # target: raw distance to 0
     penalize: Literal["both", "below", "above"] = "both"  # target: which side of the range loses score
     scenario: dict[str, Any] = {}  # evidence must match these scenario parameters
 
@@ -139,14 +173,14 @@ class Criterion(_Strict):
     scale: Range = Range(low=0, high=10)
     description: str | None = None
     measure: Measure | None = None
-    uncertainty: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None  # ± scale units
+    uncertainty: NonNegative | None = None  # ± scale units
 
     @field_validator("weight", mode="before")
     @classmethod
     def _no_bool(cls, value: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError("weight must be a number such as 0.35, 35 or '35%'")
-        return value
+        return _big_int_as_inf(value)
 
     @property
     def label(self) -> str:
@@ -178,7 +212,7 @@ class Candidate(_Strict):
     engine: dict[str, Any] = {}  # vLLM engine arguments, as the source wrote them
     env: dict[str, str] = {}
     scores: dict[str, FiniteFloat] = {}
-    uncertainty: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = {}
+    uncertainty: dict[str, NonNegative] = {}
     reported_total: FiniteFloat | None = None
     notes: str | None = None
 
@@ -217,10 +251,10 @@ class BenchScenario(_Strict):
     """One benchmark run of the feedback loop; unset values take the scenario's defaults."""
 
     scenario: Literal["decode", "prefill", "throughput"]
-    concurrency: list[Annotated[int, Field(ge=1)]] | None = None
-    input_len: Annotated[int, Field(ge=1)] | None = None
-    output_len: Annotated[int, Field(ge=1)] | None = None
-    num_prompts: Annotated[int, Field(ge=1)] | None = None
+    concurrency: list[Count] | None = None
+    input_len: Count | None = None
+    output_len: Count | None = None
+    num_prompts: Count | None = None
 
 
 class BenchmarkSpec(_Strict):
@@ -231,7 +265,7 @@ class BenchmarkSpec(_Strict):
 
 
 class AuditSpec(_Strict):
-    tolerance: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.05  # points of 100
+    tolerance: NonNegative = 0.05  # points of 100
 
 
 class DecisionFile(_Strict):

@@ -85,7 +85,7 @@ def sensitivity_to_dict(result: Sensitivity) -> dict[str, Any]:
 
 
 def render_json(result: Sensitivity) -> str:
-    return json.dumps(sensitivity_to_dict(result), indent=2) + "\n"
+    return json.dumps(sensitivity_to_dict(result), indent=2, allow_nan=False) + "\n"
 
 
 def _pct(value: float) -> str:
