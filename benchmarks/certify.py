@@ -154,6 +154,7 @@ def race(rng: np.random.Generator, true_raw: np.ndarray, rel_sd: np.ndarray) -> 
 
 
 def trial(seed: np.random.SeedSequence, gap: float, rel_sd: np.ndarray) -> tuple[float, ...]:
+    """One decision: (a correct, a launches, b correct, b launches, c correct, c launches, c certified)."""
     rng = np.random.default_rng(seed)
     m = int(rng.integers(3, 6))
     true_raw, winner = make_decision(rng, m, gap, rel_sd)
@@ -213,6 +214,8 @@ def main() -> None:
     results = run_all(args.trials, args.seed, args.jobs, args.noise_scale)
     print(f"{args.trials} decisions per gap level, m = 3..5, seed {args.seed}, confidence {CONFIDENCE}, "
           f"true noise {args.noise_scale:g} x measured spreads")
+    print("σ = SD of one launch's weighted total; vs (b) = launches / launches of (b); "
+          "calibration = share correct among certified ± binomial SE")
     print(f"{'gap/σ':>8} {'strategy':<11} {'correct':>8} {'launches':>9} {'vs (b)':>8} "
           f"{'certified':>10} {'calibration':>12}")
     for gap, r in zip(GAPS, results, strict=True):

@@ -144,9 +144,11 @@ def until_certain(decision: Decision, store: EvidenceStore, options: LaunchOptio
         if action.dropped:
             say(f"dropped (cannot win with meaningful probability): {', '.join(action.dropped)}")
         launch_started = time.monotonic()
+        # prompts of their own for every launch, also across resumed runs of the same race
+        launch_seed = int(np.random.SeedSequence([seed, int(sure.launches()[action.candidate]),
+                                                  len(store.load())]).generate_state(1)[0])
         measurements.append(measure(decision, action.candidate, store, options, notify=say,
-                                    bench_progress=bench_progress,
-                                    seed=int(rng.integers(2**31))))
+                                    bench_progress=bench_progress, seed=launch_seed))
         durations.append(time.monotonic() - launch_started)
         sure, action = assess()
         say("P(best): " + ", ".join(f"{cid} {p:.2f}" for cid, p in sorted(

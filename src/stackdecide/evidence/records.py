@@ -102,7 +102,8 @@ class EvidenceRecord(_Frozen):
     @model_validator(mode="before")
     @classmethod
     def _default_unit(cls, data: Any) -> Any:
-        if isinstance(data, Mapping) and not data.get("unit") and data.get("metric") in METRICS:
+        metric = data.get("metric") if isinstance(data, Mapping) else None
+        if isinstance(metric, str) and metric in METRICS and not data.get("unit"):
             return {**data, "unit": METRICS[data["metric"]].unit}
         return data
 

@@ -281,7 +281,7 @@ class EvidenceStore:
 
     def _error(self, what: str, exc: sqlite3.Error) -> EvidenceError:
         hint = ""
-        if "readonly" in str(exc) or "read-only" in str(exc):
+        if any(word in str(exc) for word in ("readonly", "read-only", "unable to open")):
             hint = ("; the store cannot be written here: check the permissions of the file and "
                     "its folder, or pass --evidence with a store you can write")
         return EvidenceError(f"{what}: {exc}{hint}", self._where)

@@ -107,7 +107,7 @@ def port_state(host: str, port: int) -> PortState:
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 return PortState(host, port, False, error=exc.strerror or str(exc))
-        except (UnicodeError, ValueError, OverflowError) as exc:
+        except (UnicodeError, ValueError, TypeError, OverflowError) as exc:
             # a name IDNA cannot encode (a label over 63 characters), a NUL byte, a bad port
             return PortState(host, port, False, error=str(exc) or type(exc).__name__)
     return PortState(host, port, True, _listeners(port))

@@ -162,7 +162,11 @@ def read_text(path: Path) -> str:
 def load_yaml(text: str, file: str) -> tuple[Any, Positions]:
     """Parse one YAML document safely; returns the value and the positions of its parts."""
     positions = Positions(file)
-    loader = _SafeComposer(text)
+    try:
+        # the reader checks every character when it is made: a control character raises here
+        loader = _SafeComposer(text)
+    except yaml.reader.ReaderError as exc:
+        raise _unreadable(exc, text, file) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -175,6 +179,8 @@ def load_yaml(text: str, file: str) -> tuple[Any, Positions]:
         problem = exc.problem or exc.context or "invalid YAML"
         raise DecisionFileError(f"YAML syntax error: {problem}", Location(file, line, column)) \
             from None
+    except yaml.reader.ReaderError as exc:
+        raise _unreadable(exc, text, file) from None
     except yaml.YAMLError as exc:
         raise DecisionFileError(f"YAML error: {exc}", Location(file)) from None
     except RecursionError:
@@ -182,3 +188,11 @@ def load_yaml(text: str, file: str) -> tuple[Any, Positions]:
     finally:
         loader.dispose()
 
+
+def _unreadable(exc: yaml.reader.ReaderError, text: str, file: str) -> DecisionFileError:
+    """A character YAML does not allow (a control character), at its line and column."""
+    before = text[: exc.position]
+    line = before.count("\n") + 1
+    column = exc.position - (before.rfind("\n") + 1) + 1
+    return DecisionFileError(f"character U+{exc.character:04X} is not allowed in YAML; remove it",
+                             Location(file, line, column))

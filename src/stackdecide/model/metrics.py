@@ -56,12 +56,21 @@ class Domain:
         reason = f" ({self.why})" if self.why else ""
         return f"{shown} is not a possible {what}: allowed are {self.describe(unit)}{reason}"
 
+    @property
+    def bound(self) -> str:
+        """The domain's defining bound, as the docs' metric table states it: ``> 0``, ``>= 0``,
+        ``0 or 1``, ``whole number >= 1`` (every domain also ends at ``high``)."""
+        if self.integer and (self.low, self.high) == (0.0, 1.0):
+            return "0 or 1"
+        kind = "whole number " if self.integer else ""
+        return f"{kind}{'>' if self.open_low else '>='} {self.low:g}"
+
     def describe(self, unit: str = "") -> str:
-        """``> 0 ms``, ``whole numbers >= 1``: the domain as the docs' metric table states it."""
+        """``> 0 ms, at most 1e+12 ms``: the whole domain, for messages."""
+        if self.integer and (self.low, self.high) == (0.0, 1.0):
+            return self.bound
         unit = f" {unit}" if unit and unit != "bool" else ""
-        kind = "whole numbers " if self.integer else ""
-        low = f"{'>' if self.open_low else '>='} {self.low:g}{unit}"
-        return f"{kind}{low} and <= {self.high:g}{unit}"
+        return f"{self.bound}{unit}, at most {self.high:g}{unit}"
 
 
 LATENCY = Domain(0.0, open_low=True, why="a latency cannot be zero or negative")

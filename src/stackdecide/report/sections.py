@@ -209,7 +209,7 @@ def certainty_section(report: Report) -> str:
         cells.append([esc(cell.candidate), esc(cell.criterion), esc(cell.metric),
                       f"{est.center:.4g}", str(est.n), f"{est.low:.4g} – {est.high:.4g}",
                       f"{est.rel_sd:.1%}", esc("prior" if est.method == "prior"
-                                               else f"t, {est.dof:g} dof")])
+                                               else f"t, {est.dof:.3g} dof")])
     kind = "ok" if sure.verdict.kind == "certified" else "warning"
     body = (f'<p><span class="b {kind}">{esc(sure.verdict.kind)}</span> {esc(sure.verdict.text)}</p>'
             + table(["candidate", "P(best)", "P(rank 1..m)", "launches"], rows, "num")

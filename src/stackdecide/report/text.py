@@ -89,7 +89,7 @@ def _interval_text(found: CellEstimate | None) -> str:
     if found is None:
         return ""
     est = found.estimate
-    basis = "prior noise" if est.method == "prior" else f"t, {est.dof:g} dof"
+    basis = "prior noise" if est.method == "prior" else f"t, {est.dof:.3g} dof"
     return f"{est.low:.4g} .. {est.high:.4g} (±{est.rel_sd:.1%}/launch, {basis})"
 
 
