@@ -7,6 +7,7 @@ from stackdecide.cli import (
     launch,  # noqa: F401
     model,  # noqa: F401
     probe,  # noqa: F401
+    ps,  # noqa: F401
     report,  # noqa: F401
     score,  # noqa: F401  (registers its commands on main)
     sensitivity,  # noqa: F401

@@ -16,6 +16,7 @@ from stackdecide.audit import engine_config
 from stackdecide.decision import Decision
 from stackdecide.errors import EngineError, StackdecideError
 from stackdecide.launch import preflight
+from stackdecide.launch.leftovers import live_runs
 from stackdecide.launch.process import DEFAULT_GRACE_S
 from stackdecide.launch.runs import LaunchOutcome, engine_sha256, runs_dir
 from stackdecide.model.problems import Problem, errors
@@ -203,10 +204,11 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
         problems += command.problems
     problems += preflight.static_problems(engine, env, model, target, spec)
     visible = next((g for g in gpu.gpus if g.index == preflight.visible_gpu_index()), None)
+    leftovers = live_runs()
     problems += preflight.check_free_memory(engine, visible,
                                             preflight.parser_default_utilization(spec),
-                                            _process_groups(visible))
-    problems += preflight.check_port(preflight.port_state(options.host, port))
+                                            _process_groups(visible), leftovers)
+    problems += preflight.check_port(preflight.port_state(options.host, port), leftovers)
     problems += preflight.check_stack(candidate.stack, runtime)
     return LaunchPlan(candidate_id, decision.source_file, engine, env,
                       engine_sha256(candidate.engine, candidate.env), command, tuple(problems),

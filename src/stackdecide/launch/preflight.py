@@ -13,7 +13,7 @@ import errno
 import ipaddress
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from stackdecide.audit import engine_config
 from stackdecide.audit.engine_config import ModelFacts, TargetHardware, file_hardware
 from stackdecide.facts.memory import gib
 from stackdecide.facts.pins import pin_matches
+from stackdecide.launch.leftovers import LiveRun, run_of_pid
 from stackdecide.model.problems import Problem
 from stackdecide.model.schema import Hardware, Stack
 from stackdecide.vllm.args import VllmArgSpec
@@ -71,8 +72,10 @@ def parser_default_utilization(spec: VllmArgSpec | None) -> float:
 
 def check_free_memory(engine: Mapping[str, Any], gpu: GpuInfo | None,
                       default_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
-                      process_groups: Mapping[int, int] | None = None) -> list[Problem]:
-    """vLLM needs ``gpu_memory_utilization`` x total to be free when it starts."""
+                      process_groups: Mapping[int, int] | None = None,
+                      runs: Sequence[LiveRun] = ()) -> list[Problem]:
+    """vLLM needs ``gpu_memory_utilization`` x total to be free when it starts; ``runs`` name the
+    holders that are leftover servers of our own runs."""
     if gpu is None:
         return []
     utilization = engine.get("gpu_memory_utilization", default_utilization)
@@ -85,9 +88,10 @@ def check_free_memory(engine: Mapping[str, Any], gpu: GpuInfo | None,
         used = f" holds {gib(process.used_bytes)}" if process.used_bytes else ""
         group = (process_groups or {}).get(process.pid)
         group_text = f", process group {group}" if group else ""
-        holders.append(f"PID {process.pid} ({process.name or 'unknown'}{group_text}){used}")
-    who = ("; " + "; ".join(holders) + " — a leftover server? stop its process group "
-           "(kill -TERM -- -PGID)") if holders else ""
+        holders.append(f"PID {process.pid} ({process.name or 'unknown'}{group_text}"
+                       f"{_leftover(process.pid, runs)}){used}")
+    who = ("; " + "; ".join(holders) + " — a leftover server? `stackdecide ps` lists ours; "
+           "stop another's process group (kill -TERM -- -PGID)") if holders else ""
     return [Problem(
         "gpu-memory-busy",
         f"gpu_memory_utilization {utilization:g} asks for {gib(gpu.total_bytes * utilization)} of "
@@ -165,9 +169,14 @@ def check_host(host: str) -> list[Problem]:
                     "keep the default 127.0.0.1 unless that is intended", "--host", "warning")]
 
 
-def check_port(state: PortState) -> list[Problem]:
+def _leftover(pid: int, runs: Sequence[LiveRun]) -> str:
+    run = run_of_pid(pid, runs)
+    return f", a leftover server of run {run.name}: `stackdecide stop {run.name}`" if run else ""
+
+
+def check_port(state: PortState, runs: Sequence[LiveRun] = ()) -> list[Problem]:
     """Problems with the address the server will bind: its host (``check_host``: exposure, or no
-    address at all) and its port (held by another process)."""
+    address at all) and its port (held by another process; ``runs`` name our own leftovers)."""
     problems = check_host(state.host)
     if state.error is not None and not any(p.severity == "error" for p in problems):
         # nothing will listen there at all: the exposure warning would only add noise
@@ -176,8 +185,8 @@ def check_port(state: PortState) -> list[Problem]:
                             "--host")]
     if not state.in_use:
         return problems
-    who = "; held by " + ", ".join(f"PID {pid} ({command})" for pid, command in state.holders) \
-        if state.holders else ""
+    who = "; held by " + ", ".join(f"PID {pid} ({command}{_leftover(pid, runs)})"
+                                   for pid, command in state.holders) if state.holders else ""
     return [*problems, Problem("port-in-use", f"{state.host}:{state.port} is already in use{who}; "
                                "pass --port with a free port", "--port")]
 

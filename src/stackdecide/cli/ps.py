@@ -1,0 +1,49 @@
+"""`stackdecide ps` and `stackdecide stop`: servers of earlier runs that are still running."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from tabulate import tabulate
+
+from stackdecide.cli._app import handle_errors, main
+from stackdecide.launch.leftovers import LiveRun, live_runs, stop_run
+
+
+@main.command()
+@handle_errors
+def ps() -> None:
+    """List servers started from this directory (.stackdecide/) that are still running."""
+    runs = live_runs()
+    if not runs:
+        click.echo("no server of a run here is running")
+        return
+    rows = [[run.name, run.candidate_id, run.pgid, len(run.members), run.url or ""] for run in runs]
+    click.echo(tabulate(rows, headers=["run", "candidate", "process group", "processes", "url"],
+                        disable_numparse=True))
+
+
+@main.command()
+@click.argument("runs", nargs=-1, metavar="RUN...")
+@click.option("--all", "stop_all", is_flag=True, help="Stop every running server listed by ps.")
+@handle_errors
+def stop(runs: tuple[str, ...], stop_all: bool) -> None:
+    """Stop the servers of runs listed by `stackdecide ps` (whole process group, then recorded)."""
+    if bool(runs) == stop_all:
+        raise click.UsageError("pass RUN names (see `stackdecide ps`) or --all")
+    live = {run.name: run for run in live_runs()}
+    unknown = [name for name in runs if name not in live]
+    if unknown:
+        click.echo(f"error: not a running server of a run here: {', '.join(unknown)} "
+                   f"(running: {', '.join(live) or 'none'})", err=True)
+        sys.exit(2)
+    chosen: list[LiveRun] = list(live.values()) if stop_all else [live[name] for name in runs]
+    for run in chosen:
+        report = stop_run(run)
+        left = f"; still alive: {list(report.left)}" if report.left else ""
+        click.echo(f"stopped {run.name} (process group {run.pgid}, "
+                   f"{report.signal or 'already gone'}, {report.waited_s:.1f} s){left}")
+    if any(stop_run_left := [run for run in chosen if live_runs([run.run_dir])]):
+        click.echo(f"error: {len(stop_run_left)} server(s) could not be stopped", err=True)
+        sys.exit(1)
