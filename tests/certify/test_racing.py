@@ -84,10 +84,15 @@ def test_drops_hopeless_candidates_from_the_duel() -> None:
     assert (kept.candidate, kept.dropped) == ("c", ())
 
 
-def test_confident_leader_still_needs_replicates_of_its_contenders() -> None:
-    action = next_action(state([0.96, 0.03, 0.01], [2, 1, 1]))
-    assert action == Action("launch", "b", "launch b: 1 launch, 2 needed before certifying a (P = 0.96)",
+def test_confident_leader_still_needs_its_own_replicate() -> None:
+    action = next_action(state([0.96, 0.03, 0.01], [1, 2, 1]))
+    assert action == Action("launch", "a", "launch a: 1 launch, 2 needed before certifying a (P = 0.96)",
                             dropped=("c",))
+
+
+def test_contenders_on_one_launch_do_not_hold_back_a_replicated_leader() -> None:
+    action = next_action(state([0.96, 0.03, 0.01], [2, 1, 1]))
+    assert (action.kind, action.candidate) == ("certified", "a")
 
 
 def test_budget_spent_on_a_tie() -> None:
@@ -98,8 +103,8 @@ def test_budget_spent_on_a_tie() -> None:
 
 
 def test_budget_spent_before_the_replicates() -> None:
-    action = next_action(state([0.96, 0.04], [2, 1]), launches_used=6, max_launches=6)
-    assert action == Action("budget", None, "budget spent (6 of 6 launches): a leads (P = 0.96) but b has "
+    action = next_action(state([0.96, 0.04], [1, 2]), launches_used=6, max_launches=6)
+    assert action == Action("budget", None, "budget spent (6 of 6 launches): a leads (P = 0.96) but a has "
                                             "1 launch; 2 needed to certify", tied=(("a", 0.96), ("b", 0.04)))
 
 

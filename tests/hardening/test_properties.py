@@ -205,19 +205,19 @@ def test_the_base_decision_is_valid(tmp_path: Path) -> None:
     check_decision_text(DECISION_TEXT, tmp_path)
 
 
-@_settings(250)
+@_settings(400)
 @given(document=mutated(DECISION))
 def test_schema_any_value_anywhere(document: dict[str, Any], tmp_path: Path) -> None:
     check_decision_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), tmp_path)
 
 
-@_settings(200)
+@_settings(300)
 @given(text=spliced(DECISION_TEXT, YAML_PIECES))
 def test_yaml_loader_any_splice(text: str, tmp_path: Path) -> None:
     check_decision_text(text, tmp_path)
 
 
-@_settings(60)
+@_settings(100)
 @given(text=st.text(max_size=200))
 def test_yaml_loader_arbitrary_text(text: str, tmp_path: Path) -> None:
     check_decision_text(text, tmp_path)
@@ -248,19 +248,19 @@ def check_evidence_text(text: str, context: RunContext | None = None) -> None:
         json.loads(record.model_dump_json())
 
 
-@_settings(250)
+@_settings(400)
 @given(document=mutated(vllm_result(), most=4))
 def test_vllm_results_any_value_anywhere(document: dict[str, Any]) -> None:
     check_evidence_text(json.dumps(document), RunContext(candidate="a"))
 
 
-@_settings(150)
+@_settings(250)
 @given(document=mutated(EXPORT, most=4))
 def test_our_exports_any_value_anywhere(document: dict[str, Any]) -> None:
     check_evidence_text(json.dumps(document))
 
 
-@_settings(150)
+@_settings(250)
 @given(text=st.one_of(spliced(json.dumps(vllm_result()), JSON_PIECES),
                       spliced(json.dumps(RECORD) + "\n" + json.dumps(RECORD), JSON_PIECES)))
 def test_evidence_text_any_splice(text: str) -> None:

@@ -90,7 +90,8 @@ def test_a_sure_lead_on_one_launch_is_not_yet_certified() -> None:
     evidence = _evidence({"a": [300.0], "b": [150.0]})
     sure = certainty(decision.score(evidence=evidence), evidence)
     assert sure.verdict.kind == "tie" and sure.p_best["a"] > 0.99
-    assert "rests on 1 launch" in sure.verdict.text and "needs 2 launches" in sure.verdict.text
+    assert "a rests on 1 launch" in sure.verdict.text
+    assert "needs 2 launches of the leader" in sure.verdict.text
 
 
 def test_records_of_one_launch_are_one_replicate() -> None:

@@ -13,8 +13,9 @@ judged cells at their score (or within their stated ``uncertainty``), optionally
 the decision's weight region (SMAA), and ranks. P(best), the rank distribution and pairwise
 P(i beats k) are shares of draws (``certify.probability``).
 
-Verdict: **certified** when the leader's P(best) reaches the confidence and the leader and every
-contender rest on at least two launches (one launch says nothing about its own noise); otherwise a
+Verdict: **certified** when the leader's P(best) reaches the confidence and the leader rests on at
+least two launches (a lucky or broken single launch must not carry a certificate), the racing
+policy's rule (``certify.racing``); otherwise a
 **statistical tie** between the contenders (candidates with P(best) >= (1 - confidence) / m, the
 racing policy's rule), or ``judged`` when no cell is measured.
 """
@@ -203,7 +204,8 @@ def _verdict(ranking: Ranking, probabilities: RankProbabilities | None, launches
     contenders = sorted((i for i in range(len(ids)) if p_best[i] >= threshold or i == leader),
                         key=lambda i: (-p_best[i], i))
     tied = tuple((ids[i], float(p_best[i])) for i in contenders)
-    short = [ids[i] for i in contenders if launches[ids[i]] < MIN_REPLICATES]
+    short = [ids[i] for i in contenders
+             if launches[ids[i]] < (MIN_REPLICATES if i == leader else 1)]
     name, p = ids[leader], float(p_best[leader])
     if p >= confidence and not short:
         return Verdict("certified", name, tied, f"certified: {name} (P = {p:.2f})")
@@ -211,7 +213,7 @@ def _verdict(ranking: Ranking, probabilities: RankProbabilities | None, launches
         return Verdict("tie", name, tied, f"{name} leads (P = {p:.2f}) but not certified: "
                        + ", ".join(f"{cid} rests on {launches[cid]} launch"
                                    + ("es" if launches[cid] != 1 else "") for cid in short)
-                       + f"; a certificate needs {MIN_REPLICATES} launches of each contender "
+                       + f"; a certificate needs {MIN_REPLICATES} launches of the leader "
                        "(launch --until-certain)")
     names = [ids[i] for i in contenders]
     who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
