@@ -77,6 +77,7 @@ def report(file: str, html_path: Path | None, fmt: str | None, output: Path | No
     except OSError as exc:
         raise StackdecideError(f"cannot write {output}: {exc.strerror or exc}") from None
     winner = built.ranking.winner or "none"
-    verdict = f"; {built.certainty.verdict.text}" if built.certainty is not None else ""
-    click.echo(f"wrote {output} ({len(text.encode()) / 1024:.0f} KiB); "
-               f"{'leader' if verdict else 'winner'}: {winner}{verdict}")
+    sure = built.certainty
+    verdict = f"; {sure.verdict.text}" if sure is not None else ""
+    role = "leader" if sure is not None and sure.verdict.kind == "tie" else "winner"
+    click.echo(f"wrote {output} ({len(text.encode()) / 1024:.0f} KiB); {role}: {winner}{verdict}")

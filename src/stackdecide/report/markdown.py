@@ -59,9 +59,7 @@ def _fence(text: str, lang: str = "") -> str:
     return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
 
 
-def render_markdown(report: Report) -> str:
-    """Summary, ranking, evidence before/after, measured cells, roofline, audit, robustness and
-    the winner's engine configuration."""
+def _summary(report: Report) -> list[str]:
     decision, ranking = report.decision, report.ranking
     meta = decision.model.decision
     out = [f"## {md(decision.title)}"]
@@ -71,16 +69,21 @@ def render_markdown(report: Report) -> str:
     winner = ranking.winner
     smaa, flips = report.sensitivity.smaa, report.sensitivity.flips
     cells = len(decision.candidates) * len(decision.criteria)
+    sure = report.certainty
     if winner is None:
         out.append("**Winner: none** (every candidate breaks a constraint)")
     else:
-        line = (f"**Winner: {md(decision.candidate(winner).label)}** (`{md(winner)}`), "
+        title = "Leader, not certified" if sure is not None and sure.verdict.kind == "tie" \
+            else "Winner"
+        line = (f"**{title}: {md(decision.candidate(winner).label)}** (`{md(winner)}`), "
                 f"{ranking.total(winner):.2f} of 100 by {METHODS[ranking.method].label}")
         feasible = [int(i) for i in ranking.order if ranking.ranks[i] > 0]
         if len(feasible) > 1:
             runner = decision.candidate_ids[feasible[1]]
             line += f", {ranking.total(winner) - ranking.total(runner):.2f} points ahead of `{md(runner)}`"
         out.append(line + ".")
+        if sure is not None:
+            out.append(f"Under measurement noise: {md(sure.verdict.text)}.")
     first = float(smaa.first_rank[decision.candidate_index(flips.winner)])
     aside = " constraints aside" if ranking.infeasible else ""
     out.append(f"`{md(flips.winner)}` wins under {_pct(first)} of {smaa.samples:,} sampled "
@@ -93,34 +96,49 @@ def render_markdown(report: Report) -> str:
     out.append(_table([md(h) for h in headers], [[md(c) for c in row] for row in rows]))
     for candidate_id, reasons in ranking.infeasible.items():
         out.append(f"\ninfeasible: `{md(candidate_id)}`: {md('; '.join(reasons))}")
+    return out
 
+
+def _evidence(report: Report) -> list[str]:
+    """Before/after, the measured cells with their launches and intervals, the roofline shares."""
+    decision, ranking = report.decision, report.ranking
+    out: list[str] = []
     if report.judged is not None:
+        winner, judged_winner = ranking.winner, report.judged.winner
         out += ["", "### Before and after the evidence", ""]
-        judged_winner = report.judged.winner
         out.append(f"The evidence keeps `{md(winner)}` as the winner." if judged_winner == winner
                    else f"The evidence changes the winner from `{md(judged_winner)}` to "
                         f"`{md(winner)}`.")
         headers, rows = before_after_rows(report.judged, ranking)
         out += ["", "before: judged scores only (#rank); after: measured scores in their place", "",
                 _table([md(h) for h in headers], [[md(c) for c in row] for row in rows])]
-
+    sure = report.certainty
     measured_rows = []
     for i in ranking.order:
         for j, criterion in enumerate(decision.criteria):
             cell = ranking.cells[i][j]
-            if cell.measured:
-                measured_rows.append([
-                    md(decision.candidate_ids[i]), md(criterion.id), md(cell.metric or ""),
-                    f"{cell.raw:.4g} {md(cell.unit or '')}" if cell.raw is not None else "–",
-                    str(cell.samples), "–" if cell.spread is None else f"{cell.spread:.3g}",
-                    f"{'–' if cell.judged is None else f'{cell.judged:g}'} → {cell.score:.2f}",
-                    md(", ".join(cell.flags)) or "–",
-                    ", ".join(str(r) for r in cell.record_ids) or "–"])
+            if not cell.measured:
+                continue
+            found = sure.cells.get((decision.candidate_ids[i], criterion.id)) if sure else None
+            measured_rows.append([
+                md(decision.candidate_ids[i]), md(criterion.id), md(cell.metric or ""),
+                f"{cell.raw:.4g} {md(cell.unit or '')}" if cell.raw is not None else "–",
+                str(found.estimate.n) if found else str(cell.samples),
+                f"{found.estimate.low:.4g} – {found.estimate.high:.4g}" if found else "–",
+                f"{'–' if cell.judged is None else f'{cell.judged:g}'} → {cell.score:.2f}",
+                md(", ".join(cell.flags)) or "–",
+                ", ".join(str(r) for r in cell.record_ids) or "–"])
     if measured_rows:
+        interval = f"{sure.confidence:.0%} interval" if sure else "interval"
         out += ["", "### Measured cells", "",
-                _table(["candidate", "criterion", "metric", "median", "records", "spread",
+                _table(["candidate", "criterion", "metric", "median", "launches", interval,
                         "judged → score", "flags", "record ids"], measured_rows)]
-
+    if sure is not None and sure.probabilities is not None:
+        p = sure.probabilities
+        out += ["", "### Certainty", "", md(sure.verdict.text), "",
+                _table(["candidate", "P(best)", "launches"], [
+                    [md(ranking.candidate_ids[i]), f"{p.p_best[i]:.3f}",
+                     str(sure.launches()[ranking.candidate_ids[i]])] for i in ranking.order])]
     roofline = report.roofline.measurements
     if roofline:
         out += ["", "### Measurements against the roofline", "",
@@ -129,16 +147,22 @@ def render_markdown(report: Report) -> str:
                      "–" if r.ceiling is None else f"{r.ceiling:,.1f}",
                      "–" if r.percent is None else f"{r.percent:.0f}%", md(r.basis)]
                     for r in roofline])]
+    return out
 
-    out += ["", "### Audit", ""]
-    if ranking.findings:
-        out += [f"- **{f.severity}** `{md(f.code)}`"
-                + (f" ({md(f.where)})" if f.where else "") + f": {md(f.message)}"
-                for f in ranking.findings]
-    else:
-        out.append("no findings")
 
-    out += ["", "### Robustness", "", f"on the {md(report.sensitivity_basis)}", ""]
+def _audit(report: Report) -> list[str]:
+    findings = report.ranking.findings
+    out = ["", "### Audit", ""]
+    if not findings:
+        return [*out, "no findings"]
+    return out + [f"- **{f.severity}** `{md(f.code)}`" + (f" ({md(f.where)})" if f.where else "")
+                  + f": {md(f.message)}" for f in findings]
+
+
+def _robustness(report: Report) -> list[str]:
+    decision = report.decision
+    smaa, flips = report.sensitivity.smaa, report.sensitivity.flips
+    out = ["", "### Robustness", "", f"on the {md(report.sensitivity_basis)}", ""]
     nearest = flips.nearest
     if nearest is not None and nearest.threshold is not None:
         verb = "raise" if nearest.direction == "increase" else "lower"
@@ -159,32 +183,45 @@ def render_markdown(report: Report) -> str:
             _table(["candidate", *[f"rank {r + 1}" for r in range(shown)]], smaa_rows)]
     if len(order) > SMAA_ROWS:
         out.append(f"\n({len(order) - SMAA_ROWS} more candidates in the HTML report)")
+    return out
 
+
+def _engine_config(report: Report) -> list[str]:
     config = report.winner_config
-    if config is not None:
-        out += ["", f"### Engine configuration of `{md(config.candidate)}`", ""]
-        if config.stack:
-            pins = [f"{k} {', '.join(v) if isinstance(v, list) else v}"
-                    for k, v in config.stack.items()]
-            out.append("stack: " + ", ".join(code(p) for p in pins))
-        if config.refused:
-            out += ["", "**`stackdecide launch` would refuse this configuration** (errors below)."]
-        command = config.command
-        if command is not None:
-            out += ["", f"{md(config.command_note)}:", "", _fence(command_lines(command), "sh")]
-            if command.problems:
-                out += [""] + [_problem(p) for p in command.problems]
-        elif config.engine_yaml:
-            if config.env:
-                out += ["", _fence("\n".join(f"{k}={v}" for k, v in config.env.items()), "sh")]
-            why = f" ({md(config.command_note)})" if config.command_note else ""
-            out += ["", f"engine arguments as written in the decision file, not rendered for a "
-                        f"vLLM{why}:", "", _fence(config.engine_yaml, "yaml")]
-        if config.checks:
-            out += ["", f"checks on the decision's hardware ({md(config.checks_basis)}):", ""]
-            out += [_problem(p) for p in config.checks]
-    if ranking.notes:
-        out += ["", f"<details><summary>Notes ({len(ranking.notes)})</summary>", ""]
-        out += [f"- {md(note)}" for note in ranking.notes]
+    if config is None:
+        return []
+    out = ["", f"### Engine configuration of `{md(config.candidate)}`", ""]
+    if config.stack:
+        pins = [f"{k} {', '.join(v) if isinstance(v, list) else v}"
+                for k, v in config.stack.items()]
+        out.append("stack: " + ", ".join(code(p) for p in pins))
+    if config.refused:
+        out += ["", "**`stackdecide launch` would refuse this configuration** (errors below)."]
+    command = config.command
+    if command is not None:
+        out += ["", f"{md(config.command_note)}:", "", _fence(command_lines(command), "sh")]
+        if command.problems:
+            out += ["", *[_problem(p) for p in command.problems]]
+    elif config.engine_yaml:
+        if config.env:
+            out += ["", _fence("\n".join(f"{k}={v}" for k, v in config.env.items()), "sh")]
+        why = f" ({md(config.command_note)})" if config.command_note else ""
+        out += ["", f"engine arguments as written in the decision file, not rendered for a "
+                    f"vLLM{why}:", "", _fence(config.engine_yaml, "yaml")]
+    if config.checks:
+        out += ["", f"checks on the decision's hardware ({md(config.checks_basis)}):", ""]
+        out += [_problem(p) for p in config.checks]
+    return out
+
+
+def render_markdown(report: Report) -> str:
+    """Summary, ranking, evidence before/after, measured cells and certainty, roofline, audit,
+    robustness and the winner's engine configuration."""
+    out = [*_summary(report), *_evidence(report), *_audit(report), *_robustness(report),
+           *_engine_config(report)]
+    notes = report.ranking.notes
+    if notes:
+        out += ["", f"<details><summary>Notes ({len(notes)})</summary>", ""]
+        out += [f"- {md(note)}" for note in notes]
         out += ["", "</details>"]
     return "\n".join(out) + "\n"
