@@ -135,6 +135,12 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
                 m.error for m in result.measurements):
             sys.exit(1)
         return
+    _start_one(decision, chosen, options, store_path, dry_run, keep)
+
+
+def _start_one(decision: stackdecide.Decision, chosen: str, options: LaunchOptions,
+               store_path: str, dry_run: bool, keep: bool) -> None:
+    """Plan one candidate; print the plan (dry run), or start it and serve until Ctrl-C."""
     plan = plan_launch(decision, chosen, options)
     if dry_run:
         click.echo(render_plan(plan), nl=False)
@@ -157,8 +163,9 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
     click.echo(f"ready in {server.startup_s:.1f} s: {server.url} (model '{server.served_model_name}'"
                f"); run folder {server.run_dir}")
     if keep:
+        server.detach()
         click.echo(f"left running: PID {server.pid}, process group {server.pgid}; stop it with\n"
-                   f"  kill -TERM -- -{server.pgid}")
+                   f"  stackdecide stop {server.run_dir.name}   (or kill -TERM -- -{server.pgid})")
         return
     click.echo("serving; Ctrl-C stops it", err=True)
     end = serve_until_interrupted(server)
