@@ -159,6 +159,9 @@ class _Checker:
                 parse_constraint(text)
             except ValueError as exc:
                 self.fail(("constraints", i), str(exc))
+        for metric in model.benchmark.noise:
+            if metric not in METRICS:
+                self.fail(("benchmark", "noise", metric), unknown_metric_message(metric), key=True)
         self._sensitivity(model, criteria_ids)
         notes = (weight_note,) if weight_note else ()
         return cls.from_model(model, np.array(weights, dtype=float), notes, self.positions)

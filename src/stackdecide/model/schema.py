@@ -262,6 +262,10 @@ class BenchmarkSpec(_Strict):
 
     scenarios: Annotated[list[BenchScenario], Field(min_length=1)] = [
         BenchScenario(scenario="decode"), BenchScenario(scenario="throughput")]
+    # Expected relative SD of one launch per metric on this hardware (restart to restart), e.g.
+    # {output_tok_s: 0.25} on a shared CPU; metrics not named use the GPU-measured defaults
+    # (docs/metrics.md, "Certainty").
+    noise: dict[str, Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]] = {}
 
 
 class AuditSpec(_Strict):

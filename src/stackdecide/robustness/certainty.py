@@ -31,6 +31,7 @@ import numpy as np
 
 from stackdecide.certify.probability import RankProbabilities, rank_probabilities
 from stackdecide.certify.uncertainty import (
+    DEFAULT_PRIOR_STRENGTH,
     Estimate,
     estimate,
     pooled_rel_sd,
@@ -151,13 +152,16 @@ def cell_estimates(ranking: Ranking, evidence: EvidenceSet,
             if cell.measured and records and not METRICS[str(cell.metric)].boolean \
                     and all(r.value != 0 for r in records):
                 replicates[i] = replicate_values(records)
+        stated = decision.model.benchmark.noise
         for i, (values, sources) in replicates.items():
             metric = str(ranking.cells[i][j].metric)
             pooled, dof = pooled_rel_sd([v for k, (v, _) in replicates.items() if k != i])
+            # noise the decision states for its hardware outranks the GPU-measured default prior
+            prior = (stated[metric], DEFAULT_PRIOR_STRENGTH) if metric in stated else \
+                (prior_rel_sd_for(metric), prior_strength_for(metric))
             found[(decision.candidate_ids[i], criterion.id)] = CellEstimate(
                 decision.candidate_ids[i], criterion.id, metric, values, sources,
-                estimate(values, confidence, prior_rel_sd_for(metric), prior_strength_for(metric),
-                         pooled if dof else None, dof))
+                estimate(values, confidence, *prior, pooled if dof else None, dof))
     return found
 
 
