@@ -56,11 +56,12 @@ def sensitivity(decision: DecisionMatrix, *, evidence: EvidenceSet | None = None
     if method != "wsm":
         raise StackdecideError(f"sensitivity analyses the weighted sum (method 'wsm'), not '{method}': "
                                "flip distances are exact only for a sum that is linear in the weights")
-    analysed = decision
-    if evidence is not None:
-        ranking = scoring.score(decision, method, evidence, any_hardware)
-        analysed = scoring.measured_decision(decision, ranking)
-    return analyze(analysed, samples=samples, seed=seed)
+    if evidence is None:
+        return analyze(decision, samples=samples, seed=seed)
+    ranking = scoring.score(decision, method, evidence, any_hardware)
+    basis = f"scores ranked with evidence ({ranking.measured_cells} measured, the rest judged)"
+    return analyze(scoring.measured_decision(decision, ranking), samples=samples, seed=seed,
+                   basis=basis)
 
 
 def load(path: str | Path) -> Decision:

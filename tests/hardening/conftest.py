@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from stackdecide.cli import main
+
+
+@pytest.fixture(autouse=True)
+def in_a_scratch_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``score`` remembers the decision it scored in ./.stackdecide: keep that out of the
+    checkout, where ``launch`` without FILE would pick it up."""
+    monkeypatch.chdir(tmp_path)
 
 DECISION = """\
 schema: stackdecide/v1

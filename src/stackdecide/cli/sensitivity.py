@@ -5,8 +5,14 @@ from __future__ import annotations
 import click
 
 import stackdecide
-from stackdecide.cli._app import decision_argument, handle_errors, main
-from stackdecide.robustness import analyze
+from stackdecide.cli._app import (
+    any_hardware_option,
+    decision_argument,
+    handle_errors,
+    main,
+    method_option,
+)
+from stackdecide.evidence.store import load_evidence
 from stackdecide.robustness.report import render
 
 
@@ -18,8 +24,14 @@ from stackdecide.robustness.report import render
               help="Random seed; the same file, samples and seed give the same numbers.")
 @click.option("--format", "fmt", type=click.Choice(("table", "markdown", "json")),
               default="table", show_default=True, help="Output format.")
+@click.option("--evidence", "evidence_path", type=click.Path(dir_okay=False),
+              help="Evidence database: analyse the measured ranking `score --evidence` prints "
+                   "(measured cells in place of judged ones), as the HTML report does.")
+@any_hardware_option()
+@method_option()
 @handle_errors
-def sensitivity(file: str, samples: int | None, seed: int, fmt: str) -> None:
+def sensitivity(file: str, samples: int | None, seed: int, fmt: str, evidence_path: str | None,
+                any_hardware: bool, method: str) -> None:
     """How robust the winner of decision FILE is (weighted sum of judged scores).
 
     For each criterion: the weight at which the winner changes, raising or lowering it while the
@@ -28,4 +40,7 @@ def sensitivity(file: str, samples: int | None, seed: int, fmt: str) -> None:
     scores drawn within their stated uncertainty) that give each candidate each rank.
     """
     decision = stackdecide.load(file)
-    click.echo(render(analyze(decision, samples=samples, seed=seed), fmt), nl=False)
+    evidence = load_evidence(evidence_path) if evidence_path else None
+    result = stackdecide.sensitivity(decision, evidence=evidence, method=method, samples=samples,
+                                     seed=seed, any_hardware=any_hardware)
+    click.echo(render(result, fmt), nl=False)

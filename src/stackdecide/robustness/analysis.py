@@ -14,12 +14,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Sensitivity:
-    """Everything ``stackdecide sensitivity`` reports, under the weighted sum of judged scores."""
+    """Everything ``stackdecide sensitivity`` reports, under the weighted sum of ``basis``: the
+    judged scores, or the measured ranking's scores when evidence was given."""
 
     decision: DecisionMatrix
     flips: FlipDistances
     tradeoff: Tradeoff | None
     smaa: SmaaResult
+    basis: str = "judged scores"
 
     @property
     def winner(self) -> str:
@@ -33,8 +35,8 @@ class Sensitivity:
 
 
 def analyze(decision: DecisionMatrix, samples: int | None = None, seed: int | None = None,
-            chunk: int | None = None) -> Sensitivity:
+            chunk: int | None = None, basis: str = "judged scores") -> Sensitivity:
     """Flip distances, trade-off and SMAA-2 of a decision; ``samples`` defaults to the file's
     ``sensitivity.samples``; ``seed=None`` draws fresh entropy (recorded in the result)."""
     return Sensitivity(decision, flip_distances(decision), tradeoff(decision),
-                       run_smaa(decision, samples=samples, seed=seed, chunk=chunk))
+                       run_smaa(decision, samples=samples, seed=seed, chunk=chunk), basis)

@@ -195,7 +195,7 @@ def render_text(result: Sensitivity, tablefmt: str = "simple") -> str:
         return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
 
     lines = [f"## {decision.title}" if markdown else decision.title,
-             f"method: weighted sum of the judged scores; winner {flips.winner} "
+             f"method: weighted sum of the {result.basis}; winner {flips.winner} "
              f"({flips.totals[decision.candidate_index(flips.winner)] * 100:.2f})"
              + ("" if result.tradeoff is None else
                 f", runner-up {result.tradeoff.runner_up} by {result.tradeoff.margin:.2f} points")]
