@@ -179,27 +179,39 @@ class EvidenceStore:
             raise EvidenceError("not an evidence store (not an SQLite database)", self._where)
 
     def _connect_readonly(self) -> sqlite3.Connection:
-        """A connection that cannot write: no WAL switch, no migration, no journal created."""
-        uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=ro"
-        db = self._connect(uri)
-        try:
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-        except sqlite3.OperationalError as exc:
-            db.close()
-            if "unable to open" not in str(exc):
-                raise self._error("cannot read the evidence store", exc) from None
-            # A WAL store in a folder we cannot write, its -shm file gone: SQLite can open it
-            # only as immutable. A writer with more rights could still be adding records; this
-            # read may then miss the newest, and writes nothing either way.
-            db = self._connect(uri + "&immutable=1")
+        """A connection that reads and never writes: no WAL switch, no migration.
+
+        Tried in order, each when the one before cannot open the store:
+
+        1. read-write with ``query_only``: nothing can be written, and when it closes as the last
+           connection SQLite removes the -wal and -shm files of a WAL store, as a writer does (a
+           ``mode=ro`` connection cannot, and would leave them beside the store);
+        2. ``mode=ro``: a store whose file or folder may not be written;
+        3. ``mode=ro&immutable=1``: a WAL store in a folder that may not be written, its -shm file
+           gone, which SQLite opens no other way. A writer with more rights could still be adding
+           records: this read may then miss the newest, and writes nothing either way.
+        """
+        base = f"file:{urllib.parse.quote(str(self.path.absolute()))}"
+        for query in ("mode=rw", "mode=ro", "mode=ro&immutable=1"):
             try:
+                db = self._connect(f"{base}?{query}")
+            except EvidenceError:
+                continue
+            try:
+                db.execute("PRAGMA query_only = ON")
                 version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            except sqlite3.DatabaseError as again:
+                break
+            except sqlite3.OperationalError as exc:
                 db.close()
-                raise self._error("cannot read the evidence store", again) from None
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            raise self._error("not an evidence store", exc) from None
+                if not any(word in str(exc) for word in ("unable to open", "readonly",
+                                                         "read-only")):
+                    raise self._error("cannot read the evidence store", exc) from None
+            except sqlite3.DatabaseError as exc:
+                db.close()
+                raise self._error("not an evidence store", exc) from None
+        else:
+            raise EvidenceError("cannot open the evidence store for reading: check the "
+                                "permissions of the file and its folder", self._where)
         if version > SCHEMA_VERSION:
             db.close()
             raise EvidenceError(f"the store has schema version {version}, newer than this "
