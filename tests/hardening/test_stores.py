@@ -90,6 +90,16 @@ def test_reading_writes_nothing(rollback_journal_store: Path) -> None:
         ["evidence.db"]
 
 
+def test_reading_a_wal_store_leaves_nothing_beside_it(store: Path) -> None:
+    """A read-only connection cannot remove the -wal and -shm files it makes: where the folder
+    may be written, the reader connects read-write with ``query_only`` so that SQLite does."""
+    before = store.read_bytes()
+    assert cli(["evidence", "list", "--evidence", str(store)]).exit_code == 0
+    assert len(load_evidence(store)) == 300
+    assert [p.name for p in store.parent.iterdir()] == ["evidence.db"]
+    assert store.read_bytes() == before
+
+
 def test_an_empty_store_file_reads_as_no_records(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     path.touch()

@@ -6,9 +6,10 @@ each ``add`` in one ``BEGIN IMMEDIATE`` transaction: a batch is stored whole or 
 when the writing process is killed. Before its first write a connection runs SQLite's
 ``quick_check``: a damaged store is refused, never written to (a write could report success into
 pages that cannot be read back). Readers (``readonly=True``: ``evidence list``, ``export``,
-``score --evidence``) open the file read-only and change nothing, so a store on read-only media or
-without write permission can still be read. The schema is versioned with ``PRAGMA user_version`` and
-migrated forward on open; a store written by a newer stackdecide is refused, not damaged.
+``score --evidence``) open the file so that it cannot be written and change nothing, so a store on
+read-only media or without write permission can still be read. The schema is versioned with
+``PRAGMA user_version`` and migrated forward on open; a store written by a newer stackdecide is
+refused, not damaged.
 """
 
 from __future__ import annotations
