@@ -204,21 +204,27 @@ with launch_server(decision, "cpu-bf16", options) as server:
 """
 
 
-def test_ctrl_c_during_startup_stops_the_whole_group(tmp_path: Path) -> None:
-    require_vllm()
+def _launcher_until_engine(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
+    """A launcher process, once its engine core process is up; and the server's process group."""
     launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(CPU_DECISION),
                                  str(tmp_path)], stdout=subprocess.PIPE, text=True,
                                 cwd=ROOT)
     pgid = None
+    assert launcher.stdout is not None
+    for line in launcher.stdout:
+        event = json.loads(line)
+        if event["phase"] == "started":
+            pgid = int(event["line"].split("process group ")[1])
+        if event["phase"] == "engine":
+            break
+    assert pgid is not None and group_alive(pgid)
+    return launcher, pgid
+
+
+def test_ctrl_c_during_startup_stops_the_whole_group(tmp_path: Path) -> None:
+    require_vllm()
+    launcher, pgid = _launcher_until_engine(tmp_path)
     try:
-        assert launcher.stdout is not None
-        for line in launcher.stdout:
-            event = json.loads(line)
-            if event["phase"] == "started":
-                pgid = int(event["line"].split("process group ")[1])
-            if event["phase"] == "engine":  # the engine core process is up
-                break
-        assert pgid is not None and group_alive(pgid)
         launcher.send_signal(signal.SIGINT)
         launcher.wait(timeout=90)
     finally:
@@ -234,20 +240,8 @@ def test_ctrl_c_during_startup_stops_the_whole_group(tmp_path: Path) -> None:
 def test_sigkill_of_the_launcher_during_startup_leaves_no_engine(tmp_path: Path) -> None:
     """SIGKILL runs no handler: the supervisor sees its pipe close and stops the whole group."""
     require_vllm()
-    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(CPU_DECISION),
-                                 str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                                cwd=ROOT)
-    pgid = None
-    members: list[int] = []
+    launcher, pgid = _launcher_until_engine(tmp_path)
     try:
-        assert launcher.stdout is not None
-        for line in launcher.stdout:
-            event = json.loads(line)
-            if event["phase"] == "started":
-                pgid = int(event["line"].split("process group ")[1])
-            if event["phase"] == "engine":  # engine core and worker processes exist now
-                break
-        assert pgid is not None and group_alive(pgid)
         members = group_members(pgid)
         assert len(members) >= 2, members  # API server and engine core at least
         launcher.send_signal(signal.SIGKILL)
