@@ -121,8 +121,9 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
                         limits=RaceLimits(confidence, max_launches or 12,
                                           budget_min * 60 if budget_min else None),
                         seed=race_seed, any_hardware=any_hardware)
-        if not any(m.launched for m in race.measurements) and race.measurements:
-            sys.exit(1)
+        if race.measurements and (not any(m.launched for m in race.measurements)
+                                  or any(m.error for m in race.measurements)):
+            sys.exit(1)  # nothing started, or a benchmark was cut short (kept, flagged partial)
         return
     if bench:
         from stackdecide.cli._loop import run_loop
