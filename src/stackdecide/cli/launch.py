@@ -10,6 +10,7 @@ import click
 import stackdecide
 from stackdecide.cli._app import any_hardware_option, handle_errors, main
 from stackdecide.evidence.store import default_evidence_path
+from stackdecide.launch import preflight
 from stackdecide.launch.plan import (
     DEFAULT_TIMEOUT_S,
     LaunchOptions,
@@ -26,6 +27,14 @@ from stackdecide.model.problems import errors
 from stackdecide.race import RaceLimits
 from stackdecide.report.launch import progress_line, render_plan
 from stackdecide.robustness.certainty import DEFAULT_CONFIDENCE
+
+
+def _host(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Refuse an address that cannot be one (exit 2); warnings about exposure come with the plan."""
+    refused = [p.message for p in preflight.check_host(value) if p.severity == "error"]
+    if refused:
+        raise click.BadParameter("; ".join(refused))
+    return value
 
 
 def echo_progress(event: Progress) -> None:
@@ -47,7 +56,7 @@ def _record(store_path: str, outcome: LaunchOutcome) -> None:
 @click.option("--keep", is_flag=True,
               help="Leave the server running once ready and print how to stop it.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True,
+@click.option("--host", default="127.0.0.1", show_default=True, callback=_host,
               help="Address to bind; anything but loopback exposes the server.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT_S,
               show_default=True, help="Seconds to wait for readiness (first GPU starts compile "

@@ -196,7 +196,10 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
     except EngineError as exc:
         problems.append(Problem("vllm-unavailable", exc.message, "--python"))
         spec = None
-    port = options.port if options.port is not None else free_port(options.host)
+    host_errors = [p for p in preflight.check_host(options.host) if p.severity == "error"]
+    # a free port can only be asked of an address that can be bound; check_port says why not
+    port = options.port if options.port is not None or host_errors else free_port(options.host)
+    port = port or 0
     command = None
     if spec is not None:
         command = render(effective, spec, host=options.host, port=port,

@@ -63,7 +63,7 @@ def server_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
 
 def render(result: BenchResult, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(result.to_dict(), indent=1) + "\n"
+        return json.dumps(result.to_dict(), indent=1, allow_nan=False) + "\n"
     if fmt == "csv":
         lines = ["metric,value,unit,concurrency,input_len,output_len,num_prompts"]
         for row in result.metric_rows():
