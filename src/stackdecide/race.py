@@ -150,6 +150,13 @@ def until_certain(decision: Decision, store: EvidenceStore, options: LaunchOptio
         measurements.append(measure(decision, action.candidate, store, options, notify=say,
                                     bench_progress=bench_progress, seed=launch_seed))
         durations.append(time.monotonic() - launch_started)
+        outcome = measurements[-1].outcome
+        if outcome.fault == "environment":  # retrying would fail alike and teach nothing
+            sure, _ = assess()
+            action = Action("budget", None, f"stopped: {action.candidate} could not be measured "
+                            f"({outcome.failure}: {outcome.reason}); that is this machine's "
+                            "fault, not the candidate's: fix it and run again to resume")
+            break
         sure, action = assess()
         say("P(best): " + ", ".join(f"{cid} {p:.2f}" for cid, p in sorted(
             sure.p_best.items(), key=lambda item: -item[1]) if p >= 0.005))

@@ -117,3 +117,22 @@ def test_a_race_resumes_from_the_store(store: EvidenceStore,
     second = until_certain(decision, store, seed=0)
     assert second.certified == "a"
     assert len(second.measurements) == len(launched) - 2  # the first two were not repeated
+
+
+def test_an_environment_failure_stops_the_race_instead_of_retrying(
+        store: EvidenceStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    launched: list[str] = []
+
+    def busy_port(decision, candidate_id, store, options=None, *, notify=None,
+                  bench_progress=None, seed=0):
+        launched.append(candidate_id)
+        outcome = LaunchOutcome(ok=False, candidate_id=candidate_id, decision_file=None,
+                                engine_sha256="0" * 64, run_dir="run", failure="port_in_use",
+                                reason="the server's port is already taken")
+        return Measurement(candidate_id, outcome)
+
+    monkeypatch.setattr(race, "measure", busy_port)
+    result = until_certain(stackdecide.parse(THREE), store, seed=0)
+    assert len(launched) == 1 and len(store.load()) == 0
+    assert result.action.reason.startswith(f"stopped: {launched[0]} could not be measured "
+                                           "(port_in_use: the server's port is already taken)")
