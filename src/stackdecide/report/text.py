@@ -244,9 +244,9 @@ def render_before_after(before: Ranking, after: Ranking, tablefmt: str = "simple
     headers, rows = before_after_rows(before, after)
     lines = [tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True), ""]
     if before.winner == after.winner:
-        lines.append(f"winner unchanged: {after.winner}")
+        lines.append(f"first place unchanged: {after.winner}")
     else:
-        lines.append(f"winner changed: {before.winner} -> {after.winner}")
+        lines.append(f"first place changed: {before.winner} -> {after.winner}")
     return "\n".join(lines) + "\n"
 
 
