@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from stackdecide import scoring
-from stackdecide.errors import StackdecideError
 from stackdecide.evidence.records import EvidenceSet
 from stackdecide.model import loader
 from stackdecide.model.decision import DecisionMatrix
@@ -49,19 +48,18 @@ def sensitivity(decision: DecisionMatrix, *, evidence: EvidenceSet | None = None
                 any_hardware: bool = False) -> Sensitivity:
     """Flip distances, the winner's trade-off and SMAA-2 of the ranking ``score`` gives.
 
-    With ``evidence``, measured cells are analysed as measured (the same matrix ``score`` ranks),
-    so the CLI and the HTML report never disagree about robustness. Flip distances are exact for
-    the weighted sum only, so ``method`` must be ``wsm``.
+    ``method`` is the one ``score`` uses (``wsm``, ``wpm`` or ``topsis``): every part is computed
+    with that method's totals. Flip distances are exact for the weighted sum (its totals are linear
+    in each weight) and found numerically for the others: a 2,000-step scan of each weight, then
+    bisection to 1e-12. With ``evidence``, measured cells are analysed as measured (the same matrix
+    ``score`` ranks), so the CLI and the HTML report never disagree about robustness.
     """
-    if method != "wsm":
-        raise StackdecideError(f"sensitivity analyses the weighted sum (method 'wsm'), not '{method}': "
-                               "flip distances are exact only for a sum that is linear in the weights")
     if evidence is None:
-        return analyze(decision, samples=samples, seed=seed)
+        return analyze(decision, samples=samples, seed=seed, method=method)
     ranking = scoring.score(decision, method, evidence, any_hardware)
     basis = f"scores ranked with evidence ({ranking.measured_cells} measured, the rest judged)"
     return analyze(scoring.measured_decision(decision, ranking), samples=samples, seed=seed,
-                   basis=basis)
+                   basis=basis, method=method)
 
 
 def load(path: str | Path) -> Decision:

@@ -65,5 +65,6 @@ def test_sensitivity_with_evidence_analyses_the_measured_ranking() -> None:
     assert measured.winner == decision.score(evidence=evidence).winner == "bf16-flash-attn"
     assert measured.basis.startswith("scores ranked with evidence (20 measured")
     assert decision.sensitivity(evidence=evidence, samples=500).winner == "bf16-flash-attn"
-    with pytest.raises(stackdecide.StackdecideError, match="weighted sum"):
-        stackdecide.sensitivity(decision, method="wpm")
+    topsis = stackdecide.sensitivity(decision, evidence=evidence, method="topsis", samples=500)
+    assert topsis.method == "topsis"
+    assert topsis.winner == decision.score(method="topsis", evidence=evidence).winner

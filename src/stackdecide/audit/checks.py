@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stackdecide.audit.engine_config import check_launchability
+from stackdecide.audit.engine_config import check_hardware_facts, check_launchability
 from stackdecide.audit.targets import check_roofline_targets
 from stackdecide.mcda import methods
 from stackdecide.mcda.ahp import CONSISTENCY_LIMIT, ahp_weights, matrix_from_rows
@@ -86,7 +86,7 @@ def check_tied_winner(decision: DecisionMatrix, ranking: Ranking) -> list[Findin
 
 Check = Callable[["DecisionMatrix", "Ranking"], list[Finding]]
 CHECKS: list[Check] = [check_reported_totals, check_ahp_consistency, check_tied_winner,
-                       check_roofline_targets, check_launchability]
+                       check_hardware_facts, check_roofline_targets, check_launchability]
 
 
 def audit(decision: DecisionMatrix, ranking: Ranking) -> list[Finding]:

@@ -10,43 +10,27 @@ installed vLLM's facts added (``launch.preflight``).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from stackdecide.audit.models import FP8_NAME, ModelFacts, candidate_model, model_facts
 from stackdecide.facts import memory
+from stackdecide.facts.gpus import find_gpu
 from stackdecide.facts.memory import gib
-from stackdecide.facts.shapes import SHAPES, ModelShape, shape_from_config
 from stackdecide.model.findings import Finding
 from stackdecide.model.problems import Problem
-from stackdecide.model.schema import Hardware, ModelSpec
+from stackdecide.model.schema import Hardware
 
 if TYPE_CHECKING:
     from stackdecide.model.decision import DecisionMatrix
     from stackdecide.model.ranking import Ranking
 
-# Quantization methods whose checkpoints hold FP8 weights (vLLM's names).
-FP8_QUANTIZATION = frozenset({"fp8", "fp8_per_block", "fp8_per_tensor", "fp8_per_channel",
-                              "fbgemm_fp8", "ptpc_fp8", "deepseek_v4_fp8"})
-# Hub ids of FP8 checkpoints say so: Qwen/Qwen3-4B-Instruct-2507-FP8, RedHatAI/...-FP8-dynamic.
-FP8_NAME = re.compile(r"(^|[-_.])fp8($|[-_.])", re.IGNORECASE)  # matched on the last path part
+__all__ = ["FP8_NAME", "ModelFacts", "TargetHardware", "candidate_model", "model_facts"]
+
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # when the installed vLLM's default is unknown
 CPU_TARGETS = frozenset({"cpu", "none", "x86", "x86_64", "aarch64", "arm64"})
-
-
-@dataclass(frozen=True)
-class ModelFacts:
-    """What preflight knows about the model being served."""
-
-    id: str | None
-    shape: ModelShape | None
-    weights: str | None  # checkpoint format: bf16, fp8, fp8-block...
-    fp8_checkpoint: bool
-    fp8_reason: str | None  # which fact says the checkpoint is FP8
-    shape_source: str | None  # "decision.model.shape" or "<dir>/config.json"
 
 
 @dataclass(frozen=True)
@@ -57,63 +41,35 @@ class TargetHardware:
     total_bytes: float | None
     compute_capability: str | None
     source: str
-
-
-def _local_config(model: Any) -> tuple[dict[str, Any] | None, str | None]:
-    if not isinstance(model, str):
-        return None, None
-    path = Path(model) / "config.json"
-    try:
-        return json.loads(path.read_text()), str(path)
-    except (OSError, ValueError):
-        return None, None
-
-
-def model_facts(engine: Mapping[str, Any], spec: ModelSpec | None) -> ModelFacts:
-    """Combine the engine config, the decision's model block and a local config.json if any."""
-    config, config_path = _local_config(engine.get("model"))
-    shape: ModelShape | None = None
-    shape_source = None
-    if config is not None:
-        shape = shape_from_config(config, name=str(engine.get("model")))
-        shape_source = config_path if shape else None
-    if shape is None and spec is not None and spec.shape in SHAPES:
-        shape, shape_source = SHAPES[spec.shape], "decision.model.shape"
-    weights = spec.weights if spec else None
-    reason = None
-    quantization = str(engine.get("quantization") or "").lower()
-    quant_config = (config or {}).get("quantization_config") or {}
-    model_name = str(engine.get("model") or "")
-    # Facts about the candidate's own checkpoint outrank the decision-wide model.weights.
-    if str(quant_config.get("quant_method", "")).lower() == "fp8":
-        reason = f"{config_path} has quantization_config.quant_method fp8"
-        weights = "fp8-block" if quant_config.get("weight_block_size") else "fp8"
-    elif quantization in FP8_QUANTIZATION:
-        reason = f"engine.quantization is {quantization}"
-        weights = weights if weights and weights.lower().startswith("fp8") else "fp8"
-    elif config is None and FP8_NAME.search(model_name.rstrip("/").rsplit("/", 1)[-1]):
-        reason = f"the model id {model_name} names an FP8 checkpoint"
-        weights = weights if weights and weights.lower().startswith("fp8") else "fp8"
-    elif weights and weights.lower().startswith("fp8"):
-        reason = f"decision.model.weights is {weights}"
-    elif shape is not None and shape.quantization == "fp8-block":
-        reason = f"model shape {shape.name} is block-FP8"
-        weights = "fp8-block"
-    return ModelFacts(spec.id if spec else engine.get("model"), shape, weights, reason is not None,
-                      reason, shape_source)
+    filled: tuple[str, ...] = ()  # what came from the GPU table, not the decision file
+    name: str = ""
 
 
 def file_hardware(hardware: Hardware | None) -> TargetHardware | None:
-    """The target a decision file's ``hardware`` block describes (no GPU probed)."""
+    """The target a decision file's ``hardware`` block describes (no GPU probed); memory and
+    compute capability it leaves out come from the GPU table (``facts.gpus``), and ``filled``
+    says which."""
     if hardware is None:
         return None
     if hardware.gpu.strip().lower() in CPU_TARGETS:
-        return TargetHardware("cpu", None, None, "decision.hardware (CPU)")
-    total = hardware.vram_gb * memory.GIB if hardware.vram_gb else None
-    return TargetHardware("gpu", total, hardware.compute_capability,
-                          f"decision.hardware.vram_gb = {hardware.vram_gb:g} GiB ({hardware.gpu}; "
-                          "no GPU visible here)" if hardware.vram_gb else
-                          f"decision.hardware ({hardware.gpu}; no GPU visible here)")
+        return TargetHardware("cpu", None, None, "decision.hardware (CPU)", name="cpu")
+    spec = find_gpu(hardware.gpu)
+    vram, capability, filled = hardware.vram_gb, hardware.compute_capability, []
+    if vram is None and spec is not None:
+        vram = spec.memory_gb
+        filled.append(f"vram_gb {vram:g}")
+    if capability is None and spec is not None and spec.compute_capability:
+        capability = spec.compute_capability
+        filled.append(f"compute_capability {capability}")
+    if vram is None:
+        source = f"decision.hardware ({hardware.gpu}; no GPU visible here)"
+    elif hardware.vram_gb is None and spec is not None:
+        source = (f"the GPU table's {vram:g} GiB for {spec.name} (decision.hardware gives no "
+                  "vram_gb; no GPU visible here)")
+    else:
+        source = f"decision.hardware.vram_gb = {vram:g} GiB ({hardware.gpu}; no GPU visible here)"
+    return TargetHardware("gpu", vram * memory.GIB if vram else None, capability, source,
+                          tuple(filled), spec.name if spec else hardware.gpu)
 
 
 def parse_token_count(value: Any) -> int | None:
@@ -259,6 +215,40 @@ def check_kv_fits(engine: Mapping[str, Any], env: Mapping[str, str], model: Mode
         f"about {fits} tokens fit", "engine.max_model_len")]
 
 
+# vLLM's default KV-cache block size on GPUs: a running sequence holds at least one block.
+KV_BLOCK_TOKENS = 16
+
+
+def check_max_num_seqs(engine: Mapping[str, Any], env: Mapping[str, str], model: ModelFacts,
+                       target: TargetHardware | None,
+                       default_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION
+                       ) -> list[Problem]:
+    """A ``max_num_seqs`` the KV cache cannot hold: a warning when not even that many sequences
+    of one block each fit, an info when fewer than that many full-length sequences fit."""
+    seqs = parse_token_count(engine.get("max_num_seqs"))
+    if seqs is None or target is None or model.shape is None:
+        return []
+    budget = kv_budget(engine, env, model, target, default_utilization)
+    if budget is None or budget.kv_bytes <= 0:
+        return []  # check_kv_fits says that nothing fits
+    length = parse_token_count(engine.get("max_model_len")) or \
+        model.shape.max_position_embeddings
+    fit = memory.capacity(model.shape, budget, length, str(engine.get("kv_cache_dtype") or "auto"),
+                          str(engine.get("dtype") or "auto"))
+    if fit.tokens < seqs * KV_BLOCK_TOKENS:
+        return [Problem("max-num-seqs-unreachable",
+                        f"max_num_seqs {seqs} can never run at once: the KV cache holds "
+                        f"{fit.tokens:,} tokens, fewer than {seqs} sequences of one "
+                        f"{KV_BLOCK_TOKENS}-token block each", "engine.max_num_seqs", "warning")]
+    if fit.concurrency < seqs:
+        return [Problem("max-num-seqs-above-capacity",
+                        f"max_num_seqs {seqs} runs at once only when sequences average at most "
+                        f"{fit.tokens // seqs:,} tokens: {fit.concurrency:.2f} sequences of "
+                        f"max_model_len {length} fit in the KV cache ({fit.tokens:,} tokens)",
+                        "engine.max_num_seqs", "info")]
+    return []
+
+
 # Variables that decide which code the server process loads (shared libraries, Python modules,
 # programs). A decision file that sets them runs whatever its author points them at: allowed, since
 # a custom build may need them, but never without a word.
@@ -275,39 +265,109 @@ def check_env(env: Mapping[str, str]) -> list[Problem]:
             for name, value in env.items() if name in CODE_LOADING_VARIABLES]
 
 
+def skipped_checks(engine: Mapping[str, Any], env: Mapping[str, str], model: ModelFacts,
+                   target: TargetHardware | None) -> list[Problem]:
+    """An info problem for each check that cannot run on this candidate, saying what the decision
+    file should give: a check is never skipped in silence."""
+    if not engine:  # a decision may rank stacks without saying how to launch them
+        return []
+    skipped = []
+    if model.shape is None:
+        skipped.append(("memory and context-length checks", model.missing or "no model shape",
+                        "model"))
+    elif target is None:
+        skipped.append(("memory checks", "the decision names no hardware; give "
+                        "decision.hardware (gpu, and vram_gb if it is not in the GPU table)",
+                        "decision.hardware"))
+    elif target.device == "gpu" and target.total_bytes is None:
+        skipped.append(("memory checks", f"GPU '{target.name}' is not in the GPU table; give "
+                        "decision.hardware.vram_gb", "decision.hardware.vram_gb"))
+    elif target.device == "cpu" and kv_budget(engine, env, model, target, 0) is None:
+        skipped.append(("KV-cache checks", "vLLM sizes the CPU KV cache from free memory; set "
+                        "VLLM_CPU_KVCACHE_SPACE (GiB) in the candidate's env", "env"))
+    kv_dtype = str(engine.get("kv_cache_dtype") or "auto")
+    backend = engine.get("attention_backend") or env.get("VLLM_ATTENTION_BACKEND")
+    if kv_dtype.startswith("fp8") and backend and (target is None or (
+            target.device == "gpu" and _capability(target.compute_capability) is None)):
+        skipped.append((f"the FP8 KV-cache check of backend {backend}",
+                        "the GPU's compute capability is unknown; give "
+                        "decision.hardware.compute_capability", "decision.hardware"))
+    return [Problem("check-skipped", f"skipped {what}: {why}", field, "info")
+            for what, why, field in skipped]
+
+
 def static_problems(engine: Mapping[str, Any], env: Mapping[str, str], model: ModelFacts,
                     target: TargetHardware | None,
                     backend_dtypes: Mapping[str, tuple[str, ...]] | None = None,
                     default_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION) -> list[Problem]:
     """Checks that need only the decision file; ``backend_dtypes`` (each attention backend's
-    supported KV-cache dtypes) comes from the installed vLLM when there is one."""
+    supported KV-cache dtypes) comes from the installed vLLM when there is one. Checks that
+    cannot run are info problems (``skipped_checks``)."""
     return [*check_env(env),
             *check_fp8_kv_with_fp8_checkpoint(engine, model),
             *check_fp8_kv_backend(engine, env, target, backend_dtypes),
             *check_max_model_len(engine, env, model),
-            *check_kv_fits(engine, env, model, target, default_utilization)]
+            *check_kv_fits(engine, env, model, target, default_utilization),
+            *check_max_num_seqs(engine, env, model, target, default_utilization),
+            *skipped_checks(engine, env, model, target)]
+
+
+def check_hardware_facts(decision: DecisionMatrix, ranking: Ranking) -> list[Finding]:
+    """An audit check (info): which numbers of the decision's GPU come from the GPU table
+    rather than the file, or that the GPU is not in the table at all."""
+    hardware = decision.model.decision.hardware
+    target = file_hardware(hardware)
+    if hardware is None or target is None or target.device != "gpu":
+        return []
+    where = decision.locate(("decision", "hardware"))
+    spec = find_gpu(hardware.gpu)
+    if spec is None:
+        missing = [key for key in ("vram_gb", "compute_capability", "memory_bandwidth_gb_s")
+                   if getattr(hardware, key) is None]
+        if not missing:
+            return []
+        return [Finding("hardware-unknown", "info", "decision",
+                        f"GPU '{hardware.gpu}' is not in the GPU table and decision.hardware "
+                        f"gives no {', '.join(missing)}: checks that need them are skipped",
+                        where)]
+    filled = list(target.filled)
+    if hardware.memory_bandwidth_gb_s is None:
+        filled.append(f"memory_bandwidth_gb_s {spec.memory_bandwidth_gb_s:g}")
+    if not filled:
+        return []
+    return [Finding("hardware-from-table", "info", "decision",
+                    f"decision.hardware leaves out {', '.join(f.split()[0] for f in filled)}: "
+                    f"using the GPU table's {spec.name} ({', '.join(filled)}; {spec.source})",
+                    where)]
 
 
 def decision_problems(decision: DecisionMatrix, candidate_id: str) -> list[Problem]:
-    """The static checks of one candidate of a decision, against its ``hardware`` block only
-    (what ``stackdecide check`` can report without a GPU or vLLM)."""
+    """The static checks of one candidate of a decision (its own model), against the decision's
+    ``hardware`` block only (what ``stackdecide check`` can report without a GPU or vLLM)."""
     candidate = decision.candidate(candidate_id)
-    meta = decision.model.decision
-    facts = model_facts(candidate.engine, meta.model)
-    return static_problems(candidate.engine, candidate.env, facts, file_hardware(meta.hardware))
+    facts = candidate_model(decision, candidate_id)
+    return static_problems(candidate.engine, candidate.env, facts,
+                           file_hardware(decision.model.decision.hardware))
 
 
 def check_launchability(decision: DecisionMatrix, ranking: Ranking) -> list[Finding]:
-    """An audit check: each candidate whose engine configuration cannot start as written."""
-    findings = []
+    """An audit check: each candidate whose engine configuration cannot start as written, and
+    each check that could not run (info; said once for the decision when every candidate shares
+    the reason)."""
+    findings: list[Finding] = []
+    skipped: dict[tuple[str, str], list[str]] = {}
     for index, candidate_id in enumerate(decision.candidate_ids):
         for problem in decision_problems(decision, candidate_id):
-            if problem.severity == "info":
-                continue
             section, _, key = (problem.field or "").partition(".")
-            where = decision.locate(("candidates", index, section, key)) \
-                if section in ("engine", "env") and key else problem.field
+            located = section in ("engine", "env") and bool(key)
+            if problem.severity == "info" and not located:
+                skipped.setdefault((problem.code, problem.message), []).append(candidate_id)
+                continue
+            where = decision.locate(("candidates", index, section, key)) if located \
+                else problem.field
             findings.append(problem.finding(candidate_id, where))
+    every = len(decision.candidate_ids)
+    for (code, message), ids in skipped.items():
+        subjects = ["decision"] if len(ids) == every and every > 1 else ids
+        findings += [Finding(f"launch:{code}", "info", subject, message) for subject in subjects]
     return findings
-
-

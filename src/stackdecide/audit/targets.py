@@ -1,7 +1,9 @@
 """Targets against physics: a decode or prefill target above the roofline of the decision's own GPU.
 
 ``roofline_setup`` is the one rule for which model shape, weights format and GPU peaks a roofline
-uses, and why it is skipped when one of them is missing; the HTML report uses it too.
+uses, and why it is skipped when one of them is missing; the HTML report uses it too. Each
+candidate's roofline is its own model's (``audit.models.candidate_model``): a candidate serving an
+FP8 checkpoint has the FP8 ceiling even when the decision's model is BF16.
 """
 
 from __future__ import annotations
@@ -9,14 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from stackdecide.facts.dtypes import UnknownDtypeError, weight_format_bytes
+from stackdecide.audit.models import ModelFacts, candidate_model
+from stackdecide.facts.dtypes import UnknownDtypeError, weight_format
 from stackdecide.facts.roofline import (
     GpuPeaks,
     best_prefill_ceiling,
     decode_ceiling,
     hardware_from,
 )
-from stackdecide.facts.shapes import SHAPES, ModelShape
+from stackdecide.facts.shapes import ModelShape
 from stackdecide.model.findings import Finding
 
 if TYPE_CHECKING:
@@ -31,11 +34,15 @@ class RooflineSetup:
     hardware: GpuPeaks
     weights: str
 
+    @property
+    def label(self) -> str:
+        return f"{self.shape.name} with {self.weights} weights"
+
 
 @dataclass(frozen=True)
 class RooflineSkipped:
     reason: str
-    path: tuple[str, ...]  # the part of the decision file the reason is about
+    path: tuple[str | int, ...]  # the part of the decision file the reason is about
 
 
 def hardware_of(hardware: Hardware | None) -> GpuPeaks | None:
@@ -51,28 +58,45 @@ def decision_weights(decision: DecisionMatrix, shape: ModelShape) -> str:
     return (model.weights if model and model.weights else None) or shape.quantization or "bf16"
 
 
-def roofline_setup(decision: DecisionMatrix) -> RooflineSetup | RooflineSkipped:
-    """Shape, GPU peaks and weights for the decision's rooflines, or why there are none."""
+def _model_path(decision: DecisionMatrix, candidate_id: str | None) -> tuple[str | int, ...]:
+    if candidate_id is not None:
+        index = decision.candidate_index(candidate_id)
+        if decision.model.candidates[index].model is not None:
+            return ("candidates", index, "model")
+    return ("decision", "model")
+
+
+def roofline_setup(decision: DecisionMatrix, candidate_id: str | None = None,
+                   model: ModelFacts | None = None) -> RooflineSetup | RooflineSkipped:
+    """Shape, GPU peaks and weights for a candidate's rooflines (its own model; without a
+    candidate, the decision's model), or why there are none."""
     meta = decision.model.decision
-    shape_name = meta.model.shape if meta.model else None
     hardware = hardware_of(meta.hardware)
     if meta.hardware is None:
         return RooflineSkipped("the decision names no hardware", ("decision", "hardware"))
     if hardware is None:
         return RooflineSkipped(f"GPU '{meta.hardware.gpu}' is not in the roofline table; give "
                                "decision.hardware.memory_bandwidth_gb_s", ("decision", "hardware"))
-    if not shape_name:
-        return RooflineSkipped("decision.model.shape is not set", ("decision", "model"))
-    if shape_name not in SHAPES:
-        return RooflineSkipped(f"unknown model shape '{shape_name}' (known: {', '.join(SHAPES)})",
-                               ("decision", "model", "shape"))
-    shape = SHAPES[shape_name]
-    weights = decision_weights(decision, shape)
+    model = model or candidate_model(decision, candidate_id)
+    path = _model_path(decision, candidate_id)
+    if model.shape is None:
+        return RooflineSkipped(model.missing or "no model shape", path)
+    weights = model.weights_or_default
     try:
-        weight_format_bytes(weights)
+        weight_format(weights)
     except UnknownDtypeError as exc:
-        return RooflineSkipped(str(exc), ("decision", "model", "weights"))
-    return RooflineSetup(shape, hardware, weights)
+        return RooflineSkipped(str(exc), (*path, "weights"))
+    return RooflineSetup(model.shape, hardware, weights)
+
+
+def candidate_setups(decision: DecisionMatrix) -> dict[RooflineSetup | RooflineSkipped,
+                                                      list[str]]:
+    """Each distinct roofline setup (or reason for none) and the candidates it holds for, in the
+    order of the file."""
+    groups: dict[RooflineSetup | RooflineSkipped, list[str]] = {}
+    for candidate_id in decision.candidate_ids:
+        groups.setdefault(roofline_setup(decision, candidate_id), []).append(candidate_id)
+    return groups
 
 
 def _gb(value: float) -> str:
@@ -80,15 +104,29 @@ def _gb(value: float) -> str:
 
 
 def check_roofline_targets(decision: DecisionMatrix, ranking: Ranking) -> list[Finding]:
-    """Flag decode/prefill targets above the physical ceiling of the decision's own hardware."""
+    """Flag decode/prefill targets above the physical ceiling of the decision's own hardware,
+    once per distinct model (shape and weights) among the candidates."""
     targets = decision.model.decision.targets
     if targets.decode_tok_s is None and targets.prefill_tok_s is None:
         return []
-    setup = roofline_setup(decision)
-    if isinstance(setup, RooflineSkipped):
-        return [Finding("roofline-skipped", "info", "decision",
-                        f"targets not checked against the roofline: {setup.reason}",
-                        decision.locate(setup.path))]
+    groups = candidate_setups(decision)
+    findings: list[Finding] = []
+    for setup, ids in groups.items():
+        # one finding for the decision when every candidate shares the model, else one for each
+        # candidate of this model (a finding's subject is one candidate, so reports can mark it)
+        for subject in ["decision"] if len(groups) == 1 else ids:
+            if isinstance(setup, RooflineSkipped):
+                findings.append(Finding("roofline-skipped", "info", subject,
+                                        f"targets not checked against the roofline: "
+                                        f"{setup.reason}", decision.locate(setup.path)))
+            else:
+                findings += _setup_findings(decision, setup, subject)
+    return findings
+
+
+def _setup_findings(decision: DecisionMatrix, setup: RooflineSetup,
+                    subject: str) -> list[Finding]:
+    targets = decision.model.decision.targets
     shape, hardware, weights = setup.shape, setup.hardware, setup.weights
     findings: list[Finding] = []
     gpus = f"{hardware.count} x {hardware.name}" if hardware.count > 1 else hardware.name
@@ -105,7 +143,7 @@ def check_roofline_targets(decision: DecisionMatrix, ranking: Ranking) -> list[F
             f"{_gb(ceiling.weights_read.lm_head_bytes)} BF16 LM head), before any KV-cache "
             f"reads; with 4,096 tokens of BF16 KV cache it is {at_4k.tok_s:.1f} tok/s. Several "
             "concurrent streams can exceed it in total, one stream cannot",
-            decision.locate(("decision", "targets", "decode_tok_s")))
+            decision.locate(("decision", "targets", "decode_tok_s")), subject)
         if finding is not None:
             findings.append(finding)
     if targets.prefill_tok_s is not None:
@@ -119,20 +157,20 @@ def check_roofline_targets(decision: DecisionMatrix, ranking: Ranking) -> list[F
                 f"weights on {gpus} (best over prompt lengths, at {best.prompt_tokens} tokens: "
                 f"{(best.linear_flops + best.attention_flops) / best.prompt_tokens / 1e9:.2f} "
                 f"GFLOP per token at {best.linear_tflops:g} dense TFLOPS, {best.bound}-bound)",
-                decision.locate(("decision", "targets", "prefill_tok_s")))
+                decision.locate(("decision", "targets", "prefill_tok_s")), subject)
             if finding is not None:
                 findings.append(finding)
     return findings
 
 
 def _target_finding(metric: str, low: float, high: float, ceiling: float, unit: str,
-                    explanation: str, where: str) -> Finding | None:
+                    explanation: str, where: str, subject: str = "decision") -> Finding | None:
     if high <= ceiling:
         return None
     if low > ceiling:
-        return Finding("target-above-roofline", "error", "decision",
+        return Finding("target-above-roofline", "error", subject,
                        f"target {metric} {low:g}..{high:g} {unit} lies entirely above {explanation}",
                        where, reported=low, computed=round(ceiling, 3))
-    return Finding("target-above-roofline", "warning", "decision",
+    return Finding("target-above-roofline", "warning", subject,
                    f"target {metric} {low:g}..{high:g} {unit}: its upper end {high:g} is above "
                    f"{explanation}", where, reported=high, computed=round(ceiling, 3))

@@ -1,18 +1,37 @@
-"""`stackdecide model scaffold`: a model directory without weights, for --load-format dummy."""
+"""`stackdecide model`: what stackdecide knows of a model, and weightless model directories."""
 
 from __future__ import annotations
 
 import click
 
 from stackdecide.cli._app import handle_errors, main
+from stackdecide.facts.dtypes import MODEL_DTYPE_BYTES
 from stackdecide.facts.memory import gib, kv_bytes_per_token, weight_bytes
-from stackdecide.facts.shapes import SHAPES
+from stackdecide.facts.shapes import SHAPES, find_shape
 from stackdecide.launch.scaffold import scaffold_model
+from stackdecide.report.model import model_text
 
 
 @main.group("model")
 def model_group() -> None:
-    """Model shapes known to stackdecide."""
+    """Model shapes: built in, or read from any model's config.json."""
+
+
+SHOW_HELP = (
+    "What stackdecide derives from MODEL's config.json: layers, heads, KV heads, head dim, "
+    "experts, sliding windows, parameters (total and active), weight bytes per checkpoint format "
+    "and KV-cache bytes per token per KV-cache dtype.\n\nMODEL is a built-in shape ("
+    + ", ".join(SHAPES) + "), the hub id of one, a model folder or a config.json file.")
+
+
+@model_group.command("show", help=SHOW_HELP)
+@click.argument("model")
+@click.option("--dtype", "model_dtype", default="auto", show_default=True,
+              type=click.Choice(sorted(MODEL_DTYPE_BYTES)),
+              help="vLLM's --dtype: the bytes of tensors a checkpoint keeps unquantized.")
+@handle_errors
+def show(model: str, model_dtype: str) -> None:
+    click.echo(model_text(find_shape(model), model_dtype), nl=False)
 
 
 @model_group.command("scaffold")
@@ -25,7 +44,7 @@ def scaffold(shape: str, directory: str, fp8: bool) -> None:
     """Write config.json, generation_config.json and a tokenizer with the model's vocabulary size
     for SHAPE into DIRECTORY. Serve it with `--load-format dummy` (random weights)."""
     result = scaffold_model(shape, directory, fp8=fp8)
-    weights = "fp8-block" if result.fp8 else "bf16"
+    weights = result.shape.quantization or ("fp8-block" if result.fp8 else "bf16")
     click.echo(f"wrote {', '.join(result.files)} to {result.path}")
     click.echo(f"{shape}: {result.shape.params / 1e9:.3f} B params, weights ~"
                f"{gib(weight_bytes(result.shape, weights))} ({weights}), KV cache "

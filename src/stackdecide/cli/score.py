@@ -19,6 +19,7 @@ from stackdecide.cli._app import (
 from stackdecide.launch.checks import check_decision
 from stackdecide.model.ranking import JSON_VERSION
 from stackdecide.report import text as report
+from stackdecide.report.launch import capacity_table
 from stackdecide.robustness.certainty import DEFAULT_CONFIDENCE, DEFAULT_SAMPLES, certainty
 from stackdecide.state import record_last_decision
 
@@ -96,12 +97,17 @@ def check(file: str, fmt: str, python: str | None, no_engine_keys: bool) -> None
     result = check_decision(decision, python, engine_keys=not no_engine_keys)
     if fmt == "json":
         click.echo(json.dumps({"version": JSON_VERSION, "file": file, "note": result.note,
-                               "findings": [f.to_dict() for f in result.findings]},
+                               "findings": [f.to_dict() for f in result.findings],
+                               "capacity": [c.to_dict() for c in result.capacity]},
                               indent=2, allow_nan=False))
     else:
         click.echo(f"{file}: valid decision, {len(decision.candidates)} candidates x "
                    f"{len(decision.criteria)} criteria")
         click.echo(report.render_findings(result.findings), nl=False)
+        if result.capacity:
+            click.echo("capacity on the decision's hardware (estimates; vLLM logs the real "
+                       "numbers at start-up):")
+            click.echo(capacity_table(result.capacity), nl=False)
         click.echo(f"note: {result.note}")
     if any(f.severity in ("error", "warning") for f in result.findings):
         sys.exit(1)

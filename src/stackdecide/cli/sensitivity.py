@@ -32,12 +32,13 @@ from stackdecide.robustness.report import render
 @handle_errors
 def sensitivity(file: str, samples: int | None, seed: int, fmt: str, evidence_path: str | None,
                 any_hardware: bool, method: str) -> None:
-    """How robust the winner of decision FILE is (weighted sum of judged scores).
+    """How robust the winner of decision FILE is under --method (default: weighted sum).
 
     For each criterion: the weight at which the winner changes, raising or lowering it while the
-    other weights keep their proportions. Then the winner's lead over the runner-up per criterion,
-    and SMAA-2: the share of uniformly sampled weights (within the file's sensitivity limits, with
-    scores drawn within their stated uncertainty) that give each candidate each rank.
+    other weights keep their proportions (exact for wsm; for wpm and topsis a 2,000-step scan and
+    bisection to 1e-12). Then the winner's lead over the runner-up per criterion, and SMAA-2: the
+    share of uniformly sampled weights (within the file's sensitivity limits, with scores drawn
+    within their stated uncertainty) that give each candidate each rank.
     """
     decision = stackdecide.load(file)
     evidence = load_evidence(evidence_path) if evidence_path else None

@@ -140,7 +140,7 @@ def weight_format_bytes(weights: str) -> float:
 # KV-cache dtypes (vLLM's --kv-cache-dtype, plus bf16/fp16 spellings): bytes per element.
 # "auto" follows the model dtype.
 KV_BYTES: dict[str, float] = {
-    "bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2, "half": 2, "float": 4, "float32": 4,
+    "bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2, "half": 2, "float": 4, "float32": 4, "fp32": 4,
     "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "fp8_inc": 1, "fp8_ds_mla": 1,
     "fp8_per_token_head": 1, "int8_per_token_head": 1, "int4_per_token_head": 0.5,
     "nvfp4": 0.5, "nvfp4_4over6": 0.5,

@@ -22,6 +22,7 @@ class GpuSpec:
     source: str
     match: tuple[frozenset[str], ...]  # token sets; a GPU name containing all tokens of one matches
     note: str = ""
+    compute_capability: str = ""  # CUDA SM version, e.g. "9.0" (CUDA GPUs list, developer.nvidia.com)
 
 
 # Words that say nothing about which card it is.
@@ -67,25 +68,49 @@ _ADA = ("NVIDIA Ada GPU Architecture whitepaper v2.1, appendix table of GeForce 
 # Order matters: the first entry whose tokens all appear in a name wins, so the more specific
 # variants (PCIe, NVL, 40GB) come before the general name. Laptop entries match only laptop names
 # and desktop entries only desktop names (see find_gpu), whatever the order.
+_L4 = "NVIDIA L4 Tensor Core GPU datasheet (nvidia.com/en-us/data-center/l4), figures with sparsity halved"
+_A10G = ("AWS EC2 G5 (24 GB GDDR6, 600 GB/s); AWS publishes no tensor figure: 70 dense BF16 TFLOPS "
+         "as in Baseten's 'NVIDIA A10 vs A10G for ML model inference' (the A10 has 125)")
+_B200 = ("NVIDIA HGX B200 datasheet (nvidia.com/en-us/data-center/hgx): per GPU 180 GB HBM3e, "
+         "8 TB/s; FP16/BF16 and FP8 figures with sparsity halved")
+
+# Order matters: the first entry whose tokens all appear in a name wins, so the more specific
+# variants (PCIe, NVL, 40GB) come before the general name. Laptop entries match only laptop names
+# and desktop entries only desktop names (see find_gpu), whatever the order. Compute capabilities
+# are NVIDIA's "CUDA GPUs" table (developer.nvidia.com/cuda-gpus).
 GPUS: tuple[GpuSpec, ...] = (
-    GpuSpec("NVIDIA H100 PCIe", 80, 2000, 756.5, 1513.0, _H100, _m("h100 pcie")),
-    GpuSpec("NVIDIA H100 NVL", 94, 3900, 835.5, 1670.5, _H100, _m("h100 nvl")),
-    GpuSpec("NVIDIA H100 SXM", 80, 3350, 989.5, 1979.0, _H100, _m("h100")),
-    GpuSpec("NVIDIA H200 NVL", 141, 4800, 835.5, 1670.5, _H200, _m("h200 nvl")),
-    GpuSpec("NVIDIA H200 SXM", 141, 4800, 989.5, 1979.0, _H200, _m("h200")),
-    GpuSpec("NVIDIA A100 40GB", 40, 1555, 312.0, None, _A100, _m("a100 40gb")),
-    GpuSpec("NVIDIA A100 80GB PCIe", 80, 1935, 312.0, None, _A100, _m("a100 pcie")),
-    GpuSpec("NVIDIA A100 80GB SXM", 80, 2039, 312.0, None, _A100, _m("a100")),
+    GpuSpec("NVIDIA H100 PCIe", 80, 2000, 756.5, 1513.0, _H100, _m("h100 pcie"),
+            compute_capability="9.0"),
+    GpuSpec("NVIDIA H100 NVL", 94, 3900, 835.5, 1670.5, _H100, _m("h100 nvl"),
+            compute_capability="9.0"),
+    GpuSpec("NVIDIA H100 SXM", 80, 3350, 989.5, 1979.0, _H100, _m("h100"),
+            compute_capability="9.0"),
+    GpuSpec("NVIDIA H200 NVL", 141, 4800, 835.5, 1670.5, _H200, _m("h200 nvl"),
+            compute_capability="9.0"),
+    GpuSpec("NVIDIA H200 SXM", 141, 4800, 989.5, 1979.0, _H200, _m("h200"),
+            compute_capability="9.0"),
+    GpuSpec("NVIDIA B200", 180, 8000, 2250.0, 4500.0, _B200, _m("b200"),
+            compute_capability="10.0"),
+    GpuSpec("NVIDIA A100 40GB", 40, 1555, 312.0, None, _A100, _m("a100 40gb"),
+            compute_capability="8.0"),
+    GpuSpec("NVIDIA A100 80GB PCIe", 80, 1935, 312.0, None, _A100, _m("a100 pcie"),
+            compute_capability="8.0"),
+    GpuSpec("NVIDIA A100 80GB SXM", 80, 2039, 312.0, None, _A100, _m("a100"),
+            compute_capability="8.0"),
     GpuSpec("NVIDIA L40S", 48, 864, 362.05, 733.0,
-            "NVIDIA L40S datasheet (nvidia.com/en-us/data-center/l40s)", _m("l40s")),
+            "NVIDIA L40S datasheet (nvidia.com/en-us/data-center/l40s)", _m("l40s"),
+            compute_capability="8.9"),
+    GpuSpec("NVIDIA L4", 24, 300, 121.0, 242.5, _L4, _m("l4"), compute_capability="8.9"),
+    GpuSpec("NVIDIA A10G", 24, 600, 70.0, None, _A10G, _m("a10g"), compute_capability="8.6"),
     GpuSpec("NVIDIA GeForce RTX 4090 Laptop GPU", 16, 576, 79.4, 158.8,
             "NVIDIA GeForce RTX 4090 Laptop GPU specifications (nvidia.com, 16 GB GDDR6, "
             "256-bit, 576 GB/s; 76 SMs, boost clock up to 2040 MHz)",
             _m("rtx 4090 laptop"),
             note="tensor TFLOPS derived: 76 SMs x 2.04 GHz x the AD10x per-SM rate "
                  "(512 BF16 / 1024 FP8 FLOP per clock, FP32 accumulate); depends on the "
-                 "laptop's power limit"),
-    GpuSpec("NVIDIA GeForce RTX 4090", 24, 1008, 165.2, 330.3, _ADA, _m("rtx 4090")),
+                 "laptop's power limit", compute_capability="8.9"),
+    GpuSpec("NVIDIA GeForce RTX 4090", 24, 1008, 165.2, 330.3, _ADA, _m("rtx 4090"),
+            compute_capability="8.9"),
 )
 
 

@@ -29,7 +29,7 @@ def _estimate_names(weights: str | None, model_dtype: str,
     """Names ``facts.dtypes`` knows, for an estimate: a memory check should not fail on a name
     it has no table entry for, so an unknown FP8 format counts as FP8 (block-scaled when it says
     "block"), any other unknown format or dtype as 16 bit."""
-    if weights and weights.lower() not in dtypes.WEIGHT_BYTES:
+    if weights and not _known_format(weights):
         lowered = weights.lower()
         weights = ("fp8-block" if "block" in lowered else "fp8") if lowered.startswith("fp8") \
             else None
@@ -40,11 +40,28 @@ def _estimate_names(weights: str | None, model_dtype: str,
     return weights, model_dtype, kv_cache_dtype
 
 
+def _known_format(weights: str) -> bool:
+    try:
+        dtypes.weight_format(weights)
+    except dtypes.UnknownDtypeError:
+        return False
+    return True
+
+
 def kv_bytes_per_token(shape: ModelShape, kv_cache_dtype: str = "auto",
                        model_dtype: str = "auto") -> float:
-    """KV-cache bytes one token takes across all layers: 2 x layers x kv_heads x head_dim x bytes."""
+    """KV-cache bytes one token takes across all layers: 2 x layers x kv_heads x head_dim x bytes
+    (MLA: layers x (kv_lora_rank + qk_rope_head_dim) x bytes)."""
     _, model_dtype, kv_cache_dtype = _estimate_names(None, model_dtype, kv_cache_dtype)
     return shape.kv_elements_per_token * dtypes.kv_dtype_bytes(kv_cache_dtype, model_dtype)
+
+
+def kv_bytes_per_sequence(shape: ModelShape, tokens: int, kv_cache_dtype: str = "auto",
+                          model_dtype: str = "auto") -> float:
+    """KV-cache bytes one sequence of ``tokens`` holds: sliding-window layers keep at most the
+    window (vLLM frees blocks that fall out of it)."""
+    _, model_dtype, kv_cache_dtype = _estimate_names(None, model_dtype, kv_cache_dtype)
+    return shape.kv_elements(tokens) * dtypes.kv_dtype_bytes(kv_cache_dtype, model_dtype)
 
 
 def weight_bytes(shape: ModelShape, weights: str | None = None, model_dtype: str = "auto") -> float:
@@ -60,7 +77,10 @@ def activation_peak_bytes(shape: ModelShape, max_num_batched_tokens: int, max_nu
     """Rough peak of vLLM's profiling pass: the widest layer outputs for a full token batch, plus
     float32 logits for every sequence (the sampler's batch)."""
     dtype_bytes = dtypes.model_dtype_bytes(_estimate_names(None, model_dtype)[1])
-    widest = (2 * shape.intermediate_size + shape.intermediate_size + 2 * shape.hidden_size
+    # an MoE layer holds each token's routed experts' intermediate activations
+    mlp = max(shape.intermediate_size if shape.moe_layers < shape.num_layers else 0,
+              shape.expert_intermediate_size * shape.experts_per_token)
+    widest = (2 * mlp + mlp + 2 * shape.hidden_size
               + (shape.num_heads + 2 * shape.num_kv_heads) * shape.head_dim)
     return max_num_batched_tokens * widest * dtype_bytes + max_num_seqs * shape.vocab_size * 4
 
@@ -101,3 +121,33 @@ def gib(value: float) -> str:
 
 def tokens_that_fit(budget: KvBudget, bytes_per_token: float) -> int:
     return max(0, int(budget.kv_bytes // bytes_per_token)) if bytes_per_token > 0 else 0
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What the KV cache holds: vLLM's "KV cache size: N tokens, Maximum concurrency for L tokens
+    per request: X.XXx", estimated from the shape and the budget."""
+
+    kv_bytes: float  # the KV-cache budget
+    kv_bytes_per_token: float  # every layer, within any sliding window
+    max_model_len: int
+    bytes_per_sequence: float  # one sequence of max_model_len tokens
+    concurrency: float  # sequences of max_model_len that fit at once
+    tokens: int  # KV tokens that fit: concurrency x max_model_len, as vLLM counts them
+
+    @property
+    def fits_one(self) -> bool:
+        return self.concurrency >= 1
+
+
+def capacity(shape: ModelShape, budget: KvBudget, max_model_len: int,
+             kv_cache_dtype: str = "auto", model_dtype: str = "auto") -> Capacity:
+    """Tokens and full-length sequences the KV cache of ``budget`` holds. vLLM counts tokens as
+    ``concurrency x max_model_len``, which for a model without sliding windows is the budget over
+    the bytes per token; block rounding (a few blocks at most) is left out."""
+    per_token = kv_bytes_per_token(shape, kv_cache_dtype, model_dtype)
+    per_sequence = kv_bytes_per_sequence(shape, max_model_len, kv_cache_dtype, model_dtype)
+    available = max(0.0, budget.kv_bytes)
+    concurrency = available / per_sequence if per_sequence > 0 else 0.0
+    return Capacity(available, per_token, max_model_len, per_sequence, concurrency,
+                    int(concurrency * max_model_len))

@@ -11,6 +11,8 @@ one stream): BF16 decoded at 230 tok/s on an H100 SXM, 55% of its 414 tok/s ceil
 model leaves the GPU idle between small kernels, so the smaller the bytes per token, the further
 below the ceiling.
 
+A mixture-of-experts model reads and computes only the experts a token is routed to
+(``ModelShape.active_linear_params``); sliding-window layers attend to at most their window.
 Bytes per weight and per KV element come from ``facts.dtypes``, as memory's do: FP8 checkpoints
 (``fp8``, ``fp8-block``) keep the embedding / LM head and norms in BF16; only the attention and MLP
 projections are 1 byte per weight (``fp8-block`` adds one FP32 scale per 128x128 block).
@@ -85,8 +87,9 @@ class WeightTraffic:
 
 
 def weight_traffic(shape: ModelShape, weights: str) -> WeightTraffic:
-    """What one decode step reads of a checkpoint in format ``weights`` (``facts.dtypes``)."""
-    held = dtypes.weight_bytes(shape, weights)
+    """What one decode step reads of a checkpoint in format ``weights`` (``facts.dtypes``): of an
+    MoE model, only the experts one token is routed to."""
+    held = dtypes.weight_bytes(shape, weights, active=True)
     return WeightTraffic(linear_bytes=held.linear, scale_bytes=held.scales,
                          lm_head_bytes=held.lm_head, norm_bytes=held.norms)
 
@@ -111,8 +114,9 @@ def decode_ceiling(shape: ModelShape, hardware: GpuPeaks, weights: str = "bf16",
                    kv_cache_dtype: str = "auto", context_tokens: int = 0) -> DecodeCeiling:
     """Tokens/s of one stream: bandwidth / (weight bytes + KV bytes of ``context_tokens``)."""
     traffic = weight_traffic(shape, weights)
-    per_token = shape.kv_elements_per_token * dtypes.kv_dtype_bytes(kv_cache_dtype)
-    kv = per_token * context_tokens
+    kv_bytes = dtypes.kv_dtype_bytes(kv_cache_dtype)
+    per_token = shape.kv_elements_per_token * kv_bytes
+    kv = shape.kv_elements(context_tokens) * kv_bytes  # sliding-window layers read the window
     total = traffic.total + kv
     return DecodeCeiling(hardware, shape.name, weights, kv_cache_dtype, context_tokens, traffic,
                          per_token, kv, total, hardware.bandwidth_bytes_s / total)
@@ -145,21 +149,24 @@ def prefill_ceiling(shape: ModelShape, hardware: GpuPeaks, weights: str = "bf16"
     if hardware.bf16_dense_tflops is None:
         return None
     # 1-byte weights (FP8, INT8) or KV cache are taken to run at the FP8 tensor peak
-    fp8_weights = dtypes.weight_format_bytes(weights) == 1
+    fp8_weights = dtypes.weight_format(weights).bytes == 1
     kv_bytes = dtypes.kv_dtype_bytes(kv_cache_dtype)
     fp8_kv = kv_bytes == 1
     fp8_peak = hardware.fp8_dense_tflops
     linear_tflops = fp8_peak if fp8_weights and fp8_peak else hardware.bf16_dense_tflops
     attention_tflops = fp8_peak if fp8_kv and fp8_peak else hardware.bf16_dense_tflops
     length = prompt_tokens
-    linear = 2.0 * shape.linear_params * length
-    attention = 2.0 * shape.num_layers * shape.num_heads * shape.head_dim * length**2
+    linear = 2.0 * shape.active_linear_params * length  # each token runs its own experts only
+    window = min(length, shape.sliding_window) if shape.sliding_window else length
+    attention = 2.0 * shape.num_heads * shape.attention_dim * length * (
+        shape.full_attention_layers * length + shape.sliding_layers * window)
     lm_head = 2.0 * shape.lm_head_params
     scale = 1e12 * hardware.count
     compute_s = linear / (linear_tflops * scale) + (attention + lm_head) / (
         attention_tflops * scale)
-    kv_written = shape.kv_elements_per_token * kv_bytes * length
-    memory_s = (weight_traffic(shape, weights).total + kv_written) / hardware.bandwidth_bytes_s
+    kv_written = shape.kv_elements(length) * kv_bytes
+    held = dtypes.weight_bytes(shape, weights)  # a long prompt routes tokens to every expert
+    memory_s = (held.total - held.embedding + kv_written) / hardware.bandwidth_bytes_s
     seconds = max(compute_s, memory_s)
     return PrefillCeiling(hardware, shape.name, weights, kv_cache_dtype, length, linear,
                           attention, lm_head, linear_tflops, attention_tflops, compute_s,

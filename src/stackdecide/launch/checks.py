@@ -1,4 +1,5 @@
-"""What ``stackdecide check`` adds to the audit: each candidate's engine keys against vLLM itself.
+"""What ``stackdecide check`` adds to the audit: each candidate's engine keys against vLLM itself,
+and each candidate's capacity (``audit.capacity``) on the decision's hardware.
 
 The audit (``audit.engine_config``) already runs every static check that needs only the decision
 file. This adds what needs vLLM's own argument definitions: unknown keys (with a "did you mean"),
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stackdecide.audit.capacity import Capacity, decision_capacity
 from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.findings import Finding
 from stackdecide.model.problems import Problem
@@ -24,6 +26,7 @@ from stackdecide.vllm.render import REMOVED_KEYS, removed_problem, render
 class KeyChecks:
     findings: tuple[Finding, ...]
     note: str  # which vLLM the keys were checked against, or why only the removed-keys table
+    capacity: tuple[Capacity, ...] = ()  # per candidate with an engine config
 
 
 def engine_key_problems(engine: Mapping[str, Any], env: Mapping[str, str],
@@ -62,8 +65,9 @@ def check_decision(decision: DecisionMatrix, python: str | None = None,
     """Everything ``stackdecide check`` reports: the audit (totals, AHP, targets, and whether each
     candidate's configuration can start) and, with ``engine_keys``, the keys against vLLM."""
     findings = list(score(decision).findings)
+    capacity = decision_capacity(decision)
     if not engine_keys:
-        return KeyChecks(tuple(findings), "engine keys not checked (--no-engine-keys)")
+        return KeyChecks(tuple(findings), "engine keys not checked (--no-engine-keys)", capacity)
     spec, why = find_engine_spec(python)
     keys = check_engine_keys(decision, spec, why)
-    return KeyChecks(tuple(findings) + keys.findings, keys.note)
+    return KeyChecks(tuple(findings) + keys.findings, keys.note, capacity)

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from stackdecide.audit import engine_config
+from stackdecide.audit.capacity import Capacity, capacity_of
 from stackdecide.decision import Decision
 from stackdecide.errors import EngineError, StackdecideError
+from stackdecide.facts.shapes import SHAPES
 from stackdecide.launch import preflight
 from stackdecide.launch.leftovers import live_runs
 from stackdecide.launch.process import DEFAULT_GRACE_S
@@ -23,7 +25,7 @@ from stackdecide.model.problems import Problem, errors
 from stackdecide.state import last_decision
 from stackdecide.vllm.args import VllmArgSpec, load_arg_spec
 from stackdecide.vllm.probe import GpuReport, RuntimeVersions, probe_gpus, probe_runtime, vllm_python
-from stackdecide.vllm.render import RenderedCommand, render
+from stackdecide.vllm.render import RenderedCommand, render, serve_command
 
 DEFAULT_TIMEOUT_S = 900.0  # a first GPU start compiles kernels and fills caches for minutes
 READY_PROMPT = "Hello"
@@ -72,6 +74,9 @@ class LaunchPlan:
     scaffold_shape: str | None = None  # set when serving dummy weights
     scaffold_fp8: bool = False
     runs_parent: Path = Path(".stackdecide/runs")
+    capacity: Capacity | None = None  # weights, KV cache, tokens and sequences that fit
+    portable: str | None = None  # the `vllm serve MODEL ...` line for the host that runs it
+    portable_note: str = ""  # which vLLM it was rendered against
 
     @property
     def ok(self) -> bool:
@@ -162,7 +167,7 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
     runtime = runtime or probe_runtime(python)
     problems: list[Problem] = []
     notes: list[str] = []
-    model = engine_config.model_facts(engine, meta.model)
+    model = engine_config.candidate_model(decision, candidate_id)
     dummy = options.dummy_weights or engine.get("load_format") == "dummy"
     if dummy and model.fp8_checkpoint:  # the scaffold is block-FP8, whatever the id said
         model = replace(model, weights="fp8-block")
@@ -172,24 +177,17 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
     env, env_notes = launcher_env(written_env, model, target)
     notes += env_notes
 
-    served_name: str | None = None
-    scaffold_shape = None
     runs_parent = options.runs_dir or runs_dir()
     effective = dict(engine)
+    served_name = scaffold_shape = None
     if dummy:
-        shape = meta.model.shape if meta.model else None
-        if shape is None:
-            problems.append(Problem("no-model-shape", "dummy weights need decision.model.shape "
-                                    "(e.g. qwen3-4b) to scaffold the model directory",
-                                    "decision.model.shape"))
-        else:
-            scaffold_shape = shape
-            served_name = str(engine.get("served_model_name") or (meta.model.id if meta.model
-                                                                   else None) or shape)
+        scaffold_shape, served_name, dummy_problems, dummy_notes = _dummy_model(
+            decision, candidate_id, model)
+        problems += dummy_problems
+        notes += dummy_notes
+        if scaffold_shape is not None:
             effective["model"] = "<run folder>/model"  # made real when the run folder exists
             effective["load_format"] = "dummy"
-            notes.append(f"dummy weights: model shape {shape} is scaffolded into the run folder "
-                         f"and served as '{served_name}' (--load-format dummy)")
 
     try:
         spec = spec or load_arg_spec(python, runtime)
@@ -206,6 +204,9 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
                          served_model_name=served_name, env=env, python=python)
         problems += command.problems
     problems += preflight.static_problems(engine, env, model, target, spec)
+    fit = capacity_of(candidate_id, engine, env, model, target,
+                      preflight.parser_default_utilization(spec))
+    portable, portable_note = _portable(engine, env, spec, candidate.stack.vllm, options, port)
     visible = next((g for g in gpu.gpus if g.index == preflight.visible_gpu_index()), None)
     leftovers = live_runs()
     problems += preflight.check_free_memory(engine, visible,
@@ -216,7 +217,43 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
     return LaunchPlan(candidate_id, decision.source_file, engine, env,
                       engine_sha256(candidate.engine, candidate.env), command, tuple(problems),
                       tuple(notes), options.host, port, runtime, gpu, target, scaffold_shape,
-                      model.fp8_checkpoint, runs_parent)
+                      model.fp8_checkpoint, runs_parent, fit, portable, portable_note)
+
+
+def _portable(engine: dict[str, Any], env: dict[str, str], spec: VllmArgSpec | None,
+              pin: str | None, options: LaunchOptions, port: int) -> tuple[str | None, str]:
+    """The engine config as written, as a `vllm serve` line, and which vLLM it was rendered
+    against (argument spellings differ between releases)."""
+    if spec is None:
+        return None, "no vLLM to render against here"
+    command = render(engine, spec, host=options.host, port=port, env=env)
+    pinned = f"; the candidate pins vllm {pin}" if pin else ""
+    return serve_command(command), (f"rendered for the installed vLLM {spec.vllm_version} "
+                                    f"({spec.python}){pinned}")
+
+
+def _dummy_model(decision: Decision, candidate_id: str, model: engine_config.ModelFacts
+                 ) -> tuple[str | None, str | None, list[Problem], list[str]]:
+    """What dummy weights scaffold (a built-in shape name or a config.json path, as
+    ``scaffold_model`` takes it), the name it is served as, and problems and notes."""
+    spec = decision.model_of(candidate_id)
+    engine = decision.candidate(candidate_id).engine
+    base = Path(decision.source_file).parent if decision.source_file else Path.cwd()
+    shape: str | None = None
+    if spec is not None and spec.shape:
+        shape = spec.shape
+    elif spec is not None and spec.config:
+        shape = str((base / Path(spec.config).expanduser()).resolve())
+    elif model.shape is not None and model.shape.name in SHAPES:
+        shape = model.shape.name  # the built-in published under the model id
+    if shape is None:
+        return None, None, [Problem("no-model-shape", "dummy weights need the model's shape to "
+                                    "scaffold the model directory: give model.shape (e.g. "
+                                    "qwen3-4b) or model.config (a config.json)",
+                                    "decision.model.shape")], []
+    served = str(engine.get("served_model_name") or (spec.id if spec else None) or shape)
+    return shape, served, [], [f"dummy weights: model shape {shape} is scaffolded into the run "
+                               f"folder and served as '{served}' (--load-format dummy)"]
 
 
 def _process_groups(gpu: Any) -> dict[int, int]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stackdecide.errors import StackdecideError
-from stackdecide.facts.shapes import ModelShape, get_shape
+from stackdecide.facts.shapes import SHAPES, ModelShape, get_shape, shape_from_path
 
 # Block-wise FP8 as published in Qwen/Qwen3-4B-Instruct-2507-FP8's config.json.
 FP8_BLOCK_QUANTIZATION: dict[str, Any] = {
@@ -39,6 +39,7 @@ CHAT_TEMPLATE = (
 )
 
 SCAFFOLD_MARKER = "stackdecide-scaffold.json"
+MISTRAL_TYPES = frozenset({"mistral", "mistral3", "voxtral", "ministral", "pixtral"})
 
 
 @dataclass(frozen=True)
@@ -57,43 +58,21 @@ def word_token(index: int) -> str:
 
 
 def model_config(shape: ModelShape, fp8: bool = False) -> dict[str, Any]:
-    """``config.json`` of a shape, in the layout of the model's published config."""
-    config: dict[str, Any] = {
-        "architectures": [shape.architecture],
-        "model_type": shape.model_type,
-        "hidden_size": shape.hidden_size,
-        "intermediate_size": shape.intermediate_size,
-        "num_hidden_layers": shape.num_layers,
-        "num_attention_heads": shape.num_heads,
-        "num_key_value_heads": shape.num_kv_heads,
-        "head_dim": shape.head_dim,
-        "vocab_size": shape.vocab_size,
-        "max_position_embeddings": shape.max_position_embeddings,
-        "rope_theta": shape.rope_theta,
-        "rms_norm_eps": shape.rms_norm_eps,
-        "tie_word_embeddings": shape.tie_word_embeddings,
-        "hidden_act": "silu",
-        "attention_bias": False,
-        "attention_dropout": 0.0,
-        "initializer_range": 0.02,
-        "bos_token_id": EOS_ID,
-        "eos_token_id": EOS_ID,
-        "torch_dtype": "bfloat16",
-        "use_cache": True,
-        # Without it, transformers >= 5 suspects a local tokenizer of an old Mistral regex bug.
-        "transformers_version": "4.51.0",
-    }
-    if shape.model_type == "qwen3":
-        config.update(use_sliding_window=False, sliding_window=None,
-                      max_window_layers=shape.num_layers)
-    if shape.model_type == "llama":
-        config.update(mlp_bias=False, pretraining_tp=1)
-    config.update(shape.extra_config)
-    if fp8 or shape.quantization == "fp8-block":
+    """``config.json`` of a shape: its own published config (``facts.shapes``), with the token ids
+    of the scaffold's tokenizer and, with ``fp8``, block-FP8 quantization."""
+    config = {key: value for key, value in shape.config.items() if not key.startswith("_")}
+    # the scaffold's tokenizer has its own special tokens: the published ids would not exist
+    config.update(bos_token_id=EOS_ID, eos_token_id=EOS_ID)
+    config.pop("pad_token_id", None)
+    config.setdefault("torch_dtype", "bfloat16")
+    # transformers >= 5 rewrites the pre-tokenizer of a local tokenizer whose config.json names no
+    # version, or one before 5.0 with a Mistral model type (an old Mistral regex bug); the
+    # scaffold's word-level tokenizer has no such bug. 4.51.0 is what scaffolds always wrote.
+    config["transformers_version"] = "5.0.0" if config.get("model_type") in MISTRAL_TYPES \
+        else "4.51.0"
+    if fp8 and "quantization_config" not in config:
         config["quantization_config"] = dict(FP8_BLOCK_QUANTIZATION)
     return config
-
-
 
 
 def generation_config() -> dict[str, Any]:
@@ -130,13 +109,15 @@ def tokenizer_config(shape: ModelShape) -> dict[str, Any]:
 
 
 def scaffold_model(shape_name: str, directory: str | Path, fp8: bool = False) -> Scaffold:
-    """Write a weightless model directory for a known shape; returns what was written.
+    """Write a weightless model directory for a built-in shape, or the shape of a config.json
+    (a path: a file or a model folder); returns what was written.
 
     ``fp8`` adds Qwen3-4B-Instruct-2507-FP8's block-wise FP8 ``quantization_config`` (shapes whose
     checkpoint is FP8, such as ``qwen3-4b-fp8``, get it anyway). An existing scaffold in the
     directory is overwritten; a directory holding anything else is refused.
     """
-    shape = get_shape(shape_name)
+    shape = shape_from_path(shape_name) if shape_name not in SHAPES and \
+        Path(shape_name).exists() else get_shape(shape_name)
     path = Path(directory)
     if path.exists() and not path.is_dir():
         raise StackdecideError(f"{path}: exists and is not a directory")
@@ -145,6 +126,9 @@ def scaffold_model(shape_name: str, directory: str | Path, fp8: bool = False) ->
                                "choose an empty or new directory")
     path.mkdir(parents=True, exist_ok=True)
     fp8 = fp8 or shape.quantization == "fp8-block"
+    if fp8 and shape.quantization not in (None, "fp8-block"):
+        raise StackdecideError(f"{shape.name} is a {shape.quantization} checkpoint; --fp8 would "
+                               "describe another one")
     documents = {
         "config.json": model_config(shape, fp8),
         "generation_config.json": generation_config(),

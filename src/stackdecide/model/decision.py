@@ -18,7 +18,7 @@ from stackdecide.mcda import methods
 from stackdecide.model._yaml import PathKey, Positions, format_path
 from stackdecide.model.cells import Cell
 from stackdecide.model.constraints import Constraint, parse_constraint
-from stackdecide.model.schema import Candidate, Criterion, DecisionFile
+from stackdecide.model.schema import Candidate, Criterion, DecisionFile, ModelSpec
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -92,6 +92,23 @@ class DecisionMatrix:
         except ValueError:
             raise StackdecideError(f"no candidate '{candidate_id}'; candidates: "
                                    f"{', '.join(self.candidate_ids)}") from None
+
+    def model_of(self, candidate_id: str) -> ModelSpec | None:
+        """The model a candidate serves: its own ``model:`` over the decision's. A candidate that
+        names a model (id, shape or config) takes nothing else from the decision's; one that gives
+        only ``weights`` serves the decision's model in that format."""
+        base = self.model.decision.model
+        candidate = self.candidate(candidate_id)
+        own = candidate.model
+        if own is None:
+            return base
+        fields = base.model_dump() if base is not None else {}
+        if own.id or own.shape or own.config:
+            fields = {"id": fields.get("id")}
+        fields.update(own.model_dump(exclude_none=True))
+        if not fields.get("id"):
+            fields["id"] = str(candidate.engine.get("model") or candidate.id)
+        return ModelSpec(**fields)
 
     def criterion_index(self, criterion_id: str) -> int:
         try:

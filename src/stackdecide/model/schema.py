@@ -107,8 +107,19 @@ class Hardware(_Strict):
 
 class ModelSpec(_Strict):
     id: str
-    shape: str | None = None  # a known shape name for scaffolding and rooflines, e.g. qwen3-4b
-    weights: str | None = None  # e.g. bf16, fp8-block
+    shape: str | None = None  # a built-in shape name for scaffolding and rooflines, e.g. qwen3-4b
+    weights: str | None = None  # checkpoint format (facts.dtypes), e.g. bf16, fp8-block, awq-g128
+    config: str | None = None  # a config.json or model folder, relative to the decision file
+
+
+class CandidateModel(_Strict):
+    """A candidate's own model, over the decision's ``model``: naming a model (id, shape or
+    config) replaces the decision's; giving only ``weights`` keeps its model in another format."""
+
+    id: str | None = None
+    shape: str | None = None
+    weights: str | None = None
+    config: str | None = None
 
 
 class Targets(_Strict):
@@ -209,6 +220,7 @@ class Candidate(_Strict):
     id: Identifier
     name: str | None = None
     stack: Stack = Stack()
+    model: CandidateModel | None = None  # this candidate's model, if not the decision's
     engine: dict[str, Any] = {}  # vLLM engine arguments, as the source wrote them
     env: dict[str, str] = {}
     scores: dict[str, FiniteFloat] = {}

@@ -14,25 +14,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from stackdecide.audit import engine_config
+from stackdecide.audit.models import ModelFacts, candidate_model
 from stackdecide.audit.targets import (
     RooflineSetup,
     RooflineSkipped,
-    decision_weights,
     hardware_of,
     roofline_setup,
 )
 from stackdecide.evidence.apply import gpu_matches
 from stackdecide.facts.roofline import (
-    GpuPeaks,
     RooflineError,
     best_prefill_ceiling,
     decode_ceiling,
     hardware_from,
     prefill_ceiling,
 )
-from stackdecide.facts.shapes import SHAPES, ModelShape
+from stackdecide.facts.shapes import ModelShape
 from stackdecide.launch import preflight
+from stackdecide.mcda.methods import METHODS
 from stackdecide.model.problems import Problem, errors
 from stackdecide.robustness import Sensitivity, analyze
 from stackdecide.robustness.certainty import Certainty, certainty
@@ -98,6 +97,8 @@ class CeilingRow:
     decode_4k_tok_s: float  # one stream at 4,096 tokens of context
     prefill_tok_s: float | None  # best over prompt lengths; None without tensor peaks
     prefill_prompt_tokens: int | None
+    shape: str = ""  # the candidates' model shape and checkpoint format
+    weights: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class Roofline:
     """Ceilings of the decision's hardware, and measurements as a share of theirs."""
 
     hardware: str | None  # e.g. "NVIDIA GeForce RTX 4090 Laptop GPU, 576 GB/s (from the decision file)"
-    shape: str | None
+    shape: str | None  # the decision's model; candidates with their own model: see ceilings
     weights: str | None
     skipped: str | None  # why no ceiling at all could be computed
     ceilings: tuple[CeilingRow, ...]
@@ -200,15 +201,14 @@ def build_report(decision: Decision, evidence: EvidenceSet | None = None, *, met
     judged = decision.score(method=method) if evidence is not None else None
     scored = measured_decision(decision, ranking)
     measured = ranking.measured_cells
-    basis = ("weighted sum of the judged scores" if not measured else
-             f"weighted sum of the scores ranked above ({measured} measured, the rest judged)")
-    if method != "wsm":
-        basis += f"; the ranking uses {method}, sensitivity always the weighted sum"
+    label = METHODS[method].label
+    basis = (f"{label} of the judged scores" if not measured else
+             f"{label} of the scores ranked above ({measured} measured, the rest judged)")
     if ranking.infeasible:
         basis += "; constraints are not applied here, so infeasible candidates take part"
     winner = ranking.winner
     return Report(decision, ranking, judged, evidence,
-                  analyze(scored, samples=samples, seed=seed), basis,
+                  analyze(scored, samples=samples, seed=seed, method=method), basis,
                   roofline_of(decision, evidence, ranking),
                   winner_config(decision, winner, engine_spec, engine_note) if winner else None,
                   certainty(ranking, evidence, seed=seed) if evidence is not None else None)
@@ -230,7 +230,7 @@ def winner_config(decision: Decision, candidate_id: str, spec: VllmArgSpec | Non
     target = preflight.target_hardware((), meta.hardware)  # the file's hardware, not this machine's
     checks: tuple[Problem, ...] = ()
     if engine:
-        model = engine_config.model_facts(engine, meta.model)
+        model = candidate_model(decision, candidate_id)
         checks = tuple(preflight.static_problems(engine, candidate.env, model, target, spec))
     return WinnerConfig(candidate.id, candidate.label, stack, dict(candidate.env), engine, text,
                         command, note, checks, target.source if target else "")
@@ -252,33 +252,37 @@ def command_lines(command: RenderedCommand) -> str:
 # -- roofline --------------------------------------------------------------------------------------
 def roofline_of(decision: Decision, evidence: EvidenceSet | None = None,
                 ranking: Ranking | None = None) -> Roofline:
-    """Ceilings of the decision's hardware per KV-cache dtype, and each decode/prefill measurement
-    of the decision's candidates as a share of the ceiling of the GPU it was measured on."""
+    """Ceilings of the decision's hardware per model (each candidate's own) and KV-cache dtype,
+    and each decode/prefill measurement of the decision's candidates as a share of the ceiling of
+    the GPU it was measured on."""
     meta = decision.model.decision
-    shape_name = meta.model.shape if meta.model else None
-    shape = SHAPES.get(shape_name) if shape_name else None
-    weights = decision_weights(decision, shape) if shape is not None else None
     hardware = hardware_of(meta.hardware)
-    setup = roofline_setup(decision)
-    skipped = setup.reason if isinstance(setup, RooflineSkipped) else None
+    own = roofline_setup(decision)
+    models = {cid: candidate_model(decision, cid) for cid in decision.candidate_ids}
+    setups = {cid: roofline_setup(decision, cid, models[cid]) for cid in decision.candidate_ids}
+    reasons = [s.reason for s in setups.values() if isinstance(s, RooflineSkipped)]
+    skipped = reasons[0] if reasons and len(reasons) == len(setups) else None
     ceilings: tuple[CeilingRow, ...] = ()
-    if isinstance(setup, RooflineSetup):
-        try:
-            ceilings = _ceilings(decision, setup.shape, setup.hardware, setup.weights)
-        except RooflineError as exc:
-            skipped = str(exc)
+    try:
+        ceilings = _ceilings(decision, setups)
+    except RooflineError as exc:
+        skipped = str(exc)
     rows: tuple[RooflineRow, ...] = ()
     if evidence is not None:
-        # measurements need the model shape; their hardware is each record's own GPU
+        # measurements need each candidate's model shape; their hardware is each record's own GPU
         used = ({rid for row in ranking.cells for cell in row for rid in cell.record_ids}
                 if ranking is not None else set())
-        rows = _measurement_rows(decision, evidence, shape, weights,
-                                 skipped if shape is None else None, used)
+        rows = _measurement_rows(decision, evidence, models, used)
     label = None
     if hardware is not None:
         count = f"{hardware.count} x " if hardware.count > 1 else ""
         label = (f"{count}{hardware.name}, {hardware.memory_bandwidth_gb_s:g} GB/s "
                  f"(from {hardware.bandwidth_source})")
+    decision_model = candidate_model(decision)
+    shape_name = decision_model.shape.name if decision_model.shape else (
+        meta.model.shape if meta.model else None)
+    weights = own.weights if isinstance(own, RooflineSetup) else (
+        decision_model.weights_or_default if decision_model.shape else None)
     return Roofline(label, shape_name, weights, skipped, ceilings, rows)
 
 
@@ -286,19 +290,22 @@ def _kv_dtype(decision: Decision, candidate_id: str) -> str:
     return str(decision.candidate(candidate_id).engine.get("kv_cache_dtype") or "auto")
 
 
-def _ceilings(decision: Decision, shape: ModelShape, hardware: GpuPeaks,
-              weights: str) -> tuple[CeilingRow, ...]:
-    by_kv: dict[str, list[str]] = defaultdict(list)
-    for candidate in decision.candidates:
-        by_kv[_kv_dtype(decision, candidate.id)].append(candidate.id)
-    context = decision.model.decision.targets.context_tokens or shape.max_position_embeddings
+def _ceilings(decision: Decision, setups: dict[str, RooflineSetup | RooflineSkipped]
+              ) -> tuple[CeilingRow, ...]:
+    """One row per model (shape and weights) and KV-cache dtype, with the candidates it holds for."""
+    groups: dict[tuple[RooflineSetup, str], list[str]] = defaultdict(list)
+    for candidate_id, setup in setups.items():
+        if isinstance(setup, RooflineSetup):
+            groups[(setup, _kv_dtype(decision, candidate_id))].append(candidate_id)
     rows = []
-    for kv, ids in by_kv.items():
+    for (setup, kv), ids in groups.items():
+        shape, hardware, weights = setup.shape, setup.hardware, setup.weights
+        context = decision.model.decision.targets.context_tokens or shape.max_position_embeddings
         prefill = best_prefill_ceiling(shape, hardware, weights, kv, context)
         rows.append(CeilingRow(kv, tuple(ids), decode_ceiling(shape, hardware, weights, kv, 0).tok_s,
                                decode_ceiling(shape, hardware, weights, kv, 4096).tok_s,
                                prefill.tok_s if prefill else None,
-                               prefill.prompt_tokens if prefill else None))
+                               prefill.prompt_tokens if prefill else None, shape.name, weights))
     return tuple(rows)
 
 
@@ -313,8 +320,7 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def _measurement_rows(decision: Decision, evidence: EvidenceSet, shape: ModelShape | None,
-                      weights: str | None, skipped: str | None,
+def _measurement_rows(decision: Decision, evidence: EvidenceSet, models: dict[str, ModelFacts],
                       used: set[int]) -> tuple[RooflineRow, ...]:
     ids = set(decision.candidate_ids)
     groups: dict[tuple[str, str, str, str | None, int], list[EvidenceRecord]] = defaultdict(list)
@@ -328,8 +334,9 @@ def _measurement_rows(decision: Decision, evidence: EvidenceSet, shape: ModelSha
     for (candidate, metric, _, gpu, count), records in sorted(
             groups.items(), key=lambda item: (order[item[0][0]], item[0][1], item[0][2])):
         measured = float(statistics.median(r.value for r in records))
+        model = models[candidate]
         ceiling, basis = _ceiling_for(decision, candidate, metric, records[0].scenario, gpu, count,
-                                      shape, weights, skipped)
+                                      model.shape, model.weights_or_default, model.missing)
         ids = tuple(r.id for r in records if r.id is not None)
         rows.append(RooflineRow(candidate, metric, measured, records[0].unit, len(records), gpu,
                                 dict(records[0].scenario), ceiling, basis, ids,

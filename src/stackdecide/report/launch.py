@@ -1,13 +1,62 @@
-"""A launch plan and start-up progress as text. Pure: returns text, never prints."""
+"""A launch plan, capacity estimates and start-up progress as text. Pure: returns text."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from tabulate import tabulate
+
+from stackdecide.audit.capacity import Capacity
+from stackdecide.facts.memory import GIB
 from stackdecide.launch.plan import LaunchPlan, Progress
 
 
 def progress_line(event: Progress) -> str:
     detail = f": {event.line[:120]}" if event.line and event.phase == "started" else ""
     return f"[{event.elapsed_s:7.1f} s] {event.phase}{detail}"
+
+
+def _gib(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value / GIB:.2f} GiB" if value >= GIB / 10 else f"{value / 1024**2:.2f} MiB"
+
+
+def capacity_lines(capacity: Capacity) -> list[str]:
+    """What the KV cache holds, as vLLM would log it at start-up, with how it was estimated."""
+    lines = [f"capacity ({capacity.model}; memory from {capacity.target}):",
+             f"  weights: {_gib(capacity.weights_bytes)}"]
+    if capacity.kv_bytes_per_token is not None:
+        lines.append(f"  KV cache per token: {capacity.kv_bytes_per_token:,.0f} bytes "
+                     f"(kv_cache_dtype {capacity.kv_cache_dtype})")
+    if capacity.skipped is not None:
+        return [*lines, f"  KV tokens that fit: not estimated: {capacity.skipped}"]
+    assert capacity.tokens is not None and capacity.concurrency is not None
+    lines += [f"  KV cache: {_gib(capacity.kv_budget_bytes)} ({capacity.budget})",
+              f"  KV tokens that fit: {capacity.tokens:,} (vLLM logs \"KV cache size: "
+              f"{capacity.tokens:,} tokens\")",
+              f"  sequences of {capacity.max_model_len:,} tokens ({capacity.max_model_len_source})"
+              f" at once: {capacity.concurrency:.2f}x (vLLM: \"Maximum concurrency for "
+              f"{capacity.max_model_len:,} tokens per request\")"]
+    if capacity.max_num_seqs is not None:
+        lines.append(f"  max_num_seqs {capacity.max_num_seqs}: "
+                     + ("reachable with sequences of max_model_len"
+                        if capacity.concurrency >= capacity.max_num_seqs else
+                        "more than the full-length sequences that fit (see the checks below)"))
+    return lines
+
+
+def capacity_table(capacities: Sequence[Capacity], tablefmt: str = "simple") -> str:
+    """One row per candidate: weights, KV bytes per token, KV tokens and sequences that fit."""
+    rows = [[c.candidate, c.model, _gib(c.weights_bytes),
+             "-" if c.kv_bytes_per_token is None else f"{c.kv_bytes_per_token:,.0f}",
+             _gib(c.kv_budget_bytes), "-" if c.tokens is None else f"{c.tokens:,}",
+             "-" if c.max_model_len is None else f"{c.max_model_len:,}",
+             "-" if c.concurrency is None else f"{c.concurrency:.2f}x",
+             c.skipped or ""] for c in capacities]
+    return tabulate(rows, ["candidate", "model", "weights", "KV bytes/token", "KV cache",
+                           "KV tokens", "max_model_len", "sequences at once", "not estimated"],
+                    tablefmt=tablefmt, disable_numparse=True) + "\n"
 
 
 def render_plan(plan: LaunchPlan) -> str:
@@ -20,6 +69,11 @@ def render_plan(plan: LaunchPlan) -> str:
             ["  (none)"]
         lines.append("as one shell line:")
         lines.append("  " + plan.command.shell())
+    if plan.portable is not None:
+        lines.append(f"on the host that serves it ({plan.portable_note}):")
+        lines.append("  " + plan.portable)
+    if plan.capacity is not None:
+        lines += capacity_lines(plan.capacity)
     lines += [f"note: {note}" for note in plan.notes]
     lines += [str(problem) for problem in plan.problems]
     return "\n".join(lines) + "\n"

@@ -228,15 +228,16 @@ def roofline_section(report: Report) -> str:
     if roofline.skipped:
         parts.append(f"<p>No ceilings for this decision: {esc(roofline.skipped)}.</p>")
     if roofline.ceilings:
-        rows = [[esc(c.kv_cache_dtype), esc(", ".join(c.candidates)), f"{c.decode_tok_s:,.1f}",
+        rows = [[esc(f"{c.shape} ({c.weights})"), esc(c.kv_cache_dtype), esc(", ".join(c.candidates)),
+                 f"{c.decode_tok_s:,.1f}",
                  f"{c.decode_4k_tok_s:,.1f}",
                  "–" if c.prefill_tok_s is None else f"{c.prefill_tok_s:,.0f} "
                  f"<small>(at {c.prefill_prompt_tokens:,} tokens)</small>"]
                 for c in roofline.ceilings]
-        parts.append(f"<p>Ceilings of {esc(roofline.hardware)} for {esc(roofline.shape)} with "
-                     f"{esc(roofline.weights)} weights: no stack can exceed them; well-tuned stacks "
+        parts.append(f"<p>Ceilings of {esc(roofline.hardware)} for each candidate's model "
+                     "(shape and weights): no stack can exceed them; well-tuned stacks "
                      "reach roughly 50-85% of the decode ceiling.</p>")
-        parts.append(table(["KV-cache dtype", "candidates", "decode tok/s, 1 stream",
+        parts.append(table(["model (weights)", "KV-cache dtype", "candidates", "decode tok/s, 1 stream",
                              "decode tok/s at 4,096 tokens", "prefill tok/s, best"], rows, "num"))
     measured = roofline.measurements
     if measured:

@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tabulate import tabulate
 
+from stackdecide.mcda.methods import METHODS
+from stackdecide.robustness.flips import BISECT_WIDTH
+
 if TYPE_CHECKING:
     from stackdecide.robustness.analysis import Sensitivity
     from stackdecide.robustness.flips import WeightFlip
@@ -28,6 +31,14 @@ def _number(value: float | None, digits: int = 6) -> float | None:
 def _flip_dict(flip: WeightFlip) -> dict[str, Any]:
     return {"flips": flip.flips, "threshold": _number(flip.threshold, 9), "change": _number(flip.change, 9),
             "relative_change": _number(flip.relative_change, 9), "new_winner": flip.new_winner}
+
+
+def _flip_search(result: Sensitivity) -> dict[str, Any]:
+    """How the thresholds were found: solved (weighted sum) or scanned and bisected."""
+    grid = result.flips.grid
+    if grid is None:
+        return {"kind": "exact"}
+    return {"kind": "numeric", "grid_steps": grid, "bracket_width": BISECT_WIDTH}
 
 
 def sensitivity_to_dict(result: Sensitivity) -> dict[str, Any]:
@@ -52,7 +63,9 @@ def sensitivity_to_dict(result: Sensitivity) -> dict[str, Any]:
         "version": JSON_VERSION,
         "kind": "sensitivity",
         "decision": {"title": decision.title, "file": decision.source_file},
-        "method": "wsm",
+        "method": result.method,
+        "method_label": result.method_label,
+        "flip_search": _flip_search(result),
         "weights": {cid: _number(w, 9) for cid, w in zip(flips.criterion_ids, flips.weights,
                                                          strict=True)},
         "winner": flips.winner,
@@ -62,6 +75,7 @@ def sensitivity_to_dict(result: Sensitivity) -> dict[str, Any]:
             for c in flips.criteria],
         "tradeoff": None if trade is None else {
             "winner": trade.winner, "runner_up": trade.runner_up, "margin": _number(trade.margin),
+            "terms_unit": METHODS[trade.method].terms_unit,
             "criteria": [
                 {"criterion": cid, "winner_points": _number(trade.winner_points[j]),
                  "runner_up_points": _number(trade.runner_up_points[j]),
@@ -128,17 +142,48 @@ def _tradeoff_rows(result: Sensitivity) -> list[list[str]]:
     trade = result.tradeoff
     assert trade is not None
     decision = result.decision
+    # points of 100 read well with 2 decimals; factors and weighted scores live on 0..1
+    digits = 2 if trade.method == "wsm" else 4
     rows = []
     for j, criterion in enumerate(decision.criteria):
         change = trade.runner_up_change[j]
         runner = decision.matrix[decision.candidate_index(trade.runner_up), j]
         need = ("beyond the scale" if change is None
                 else f"{change:+.2f} ({runner:g} -> {runner + change:.2f})")
-        rows.append([criterion.label, f"{trade.winner_points[j]:.2f}",
-                     f"{trade.runner_up_points[j]:.2f}", f"{trade.differences[j]:+.2f}", need])
-    rows.append(["total", f"{trade.winner_points.sum():.2f}", f"{trade.runner_up_points.sum():.2f}",
-                 f"{trade.margin:+.2f}", ""])
+        rows.append([criterion.label, f"{trade.winner_points[j]:.{digits}f}",
+                     f"{trade.runner_up_points[j]:.{digits}f}",
+                     f"{trade.differences[j]:+.{digits}f}", need])
+    if trade.method == "wsm":
+        rows.append(["total", f"{trade.winner_points.sum():.2f}",
+                     f"{trade.runner_up_points.sum():.2f}", f"{trade.margin:+.2f}", ""])
+    else:  # the terms do not add up to the total: show the method's totals, x 100
+        totals = result.flips.totals * 100.0
+        rows.append(["total (x 100)", f"{totals[decision.candidate_index(trade.winner)]:.2f}",
+                     f"{totals[decision.candidate_index(trade.runner_up)]:.2f}",
+                     f"{trade.margin:+.2f}", ""])
     return rows
+
+
+def _tradeoff_text(result: Sensitivity) -> str:
+    """The line that says what the trade-off table's numbers are."""
+    tail = "last column: change of the runner-up's score on that criterion alone that ties it"
+    if result.method == "wsm":
+        return "points each criterion contributes (weight x normalised score x 100); " + tail
+    method = METHODS[result.method]
+    return f"{method.terms_label} per criterion (they do not add up to the margin); {tail}"
+
+
+def _flip_text(result: Sensitivity) -> list[str]:
+    """The lines under the flip table's heading: what moves, and how the thresholds were found."""
+    lines = ["one weight moves, the others keep their proportions (they still add up to 100%); "
+             "'no flip': no weight in (0%, 100%) in that direction changes the winner"]
+    grid = result.flips.grid
+    if grid is not None:
+        lines.append(f"{result.method_label}: totals are not linear in the weights, so each "
+                     f"threshold is found by scanning {grid:,} steps towards 0% or 100%, then "
+                     f"bisecting to {BISECT_WIDTH:g}; a change of winner that reverses within one "
+                     "step is not seen")
+    return lines
 
 
 def _smaa_rows(result: Sensitivity) -> tuple[list[str], list[list[str]]]:
@@ -195,13 +240,11 @@ def render_text(result: Sensitivity, tablefmt: str = "simple") -> str:
         return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
 
     lines = [f"## {decision.title}" if markdown else decision.title,
-             f"method: weighted sum of the {result.basis}; winner {flips.winner} "
+             f"method: {result.method_label} of the {result.basis}; winner {flips.winner} "
              f"({flips.totals[decision.candidate_index(flips.winner)] * 100:.2f})"
              + ("" if result.tradeoff is None else
                 f", runner-up {result.tradeoff.runner_up} by {result.tradeoff.margin:.2f} points")]
-    lines += ["", heading("Weight needed to change the winner"),
-              "one weight moves, the others keep their proportions (they still add up to 100%); "
-              "'no flip': no weight in (0%, 100%) in that direction changes the winner", "",
+    lines += ["", heading("Weight needed to change the winner"), *_flip_text(result), "",
               table(["criterion", "weight", "raise to", "then wins", "lower to", "then wins"],
                     _flip_rows(result)), ""]
     nearest = flips.nearest
@@ -210,10 +253,9 @@ def render_text(result: Sensitivity, tablefmt: str = "simple") -> str:
     if result.tradeoff is not None:
         trade = result.tradeoff
         lines += ["", heading(f"Winner {trade.winner} vs runner-up {trade.runner_up}"),
-                  "points each criterion contributes (weight x normalised score x 100); last "
-                  "column: change of the runner-up's score on that criterion alone that ties it",
-                  "", table(["criterion", trade.winner, trade.runner_up, "difference",
-                             "runner-up needs"], _tradeoff_rows(result))]
+                  _tradeoff_text(result), "",
+                  table(["criterion", trade.winner, trade.runner_up, "difference",
+                         "runner-up needs"], _tradeoff_rows(result))]
     headers, rows = _smaa_rows(result)
     lines += ["", heading("SMAA-2 rank acceptability"), _sampling_text(result),
               "rank r: share of samples in which the candidate takes rank r (b_i^r); "

@@ -11,7 +11,8 @@ acceptability analysis for group decision making", Operations Research 49(3), 44
   the scores vary. Without score uncertainty it is 1 or 0.
 
 Everything is estimated by Monte Carlo over samples processed in chunks: scores of a whole chunk are
-one matrix product, and ranks come from one sort per sample, so memory stays bounded by the chunk.
+one call of the method (one matrix product for the weighted sum; WPM and TOPSIS broadcast over the
+chunk's weights), and ranks come from one sort per sample, so memory stays bounded by the chunk.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from stackdecide.errors import DecisionFileError, StackdecideError
 from stackdecide.mcda.weights import WeightRegion, WeightRegionError, WeightStream, weight_region
-from stackdecide.robustness.flips import TIE_TOLERANCE, weighted_totals
+from stackdecide.robustness.flips import TIE_TOLERANCE, method_totals, winners
 
 if TYPE_CHECKING:
     from stackdecide.model.decision import DecisionMatrix
@@ -89,12 +90,6 @@ def rank_order(totals: np.ndarray) -> np.ndarray:
     return order
 
 
-def winners(totals: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Index of the winner along ``axis``: the first within tolerance of the best total."""
-    best = totals.max(axis=axis, keepdims=True)
-    return np.argmax(totals >= best - TIE_TOLERANCE, axis=axis)
-
-
 @dataclass(frozen=True)
 class SmaaResult:
     """Rank acceptability, central weights and confidence factors, with the sampling behind them."""
@@ -111,6 +106,7 @@ class SmaaResult:
     region: WeightRegion
     score_uncertainty: bool  # whether scores were perturbed
     chunk: int  # samples per chunk (does not change the numbers)
+    method: str = "wsm"  # the registered method that scored each sample
 
     @property
     def acceptability(self) -> np.ndarray:
@@ -143,18 +139,23 @@ class SmaaArrays(NamedTuple):
 
 def smaa(normalized: np.ndarray, region: WeightRegion, samples: int, seed: int,
          perturb: Perturb | None = None, chunk: int | None = None,
-         ranks: int | None = None) -> SmaaArrays:
-    """SMAA-2 of a normalised matrix (candidates, criteria) under the weighted sum.
+         ranks: int | None = None, method: str = "wsm") -> SmaaArrays:
+    """SMAA-2 of a normalised matrix (candidates, criteria) under ``method`` (a name in
+    ``methods.METHODS``; the weighted sum by default).
 
     ``perturb(rng, n)``, when given, returns n normalised matrices with sampled scores in place of
     ``normalized``. Weights, scores and confidence factors use separate child streams of ``seed``,
     and weights are read from a block stream, so ``chunk`` changes memory use and speed, never the
     numbers. ``ranks`` limits the counted ranks to the first few (default: all, up to
-    ``DEFAULT_RANKS``).
+    ``DEFAULT_RANKS``). The streams do not depend on the method, so every method sees the same
+    weights and scores for the same seed.
     """
     fixed = np.asarray(normalized, dtype=float)
     n, m = fixed.shape
-    per_sample = n * (m if perturb else 1) * 8
+    totals_of = method_totals(method)
+    # the weighted sum's matrix product needs (candidates,) per sample with fixed scores; the
+    # other methods build (candidates, criteria) arrays per sample, a few of them for TOPSIS
+    per_sample = n * (m if perturb else 1) * 8 if method == "wsm" else 4 * n * m * 8
     chunk = chunk or max(1, min(samples, CHUNK_BYTES // per_sample))
     weight_rng, score_rng, confidence_rng = _streams(seed)
     stream = WeightStream(region, weight_rng)
@@ -166,7 +167,7 @@ def smaa(normalized: np.ndarray, region: WeightRegion, samples: int, seed: int,
         size = min(chunk, samples - start)
         weights = stream.take(size)
         matrix = perturb(score_rng, size) if perturb else fixed
-        order = rank_order(weighted_totals(matrix, weights))
+        order = rank_order(totals_of(matrix, weights))
         rank_counts += np.bincount((order[:, :ranks] * ranks + positions).ravel(),
                                    minlength=n * ranks)
         np.add.at(weight_sums, order[:, 0], weights)
@@ -175,7 +176,8 @@ def smaa(normalized: np.ndarray, region: WeightRegion, samples: int, seed: int,
     with np.errstate(invalid="ignore", divide="ignore"):
         central = weight_sums / wins[:, None]
     central[wins == 0] = np.nan
-    confidence = confidence_factors(fixed, central, confidence_rng, samples, perturb, chunk)
+    confidence = confidence_factors(fixed, central, confidence_rng, samples, perturb, chunk,
+                                    method)
     return SmaaArrays(counts, central, confidence, stream.draws, stream.accepted, chunk)
 
 
@@ -191,13 +193,17 @@ def sampled_weights(region: WeightRegion, samples: int, seed: int) -> np.ndarray
 
 def confidence_factors(normalized: np.ndarray, central: np.ndarray, rng: np.random.Generator,
                        samples: int, perturb: Perturb | None = None,
-                       chunk: int | None = None) -> np.ndarray:
+                       chunk: int | None = None, method: str = "wsm") -> np.ndarray:
     """p_i^c: the share of score outcomes in which i wins at its own central weights (NaN rows of
     ``central`` give NaN). All candidates' central weights are scored against each outcome at once."""
     n, m = normalized.shape
     confidence = np.full(n, np.nan)
     have = np.flatnonzero(~np.isnan(central[:, 0]))
     if have.size == 0:
+        return confidence
+    if method != "wsm":
+        confidence[have] = _method_confidence(method_totals(method), normalized, central[have],
+                                              have, rng, samples, perturb, chunk)
         return confidence
     candidate_weights = central[have].T  # (criteria, k)
     if perturb is None:
@@ -213,11 +219,31 @@ def confidence_factors(normalized: np.ndarray, central: np.ndarray, rng: np.rand
     return confidence
 
 
+def _method_confidence(totals_of: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                       normalized: np.ndarray, weights: np.ndarray, have: np.ndarray,
+                       rng: np.random.Generator, samples: int, perturb: Perturb | None,
+                       chunk: int | None) -> np.ndarray:
+    """``confidence_factors`` for a method other than the weighted sum: ``weights`` (k, criteria)
+    are the central weights of the candidates ``have``; each is scored as its own batch row."""
+    if perturb is None:
+        return (winners(totals_of(normalized, weights), axis=1) == have).astype(float)
+    n, m = normalized.shape
+    # (size, k, candidates, criteria) arrays, a few of them: the chunk keeps each near CHUNK_BYTES
+    chunk = max(1, min(chunk or samples, CHUNK_BYTES // (4 * n * m * have.size * 8)))
+    won = np.zeros(have.size, dtype=np.int64)
+    for start in range(0, samples, chunk):
+        size = min(chunk, samples - start)
+        totals = totals_of(perturb(rng, size)[:, None], weights)  # (size, k, candidates)
+        won += (winners(totals, axis=2) == have).sum(axis=0)
+    return won / samples
+
+
 def run_smaa(decision: DecisionMatrix, samples: int | None = None, seed: int | None = None,
              chunk: int | None = None, use_score_uncertainty: bool = True,
-             ranks: int | None = None) -> SmaaResult:
-    """SMAA-2 of a decision under the weighted sum, with its ``sensitivity`` limits on weights and
-    its ``uncertainty`` on scores. ``seed=None`` draws fresh entropy and records it in the result."""
+             ranks: int | None = None, method: str = "wsm") -> SmaaResult:
+    """SMAA-2 of a decision under ``method`` (default the weighted sum), with its ``sensitivity``
+    limits on weights and its ``uncertainty`` on scores. ``seed=None`` draws fresh entropy and
+    records it in the result."""
     spec = decision.model.sensitivity
     samples = spec.samples if samples is None else int(samples)
     if samples < 1:
@@ -236,12 +262,12 @@ def run_smaa(decision: DecisionMatrix, samples: int | None = None, seed: int | N
 
     try:
         arrays = smaa(decision.normalize(), region, samples, seed,
-                      perturb if uncertain else None, chunk, ranks)
+                      perturb if uncertain else None, chunk, ranks, method)
     except WeightRegionError as exc:
         raise _located(decision, ("sensitivity", "weight_bounds"), str(exc)) from None
     return SmaaResult(decision.candidate_ids, decision.criterion_ids, samples, seed,
                       arrays.rank_counts, arrays.central_weights, arrays.confidence,
-                      arrays.accepted / arrays.draws, region, uncertain, arrays.chunk)
+                      arrays.accepted / arrays.draws, region, uncertain, arrays.chunk, method)
 
 
 def _located(decision: DecisionMatrix, path: Sequence[str], message: str) -> DecisionFileError:

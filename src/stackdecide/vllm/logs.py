@@ -204,3 +204,33 @@ def compile_cache_state(log_lines: list[str]) -> str:
     if any(_LOADED.search(line) for line in log_lines):
         return "warm"
     return "unknown"
+
+
+@dataclass(frozen=True)
+class LoggedCapacity:
+    """What vLLM logged of its KV cache once it had sized it."""
+
+    device: str  # "GPU" or "CPU"
+    tokens: int  # "KV cache size: N tokens"
+    max_model_len: int | None  # "Maximum concurrency for L tokens per request: X.XXx"
+    concurrency: float | None
+
+
+# 0.26 logs the two on separate lines, 0.32 on one: "CPU KV cache size: 1,048,576 tokens, Maximum
+# concurrency for 1,024 tokens per request: 1024.00x".
+_KV_SIZE = re.compile(r"\b(GPU|CPU|[A-Z]+) KV cache size: ([\d,]+) tokens")
+_CONCURRENCY = re.compile(r"Maximum concurrency for ([\d,]+) tokens per request: ([\d.]+)x")
+
+
+def logged_capacity(log_lines: list[str]) -> LoggedCapacity | None:
+    """The KV-cache size and maximum concurrency a server log reports; None before vLLM sized
+    its KV cache (or in a log of something else)."""
+    size = concurrency = None
+    for line in log_lines:
+        size = size or _KV_SIZE.search(line)
+        concurrency = concurrency or _CONCURRENCY.search(line)
+    if size is None:
+        return None
+    return LoggedCapacity(size.group(1), int(size.group(2).replace(",", "")),
+                          int(concurrency.group(1).replace(",", "")) if concurrency else None,
+                          float(concurrency.group(2)) if concurrency else None)

@@ -245,6 +245,19 @@ def render(engine: Mapping[str, Any], spec: VllmArgSpec, *, host: str = "127.0.0
                            str(served_name) if served_name is not None else None, rendered)
 
 
+def serve_command(command: RenderedCommand) -> str:
+    """The ``vllm serve MODEL ...`` form of a rendered command: what a person pastes on the host
+    that runs it, where the ``vllm`` program is on PATH (display only, like ``shell``)."""
+    words = list(command.argv[3:])  # after "<python> -m <server module>"
+    model: list[str] = []
+    if "--model" in words:
+        index = words.index("--model")
+        model = words[index + 1:index + 2]
+        del words[index:index + 2]
+    assignments = [f"{name}={shlex.quote(value)}" for name, value in sorted(command.env.items())]
+    return " ".join([*assignments, shlex.join(["vllm", "serve", *model, *words])])
+
+
 def _backend_name_problems(value: Any, spec: VllmArgSpec) -> list[Problem]:
     names = list(spec.attention_backends)
     if not names or str(value) in names:

@@ -1,0 +1,101 @@
+"""What a candidate's configuration holds: weights, KV cache per token, tokens and sequences that fit.
+
+The numbers vLLM logs when it starts ("GPU KV cache size: N tokens", "Maximum concurrency for L
+tokens per request: X.XXx"; on the CPU engine "CPU KV cache size"), estimated before anything
+starts: from the candidate's model (``audit.models``), the target's memory (the decision's
+``hardware``, a probed GPU, or the CPU engine's ``VLLM_CPU_KVCACHE_SPACE``) and the engine keys,
+with the same budget ``check_kv_fits`` refuses a launch by (``engine_config.kv_budget``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from stackdecide.audit.engine_config import (
+    DEFAULT_GPU_MEMORY_UTILIZATION,
+    TargetHardware,
+    file_hardware,
+    kv_budget,
+    parse_token_count,
+    skipped_checks,
+)
+from stackdecide.audit.models import ModelFacts, candidate_model, model_label
+from stackdecide.facts import memory
+from stackdecide.facts.dtypes import UnknownDtypeError
+
+if TYPE_CHECKING:
+    from stackdecide.model.decision import DecisionMatrix
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """One candidate's capacity estimate; ``skipped`` says why the KV numbers are missing."""
+
+    candidate: str
+    model: str  # shape (weights format)
+    weights_bytes: float | None
+    kv_cache_dtype: str
+    kv_bytes_per_token: float | None
+    max_model_len: int | None
+    max_model_len_source: str  # "max_model_len" or the model's max_position_embeddings
+    kv_budget_bytes: float | None  # what is left for the KV cache
+    budget: str  # how the budget was reached
+    tokens: int | None  # KV tokens that fit (vLLM: "KV cache size: N tokens")
+    concurrency: float | None  # sequences of max_model_len at once ("Maximum concurrency")
+    max_num_seqs: int | None  # as configured; None: vLLM's default
+    target: str  # where the memory figure comes from
+    skipped: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def capacity_of(candidate_id: str, engine: Mapping[str, Any], env: Mapping[str, str],
+                model: ModelFacts, target: TargetHardware | None,
+                default_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION) -> Capacity:
+    """The capacity estimate of one engine configuration on ``target``."""
+    dtype = str(engine.get("dtype") or "auto")
+    kv_dtype = str(engine.get("kv_cache_dtype") or "auto")
+    seqs = parse_token_count(engine.get("max_num_seqs"))
+    source = target.source if target else "no hardware"
+    label = model_label(model) if dtype == "auto" else f"{model_label(model)[:-1]}, --dtype {dtype})"
+    shape = model.shape
+    if shape is None:
+        return Capacity(candidate_id, label, None, kv_dtype, None,
+                        parse_token_count(engine.get("max_model_len")), "max_model_len", None, "",
+                        None, None, seqs, source, model.missing or "no model shape")
+    try:
+        weights = memory.weight_bytes(shape, model.weights, dtype)
+        per_token = memory.kv_bytes_per_token(shape, kv_dtype, dtype)
+    except UnknownDtypeError as exc:
+        return Capacity(candidate_id, label, None, kv_dtype, None, None, "", None,
+                        "", None, None, seqs, source, str(exc))
+    length = parse_token_count(engine.get("max_model_len"))
+    length_source = "max_model_len"
+    if length is None:
+        length, length_source = shape.max_position_embeddings, "max_position_embeddings"
+    budget = kv_budget(engine, env, model, target, default_utilization) if target else None
+    if budget is None:
+        why = [p.message for p in skipped_checks(engine or {"model": model.id}, env, model, target)]
+        return Capacity(candidate_id, label, weights, kv_dtype, per_token, length,
+                        length_source, None, "", None, None, seqs, source,
+                        why[0] if why else "the KV-cache budget cannot be told")
+    fit = memory.capacity(shape, budget, length, kv_dtype, dtype)
+    return Capacity(candidate_id, label, weights, kv_dtype, per_token, length,
+                    length_source, fit.kv_bytes, budget.describe(), fit.tokens, fit.concurrency,
+                    seqs, source)
+
+
+def candidate_capacity(decision: DecisionMatrix, candidate_id: str) -> Capacity:
+    """A candidate's capacity on the decision's own hardware (no GPU probed)."""
+    candidate = decision.candidate(candidate_id)
+    return capacity_of(candidate_id, candidate.engine, candidate.env,
+                       candidate_model(decision, candidate_id),
+                       file_hardware(decision.model.decision.hardware))
+
+
+def decision_capacity(decision: DecisionMatrix) -> tuple[Capacity, ...]:
+    """Every candidate with an engine config (the others say nothing of how they run)."""
+    return tuple(candidate_capacity(decision, c.id) for c in decision.candidates if c.engine)
