@@ -309,18 +309,23 @@ def test_keep_leaves_the_server_running_and_says_how_to_stop_it(tmp_path: Path) 
                           timeout=ENGINE_TIMEOUT_S + 60, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     stop_line = done.stdout.strip().splitlines()[-1].strip()
-    assert stop_line.startswith("kill -TERM -- -")
-    pgid = int(stop_line.rsplit("-", 1)[1])
+    assert stop_line.startswith("stackdecide stop ")
+    run_name = stop_line.split()[2]
+    pgid = int(stop_line.rsplit("-", 1)[1].rstrip(")"))
     try:
+        # the launcher has exited: its supervisor was told to detach, so the server is still up
         assert group_alive(pgid), "--keep should leave the server running"
         url = done.stdout.split("ready in ", 1)[1].split(": ", 1)[1].split(" ", 1)[0]
         answer = _post(f"{url}/v1/completions", {"model": "stackdecide/tiny-qwen3",
                                                   "prompt": "t5", "max_tokens": 2})
         assert answer["choices"]
-        os.killpg(pgid, signal.SIGTERM)  # what the printed command does
-        deadline = time.monotonic() + 60
-        while group_alive(pgid) and time.monotonic() < deadline:
-            time.sleep(0.5)
+        listed = subprocess.run([sys.executable, "-m", "stackdecide", "ps"], capture_output=True,
+                                text=True, cwd=tmp_path, timeout=60, check=True)
+        assert run_name in listed.stdout
+        stopped = subprocess.run([sys.executable, "-m", "stackdecide", "stop", run_name],
+                                 capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert stopped.returncode == 0, stopped.stderr
+        assert stopped.stdout.startswith(f"stopped {run_name} (process group {pgid}")
     finally:
         if group_alive(pgid):
             os.killpg(pgid, signal.SIGKILL)
