@@ -88,9 +88,12 @@ def test_max_num_seqs_the_cache_cannot_hold() -> None:
     [some] = check_max_num_seqs({**engine, "max_num_seqs": 64}, {}, facts, H100)
     assert some.severity == "info" and some.code == "max-num-seqs-above-capacity"
     assert "sequences of max_model_len 131072 fit" in some.message
-    [never] = check_max_num_seqs({**engine, "max_num_seqs": 100_000}, {}, facts, H100)
+    cpu = TargetHardware("cpu", None, None, "decision.hardware (CPU)")
+    space = {"VLLM_CPU_KVCACHE_SPACE": "1"}  # 1 GiB: 8,192 tokens of 128 KiB
+    [never] = check_max_num_seqs({"max_model_len": 2048, "max_num_seqs": 1024}, space, facts, cpu)
     assert never.severity == "warning" and never.code == "max-num-seqs-unreachable"
-    assert never.message.startswith("max_num_seqs 100000 can never run at once")
+    assert never.message == ("max_num_seqs 1024 can never run at once: the KV cache holds 8,192 "
+                             "tokens, fewer than 1024 sequences of one 16-token block each")
 
 
 def test_capacity_without_a_shape_or_budget_says_why() -> None:

@@ -235,6 +235,8 @@ def check_max_num_seqs(engine: Mapping[str, Any], env: Mapping[str, str], model:
         model.shape.max_position_embeddings
     fit = memory.capacity(model.shape, budget, length, str(engine.get("kv_cache_dtype") or "auto"),
                           str(engine.get("dtype") or "auto"))
+    if not fit.fits_one:
+        return []  # check_kv_fits refuses max_model_len itself
     if fit.tokens < seqs * KV_BLOCK_TOKENS:
         return [Problem("max-num-seqs-unreachable",
                         f"max_num_seqs {seqs} can never run at once: the KV cache holds "

@@ -16,6 +16,13 @@ from stackdecide.decision import Decision
 from stackdecide.errors import EvidenceError
 from stackdecide.evidence.apply import check_candidates
 from stackdecide.evidence.importers import RunContext, parse_scenario_value, read_evidence_file
+from stackdecide.evidence.provenance import (
+    file_digest,
+    imported_ids,
+    model_mismatches,
+    stored_copies,
+    tag_records,
+)
 from stackdecide.evidence.records import (
     EXPORT_FORMATS,
     EvidenceRecord,
@@ -190,15 +197,34 @@ def import_files(files: tuple[str, ...], evidence_path: str | None, decision_fil
         scenario={k: parse_scenario_value(v) for k, v in _pairs(scenario, "--scenario").items()},
         config_sha256=config_sha256)
     results = [read_evidence_file(file, context) for file in files]
-    records = [record for result in results for record in result.records]
+    digests = [file_digest(file) for file in files]
     decision = _decision(decision_file, evidence_path)
     if decision is not None:
-        check_candidates(decision, records)
-    for result in results:
+        check_candidates(decision, [r for result in results for r in result.records])
+    stored: list[EvidenceRecord] = []
+    if Path(path).exists():
+        with EvidenceStore(path, create=False, readonly=True) as store:
+            stored = store.load()
+    records: list[EvidenceRecord] = []
+    new: list[EvidenceRecord] = []  # as read, for messages that name their file
+    taken: set[str] = set()
+    for result, digest in zip(results, digests, strict=True):
         kind = "vllm bench serve result" if result.kind == "vllm-bench-serve" else "stackdecide evidence"
+        ours = result.kind != "vllm-bench-serve"  # exports keep their records exactly as stored
+        before = stored_copies(stored, result.records) if ours else imported_ids(stored, digest)
+        if before or digest in taken:
+            when = f"before as records {_id_range(before)}" if before else "in this import"
+            click.echo(f"{result.file}: skipped, the same content ({digest}) was imported {when}; "
+                       "importing it again would count its measurements twice", err=True)
+            continue
+        taken.add(digest)
         click.echo(f"{result.file}: {kind}, {len(result.records)} records", err=True)
         for note in result.notes:
             click.echo(f"  note: {note}", err=True)
+        records += list(result.records) if ours else tag_records(result.records, digest)
+        new += result.records
+    for warning in model_mismatches(decision, new) if decision is not None else []:
+        click.echo(f"warning: {warning}", err=True)
     if dry_run:
         click.echo(f"dry run: {len(records)} records checked, none stored")
         return
@@ -206,6 +232,10 @@ def import_files(files: tuple[str, ...], evidence_path: str | None, decision_fil
         ids = store.add(records)
     shown = f" (ids {ids[0]}..{ids[-1]})" if ids else ""
     click.echo(f"stored {len(ids)} records{shown} in {path}")
+
+
+def _id_range(ids: list[int]) -> str:
+    return f"{ids[0]}..{ids[-1]}" if ids and ids[0] != ids[-1] else str(ids[0])
 
 
 @evidence.command("export")

@@ -119,6 +119,29 @@ def scenario_matches(wanted: Mapping[str, Any], scenario: Mapping[str, Any]) -> 
                for key, value in wanted.items())
 
 
+def implied_scenario(criterion: Criterion, metric: Metric) -> dict[str, Any]:
+    """What the criterion's metric means of a run (``decode_tok_s``: one stream), for the keys
+    its ``measure.scenario`` does not set itself."""
+    given = criterion.measure.scenario if criterion.measure else {}
+    return {key: value for key, value in metric.implied_scenario if key not in given}
+
+
+def scenario_mismatch(wanted: Mapping[str, Any], implied: Mapping[str, Any],
+                      scenario: Mapping[str, Any]) -> str | None:
+    """Why a record's ``scenario`` is not the criterion's, or None when it is: a key of ``wanted``
+    missing or different, or a key of ``implied`` different (a record that does not say is kept:
+    it cannot tell)."""
+    for key, value in wanted.items():
+        if key not in scenario:
+            return f"no {key}"
+        if _scenario_value(scenario[key]) != _scenario_value(value):
+            return f"{key} {scenario[key]}"
+    for key, value in implied.items():
+        if key in scenario and _scenario_value(scenario[key]) != _scenario_value(value):
+            return f"{key} {scenario[key]}"
+    return None
+
+
 def aggregate(records: Sequence[EvidenceRecord], flags: Mapping[int, tuple[str, ...]]) -> Aggregate:
     """Median of the records' values; spread is max - min (a single record keeps its own)."""
     values = [r.value for r in records]
@@ -182,10 +205,19 @@ def apply_evidence(decision: DecisionMatrix, evidence: EvidenceSet,
             continue
         metric = metrics[criterion.id]
         found: dict[int, Aggregate] = {}
-        selected = {i: [r for r in by_key.get((candidate.id, metric.name), [])
-                        if scenario_matches(measure.scenario, r.scenario)
-                        and (include_partial or r.scenario.get("complete") is not False)]
-                    for i, candidate in enumerate(decision.candidates)}
+        implied = implied_scenario(criterion, metric)
+        unused: Counter[str] = Counter()
+        selected: dict[int, list[EvidenceRecord]] = {}
+        for i, candidate in enumerate(decision.candidates):
+            selected[i] = []
+            for r in by_key.get((candidate.id, metric.name), []):
+                reason = scenario_mismatch(measure.scenario, implied, r.scenario)
+                if reason is not None:
+                    unused[reason] += 1
+                elif include_partial or r.scenario.get("complete") is not False:
+                    selected[i].append(r)
+        if unused:
+            notes.append(_unused_note(criterion, metric, implied, unused))
         if "start" not in measure.scenario:
             selected, start_note = like_starts(selected)
             if start_note:
@@ -336,6 +368,20 @@ def check_candidates(decision: DecisionMatrix, records: Sequence[EvidenceRecord]
             raise EvidenceError(f"no candidate '{record.candidate}' in {where}"
                                 f"{did_you_mean(record.candidate, ids)} (candidates: "
                                 f"{', '.join(ids)})")
+
+
+def _unused_note(criterion: Criterion, metric: Metric, implied: Mapping[str, Any],
+                 unused: Counter[str]) -> str:
+    """Records of the criterion's metric left out because they measured another scenario."""
+    assert criterion.measure is not None
+    asked = [f"{k}={v}" for k, v in criterion.measure.scenario.items()]
+    means = [f"{k}={v}" for k, v in implied.items()]
+    wanted = ", ".join(asked + means)
+    why = f" ({', '.join(means)}: what {metric.name} means; set measure.scenario to choose " \
+          "another)" if means else ""
+    counts = ", ".join(f"{reason}: {count}" for reason, count in sorted(unused.items()))
+    return (f"{criterion.id}: {_records(sum(unused.values()))} of {metric.name} unused, from "
+            f"other scenarios ({counts}); the criterion asks for {wanted}{why}")
 
 
 def _coverage_notes(decision: DecisionMatrix, criterion: Criterion, metric: Metric,

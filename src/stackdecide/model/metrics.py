@@ -145,11 +145,16 @@ class Metric:
     description: str
     domain: Domain
     boolean: bool = False  # values are 1 (yes) or 0 (no)
+    # What the metric means of a run: decode_tok_s is one stream's rate, so a criterion on it
+    # compares runs at concurrency 1 unless its measure.scenario says otherwise.
+    implied_scenario: tuple[tuple[str, int], ...] = ()
 
     def problem(self, value: float) -> str | None:
         """Why ``value`` cannot be a measurement of this metric, or None when it can."""
         return self.domain.problem(value, self.name, self.unit)
 
+
+ONE_STREAM = (("concurrency", 1),)
 
 # Statistics reported for each latency of ``vllm bench serve``: mean, median and the percentiles
 # its --metric-percentiles option is most often given.
@@ -165,9 +170,9 @@ _LATENCIES = {
 def _build() -> dict[str, Metric]:
     metrics = [
         Metric("decode_tok_s", "tok/s", True, "output tokens per second of one request while "
-                                              "decoding", RATE),
+                                              "decoding", RATE, implied_scenario=ONE_STREAM),
         Metric("prefill_tok_s", "tok/s", True, "prompt tokens per second processed before the first "
-                                               "output token", RATE),
+                                               "output token", RATE, implied_scenario=ONE_STREAM),
         Metric("output_tok_s", "tok/s", True, "output tokens per second over all requests", RATE),
         Metric("total_tok_s", "tok/s", True, "prompt and output tokens per second over all requests",
                RATE),
