@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install headless Chromium for the report's browser test (tests/test_report_html.py) and for
+# Install headless Chromium for the report's browser test (tests/report/test_report_html.py) and for
 # regenerating docs/report.png. Debian and Ubuntu images: the apt package `chromium`.
 #
 #   scripts/install-chromium.sh        # as root, or with sudo available

@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# fixtures of the real CPU engine (tiny_server, ...), for tests in every folder
+pytest_plugins = ("engine_fixtures",)
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from engine_support import CPU_DECISION, ROOT, require_vllm
 
 import stackdecide
+from engine_support import CPU_DECISION, ROOT, require_vllm
 from stackdecide.audit import engine_config
 from stackdecide.cli import main
 from stackdecide.errors import StackdecideError

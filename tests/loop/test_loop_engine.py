@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from engine_support import CPU_DECISION, assert_group_gone, require_vllm
 
+from engine_support import CPU_DECISION, assert_group_gone, require_vllm
 from stackdecide.evidence.store import EvidenceStore
 
 pytestmark = pytest.mark.engine

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from engine_support import CPU_DECISION, ENGINE_TIMEOUT_S, assert_group_gone, require_vllm
 
 import stackdecide
+from engine_support import CPU_DECISION, ENGINE_TIMEOUT_S, assert_group_gone, require_vllm
 from stackdecide.decision import Decision
 from stackdecide.launch.plan import LaunchOptions
 from stackdecide.launch.server import ServerHandle, launch_server

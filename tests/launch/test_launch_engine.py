@@ -20,6 +20,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+import stackdecide
 from engine_support import (
     CPU_DECISION,
     ENGINE_TIMEOUT_S,
@@ -28,8 +30,6 @@ from engine_support import (
     group_alive,
     require_vllm,
 )
-
-import stackdecide
 from stackdecide.launch.plan import LaunchOptions, plan_launch
 from stackdecide.launch.process import group_members
 from stackdecide.launch.runs import read_outcome

@@ -16,7 +16,7 @@ import pytest
 from stackdecide.vllm import logs as failures
 from stackdecide.vllm.logs import classify, phase_of
 
-LOGS = Path(__file__).parent / "data" / "vllm-0.32-cpu"
+LOGS = Path(__file__).parents[1] / "data" / "vllm-0.32-cpu"
 
 
 def _lines(name: str) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CPU_DECISION = ROOT / "criteria" / "cpu.yaml"
 ENGINE_TIMEOUT_S = 420.0  # a 2-core machine that is busy with other work starts slowly
 

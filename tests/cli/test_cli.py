@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from stackdecide.cli import main
 
-MALFORMED = Path(__file__).parent / "data" / "malformed"
+MALFORMED = Path(__file__).parents[1] / "data" / "malformed"
 
 
 def run(*args: str) -> tuple[int, str, str]:

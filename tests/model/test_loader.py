@@ -10,7 +10,7 @@ import pytest
 import stackdecide
 from stackdecide import DecisionFileError
 
-MALFORMED = Path(__file__).parent / "data" / "malformed"
+MALFORMED = Path(__file__).parents[1] / "data" / "malformed"
 
 
 def _expectation(path: Path) -> str:
