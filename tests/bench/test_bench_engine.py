@@ -233,8 +233,10 @@ def _serve_steady(queue: Any) -> None:
     fake = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = fake  # dataclasses look their module up there
     spec.loader.exec_module(fake)
+    # 8 ms a token keeps both clients well below what one core can parse: at 3 ms the heavier
+    # client became the bottleneck on a 2-core machine and the comparison measured client speed
     server = fake.FakeServer(fake.Behaviour(model="steady", first_token_delay_s=0.02,
-                                            token_delay_s=0.003))
+                                            token_delay_s=0.008))
     queue.put(server.start())
     threading.Event().wait()
 
