@@ -352,6 +352,15 @@ def decision_problems(decision: DecisionMatrix, candidate_id: str) -> list[Probl
                            file_hardware(decision.model.decision.hardware))
 
 
+def problem_location(decision: DecisionMatrix, index: int, problem: Problem) -> str | None:
+    """``file:line:col field`` of a problem about candidate ``index``'s ``engine`` or ``env`` key;
+    the problem's own field (``--port``, ``decision.model.shape``) for anything else."""
+    section, _, key = (problem.field or "").partition(".")
+    if section in ("engine", "env") and key:
+        return decision.locate(("candidates", index, section, key))
+    return problem.field
+
+
 def check_launchability(decision: DecisionMatrix, ranking: Ranking) -> list[Finding]:
     """An audit check: each candidate whose engine configuration cannot start as written, and
     each check that could not run (info; said once for the decision when every candidate shares
@@ -360,13 +369,10 @@ def check_launchability(decision: DecisionMatrix, ranking: Ranking) -> list[Find
     skipped: dict[tuple[str, str], list[str]] = {}
     for index, candidate_id in enumerate(decision.candidate_ids):
         for problem in decision_problems(decision, candidate_id):
-            section, _, key = (problem.field or "").partition(".")
-            located = section in ("engine", "env") and bool(key)
-            if problem.severity == "info" and not located:
+            where = problem_location(decision, index, problem)
+            if problem.severity == "info" and where == problem.field:  # about no engine key
                 skipped.setdefault((problem.code, problem.message), []).append(candidate_id)
                 continue
-            where = decision.locate(("candidates", index, section, key)) if located \
-                else problem.field
             findings.append(problem.finding(candidate_id, where))
     every = len(decision.candidate_ids)
     for (code, message), ids in skipped.items():

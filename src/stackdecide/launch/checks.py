@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stackdecide.audit.capacity import Capacity, decision_capacity
+from stackdecide.audit.engine_config import problem_location
 from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.findings import Finding
 from stackdecide.model.problems import Problem
@@ -45,12 +46,8 @@ def check_engine_keys(decision: DecisionMatrix, spec: VllmArgSpec | None,
     for index, candidate in enumerate(decision.candidates):
         if not candidate.engine:  # a decision may rank stacks without saying how to launch them
             continue
-        for problem in engine_key_problems(candidate.engine, candidate.env, spec):
-            key = problem.field.split(".", 1)[1] if problem.field and \
-                problem.field.startswith("engine.") else None
-            where = decision.locate(("candidates", index, "engine", key)) if key and \
-                key in candidate.engine else problem.field
-            findings.append(problem.finding(candidate.id, where))
+        findings += [problem.finding(candidate.id, problem_location(decision, index, problem))
+                     for problem in engine_key_problems(candidate.engine, candidate.env, spec)]
     if spec is not None:
         note = f"engine keys checked against vLLM {spec.vllm_version} ({spec.python})"
     else:
