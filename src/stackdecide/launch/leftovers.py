@@ -9,13 +9,12 @@ run behind a busy port or busy GPU memory.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from stackdecide.launch.process import DEFAULT_GRACE_S, StopReport, group_members, kill_group
-from stackdecide.launch.runs import OUTCOME_FILE, iso, utc_now, write_json
+from stackdecide.launch.runs import OUTCOME_FILE, read_outcome, record_stop
 from stackdecide.state import state_dir
 
 
@@ -45,7 +44,7 @@ def _command_line(pid: int) -> list[str] | None:
 def live_run(run_dir: Path) -> LiveRun | None:
     """The run's server if it is still running, else None."""
     try:
-        outcome = json.loads((run_dir / OUTCOME_FILE).read_text())
+        outcome = read_outcome(run_dir)
     except (OSError, ValueError):
         return None
     pgid, pid = outcome.get("pgid"), outcome.get("pid")
@@ -76,13 +75,7 @@ def live_runs(folders: Iterable[Path] | None = None) -> list[LiveRun]:
 def stop_run(run: LiveRun, grace_s: float = DEFAULT_GRACE_S) -> StopReport:
     """Stop a leftover server's whole group and record the stop in its run folder."""
     report = kill_group(run.pgid, grace_s)
-    path = run.run_dir / OUTCOME_FILE
-    try:
-        outcome = json.loads(path.read_text())
-    except (OSError, ValueError):
-        outcome = {}
-    outcome["stop"] = {**report.to_dict(), "by": "stackdecide stop", "at": iso(utc_now())}
-    write_json(path, outcome)
+    record_stop(run.run_dir, report.to_dict(), "stackdecide stop")
     return report
 
 

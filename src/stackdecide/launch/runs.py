@@ -125,3 +125,21 @@ class LaunchOutcome:
 
 def read_outcome(run_dir: str | Path) -> dict[str, Any]:
     return json.loads((Path(run_dir) / OUTCOME_FILE).read_text())
+
+
+def record_stop(run_dir: str | Path, stop: Mapping[str, Any], by: str, *, overwrite: bool = True,
+                **defaults: Any) -> None:
+    """Write into a run's ``outcome.json`` how its server was stopped and by whom.
+
+    ``defaults`` fill fields the launcher left empty (``failure``, ``reason``); without
+    ``overwrite`` a stop the launcher already recorded is kept as it is.
+    """
+    try:
+        outcome = read_outcome(run_dir)
+    except (OSError, ValueError):
+        outcome = {}
+    if outcome.get("stop") and not overwrite:
+        return
+    outcome.update({key: value for key, value in defaults.items() if not outcome.get(key)})
+    outcome["stop"] = {**stop, "by": by, "at": iso(utc_now())}
+    write_json(Path(run_dir) / OUTCOME_FILE, outcome)

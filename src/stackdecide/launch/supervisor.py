@@ -15,37 +15,22 @@ start-up, and they only reach the direct child.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
-from stackdecide._files import write_json_atomic
 from stackdecide.launch.process import group_members, kill_group
-
-LAUNCHER_DIED = "launcher_died"
+from stackdecide.launch.runs import record_stop
+from stackdecide.vllm import logs as failures
 
 
 def _record(run_dir: Path, pgid: int, report: dict[str, object]) -> None:
     """Mark the run as ended by the supervisor, keeping whatever the launcher already wrote."""
-    path = run_dir / "outcome.json"
-    try:
-        outcome = json.loads(path.read_text())
-    except (OSError, ValueError):
-        outcome = {}
-    if outcome.get("stop"):  # the launcher got to record its own stop after all
-        return
-    outcome.update(
-        ok=False if not outcome.get("ok") else outcome["ok"],
-        failure=outcome.get("failure") or LAUNCHER_DIED,
-        reason=outcome.get("reason") or (
-            f"the launcher ended without stopping the server (killed?); its supervisor stopped "
-            f"process group {pgid}"),
-        stop={**report, "by": "supervisor",
-              "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    write_json_atomic(path, outcome)
+    record_stop(run_dir, report, "supervisor", overwrite=False, ok=False,
+                failure=failures.LAUNCHER_DIED,
+                reason="the launcher ended without stopping the server (killed?); its supervisor "
+                       f"stopped process group {pgid}")
 
 
 def supervise(pgid: int, run_dir: Path, grace_s: float, pipe: int = 0) -> str:
