@@ -27,13 +27,13 @@ import numpy as np
 
 from stackdecide.bench.runner import Progress
 from stackdecide.certify.probability import RankProbabilities, rank_probabilities
-from stackdecide.certify.racing import Action, RaceState, next_action
+from stackdecide.certify.racing import MIN_REPLICATES, Action, RaceState, next_action
 from stackdecide.decision import Decision
 from stackdecide.evidence.store import EvidenceStore
 from stackdecide.launch.plan import LaunchOptions
 from stackdecide.loop import Measurement, measure, optimistic_totals
 from stackdecide.model.ranking import Ranking
-from stackdecide.robustness.certainty import DEFAULT_CONFIDENCE, MIN_REPLICATES, Certainty, certainty
+from stackdecide.robustness.certainty import DEFAULT_CONFIDENCE, Certainty, certainty
 
 Notify = Callable[[str], None]
 
@@ -114,8 +114,9 @@ def until_certain(decision: Decision, store: EvidenceStore, options: LaunchOptio
     durations: list[float] = []
 
     def assess() -> tuple[Certainty, Action]:
-        ranking = decision.score(evidence=store.load(), any_hardware=any_hardware)
-        sure = certainty(ranking, store.load(), confidence=limits.confidence, samples=samples,
+        evidence = store.load()
+        ranking = decision.score(evidence=evidence, any_hardware=any_hardware)
+        sure = certainty(ranking, evidence, confidence=limits.confidence, samples=samples,
                          seed=seed)
         state = race_state(sure)
         action = next_action(state, limits.confidence, launches_used=len(measurements),
@@ -144,9 +145,11 @@ def until_certain(decision: Decision, store: EvidenceStore, options: LaunchOptio
         if action.dropped:
             say(f"dropped (cannot win with meaningful probability): {', '.join(action.dropped)}")
         launch_started = time.monotonic()
-        # prompts of their own for every launch, also across resumed runs of the same race
-        launch_seed = int(np.random.SeedSequence([seed, int(sure.launches()[action.candidate]),
-                                                  len(store.load())]).generate_state(1)[0])
+        # prompts of their own for every launch, also across resumed runs of the same race: the
+        # launches already in the store number this one
+        launches = sure.launches()
+        launch_seed = int(np.random.SeedSequence([seed, launches[action.candidate],
+                                                  sum(launches.values())]).generate_state(1)[0])
         measurements.append(measure(decision, action.candidate, store, options, notify=say,
                                     bench_progress=bench_progress, seed=launch_seed))
         durations.append(time.monotonic() - launch_started)

@@ -29,6 +29,7 @@ Rule, in order, given P(best) from :func:`~stackdecide.certify.probability.rank_
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,6 +39,7 @@ from scipy import stats
 from stackdecide.certify.probability import RankProbabilities
 
 ActionKind = Literal["certified", "tie", "launch", "budget"]
+MIN_REPLICATES = 2  # launches of the leader before a certificate
 
 
 @dataclass(frozen=True)
@@ -97,11 +99,26 @@ def _separation(state: RaceState, a: int, b: int, confidence: float) -> str:
             f"{need} launches each (now {n[a]} and {n[b]})")
 
 
-def _tie_text(state: RaceState, tied: list[int]) -> str:
-    names = [state.candidates[i] for i in tied]
-    probs = " / ".join(f"{state.p.p_best[i]:.2f}" for i in tied)
+def contender_threshold(confidence: float, candidates: int) -> float:
+    """P(best) below which a candidate is dropped: together the dropped hold < 1 - confidence."""
+    return (1 - confidence) / candidates
+
+
+def launches_required(is_leader: bool, min_replicates: int = MIN_REPLICATES) -> int:
+    """Launches a contender needs before a certificate: the leader ``min_replicates``, others one."""
+    return min_replicates if is_leader else 1
+
+
+def tie_sentence(tied: Sequence[tuple[str, float]]) -> str:
+    """"statistical tie between a and b (P 0.55 / 0.43): ..." for (candidate, P(best)) pairs."""
+    names = [name for name, _ in tied]
+    probs = " / ".join(f"{p:.2f}" for _, p in tied)
     who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return f"statistical tie between {who} (P {probs}): the difference is smaller than the noise"
+
+
+def _tie_text(state: RaceState, tied: list[int]) -> str:
+    return tie_sentence([(state.candidates[i], float(state.p.p_best[i])) for i in tied])
 
 
 def _contenders(state: RaceState, leader: int, drop_below: float) -> list[int]:
@@ -170,7 +187,7 @@ def next_action(
     drop_below: float | None = None,
     launches_used: int | None = None,
     max_launches: int | None = None,
-    min_replicates: int = 2,
+    min_replicates: int = MIN_REPLICATES,
     max_replicates: int | None = None,
 ) -> Action:
     """Next step of the race (see the module docstring for the rule).
@@ -183,7 +200,7 @@ def next_action(
     if max_replicates is not None and max_replicates < min_replicates:
         raise ValueError("max_replicates must be >= min_replicates")
     m, names, n, pb = len(state.candidates), state.candidates, state.launches, state.p.p_best
-    threshold = (1 - confidence) / m if drop_below is None else drop_below
+    threshold = contender_threshold(confidence, m) if drop_below is None else drop_below
     used = int(n.sum()) if launches_used is None else launches_used
     leader = state.p.leader()
     contenders = _contenders(state, leader, threshold)
@@ -191,7 +208,7 @@ def next_action(
                     and (n[i] > 0 or not state.could_win[i]))
     hopeful = bool(np.any((n == 0) & state.could_win.astype(bool)))
     confident = pb[leader] >= confidence
-    short = [i for i in contenders if n[i] < (min_replicates if i == leader else 1)]
+    short = [i for i in contenders if n[i] < launches_required(i == leader, min_replicates)]
     if confident and not hopeful and not short:
         return Action("certified", names[leader], f"certified: {names[leader]} (P = {pb[leader]:.2f})",
                       dropped=dropped)

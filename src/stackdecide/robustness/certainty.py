@@ -30,6 +30,12 @@ from typing import Any, Literal
 import numpy as np
 
 from stackdecide.certify.probability import RankProbabilities, rank_probabilities
+from stackdecide.certify.racing import (
+    MIN_REPLICATES,
+    contender_threshold,
+    launches_required,
+    tie_sentence,
+)
 from stackdecide.certify.uncertainty import (
     DEFAULT_PRIOR_STRENGTH,
     Estimate,
@@ -48,7 +54,6 @@ from stackdecide.robustness.smaa import sampled_weights, score_uncertainty
 
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_SAMPLES = 4000
-MIN_REPLICATES = 2
 VerdictKind = Literal["certified", "tie", "judged"]
 
 
@@ -99,10 +104,7 @@ class Certainty:
 
     def launches(self) -> dict[str, int]:
         """Distinct launches behind each candidate's measured cells (its replicates)."""
-        counts: dict[str, set[str]] = defaultdict(set)
-        for cell in self.cells.values():
-            counts[cell.candidate].update(cell.sources)
-        return {cid: len(counts.get(cid, ())) for cid in self.ranking.candidate_ids}
+        return _launches(self.cells, self.ranking.candidate_ids)
 
     def to_dict(self) -> dict[str, Any]:
         probabilities = self.probabilities
@@ -198,18 +200,18 @@ def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate]
 
 def _verdict(ranking: Ranking, probabilities: RankProbabilities | None, launches: dict[str, int],
              confidence: float) -> Verdict:
+    """The racing policy's rule (``certify.racing``), applied to the evidence at hand."""
     ids = ranking.candidate_ids
     if probabilities is None:
         return Verdict("judged", ranking.winner, (), "no measured cell: the ranking rests on judged "
                        "scores alone (no measurement uncertainty to weigh)")
     p_best = probabilities.p_best
-    leader = int(np.argmax(p_best))
-    threshold = (1 - confidence) / len(ids)
-    contenders = sorted((i for i in range(len(ids)) if p_best[i] >= threshold or i == leader),
-                        key=lambda i: (-p_best[i], i))
+    leader = probabilities.leader()
+    contenders = sorted(set(probabilities.contenders(contender_threshold(confidence, len(ids))))
+                        | {leader}, key=lambda i: (-p_best[i], i))
     tied = tuple((ids[i], float(p_best[i])) for i in contenders)
     short = [ids[i] for i in contenders
-             if launches[ids[i]] < (MIN_REPLICATES if i == leader else 1)]
+             if launches[ids[i]] < launches_required(i == leader, MIN_REPLICATES)]
     name, p = ids[leader], float(p_best[leader])
     if p >= confidence and not short:
         return Verdict("certified", name, tied, f"certified: {name} (P = {p:.2f})")
@@ -219,12 +221,17 @@ def _verdict(ranking: Ranking, probabilities: RankProbabilities | None, launches
                                    + ("es" if launches[cid] != 1 else "") for cid in short)
                        + f"; a certificate needs {MIN_REPLICATES} launches of the leader "
                        "(launch --until-certain)")
-    names = [ids[i] for i in contenders]
-    who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    probs = " / ".join(f"{p_best[i]:.2f}" for i in contenders)
-    return Verdict("tie", name, tied, f"statistical tie between {who} (P {probs}): the "
-                   "difference is smaller than the noise; more launches of each (launch "
+    return Verdict("tie", name, tied, f"{tie_sentence(tied)}; more launches of each (launch "
                    "--until-certain) or a weight change would separate them")
+
+
+def _launches(cells: Mapping[tuple[str, str], CellEstimate],
+              candidate_ids: Sequence[str]) -> dict[str, int]:
+    """Distinct launches behind each candidate's measured cells (its replicates)."""
+    sources: dict[str, set[str]] = defaultdict(set)
+    for cell in cells.values():
+        sources[cell.candidate].update(cell.sources)
+    return {cid: len(sources.get(cid, ())) for cid in candidate_ids}
 
 
 def certainty(ranking: Ranking, evidence: EvidenceSet | None, *,
@@ -246,9 +253,6 @@ def certainty(ranking: Ranking, evidence: EvidenceSet | None, *,
         totals = methods.get_method(ranking.method)(normalized, weights).totals
         feasible = np.array([cid not in ranking.infeasible for cid in decision.candidate_ids])
         probabilities = rank_probabilities(totals, feasible, seed)
-    launches: dict[str, set[str]] = defaultdict(set)
-    for cell in cells.values():
-        launches[cell.candidate].update(cell.sources)
-    counts = {cid: len(launches.get(cid, ())) for cid in decision.candidate_ids}
     return Certainty(ranking, cells, probabilities, confidence, samples, seed, sample_weights,
-                     _verdict(ranking, probabilities, counts, confidence))
+                     _verdict(ranking, probabilities, _launches(cells, decision.candidate_ids),
+                              confidence))
