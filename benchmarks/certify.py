@@ -17,35 +17,13 @@ budget of 3 m launches (never more than (b)).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-import types
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-
-def _importable_certify() -> None:
-    """Make ``stackdecide.certify`` importable from the checkout, without installing.
-
-    certify needs only numpy and scipy; when the package's own ``__init__`` cannot be imported
-    here (its other dependencies missing), an empty namespace stands in for it.
-    """
-    src = Path(__file__).resolve().parent.parent / "src"
-    sys.path.insert(0, str(src))
-    try:
-        import stackdecide  # noqa: F401
-    except ImportError:
-        package = types.ModuleType("stackdecide")
-        package.__path__ = [str(src / "stackdecide")]
-        sys.modules["stackdecide"] = package
-
-
-_importable_certify()
-
-from stackdecide.certify import (  # noqa: E402
+from stackdecide.certify import (
     RaceState,
     estimate,
     next_action,

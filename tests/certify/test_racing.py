@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-if importlib.util.find_spec("stackdecide") is None:  # not installed: run from the checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from stackdecide.certify import (
     Action,
