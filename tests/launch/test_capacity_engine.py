@@ -8,28 +8,21 @@ vLLM logs once it has sized its KV cache: "CPU KV cache size: N tokens, Maximum 
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 
 import pytest
 
 import stackdecide
+from engine_support import CPU_DECISION, ENGINE_TIMEOUT_S, require_vllm
 from stackdecide.launch.plan import LaunchOptions, plan_launch
 from stackdecide.launch.server import launch_server
 from stackdecide.vllm.logs import logged_capacity
 
 pytestmark = pytest.mark.engine
 
-CPU_DECISION = Path(__file__).resolve().parents[2] / "criteria" / "cpu.yaml"
-ENGINE_TIMEOUT_S = 420.0  # as tests/engine: a busy 2-core machine starts slowly
-
 
 def test_planned_capacity_is_within_10_percent_of_vllms_log(tmp_path: Path) -> None:
-    if importlib.util.find_spec("vllm") is None:
-        if os.environ.get("CI"):
-            pytest.fail("vLLM is not installed; run scripts/install-engine-cpu.sh")
-        pytest.skip("vLLM is not installed in this interpreter")
+    require_vllm()
     decision = stackdecide.load(CPU_DECISION)
     options = LaunchOptions(port=None, timeout_s=ENGINE_TIMEOUT_S, runs_dir=tmp_path)
     plan = plan_launch(decision, "cpu-bf16", options)
