@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from weights_support import moved
 
 import stackdecide
 from stackdecide.cli import main
@@ -44,15 +45,6 @@ def winner_of(normalized: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Brute-force winner per row of weights: first candidate within 1e-9 of the best total."""
     totals = np.einsum("ij,...j->...i", normalized, weights)
     return np.argmax(totals >= totals.max(axis=-1, keepdims=True) - 1e-9, axis=-1)
-
-
-def moved(weights: np.ndarray, j: int, t: np.ndarray) -> np.ndarray:
-    """Weights with w_j = t and the others rescaled proportionally (rows for each t)."""
-    others = np.delete(np.arange(weights.size), j)
-    out = np.empty((t.size, weights.size))
-    out[:, j] = t
-    out[:, others] = weights[others] * ((1 - t) / (1 - weights[j]))[:, None]
-    return out
 
 
 # -- flip distances -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from weights_support import moved
 
 import stackdecide
 from stackdecide.cli import main
@@ -49,15 +50,6 @@ def random_decision(seed: int) -> stackdecide.Decision:
     weights = [round(float(v), 4) + 0.01 for v in rng.dirichlet(np.ones(m))]
     directions = [str(d) for d in rng.choice(["benefit", "cost"], m)]
     return stackdecide.parse(decision_text(scores, weights, directions=directions), "r.yaml")
-
-
-def moved(weights: np.ndarray, j: int, t: np.ndarray) -> np.ndarray:
-    """Weights with w_j = t and the others rescaled proportionally (rows for each t)."""
-    others = np.delete(np.arange(weights.size), j)
-    out = np.empty((t.size, weights.size))
-    out[:, j] = t
-    out[:, others] = weights[others] * ((1 - t) / (1 - weights[j]))[:, None]
-    return out
 
 
 def winner_under(method: str, normalized: np.ndarray, weights: np.ndarray) -> list[int]:
