@@ -122,7 +122,7 @@ def test_check_prints_and_serialises_capacity() -> None:
         "kv_bytes_per_token": 1024, "max_model_len": 1024, "max_model_len_source": "max_model_len",
         "kv_budget_bytes": GIB, "budget": "the KV cache is set to 1.00 GiB", "tokens": 1_048_576,
         "concurrency": 1024.0, "max_num_seqs": None, "target": "decision.hardware (CPU)",
-        "skipped": None}
+        "skipped": None, "layout": "TP 1", "gpus": 1}
     assert Capacity(**data["capacity"][0]).to_dict() == data["capacity"][0]
 
 

@@ -17,12 +17,14 @@ from stackdecide.audit.engine_config import (
     DEFAULT_GPU_MEMORY_UTILIZATION,
     TargetHardware,
     file_hardware,
+    gpu_kv_bytes_per_token,
+    gpu_weight_bytes,
     kv_budget,
     parse_token_count,
     skipped_checks,
 )
 from stackdecide.audit.models import ModelFacts, candidate_model, model_label
-from stackdecide.facts import memory
+from stackdecide.facts import memory, parallel
 from stackdecide.facts.dtypes import UnknownDtypeError
 
 if TYPE_CHECKING:
@@ -47,6 +49,8 @@ class Capacity:
     max_num_seqs: int | None  # as configured; None: vLLM's default
     target: str  # where the memory figure comes from
     skipped: str | None = None
+    layout: str = "TP 1"  # tensor x pipeline x data parallel; weights and KV figures are per GPU
+    gpus: int = 1  # GPUs the configuration occupies (all replicas)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,8 +71,8 @@ def capacity_of(candidate_id: str, engine: Mapping[str, Any], env: Mapping[str, 
                         parse_token_count(engine.get("max_model_len")), "max_model_len", None, "",
                         None, None, seqs, source, model.missing or "no model shape")
     try:
-        weights = memory.weight_bytes(shape, model.weights, dtype)
-        per_token = memory.kv_bytes_per_token(shape, kv_dtype, dtype)
+        weights = gpu_weight_bytes(engine, model, dtype)
+        per_token = gpu_kv_bytes_per_token(engine, model)
     except UnknownDtypeError as exc:
         return Capacity(candidate_id, label, None, kv_dtype, None, None, "", None,
                         "", None, None, seqs, source, str(exc))
@@ -82,10 +86,11 @@ def capacity_of(candidate_id: str, engine: Mapping[str, Any], env: Mapping[str, 
         return Capacity(candidate_id, label, weights, kv_dtype, per_token, length,
                         length_source, None, "", None, None, seqs, source,
                         why[0] if why else "the KV-cache budget cannot be told")
-    fit = memory.capacity(shape, budget, length, kv_dtype, dtype)
+    layout = parallel.layout_of(engine)
+    fit = memory.capacity(shape, budget, length, kv_dtype, dtype, parallel.kv_share(shape, layout))
     return Capacity(candidate_id, label, weights, kv_dtype, per_token, length,
                     length_source, fit.kv_bytes, budget.describe(), fit.tokens, fit.concurrency,
-                    seqs, source)
+                    seqs, source, layout=layout.label, gpus=layout.gpus)
 
 
 def candidate_capacity(decision: DecisionMatrix, candidate_id: str) -> Capacity:

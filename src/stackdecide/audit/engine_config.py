@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from stackdecide.audit.models import FP8_NAME, ModelFacts, candidate_model, model_facts
-from stackdecide.facts import memory
+from stackdecide.facts import memory, parallel
 from stackdecide.facts.gpus import find_gpu
 from stackdecide.facts.memory import gib
 from stackdecide.model.findings import Finding
@@ -43,6 +43,7 @@ class TargetHardware:
     source: str
     filled: tuple[str, ...] = ()  # what came from the GPU table, not the decision file
     name: str = ""
+    count: int | None = None  # GPUs available for one configuration; None: not known
 
 
 def file_hardware(hardware: Hardware | None) -> TargetHardware | None:
@@ -69,7 +70,7 @@ def file_hardware(hardware: Hardware | None) -> TargetHardware | None:
     else:
         source = f"decision.hardware.vram_gb = {vram:g} GiB ({hardware.gpu}; no GPU visible here)"
     return TargetHardware("gpu", vram * memory.GIB if vram else None, capability, source,
-                          tuple(filled), spec.name if spec else hardware.gpu)
+                          tuple(filled), spec.name if spec else hardware.gpu, hardware.count)
 
 
 def parse_token_count(value: Any) -> int | None:
@@ -182,7 +183,7 @@ def kv_budget(engine: Mapping[str, Any], env: Mapping[str, str], model: ModelFac
     seqs = parse_token_count(engine.get("max_num_seqs")) or memory.ASSUMED_MAX_NUM_SEQS
     return memory.KvBudget(
         target.total_bytes, float(utilization),
-        memory.weight_bytes(model.shape, model.weights, dtype),
+        gpu_weight_bytes(engine, model, dtype),
         memory.activation_peak_bytes(model.shape, batched, seqs, dtype),
         memory.NON_TORCH_BYTES)
 
@@ -202,7 +203,7 @@ def check_kv_fits(engine: Mapping[str, Any], env: Mapping[str, str], model: Mode
     if budget is None:
         return []
     kv_dtype = str(engine.get("kv_cache_dtype") or "auto")
-    per_token = memory.kv_bytes_per_token(model.shape, kv_dtype, str(engine.get("dtype") or "auto"))
+    per_token = gpu_kv_bytes_per_token(engine, model)
     needed = length * per_token
     if needed <= budget.kv_bytes:
         return []
@@ -213,6 +214,45 @@ def check_kv_fits(engine: Mapping[str, Any], env: Mapping[str, str], model: Mode
         f"({kv_dtype}: {per_token:,.0f} bytes/token for {model.shape.name}), but {budget.describe()}"
         f" (memory from {target.source}; weights and activations estimated from the shape); "
         f"about {fits} tokens fit", "engine.max_model_len")]
+
+
+def gpu_weight_bytes(engine: Mapping[str, Any], model: ModelFacts, dtype: str = "auto") -> float:
+    """Weights on the fullest GPU of the engine's parallel layout (one GPU: all of them)."""
+    assert model.shape is not None
+    parts = memory.weight_parts(model.shape, model.weights, dtype)
+    return parallel.gpu_weight_bytes(parts, model.shape, parallel.layout_of(engine)).total
+
+
+def gpu_kv_bytes_per_token(engine: Mapping[str, Any], model: ModelFacts) -> float:
+    """KV-cache bytes per token on the fullest GPU: heads split by TP (replicated past
+    num_kv_heads), layers split by PP."""
+    assert model.shape is not None
+    per_token = memory.kv_bytes_per_token(model.shape, str(engine.get("kv_cache_dtype") or "auto"),
+                                          str(engine.get("dtype") or "auto"))
+    return per_token * parallel.kv_share(model.shape, parallel.layout_of(engine))
+
+
+def check_parallel(engine: Mapping[str, Any], model: ModelFacts,
+                   target: TargetHardware | None) -> list[Problem]:
+    """Parallel sizes vLLM refuses for this model, and a layout needing more GPUs than there are."""
+    problems = [Problem("bad-parallel-size", f"{key} must be a positive integer, not "
+                        f"{engine.get(key)!r}", f"engine.{key}")
+                for key in parallel.bad_sizes(engine)]
+    layout = parallel.layout_of(engine)
+    if model.shape is not None:
+        problems += [Problem("parallel-split-refused", f"{why} ({model.shape.name}); vLLM "
+                             "refuses this split", f"engine.{key}")
+                     for key, why in parallel.layout_problems(model.shape, layout)]
+    if target is not None and target.device == "gpu" and target.count is not None \
+            and layout.gpus > target.count:
+        key = next((k for k in ("data_parallel_size", "pipeline_parallel_size",
+                                "tensor_parallel_size") if parallel.layout_of(
+                                    {**engine, k: 1}).gpus <= target.count), "tensor_parallel_size")
+        problems.append(Problem(
+            "not-enough-gpus", f"{layout.label} needs {layout.gpus} GPUs "
+            f"(tensor x pipeline x data parallel); {target.count} available ({target.source})",
+            f"engine.{key}"))
+    return problems
 
 
 # vLLM's default KV-cache block size on GPUs: a running sequence holds at least one block.
@@ -234,7 +274,8 @@ def check_max_num_seqs(engine: Mapping[str, Any], env: Mapping[str, str], model:
     length = parse_token_count(engine.get("max_model_len")) or \
         model.shape.max_position_embeddings
     fit = memory.capacity(model.shape, budget, length, str(engine.get("kv_cache_dtype") or "auto"),
-                          str(engine.get("dtype") or "auto"))
+                          str(engine.get("dtype") or "auto"),
+                          parallel.kv_share(model.shape, parallel.layout_of(engine)))
     if not fit.fits_one:
         return []  # check_kv_fits refuses max_model_len itself
     if fit.tokens < seqs * KV_BLOCK_TOKENS:
@@ -306,6 +347,7 @@ def static_problems(engine: Mapping[str, Any], env: Mapping[str, str], model: Mo
     supported KV-cache dtypes) comes from the installed vLLM when there is one. Checks that
     cannot run are info problems (``skipped_checks``)."""
     return [*check_env(env),
+            *check_parallel(engine, model, target),
             *check_fp8_kv_with_fp8_checkpoint(engine, model),
             *check_fp8_kv_backend(engine, env, target, backend_dtypes),
             *check_max_model_len(engine, env, model),

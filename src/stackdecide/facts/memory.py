@@ -68,8 +68,15 @@ def weight_bytes(shape: ModelShape, weights: str | None = None, model_dtype: str
     """Weight memory of checkpoint format ``weights`` (``bf16``, ``fp8``, ``fp8-block``...) loaded
     with ``--dtype model_dtype``: ``facts.dtypes.weight_bytes``, whose module doc says what each
     format keeps in 16 bit and which scales it adds."""
+    return weight_parts(shape, weights, model_dtype).total
+
+
+def weight_parts(shape: ModelShape, weights: str | None = None,
+                 model_dtype: str = "auto") -> dtypes.WeightBytes:
+    """``weight_bytes`` part by part (projections, scales, embedding, LM head, norms): what
+    ``facts.parallel`` splits over GPUs."""
     weights, model_dtype, _ = _estimate_names(weights, model_dtype)
-    return dtypes.weight_bytes(shape, weights, model_dtype).total
+    return dtypes.weight_bytes(shape, weights, model_dtype)
 
 
 def activation_peak_bytes(shape: ModelShape, max_num_batched_tokens: int, max_num_seqs: int,
@@ -141,12 +148,14 @@ class Capacity:
 
 
 def capacity(shape: ModelShape, budget: KvBudget, max_model_len: int,
-             kv_cache_dtype: str = "auto", model_dtype: str = "auto") -> Capacity:
+             kv_cache_dtype: str = "auto", model_dtype: str = "auto",
+             share: float = 1.0) -> Capacity:
     """Tokens and full-length sequences the KV cache of ``budget`` holds. vLLM counts tokens as
     ``concurrency x max_model_len``, which for a model without sliding windows is the budget over
-    the bytes per token; block rounding (a few blocks at most) is left out."""
-    per_token = kv_bytes_per_token(shape, kv_cache_dtype, model_dtype)
-    per_sequence = kv_bytes_per_sequence(shape, max_model_len, kv_cache_dtype, model_dtype)
+    the bytes per token; block rounding (a few blocks at most) is left out. ``share``: the part
+    of each token's KV cache one GPU holds (``facts.parallel.kv_share``; the budget is per GPU)."""
+    per_token = kv_bytes_per_token(shape, kv_cache_dtype, model_dtype) * share
+    per_sequence = kv_bytes_per_sequence(shape, max_model_len, kv_cache_dtype, model_dtype) * share
     available = max(0.0, budget.kv_bytes)
     concurrency = available / per_sequence if per_sequence > 0 else 0.0
     return Capacity(available, per_token, max_model_len, per_sequence, concurrency,

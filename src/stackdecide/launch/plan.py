@@ -16,7 +16,9 @@ from stackdecide.audit import engine_config
 from stackdecide.audit.capacity import Capacity, capacity_of
 from stackdecide.decision import Decision
 from stackdecide.errors import EngineError, StackdecideError
+from stackdecide.facts import parallel
 from stackdecide.facts.shapes import SHAPES
+from stackdecide.launch import gpus as gpu_selection
 from stackdecide.launch import preflight
 from stackdecide.launch.leftovers import live_runs
 from stackdecide.launch.process import DEFAULT_GRACE_S
@@ -43,6 +45,7 @@ class LaunchOptions:
     grace_s: float = DEFAULT_GRACE_S
     env: Mapping[str, str] = field(default_factory=dict)  # added to the candidate's env
     on_progress: Callable[[Progress], None] | None = None
+    gpus: tuple[int, ...] | None = None  # NVML indices placed on (CUDA_VISIBLE_DEVICES)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ class LaunchPlan:
     capacity: Capacity | None = None  # weights, KV cache, tokens and sequences that fit
     portable: str | None = None  # the `vllm serve MODEL ...` line for the host that runs it
     portable_note: str = ""  # which vLLM it was rendered against
+    gpu_indices: tuple[int, ...] = ()  # the GPUs it uses (NVML indices); () on a CPU
+    interconnect: str | None = None  # between those GPUs: nvlink, pcie, or None (one / unknown)
+    layout: str = "TP 1"  # tensor x pipeline x data parallel
 
     @property
     def ok(self) -> bool:
@@ -171,11 +177,27 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
     dummy = options.dummy_weights or engine.get("load_format") == "dummy"
     if dummy and model.fp8_checkpoint:  # the scaffold is block-FP8, whatever the id said
         model = replace(model, weights="fp8-block")
-    target = preflight.target_hardware(gpu.gpus, meta.hardware, preflight.visible_gpu_index())
+    layout = parallel.layout_of(engine)
+    selection = gpu_selection.select_gpus(gpu, options.gpus, os.environ)
+    if options.gpus:
+        written_env["CUDA_VISIBLE_DEVICES"] = selection.visible_devices
+    target = preflight.target_hardware(
+        gpu.gpus, meta.hardware, selection.indices[0] if selection.indices else 0,
+        len(selection.indices) if gpu.gpus or options.gpus else None)
     if target is not None and target.device == "gpu" and not gpu.gpus:
         notes.append(f"no GPU visible ({gpu.unavailable}); memory checks use {target.source}")
     env, env_notes = launcher_env(written_env, model, target)
     notes += env_notes
+    used = selection.indices[:layout.gpus] if gpu.gpus or options.gpus else ()
+    link = gpu_selection.interconnect(gpu, used)
+    link_note = gpu_selection.interconnect_note(gpu, used)
+    if layout.gpus > 1 or options.gpus:
+        notes.append(f"{layout.label}: {layout.gpus} GPU(s), "
+                     f"{','.join(map(str, used)) or 'none visible here'} ({selection.source}); "
+                     "weights and KV cache are planned per GPU")
+    notes += [link_note] if link_note else []
+    problems += gpu_selection.check_multicast(written_env, os.environ)
+    problems += gpu_selection.check_gpu_count(layout.gpus, selection)
 
     runs_parent = options.runs_dir or runs_dir()
     effective = dict(engine)
@@ -207,17 +229,18 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
     fit = capacity_of(candidate_id, engine, env, model, target,
                       preflight.parser_default_utilization(spec))
     portable, portable_note = _portable(engine, env, spec, candidate.stack.vllm, options, port)
-    visible = next((g for g in gpu.gpus if g.index == preflight.visible_gpu_index()), None)
     leftovers = live_runs()
-    problems += preflight.check_free_memory(engine, visible,
-                                            preflight.parser_default_utilization(spec),
-                                            _process_groups(visible), leftovers)
+    for visible in (g for g in gpu.gpus if g.index in (used or selection.indices[:1])):
+        problems += preflight.check_free_memory(engine, visible,
+                                                preflight.parser_default_utilization(spec),
+                                                _process_groups(visible), leftovers)
     problems += preflight.check_port(preflight.port_state(options.host, port), leftovers)
     problems += preflight.check_stack(candidate.stack, runtime)
     return LaunchPlan(candidate_id, decision.source_file, engine, env,
                       engine_sha256(candidate.engine, candidate.env), command, tuple(problems),
                       tuple(notes), options.host, port, runtime, gpu, target, scaffold_shape,
-                      model.fp8_checkpoint, runs_parent, fit, portable, portable_note)
+                      model.fp8_checkpoint, runs_parent, fit, portable, portable_note,
+                      tuple(used), link, layout.label)
 
 
 def _portable(engine: dict[str, Any], env: dict[str, str], spec: VllmArgSpec | None,

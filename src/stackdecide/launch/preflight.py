@@ -14,7 +14,7 @@ import ipaddress
 import os
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from stackdecide.audit import engine_config
@@ -43,13 +43,18 @@ class PortState:
 
 
 def target_hardware(gpus: tuple[GpuInfo, ...] = (), hardware: Hardware | None = None,
-                    visible_index: int = 0) -> TargetHardware | None:
-    """The visible GPU when there is one, else the decision's ``hardware`` block."""
+                    visible_index: int = 0, count: int | None = None) -> TargetHardware | None:
+    """The visible GPU when there is one, else the decision's ``hardware`` block; ``count``: the
+    GPUs this launch may use (default: every probed GPU, or ``hardware.count``)."""
     if gpus:
         gpu = next((g for g in gpus if g.index == visible_index), gpus[0])
         return TargetHardware("gpu", gpu.total_bytes, gpu.compute_capability,
-                              f"GPU {gpu.index} ({gpu.name}, read through NVML)")
-    return file_hardware(hardware)
+                              f"GPU {gpu.index} ({gpu.name}, read through NVML)",
+                              count=count if count is not None else len(gpus))
+    target = file_hardware(hardware)
+    if target is not None and count is not None and target.device == "gpu":
+        return replace(target, count=count)
+    return target
 
 
 def static_problems(engine: Mapping[str, Any], env: Mapping[str, str], model: ModelFacts,

@@ -46,11 +46,54 @@ class GpuInfo:
 
 
 @dataclass(frozen=True)
+class GpuLink:
+    """How two GPUs reach each other (NVML): ``nvlink``, or ``pcie`` with the PCIe path."""
+
+    a: int
+    b: int
+    kind: str  # "nvlink" or "pcie"
+    path: str  # NVML's common ancestor: same board, PCIe switch, host bridge, NUMA node, system
+
+
+@dataclass(frozen=True)
 class GpuReport:
     gpus: tuple[GpuInfo, ...]
     driver: str | None = None
     cuda_driver: str | None = None  # highest CUDA version the driver supports, e.g. "13.0"
     unavailable: str | None = None  # why no GPU could be read
+    links: tuple[GpuLink, ...] = ()  # every pair of GPUs, when there are several
+
+    def link(self, a: int, b: int) -> GpuLink | None:
+        return next((x for x in self.links if {x.a, x.b} == {a, b}), None)
+
+
+# nvmlGpuTopologyLevel_t: how far apart two GPUs are on the PCIe tree
+_TOPOLOGY_PATHS = {0: "same board", 10: "one PCIe switch", 20: "several PCIe switches",
+                   30: "one host bridge", 40: "one NUMA node", 50: "across NUMA nodes"}
+
+
+def link_kind(nvlink: bool, ancestor: int | None) -> tuple[str, str]:
+    """(kind, path) of a GPU pair from NVML's NVLink P2P status and topology level."""
+    path = _TOPOLOGY_PATHS.get(ancestor, "unknown") if ancestor is not None else "unknown"
+    return ("nvlink" if nvlink else "pcie"), path
+
+
+def _links(pynvml: Any, handles: list[Any]) -> tuple[GpuLink, ...]:
+    links = []
+    for a in range(len(handles)):
+        for b in range(a + 1, len(handles)):
+            try:
+                status = pynvml.nvmlDeviceGetP2PStatus(handles[a], handles[b],
+                                                       pynvml.NVML_P2P_CAPS_INDEX_NVLINK)
+                nvlink = status == pynvml.NVML_P2P_STATUS_OK
+            except pynvml.NVMLError:
+                nvlink = False
+            try:
+                ancestor = int(pynvml.nvmlDeviceGetTopologyCommonAncestor(handles[a], handles[b]))
+            except pynvml.NVMLError:
+                ancestor = None
+            links.append(GpuLink(a, b, *link_kind(nvlink, ancestor)))
+    return tuple(links)
 
 
 @dataclass(frozen=True)
@@ -113,11 +156,38 @@ def _process_name(pid: int) -> str | None:
         return None
 
 
-def probe_gpus() -> GpuReport:
-    """GPUs through NVML; a report without GPUs (and the reason) when NVML is not usable."""
+def _nvml() -> Any:
+    """NVML's Python bindings: nvidia-ml-py, else the copy vLLM ships (GPU images with vLLM
+    often lack the former)."""
     try:
         import pynvml
+
+        return pynvml
     except ImportError:
+        pass
+    import importlib.util
+
+    vllm = importlib.util.find_spec("vllm")  # located, not imported: vLLM's import is slow
+    if vllm is None or not vllm.submodule_search_locations:
+        return None
+    path = Path(next(iter(vllm.submodule_search_locations))) / "third_party" / "pynvml.py"
+    spec = importlib.util.spec_from_file_location("_stackdecide_vendored_pynvml", path)
+    if not path.is_file() or spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # it looks itself up there to define its error classes
+    try:
+        spec.loader.exec_module(module)
+    except Exception:  # a copy that does not load: no GPU facts, as without any bindings
+        sys.modules.pop(spec.name, None)
+        return None
+    return module
+
+
+def probe_gpus() -> GpuReport:
+    """GPUs through NVML; a report without GPUs (and the reason) when NVML is not usable."""
+    pynvml = _nvml()
+    if pynvml is None:
         return GpuReport((), unavailable="nvidia-ml-py is not installed (pip install nvidia-ml-py)")
     try:
         pynvml.nvmlInit()
@@ -131,8 +201,10 @@ def probe_gpus() -> GpuReport:
         except pynvml.NVMLError:
             cuda_driver = None
         gpus = []
+        handles = []
         for index in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            handles.append(handle)
             memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
             try:
                 major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
@@ -149,7 +221,7 @@ def probe_gpus() -> GpuReport:
                 for p in running)
             gpus.append(GpuInfo(index, _decode(pynvml.nvmlDeviceGetName(handle)),
                                 int(memory.total), int(memory.free), capability, processes))
-        return GpuReport(tuple(gpus), driver, cuda_driver)
+        return GpuReport(tuple(gpus), driver, cuda_driver, links=_links(pynvml, handles))
     except pynvml.NVMLError as exc:
         return GpuReport((), unavailable=f"NVML: {exc}")
     finally:
