@@ -19,7 +19,8 @@ from stackdecide.bench.runner import BenchConfig, BenchError, BenchResult, Progr
 from stackdecide.decision import Decision
 from stackdecide.evidence.records import EvidenceRecord, HardwareInfo
 from stackdecide.evidence.store import EvidenceStore
-from stackdecide.launch.plan import LaunchOptions, LaunchRefused
+from stackdecide.launch.memory_check import MemoryCheck, read_memory_check
+from stackdecide.launch.plan import LaunchOptions, LaunchRefused, plan_launch
 from stackdecide.launch.runs import LaunchOutcome
 from stackdecide.launch.server import LaunchFailed, ServerHandle, launch_server
 from stackdecide.model.ranking import Ranking
@@ -37,6 +38,7 @@ class Measurement:
     results: tuple[BenchResult, ...] = ()
     records: tuple[EvidenceRecord, ...] = ()
     error: str | None = None  # why benchmarking stopped early; its partial results are kept
+    memory: MemoryCheck | None = None  # per-GPU memory planned vs logged, once it started
 
     @property
     def launched(self) -> bool:
@@ -159,24 +161,30 @@ def _bench(server: ServerHandle, scenarios: Sequence[BenchScenario], seed: int, 
     return results, None
 
 
-def measure(decision: Decision, candidate_id: str, store: EvidenceStore,
-            options: LaunchOptions | None = None, *, notify: Notify | None = None,
-            bench_progress: Progress | None = None, seed: int = 0) -> Measurement:
-    """Launch one candidate, run the decision's benchmark scenarios, store the evidence.
+def run_candidate(decision: Decision, candidate_id: str, options: LaunchOptions | None = None,
+                  *, notify: Notify | None = None, bench_progress: Progress | None = None,
+                  seed: int = 0) -> Measurement:
+    """Launch one candidate and run the decision's benchmark scenarios; store nothing.
 
-    The server is always stopped before this returns. A refused or failed launch that is the
-    candidate's fault is stored as ``launch_ok = 0``; one that is the environment's (a busy port,
-    a kill from outside) stores nothing about the candidate. A benchmark that breaks off keeps
-    what it measured, flagged ``complete: false``. ``seed`` is this launch's prompt seed.
+    Its ``records`` have no ids yet: ``measure`` stores them here, a scheduler running candidates
+    elsewhere (another process, a Ray worker) sends them back to the driver's store. The server
+    is always stopped before this returns. A refused or failed launch that is the candidate's
+    fault gives ``launch_ok = 0``; one that is the environment's (a busy port, a kill from
+    outside) nothing about the candidate. A benchmark that breaks off keeps what it measured,
+    flagged ``complete: false``. ``seed`` is this launch's prompt seed.
     """
     say = notify or (lambda message: None)
     results: list[BenchResult] = []
     error = None
+    memory = None
     say(f"launching {candidate_id}")
+    options = options or LaunchOptions()
     try:
-        with launch_server(decision, candidate_id, options) as server:
+        plan = plan_launch(decision, candidate_id, options)
+        with launch_server(decision, candidate_id, options, plan=plan) as server:
             say(f"{candidate_id} ready in {server.startup_s:.1f} s at {server.url} "
                 f"({server.outcome.compile_cache or 'unknown'} start)")
+            memory = read_memory_check(plan.capacity, server.run_dir)
             results, error = _bench(server, decision.model.benchmark.scenarios, seed, say,
                                     bench_progress)
             outcome = server.outcome
@@ -193,10 +201,24 @@ def measure(decision: Decision, candidate_id: str, store: EvidenceStore,
     records = launch_records(outcome)
     for result in results:
         records += bench_records(outcome, result)
-    stored = store.add(records)
-    records = [record.model_copy(update={"id": record_id})
-               for record, record_id in zip(records, stored, strict=True)]
-    return Measurement(candidate_id, outcome, tuple(results), tuple(records), error)
+    return Measurement(candidate_id, outcome, tuple(results), tuple(records), error, memory)
+
+
+def store_measurement(store: EvidenceStore, measurement: Measurement) -> Measurement:
+    """Store a measurement's records; the measurement with the stored records (ids set)."""
+    stored = store.add(list(measurement.records))
+    records = tuple(record.model_copy(update={"id": record_id})
+                    for record, record_id in zip(measurement.records, stored, strict=True))
+    return replace(measurement, records=records)
+
+
+def measure(decision: Decision, candidate_id: str, store: EvidenceStore,
+            options: LaunchOptions | None = None, *, notify: Notify | None = None,
+            bench_progress: Progress | None = None, seed: int = 0) -> Measurement:
+    """Launch one candidate, run the decision's benchmark scenarios, store the evidence
+    (``run_candidate``, then the store)."""
+    return store_measurement(store, run_candidate(decision, candidate_id, options, notify=notify,
+                                                  bench_progress=bench_progress, seed=seed))
 
 
 def is_measured(ranking: Ranking, candidate_id: str) -> bool:

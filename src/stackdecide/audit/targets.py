@@ -8,10 +8,11 @@ FP8 checkpoint has the FP8 ceiling even when the decision's model is BF16.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from stackdecide.audit.models import ModelFacts, candidate_model
+from stackdecide.facts import parallel
 from stackdecide.facts.dtypes import UnknownDtypeError, weight_format
 from stackdecide.facts.roofline import (
     GpuPeaks,
@@ -86,6 +87,9 @@ def roofline_setup(decision: DecisionMatrix, candidate_id: str | None = None,
         weight_format(weights)
     except UnknownDtypeError as exc:
         return RooflineSkipped(str(exc), (*path, "weights"))
+    engine = decision.candidate(candidate_id).engine if candidate_id is not None else {}
+    if engine:  # one stream runs on one replica: its tensor-parallel GPUs, not the machine's
+        hardware = replace(hardware, count=parallel.layout_of(engine).tp)
     return RooflineSetup(model.shape, hardware, weights)
 
 
@@ -138,9 +142,12 @@ def _setup_findings(decision: DecisionMatrix, setup: RooflineSetup,
             "tok/s",
             f"the single-stream decode ceiling of {ceiling.tok_s:.1f} tok/s for {shape.name} "
             f"with {weights} weights on {gpus}: {hardware.memory_bandwidth_gb_s * hardware.count:g}"
-            f" GB/s (from {hardware.bandwidth_source}) / {_gb(ceiling.bytes_per_token)} read per "
-            f"token ({_gb(ceiling.weights_read.linear_bytes)} attention/MLP weights + "
-            f"{_gb(ceiling.weights_read.lm_head_bytes)} BF16 LM head), before any KV-cache "
+            f" GB/s (from {hardware.bandwidth_source}) / {_gb(ceiling.weights_read.total)} read "
+            f"per token ({_gb(ceiling.weights_read.linear_bytes)} attention/MLP weights + "
+            f"{_gb(ceiling.weights_read.lm_head_bytes)} BF16 LM head)"
+            + (f" split over {hardware.count} GPUs plus {ceiling.all_reduce_s * 1e3:.2f} ms of "
+               f"all-reduces per token (tensor parallel, {hardware.interconnect})"
+               if hardware.count > 1 else "") + ", before any KV-cache "
             f"reads; with 4,096 tokens of BF16 KV cache it is {at_4k.tok_s:.1f} tok/s. Several "
             "concurrent streams can exceed it in total, one stream cannot",
             decision.locate(("decision", "targets", "decode_tok_s")), subject)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import click
 
 from stackdecide.bench.progress import TqdmProgress
 from stackdecide.decision import Decision
 from stackdecide.evidence.store import EvidenceStore
 from stackdecide.launch.plan import LaunchOptions
-from stackdecide.loop import LoopResult, until_stable
+from stackdecide.loop import LoopResult, Measurement, until_stable
 from stackdecide.race import RaceLimits, RaceResult, until_certain
 from stackdecide.report import text as report
+from stackdecide.report.launch import memory_check_lines
 
 
 def run_loop(decision: Decision, store_path: str, options: LaunchOptions, *, stable: bool,
@@ -26,6 +29,7 @@ def run_loop(decision: Decision, store_path: str, options: LaunchOptions, *, sta
     progress.finish()
     click.echo("\nmeasurements:")
     click.echo(report.render_measurements(result.measurements), nl=False)
+    echo_memory(result.measurements)
     click.echo(f"\nranking after measurement ({store_path}):\n")
     click.echo(report.render(result.after), nl=False)
     click.echo("\nbefore -> after:")
@@ -47,9 +51,18 @@ def run_race(decision: Decision, store_path: str, options: LaunchOptions, *, lim
     if result.measurements:
         click.echo("\nmeasurements:")
         click.echo(report.render_measurements(result.measurements), nl=False)
+        echo_memory(result.measurements)
     click.echo(f"\nranking after the race ({store_path}):\n")
     click.echo(report.render(result.after, certainty=result.certainty), nl=False)
     click.echo("\nbefore -> after:")
     click.echo(report.render_before_after(result.before, result.after), nl=False)
     click.echo(report.render_race_end(result))
     return result
+
+
+def echo_memory(measurements: Sequence[Measurement]) -> None:
+    """Per-GPU memory planned vs logged, for each launch that started (on stderr)."""
+    for measurement in measurements:
+        if measurement.memory is not None:
+            click.echo(f"{measurement.candidate_id}: " + "\n".join(
+                memory_check_lines(measurement.memory)), err=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stackdecide.facts import dtypes
+from stackdecide.facts import dtypes, parallel
 from stackdecide.facts.dtypes import UnknownDtypeError
 from stackdecide.facts.gpus import GpuSpec, find_gpu
 from stackdecide.facts.shapes import ModelShape
@@ -42,6 +42,7 @@ class GpuPeaks:
     count: int = 1
     bandwidth_source: str = ""
     spec: GpuSpec | None = None
+    interconnect: str = "nvlink"  # between the GPUs when count > 1 (facts.parallel latencies)
 
     @property
     def bandwidth_bytes_s(self) -> float:
@@ -106,20 +107,34 @@ class DecodeCeiling:
     weights_read: WeightTraffic
     kv_bytes_per_context_token: float
     kv_bytes: float  # KV cache read for one new token at this context
-    bytes_per_token: float
+    bytes_per_token: float  # read by one GPU (the fullest, under tensor parallel)
     tok_s: float
+    all_reduce_s: float = 0.0  # per token, tensor parallel only (facts.parallel)
 
 
 def decode_ceiling(shape: ModelShape, hardware: GpuPeaks, weights: str = "bf16",
                    kv_cache_dtype: str = "auto", context_tokens: int = 0) -> DecodeCeiling:
-    """Tokens/s of one stream: bandwidth / (weight bytes + KV bytes of ``context_tokens``)."""
+    """Tokens/s of one stream: bandwidth / (weight bytes + KV bytes of ``context_tokens``).
+
+    On ``hardware.count`` GPUs (tensor parallel) each GPU reads its share in parallel and every
+    layer adds two all-reduces on the critical path: ``facts.parallel.tensor_parallel_decode``."""
     traffic = weight_traffic(shape, weights)
     kv_bytes = dtypes.kv_dtype_bytes(kv_cache_dtype)
     per_token = shape.kv_elements_per_token * kv_bytes
     kv = shape.kv_elements(context_tokens) * kv_bytes  # sliding-window layers read the window
     total = traffic.total + kv
+    if hardware.count <= 1:
+        return DecodeCeiling(hardware, shape.name, weights, kv_cache_dtype, context_tokens,
+                             traffic, per_token, kv, total, hardware.bandwidth_bytes_s / total)
+    layout = parallel.ParallelLayout(tp=hardware.count)
+    held = dtypes.weight_bytes(shape, weights, active=True)
+    per_gpu = parallel.gpu_weight_bytes(held, shape, layout).total - held.embedding / layout.tp \
+        + kv * parallel.kv_share(shape, layout)  # decode reads the LM head, not the table
+    one_gpu = hardware.memory_bandwidth_gb_s * 1e9
+    tp = parallel.tensor_parallel_decode(per_gpu, total, one_gpu, shape, hardware.count,
+                                         hardware.interconnect)
     return DecodeCeiling(hardware, shape.name, weights, kv_cache_dtype, context_tokens, traffic,
-                         per_token, kv, total, hardware.bandwidth_bytes_s / total)
+                         per_token, kv, per_gpu, tp.tok_s, tp.all_reduce_s)
 
 
 @dataclass(frozen=True)

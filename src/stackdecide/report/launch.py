@@ -8,6 +8,7 @@ from tabulate import tabulate
 
 from stackdecide.audit.capacity import Capacity
 from stackdecide.facts.memory import GIB
+from stackdecide.launch.memory_check import MemoryCheck
 from stackdecide.launch.plan import LaunchPlan, Progress
 
 
@@ -24,7 +25,8 @@ def _gib(value: float | None) -> str:
 
 def capacity_lines(capacity: Capacity) -> list[str]:
     """What the KV cache holds, as vLLM would log it at start-up, with how it was estimated."""
-    lines = [f"capacity ({capacity.model}; memory from {capacity.target}):",
+    per_gpu = f"; {capacity.layout}, figures per GPU" if capacity.gpus > 1 else ""
+    lines = [f"capacity ({capacity.model}; memory from {capacity.target}{per_gpu}):",
              f"  weights: {_gib(capacity.weights_bytes)}"]
     if capacity.kv_bytes_per_token is not None:
         lines.append(f"  KV cache per token: {capacity.kv_bytes_per_token:,.0f} bytes "
@@ -48,13 +50,16 @@ def capacity_lines(capacity: Capacity) -> list[str]:
 
 def capacity_table(capacities: Sequence[Capacity], tablefmt: str = "simple") -> str:
     """One row per candidate: weights, KV bytes per token, KV tokens and sequences that fit."""
-    rows = [[c.candidate, c.model, _gib(c.weights_bytes),
+    multi = any(c.gpus > 1 for c in capacities)
+    rows = [[c.candidate, c.model, *([f"{c.layout} ({c.gpus} GPU{'s' if c.gpus > 1 else ''})"]
+                                     if multi else []), _gib(c.weights_bytes),
              "-" if c.kv_bytes_per_token is None else f"{c.kv_bytes_per_token:,.0f}",
              _gib(c.kv_budget_bytes), "-" if c.tokens is None else f"{c.tokens:,}",
              "-" if c.max_model_len is None else f"{c.max_model_len:,}",
              "-" if c.concurrency is None else f"{c.concurrency:.2f}x",
              c.skipped or ""] for c in capacities]
-    return tabulate(rows, ["candidate", "model", "weights", "KV bytes/token", "KV cache",
+    return tabulate(rows, ["candidate", "model", *(["layout"] if multi else []),
+                           "weights" + (" per GPU" if multi else ""), "KV bytes/token", "KV cache",
                            "KV tokens", "max_model_len", "sequences at once", "not estimated"],
                     tablefmt=tablefmt, disable_numparse=True) + "\n"
 
@@ -77,3 +82,25 @@ def render_plan(plan: LaunchPlan) -> str:
     lines += [f"note: {note}" for note in plan.notes]
     lines += [str(problem) for problem in plan.problems]
     return "\n".join(lines) + "\n"
+
+
+def _gib_or_dash(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} GiB"
+
+
+def memory_check_lines(check: MemoryCheck) -> list[str]:
+    """Per-GPU weights and KV cache as planned and as each vLLM worker logged them."""
+    lines = [f"memory per GPU ({check.layout}), planned vs logged by vLLM:",
+             f"  planned: weights {_gib_or_dash(check.planned_weights_gib)}, KV cache "
+             f"{_gib_or_dash(check.planned_kv_gib)}"
+             + (f", {check.planned_tokens:,} KV tokens" if check.planned_tokens else "")]
+    if not check.logged:
+        lines.append("  logged: no \"Model loading took\" / \"Available KV cache memory\" lines")
+    for worker in check.logged:
+        lines.append(f"  logged by {worker.process or 'the engine'}: weights "
+                     f"{_gib_or_dash(worker.weights_gib)}, KV cache "
+                     f"{_gib_or_dash(worker.kv_cache_gib)}")
+    if check.logged_tokens is not None:
+        lines.append(f"  logged: {check.logged_tokens.device} KV cache size "
+                     f"{check.logged_tokens.tokens:,} tokens")
+    return lines

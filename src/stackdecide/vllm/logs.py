@@ -234,3 +234,36 @@ def logged_capacity(log_lines: list[str]) -> LoggedCapacity | None:
     return LoggedCapacity(size.group(1), int(size.group(2).replace(",", "")),
                           int(concurrency.group(1).replace(",", "")) if concurrency else None,
                           float(concurrency.group(2)) if concurrency else None)
+
+
+@dataclass(frozen=True)
+class LoggedGpuMemory:
+    """What one vLLM worker process logged about its GPU memory (one per GPU under TP/PP/DP)."""
+
+    process: str  # the log prefix: "Worker_TP1", "EngineCore_DP0"; "" when undecorated
+    weights_gib: float | None  # "Model loading took X GiB memory"
+    kv_cache_gib: float | None  # "Available KV cache memory: X GiB"
+
+
+# vLLM's decorated log prefix: "(Worker_TP0 pid=1234) INFO ..." / "(EngineCore_DP1 pid=...)"
+_PROCESS = re.compile(r"\((?P<name>[A-Za-z][\w]*) pid=\d+\)")
+_WEIGHTS_LOADED = re.compile(r"Model loading took ([\d.]+) GiB")
+_KV_MEMORY = re.compile(r"Available KV cache memory: ([\d.]+) GiB")
+
+
+def logged_memory(log_lines: list[str]) -> tuple[LoggedGpuMemory, ...]:
+    """Per worker process, the weights it loaded and the KV-cache memory it kept, as logged; in
+    the order the processes first reported."""
+    found: dict[str, dict[str, float]] = {}
+    for line in log_lines:
+        loaded, kv = _WEIGHTS_LOADED.search(line), _KV_MEMORY.search(line)
+        if not loaded and not kv:
+            continue
+        process = _PROCESS.search(line)
+        values = found.setdefault(process.group("name") if process else "", {})
+        if loaded:
+            values.setdefault("weights", float(loaded.group(1)))
+        if kv:
+            values.setdefault("kv", float(kv.group(1)))
+    return tuple(LoggedGpuMemory(name, values.get("weights"), values.get("kv"))
+                 for name, values in found.items())
