@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("vllm",),
     ("launch",),
     ("bench",),
-    ("loop", "race"),
+    ("loop", "race", "schedule"),
     ("report",),
     ("cli", "__init__", "__main__"),
 )

@@ -91,12 +91,25 @@ def _record(store_path: str, outcome: LaunchOutcome) -> None:
               help="Evidence database [default: .stackdecide/evidence.db beside FILE]. Every "
                    "launch records launch_ok (and startup_s) there.")
 @any_hardware_option("With --bench: also rank with evidence from other hardware (marked).")
+@click.option("--parallel", "parallel", metavar="N|auto", default=None,
+              help="With --bench: measure the candidates (all with an engine config, or "
+                   "--candidates) N at a time on disjoint GPU sets of this host (auto: as many "
+                   "as fit), then re-measure the top contenders alone before naming a winner.")
+@click.option("--cluster", metavar="ray|ray://HOST:PORT", default=None,
+              help="With --bench: run each candidate as a Ray task with the GPUs it needs "
+                   "(needs stackdecide[cluster]); evidence comes back to this store.")
+@click.option("--candidates", "only", metavar="ID,ID", default=None,
+              help="With --parallel or --cluster: measure only these candidates.")
+@click.option("--confirm-top", type=click.IntRange(0, 10), default=2, show_default=True,
+              help="With --parallel or --cluster: contenders re-measured alone (0: none).")
 @handle_errors
 def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bool, keep: bool,
            port: int, host: str, timeout_s: float, dummy_weights: bool,
            python: str | None, bench: bool, until_certain: bool, confidence: float,
            budget_min: float | None, race_seed: int, until_stable: bool,
-           max_launches: int | None, evidence_path: str | None, any_hardware: bool) -> None:
+           max_launches: int | None, evidence_path: str | None, any_hardware: bool,
+           parallel: str | None, cluster: str | None, only: str | None,
+           confirm_top: int) -> None:
     """Start vLLM with a candidate's engine config from decision FILE.
 
     Without FILE, uses the decision last scored in this directory or the only file in criteria/.
@@ -104,6 +117,12 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
     --keep). Logs and outcome go to .stackdecide/runs/<UTC time>-<candidate>/.
     Exit status: 0 ready (or dry run accepted), 1 refused or failed, 2 bad input.
     """
+    if parallel is not None or cluster is not None:
+        _tournament(file, bench, until_certain or until_stable, dry_run or keep,
+                    LaunchOptions(host=host, timeout_s=timeout_s, dummy_weights=dummy_weights,
+                                  python=python, port=None),
+                    evidence_path, cluster, parallel, only, race_seed, confirm_top, any_hardware)
+        return
     if winner == (candidate_id is not None):
         raise click.UsageError("pass exactly one of --winner or --candidate ID")
     if (until_stable or until_certain) and not (bench and winner):
@@ -184,4 +203,28 @@ def _start_one(decision: stackdecide.Decision, chosen: str, options: LaunchOptio
                f"{report.waited_s:.1f} s)", err=True)
     if end.error is not None:
         click.echo(f"error: {end.error}", err=True)
+        sys.exit(1)
+
+
+def _tournament(file: str | None, bench: bool, looping: bool, starts_only: bool,
+                options: LaunchOptions, evidence_path: str | None, cluster: str | None,
+                parallel: str | None, only: str | None, seed: int, confirm_top: int,
+                any_hardware: bool) -> None:
+    """`--parallel` / `--cluster`: measure several candidates at once (schedule.tournament)."""
+    from stackdecide.cli._tournament import run_tournament_cli
+    from stackdecide.schedule.backends import parse_parallel
+
+    if not bench or looping or starts_only:
+        raise click.UsageError("--parallel and --cluster go with --bench (not with "
+                               "--until-certain, --until-stable, --dry-run or --keep)")
+    limit = parse_parallel(parallel)
+    path, why = resolve_decision_file(file)
+    click.echo(f"decision: {why}", err=True)
+    decision = stackdecide.load(path)
+    store_path = evidence_path or str(default_evidence_path(path))
+    result = run_tournament_cli(decision, store_path, options, cluster=cluster, limit=limit,
+                                only=only, seed=seed, confirm_top=confirm_top,
+                                any_hardware=any_hardware)
+    outcomes = result.measured.outcomes
+    if not any(m.launched for m in result.measurements) or any(o.failure for o in outcomes):
         sys.exit(1)

@@ -152,7 +152,9 @@ def aggregate(records: Sequence[EvidenceRecord], flags: Mapping[int, tuple[str, 
                      len({comparable_key(r) for r in records}))
 
 
-PROVENANCE_KEYS = frozenset({"seed"})  # where a value came from, not what load it measured
+# where a value came from, not what load it measured: the prompt seed, the GPUs a candidate ran
+# on and who ran beside it (schedule.tournament)
+PROVENANCE_KEYS = frozenset({"seed", "gpus", "beside"})
 
 
 def comparable_key(record: EvidenceRecord) -> str:
