@@ -56,8 +56,12 @@ class LoopResult:
 
 
 def hardware_of(outcome: LaunchOutcome) -> HardwareInfo | None:
-    """The machine a launch ran on, as evidence records it: the first GPU, or the CPU."""
+    """The machine a launch ran on, as evidence records it: the first of the GPUs it used (and
+    how many), or the CPU."""
     gpus = outcome.hardware.get("gpus") or []
+    used = outcome.hardware.get("gpu_indices")
+    if used:
+        gpus = [g for g in gpus if g.get("index") in used] or gpus
     if gpus:
         gpu = gpus[0]
         total = gpu.get("memory_total_bytes") or gpu.get("total_bytes")

@@ -82,3 +82,19 @@ def test_a_placed_tp2_plan_renders_its_gpus_and_plans_memory_per_gpu() -> None:
                                                        python="/nonexistent/python"),
                         gpu=FOUR, runtime=runtime)
     assert "gpu-placement-mismatch" in [p.code for p in wrong.problems]
+
+
+def test_evidence_names_the_gpus_a_launch_used() -> None:
+    from dataclasses import asdict
+
+    from stackdecide.evidence.records import HardwareInfo
+    from stackdecide.launch.runs import LaunchOutcome
+    from stackdecide.loop import hardware_of
+
+    probed = [asdict(g) for g in H200]
+    used = LaunchOutcome(True, "tp2", None, "0" * 64, "/tmp/run",
+                         hardware={"gpus": probed, "gpu_indices": [2, 3], "driver": "580"})
+    assert hardware_of(used) == HardwareInfo(gpu="NVIDIA H200", vram_gb=140.0,
+                                             compute_capability="9.0", driver="580", count=2)
+    every = LaunchOutcome(True, "tp1", None, "0" * 64, "/tmp/run", hardware={"gpus": probed})
+    assert hardware_of(every) is not None and hardware_of(every).count == 4

@@ -198,7 +198,9 @@ def _outcome(plan: LaunchPlan, run_dir: Path, **values: Any) -> LaunchOutcome:
         served_model_name=plan.served_model_name,
         argv=command.argv if command else (), env=dict(command.env) if command else {},
         versions=asdict(plan.runtime),
-        hardware={"gpus": [asdict(g) for g in plan.gpu.gpus], "driver": plan.gpu.driver,
+        hardware={"gpus": [asdict(g) for g in plan.gpu.gpus], "gpu_indices": list(plan.gpu_indices),
+                  "interconnect": plan.interconnect, "layout": plan.layout,
+                  "driver": plan.gpu.driver,
                   "cuda_driver": plan.gpu.cuda_driver, "gpu_unavailable": plan.gpu.unavailable,
                   "cpu": asdict(cpu)},
         problems=tuple(p.to_dict() for p in plan.problems), **values)

@@ -1,11 +1,12 @@
 """Candidates on disjoint GPU sets of this host, at the same time, each in its own worker process.
 
-Each task runs in a fresh process (``spawn``) that is a complete launcher: it starts the engine in
-a process group of its own, with a supervisor that stops it if the worker dies, and stops it when
-the task ends, fails, or is interrupted. The driver places tasks (``placement.place``), starts the
-next one as soon as GPUs free up, and relays progress. On Ctrl-C or SIGTERM the driver sends
-SIGTERM to every worker (which stops its engine's group), waits for them, kills any that remain
-(their supervisors then stop the engines) and re-raises the interrupt.
+Each task runs in a fresh process (``spawn``, in a process group of its own) that is a complete
+launcher: it starts the engine in a process group of its own, with a supervisor that stops it if
+the worker dies, and stops it when the task ends, fails, or is interrupted. The driver places
+tasks (``placement.place``), starts the next one as soon as GPUs free up, and relays progress. On
+Ctrl-C or SIGTERM the driver sends SIGTERM to every worker (which stops its engine's group), waits
+for them, kills any that remain (their supervisors then stop the engines) and re-raises the
+interrupt.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from stackdecide.decision import Decision
 from stackdecide.errors import StackdecideError
 from stackdecide.launch.plan import LaunchOptions
-from stackdecide.launch.process import DEFAULT_GRACE_S, signals_interrupt
+from stackdecide.launch.process import DEFAULT_GRACE_S, die_with_parent, signals_interrupt
 from stackdecide.schedule.base import CandidateTask, Event, OnEvent, TaskOutcome
 from stackdecide.schedule.placement import Request, place
 from stackdecide.schedule.worker import host_name, run_task
@@ -32,7 +33,15 @@ from stackdecide.schedule.worker import host_name, run_task
 
 def _child(decision: Decision, task: CandidateTask, options: LaunchOptions,
            gpus: tuple[int, ...], events: Any) -> None:
-    """A worker process: one task; SIGTERM and SIGHUP stop its engine like Ctrl-C does."""
+    """A worker process: one task; SIGTERM and SIGHUP stop its engine like Ctrl-C does.
+
+    It leaves the driver's process group, so a Ctrl-C at the terminal (or a signal to the whole
+    group) reaches the driver only, which then sends each worker exactly one SIGTERM: a second
+    signal would interrupt the cleanup that stops the engine. If the driver dies, the worker
+    gets SIGTERM too."""
+    os.setpgid(0, 0)
+    die_with_parent()
+
     def emit(phase: str, elapsed_s: float) -> None:
         events.put(("event", task.candidate_id, phase, elapsed_s))
 
@@ -136,14 +145,8 @@ class LocalScheduler:
                          finished - item.started_s, item.gpus, where))
 
     def _stop_all(self, running: dict[str, _Running]) -> None:
-        """SIGTERM every worker (each stops its engine), wait, then kill what is left.
-
-        A Ctrl-C at a terminal reaches the workers too; they get a moment to start stopping
-        their engines before SIGTERM, which would otherwise interrupt that cleanup (the
-        supervisor of each engine still stops it if it is)."""
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline and any(i.process.is_alive() for i in running.values()):
-            time.sleep(0.1)
+        """SIGTERM every worker once (each stops its engine), wait, then kill what is left (the
+        supervisor of each engine stops it then)."""
         for item in running.values():
             if item.process.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
