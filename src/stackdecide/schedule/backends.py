@@ -10,7 +10,7 @@ from stackdecide.launch.gpus import select_gpus
 from stackdecide.launch.plan import LaunchOptions
 from stackdecide.schedule.base import Scheduler
 from stackdecide.schedule.local import LocalScheduler
-from stackdecide.vllm.probe import probe_gpus
+from stackdecide.vllm.probe import nvidia_smi_indices, probe_gpus
 
 
 def parse_parallel(value: str | None) -> int | None:
@@ -29,5 +29,10 @@ def make_scheduler(decision: Decision, options: LaunchOptions, cluster: str | No
 
         return RayScheduler(decision, options, cluster_address(cluster))
     report = probe_gpus()
-    selection = select_gpus(report, None, os.environ) if report.gpus else None
-    return LocalScheduler(decision, options, selection.indices if selection else ())
+    if report.gpus:
+        indices = select_gpus(report, None, os.environ).indices
+    else:  # no NVML bindings: nvidia-smi still lists the GPUs
+        visible = select_gpus(report, None, os.environ)
+        indices = visible.indices if visible.source.startswith("CUDA_VISIBLE_DEVICES") \
+            else nvidia_smi_indices()
+    return LocalScheduler(decision, options, indices)

@@ -229,6 +229,17 @@ def probe_gpus() -> GpuReport:
             pynvml.nvmlShutdown()
 
 
+def nvidia_smi_indices() -> tuple[int, ...]:
+    """GPU indices ``nvidia-smi`` lists: the fallback when NVML's Python bindings are missing."""
+    try:
+        done = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    words = [w.strip() for w in done.stdout.splitlines()] if done.returncode == 0 else []
+    return tuple(int(w) for w in words if w.isdigit())
+
+
 def run_introspection(python: str, *arguments: str, timeout: float = 300.0) -> dict[str, Any]:
     """Run the introspection script in ``python`` and return its JSON answer."""
     command = [python, str(INTROSPECT_SCRIPT), *arguments]
