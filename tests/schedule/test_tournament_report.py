@@ -61,3 +61,19 @@ def test_progress_is_one_line_per_event_off_a_terminal() -> None:
     first, second = stream.getvalue().splitlines()
     assert first == status_line("bf16", "GPU 0", "worker started", 0.0)
     assert second.startswith("bf16") and second.endswith("ready: completion")
+
+
+def test_parallel_needs_bench_and_a_count() -> None:
+    from click.testing import CliRunner
+
+    from engine_support import CPU_DECISION
+    from stackdecide.cli import main
+
+    runner = CliRunner()
+    alone = runner.invoke(main, ["launch", str(CPU_DECISION), "--parallel", "2"])
+    assert alone.exit_code == 2 and "--parallel and --cluster go with --bench" in alone.output
+    looping = runner.invoke(main, ["launch", str(CPU_DECISION), "--bench", "--parallel", "2",
+                                   "--until-stable"])
+    assert looping.exit_code == 2
+    bad = runner.invoke(main, ["launch", str(CPU_DECISION), "--bench", "--parallel", "many"])
+    assert bad.exit_code == 2 and "give a number of candidates (1, 2, ...) or auto" in bad.output

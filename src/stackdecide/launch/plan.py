@@ -190,12 +190,7 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
     notes += env_notes
     used = selection.indices[:layout.gpus] if gpu.gpus or options.gpus else ()
     link = gpu_selection.interconnect(gpu, used)
-    link_note = gpu_selection.interconnect_note(gpu, used)
-    if layout.gpus > 1 or options.gpus:
-        notes.append(f"{layout.label}: {layout.gpus} GPU(s), "
-                     f"{','.join(map(str, used)) or 'none visible here'} ({selection.source}); "
-                     "weights and KV cache are planned per GPU")
-    notes += [link_note] if link_note else []
+    notes += _gpu_notes(gpu, layout, selection, used, bool(options.gpus))
     problems += gpu_selection.check_multicast(written_env, os.environ)
     problems += gpu_selection.check_gpu_count(layout.gpus, selection)
 
@@ -241,6 +236,19 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
                       tuple(notes), options.host, port, runtime, gpu, target, scaffold_shape,
                       model.fp8_checkpoint, runs_parent, fit, portable, portable_note,
                       tuple(used), link, layout.label)
+
+
+def _gpu_notes(gpu: GpuReport, layout: parallel.ParallelLayout,
+               selection: gpu_selection.GpuSelection, used: tuple[int, ...],
+               placed: bool) -> list[str]:
+    """What the plan says about the GPUs it uses: the layout on them and how they are linked."""
+    notes = []
+    if layout.gpus > 1 or placed:
+        notes.append(f"{layout.label}: {layout.gpus} GPU(s), "
+                     f"{','.join(map(str, used)) or 'none visible here'} ({selection.source}); "
+                     "weights and KV cache are planned per GPU")
+    link_note = gpu_selection.interconnect_note(gpu, used)
+    return notes + ([link_note] if link_note else [])
 
 
 def _portable(engine: dict[str, Any], env: dict[str, str], spec: VllmArgSpec | None,
