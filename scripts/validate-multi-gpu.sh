@@ -68,7 +68,7 @@ prepare)
 decide)
   id=${3:?usage: validate-multi-gpu.sh decide WORK tp1|tp2|dp2}
   stackdecide launch multi.yaml --candidate "$id" --bench --dummy-weights \
-    --evidence multi.db --timeout 480 2>&1 | tee -a "decide-$id.txt"
+    --evidence multi.db --timeout 420 2>&1 | tee -a "decide-$id.txt"
   ;;
 parallel)
   start=$(date +%s)

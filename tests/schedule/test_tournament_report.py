@@ -77,3 +77,17 @@ def test_parallel_needs_bench_and_a_count() -> None:
     assert looping.exit_code == 2
     bad = runner.invoke(main, ["launch", str(CPU_DECISION), "--bench", "--parallel", "many"])
     assert bad.exit_code == 2 and "give a number of candidates (1, 2, ...) or auto" in bad.output
+
+
+def test_contenders_measured_alone_are_ranked_on_those_records_only() -> None:
+    from stackdecide.evidence.records import EvidenceRecord
+    from stackdecide.schedule.tournament import alone_where_measured
+
+    def record(candidate: str, beside: str) -> EvidenceRecord:
+        return EvidenceRecord(candidate=candidate, metric="decode_tok_s", value=1.0,
+                              scenario={"beside": beside, "gpus": "0"})
+
+    records = [record("a", "b"), record("a", "none"), record("b", "a"), record("c", "none")]
+    kept = alone_where_measured(records, {"a"})
+    assert [(r.candidate, r.scenario["beside"]) for r in kept] == [
+        ("a", "none"), ("b", "a"), ("c", "none")]

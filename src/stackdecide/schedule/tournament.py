@@ -101,6 +101,15 @@ def run_round(scheduler: Scheduler, store: EvidenceStore, tasks: Sequence[Candid
     return Round(tuple(stored), wall, limit)
 
 
+def alone_where_measured(records: Sequence[EvidenceRecord],
+                         alone: set[str]) -> list[EvidenceRecord]:
+    """The evidence with the neighbour-run records left out for candidates measured alone: the
+    re-measured contenders are compared on what they did with nothing beside them. (The store
+    keeps every record; ``stackdecide score`` later uses them all.)"""
+    return [r for r in records if r.candidate not in alone
+            or r.scenario.get("beside", "none") == "none"]
+
+
 def contenders(ranking: Ranking, top: int) -> list[str]:
     """The ``top`` best-ranked candidates that rest on measurements (feasible ones first)."""
     ordered = [ranking.candidate_ids[i] for i in ranking.order]
@@ -136,10 +145,14 @@ def run_tournament(decision: Decision, store: EvidenceStore, scheduler: Schedule
         again = [CandidateTask(c, gpus_needed(decision, c), seed * 1000 + 500 + index)
                  for index, c in enumerate(top)]
         confirmed = run_round(scheduler, store, again, 1, on_event)
-        ranking = decision.score(evidence=store.load(), any_hardware=any_hardware)
+        alone = {o.candidate_id for o in confirmed.outcomes
+                 if o.measurement is not None and o.measurement.launched}
+        ranking = decision.score(evidence=alone_where_measured(store.load(), alone),
+                                 any_hardware=any_hardware)
     if confirmed is not None:
         why = (f"measured {len(tasks)} candidates, up to {_peak(measured)} at once; re-measured "
-               f"{', '.join(top)} alone; the winner {ranking.winner} rests on both")
+               f"{', '.join(top)} alone, and ranked them on those measurements only (the "
+               f"others on measurements beside neighbours); winner {ranking.winner}")
     elif shared:
         why = "measured beside neighbours; nothing measured to re-measure alone"
     else:
