@@ -34,10 +34,35 @@ def scheduler(decision: Decision, runs: Path):  # type: ignore[no-untyped-def]
     return RayScheduler(decision, options, grace_s=10.0)
 
 
+@ray.remote
+def visible_gpus() -> tuple[list[int], str | None, str | None]:
+    import os
+
+    return ([int(g) for g in ray.get_gpu_ids()], os.environ.get("CUDA_VISIBLE_DEVICES"),
+            os.environ.get("NCCL_NVLS_ENABLE"))
+
+
 @pytest.mark.engine
-def test_declared_gpus_are_what_a_task_can_get(ray_cluster: None, cpu_decision: Decision,
-                                                tmp_path: Path) -> None:
-    assert scheduler(cpu_decision, tmp_path).gpu_count() == 2
+def test_declared_gpus_are_placed_as_candidates_need_them(ray_cluster: None,
+                                                          cpu_decision: Decision,
+                                                          tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """No GPU here: the two GPUs are declared; a TP-2 candidate's placement group gets both,
+    a TP-1 candidate one, and the multicast switches travel in the task's environment."""
+    from ray.util.placement_group import remove_placement_group
+
+    monkeypatch.setenv("NCCL_NVLS_ENABLE", "0")
+    rays = scheduler(cpu_decision, tmp_path)
+    assert rays.gpu_count() == 2
+    options, group = rays.resources(CandidateTask("tp2", 2, 0))
+    assert group is not None and options["num_gpus"] == 2
+    assert ray.get(visible_gpus.options(**options).remote(), timeout=120) == (
+        [0, 1], "0,1", "0")
+    remove_placement_group(group)
+    options, group = rays.resources(CandidateTask("tp1", 1, 0))
+    assert group is None and options["num_gpus"] == 1
+    gpus, visible, nvls = ray.get(visible_gpus.options(**options).remote(), timeout=120)
+    assert len(gpus) == 1 and visible == str(gpus[0]) and nvls == "0"
 
 
 @pytest.mark.engine

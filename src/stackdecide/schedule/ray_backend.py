@@ -97,18 +97,24 @@ class RayScheduler:
         nodes = [n for n in self.ray.nodes() if n.get("Alive")]
         return int(max((n.get("Resources", {}).get("GPU", 0) for n in nodes), default=0))
 
-    def _submit(self, task: CandidateTask, events: Any) -> tuple[Any, Any]:
+    def resources(self, task: CandidateTask) -> tuple[dict[str, Any], Any]:
+        """Ray task options for ``task`` and the placement group made for it (None for one GPU
+        or none): ``num_gpus``, and for several GPUs one ``STRICT_PACK`` bundle holding them."""
         from ray.util.placement_group import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        remote = self.ray.remote(_ray_task)
         options: dict[str, Any] = {"num_cpus": 1, "num_gpus": task.gpus, "max_retries": 0,
                                    "runtime_env": {"env_vars": self.env}}
         group = None
         if task.gpus > 1:  # one bundle: all its GPUs on one node
             group = placement_group([{"GPU": task.gpus, "CPU": 1}], strategy="STRICT_PACK")
             options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(group)
-        ref = remote.options(**options).remote(self.decision_ref, task, self.options, events)
+        return options, group
+
+    def _submit(self, task: CandidateTask, events: Any) -> tuple[Any, Any]:
+        options, group = self.resources(task)
+        ref = self.ray.remote(_ray_task).options(**options).remote(
+            self.decision_ref, task, self.options, events)
         return ref, group
 
     def run(self, tasks: Sequence[CandidateTask], limit: int | None,
@@ -136,7 +142,9 @@ class RayScheduler:
                         outcomes[task.candidate_id] = self._outcome(ref, task, submitted,
                                                                     start_wall, start)
                         if group is not None:
-                            self.ray.util.remove_placement_group(group)
+                            from ray.util.placement_group import remove_placement_group
+
+                            remove_placement_group(group)
                         outcome = outcomes[task.candidate_id]
                         report(Event(task.candidate_id, "finished" if outcome.failure is None
                                      else f"run failed: {outcome.failure}", outcome.seconds,
@@ -177,6 +185,8 @@ class RayScheduler:
     def _cancel(self, flying: dict[Any, tuple[CandidateTask, Any, float]]) -> None:
         """Interrupt every task (its engine is stopped by the task's own cleanup), then force
         what is left; each engine's supervisor stops it if its worker is killed."""
+        from ray.util.placement_group import remove_placement_group
+
         for ref in flying:
             with contextlib.suppress(Exception):
                 self.ray.cancel(ref, force=False)
@@ -190,4 +200,4 @@ class RayScheduler:
         for _, group, _ in flying.values():
             if group is not None:
                 with contextlib.suppress(Exception):
-                    self.ray.util.remove_placement_group(group)
+                    remove_placement_group(group)
