@@ -110,6 +110,8 @@ if ser:
     print(f"serial round: wall {s['wall_s']:.1f} s, slowest candidate {s['slowest_s']:.1f} s")
 if par and ser:
     print(f"serial wall / parallel wall = {s['wall_s'] / m['wall_s']:.2f}")
+    print(f"parallel wall / slowest candidate run alone (serial) = "
+          f"{m['wall_s'] / s['slowest_s']:.2f} (goal <= 1.3)")
 PY
   ;;
 *)
