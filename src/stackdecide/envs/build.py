@@ -114,13 +114,9 @@ def _interpreter_version(python: str) -> str:
 
 def _failed_pin(requirements: StackRequirements, sentence: str) -> str:
     """The pin a failure names, when it names one of the candidate's packages."""
-    lowered = sentence.lower()
-    for line in requirements.lines:
-        name = line.split("[", 1)[0].split("=", 1)[0].split("<", 1)[0].split(">", 1)[0]
-        name = name.split("~", 1)[0].split("!", 1)[0].strip()
-        if name.lower() in lowered:
-            return f" (pin {requirements.pin_of(name)})"
-    return ""
+    where = requirements.field_in(sentence)
+    package = next((name for name, field in requirements.fields.items() if field == where), None)
+    return f" (pin {requirements.pin_of(package)})" if package else ""
 
 
 def _install(folder: Path, lock: Lock, base_python: str, sources: Sources,
@@ -190,6 +186,8 @@ def build_env(resolution: Resolution, env_dir: Path | None = None, *,
             "build_s": build_s, "candidates": [requirements.candidate_id],
         }
         write_json_atomic(folder / MANIFEST, manifest, indent=2)
+        if final.exists() and read_env(final) is None:  # not an environment: never used
+            shutil.rmtree(final)
         try:
             folder.rename(final)
         except OSError:  # built meanwhile by another process: theirs is as good as ours

@@ -4,15 +4,15 @@ one candidate at a time, each failure naming the candidate and its pin."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from stackdecide.audit.engine_config import CPU_TARGETS
-from stackdecide.decision import Decision
 from stackdecide.envs.build import BuiltEnv, build_env, default_env_dir, find_built
 from stackdecide.envs.requirements import DEFAULT_PLATFORM, StackRequirements, stack_requirements
 from stackdecide.envs.resolve import Resolution, resolve
 from stackdecide.envs.uv import EnvError, Sources
+from stackdecide.model.decision import DecisionMatrix
 
 Notify = Callable[[str], None]
 
@@ -32,12 +32,12 @@ class EnvOptions:
         return self.env_dir or default_env_dir()
 
 
-def is_cpu_decision(decision: Decision) -> bool:
+def is_cpu_decision(decision: DecisionMatrix) -> bool:
     hardware = decision.model.decision.hardware
     return hardware is not None and hardware.gpu.strip().lower() in CPU_TARGETS
 
 
-def requirements_of(decision: Decision, candidate_id: str,
+def requirements_of(decision: DecisionMatrix, candidate_id: str,
                     options: EnvOptions | None = None) -> StackRequirements:
     options = options or EnvOptions()
     candidate = decision.candidate(candidate_id)
@@ -45,7 +45,7 @@ def requirements_of(decision: Decision, candidate_id: str,
                               python_version=options.python_version, platform=options.platform)
 
 
-def chosen_ids(decision: Decision, candidate_ids: Sequence[str] | None) -> list[str]:
+def chosen_ids(decision: DecisionMatrix, candidate_ids: Sequence[str] | None) -> list[str]:
     if not candidate_ids:
         return [c.id for c in decision.candidates]
     for candidate_id in candidate_ids:
@@ -53,15 +53,22 @@ def chosen_ids(decision: Decision, candidate_ids: Sequence[str] | None) -> list[
     return list(candidate_ids)
 
 
-def resolve_candidates(decision: Decision, candidate_ids: Sequence[str] | None = None,
+def resolve_candidates(decision: DecisionMatrix, candidate_ids: Sequence[str] | None = None,
                        options: EnvOptions | None = None) -> list[Resolution]:
     """Each candidate's verdict: installable as pinned (with its lock) or why not."""
     options = options or EnvOptions()
-    return [resolve(requirements_of(decision, candidate_id, options), options.sources)
-            for candidate_id in chosen_ids(decision, candidate_ids)]
+    answers: dict[str, Resolution] = {}  # candidates with the same pins ask the index once
+    resolutions = []
+    for candidate_id in chosen_ids(decision, candidate_ids):
+        requirements = requirements_of(decision, candidate_id, options)
+        known = answers.get(requirements.key)
+        if known is None:
+            known = answers[requirements.key] = resolve(requirements, options.sources)
+        resolutions.append(replace(known, candidate_id=candidate_id, requirements=requirements))
+    return resolutions
 
 
-def build_candidates(decision: Decision, candidate_ids: Sequence[str] | None = None,
+def build_candidates(decision: DecisionMatrix, candidate_ids: Sequence[str] | None = None,
                      options: EnvOptions | None = None, notify: Notify | None = None
                      ) -> dict[str, BuiltEnv]:
     """The environment of every chosen candidate that pins its stack, built or reused.
@@ -87,7 +94,7 @@ def build_candidates(decision: Decision, candidate_ids: Sequence[str] | None = N
     return built
 
 
-def existing_envs(decision: Decision, candidate_ids: Sequence[str] | None = None,
+def existing_envs(decision: DecisionMatrix, candidate_ids: Sequence[str] | None = None,
                   options: EnvOptions | None = None) -> dict[str, BuiltEnv]:
     """Environments already built for the chosen candidates' pins; asks no index."""
     options = options or EnvOptions()

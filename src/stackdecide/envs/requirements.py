@@ -61,6 +61,13 @@ class StackRequirements:
     def text(self) -> str:
         return "".join(f"{line}\n" for line in self.lines)
 
+    def field_in(self, sentence: str) -> str | None:
+        """The stack field whose package a resolver's sentence names first, if any."""
+        lowered = sentence.lower()
+        named = [(lowered.find(name), where) for name, where in self.fields.items()
+                 if name in lowered]
+        return min(named)[1] if named else None
+
     def pin_of(self, package: str) -> str:
         """``stack.torch ==2.7.1``: where a package's pin was written, for messages."""
         name = _canonical(package)

@@ -91,9 +91,10 @@ class Resolution:
         if self.status == "no-pins":
             return "no stack pins: runs in the current environment"
         if self.status == "ok" and self.lock is not None:
-            found = ", ".join(f"{name} {version}" for name, version in (
+            found = "".join(f"{name} {version}, " for name, version in (
                 ("vllm", self.lock.vllm), ("torch", self.lock.torch)) if version)
-            text = f"installable as pinned ({found}; {len(self.lock.packages)} packages, " \
+            count = len(self.lock.packages)
+            text = f"installable as pinned ({found}{count} package{'s' if count != 1 else ''}, " \
                    f"lock {self.lock.short}, Python {self.lock.python_version})"
             if self.variant_unchecked:
                 text += f"; {self.variant_unchecked}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from tabulate import tabulate
 
@@ -24,6 +25,19 @@ def render_resolutions(resolutions: Sequence[Resolution], show_lock: bool = Fals
         if show_lock and resolution.lock is not None:
             lines += [f"    {name}=={version}" for name, version in resolution.lock.packages]
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def stack_dict(resolution: Resolution) -> dict[str, Any]:
+    """A verdict as JSON: status, reason, and the lock's packages when it resolved."""
+    lock = resolution.lock
+    return {"candidate": resolution.candidate_id, "status": resolution.status,
+            "summary": resolution.summary(), "reason": resolution.reason,
+            "variant_unchecked": resolution.variant_unchecked,
+            "requirements": list(resolution.requirements.lines),
+            "python_version": resolution.requirements.python_version,
+            "platform": resolution.requirements.platform,
+            "lock_sha256": lock.sha256 if lock else None,
+            "packages": [f"{n}=={v}" for n, v in lock.packages] if lock else None}
 
 
 def render_built(envs: dict[str, BuiltEnv]) -> str:
