@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from wheelhouse import make_wheel
 
 from stackdecide.envs.build import MANIFEST, build_env, find_built, read_env
 from stackdecide.envs.requirements import stack_requirements
@@ -18,7 +19,6 @@ from stackdecide.envs.resolve import resolve
 from stackdecide.envs.store import list_envs, prune
 from stackdecide.envs.uv import EnvError, Sources, UvMissing, find_uv
 from stackdecide.model.schema import Stack
-from wheelhouse import make_wheel
 
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
