@@ -84,3 +84,12 @@ def test_check_without_the_index_warns_could_not_check(tmp_path: Path) -> None:
                 if line.startswith("warning:") and "could not check" in line]
     assert [line.split(": could not check: ")[0] for line in warnings] == [
         f"warning: {path}:6:12 candidates[0].stack", f"warning: {path}:9:12 candidates[1].stack"]
+
+
+def test_score_marks_the_stack_that_cannot_be_installed(tmp_path: Path) -> None:
+    path = _decision(tmp_path, "2.6.2")
+    result = CliRunner().invoke(main, ["score", str(path), "--stacks"])
+    assert result.exit_code == 0
+    marks = result.stdout.split("stacks (each candidate's pins resolved with uv):\n")[1]
+    assert [line.split(":")[0] for line in marks.splitlines()] == ["  [ok] good",
+                                                                   "  [UNRESOLVABLE] bad"]

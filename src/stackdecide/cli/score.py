@@ -18,10 +18,11 @@ from stackdecide.cli._app import (
     method_option,
 )
 from stackdecide.cli.env import env_options, source_options, target_options
+from stackdecide.envs.decision import resolve_candidates
 from stackdecide.launch.checks import check_decision
 from stackdecide.model.ranking import JSON_VERSION
 from stackdecide.report import text as report
-from stackdecide.report.envs import render_resolutions, stack_dict
+from stackdecide.report.envs import render_resolutions, render_stack_marks, stack_dict
 from stackdecide.report.launch import capacity_table
 from stackdecide.robustness.certainty import DEFAULT_CONFIDENCE, DEFAULT_SAMPLES, certainty
 from stackdecide.state import record_last_decision
@@ -52,10 +53,13 @@ def _load_evidence(path: str | None):
               help="With --evidence: also rank with measurements of benchmarks cut short.")
 @click.option("--sample-weights", is_flag=True,
               help="With --evidence: also draw weights from the decision's weight region (SMAA).")
+@click.option("--stacks", is_flag=True,
+              help="Also resolve each candidate's stack pins with uv and mark those that cannot "
+                   "be installed as pinned (asks the package index).")
 @handle_errors
 def score(file: str, method: str, fmt: str, evidence_path: str | None, any_hardware: bool,
           confidence: float, samples: int, seed: int, include_partial: bool,
-          sample_weights: bool) -> None:
+          sample_weights: bool, stacks: bool) -> None:
     """Rank the candidates of decision FILE and audit its reported totals.
 
     With --evidence, measured cells replace judged ones, each with its launches and interval, and
@@ -77,7 +81,21 @@ def score(file: str, method: str, fmt: str, evidence_path: str | None, any_hardw
     except OSError as exc:  # a read-only folder: the ranking stands, only the memory is lost
         click.echo(f"note: cannot remember {file} as the decision last scored here "
                    f"({exc.strerror or exc}); pass FILE to launch explicitly", err=True)
-    click.echo(report.render(ranking, fmt, sure), nl=False)
+    rendered = report.render(ranking, fmt, sure)
+    if not stacks:
+        click.echo(rendered, nl=False)
+        return
+    resolutions = resolve_candidates(decision, None, env_options({}))
+    if fmt == "json":
+        data = json.loads(rendered)
+        data["stacks"] = [stack_dict(r) for r in resolutions]
+        click.echo(json.dumps(data, indent=2, allow_nan=False))
+    elif fmt == "csv":
+        raise click.UsageError("--stacks adds a section that CSV cannot hold; use another format")
+    else:
+        click.echo(rendered, nl=False)
+        click.echo("\nstacks (each candidate's pins resolved with uv):")
+        click.echo(render_stack_marks(resolutions), nl=False)
 
 
 @main.command()

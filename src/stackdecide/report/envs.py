@@ -27,6 +27,16 @@ def render_resolutions(resolutions: Sequence[Resolution], show_lock: bool = Fals
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+MARKS = {"ok": "ok", "conflict": "UNRESOLVABLE", "bad-pin": "UNRESOLVABLE",
+         "unchecked": "unchecked", "no-pins": "current env"}
+
+
+def render_stack_marks(resolutions: Sequence[Resolution]) -> str:
+    """One mark per candidate (``UNRESOLVABLE`` where its stack cannot be installed as pinned)."""
+    return "".join(f"  [{MARKS[r.status]}{', CUDA build unchecked' if r.variant_unchecked else ''}]"
+                   f" {r.candidate_id}: {r.summary()}\n" for r in resolutions)
+
+
 def stack_dict(resolution: Resolution) -> dict[str, Any]:
     """A verdict as JSON: status, reason, and the lock's packages when it resolved."""
     lock = resolution.lock
