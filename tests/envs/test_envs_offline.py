@@ -14,6 +14,7 @@ import pytest
 from wheelhouse import make_wheel
 
 from stackdecide.envs.build import MANIFEST, build_env, find_built, read_env
+from stackdecide.envs.download import download_wheels
 from stackdecide.envs.requirements import stack_requirements
 from stackdecide.envs.resolve import resolve
 from stackdecide.envs.store import list_envs, prune
@@ -132,3 +133,36 @@ def test_a_missing_uv_is_one_clear_message(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(UvMissing, match="STACKDECIDE_UV names '/nonexistent/uv', which is not an "
                                         "executable"):
         find_uv()
+
+
+def test_a_lock_for_another_python_needs_that_interpreter(wheelhouse: Path, tmp_path: Path) -> None:
+    other = "3.12" if PYTHON != "3.12" else "3.13"
+    requirements = stack_requirements("cand", Stack(packages={"sd-alpha": "1.0"}), cpu=True,
+                                      python_version=other)
+    resolution = resolve(requirements, _offline(wheelhouse))
+    with pytest.raises(EnvError, match=rf"^candidate 'cand': its lock is for Python {other}, but "
+                                       rf"the base interpreter .* is {PYTHON}; pass --base-python"):
+        build_env(resolution, tmp_path / "envs", sources=_offline(wheelhouse))
+
+
+def test_download_fills_a_wheelhouse_for_the_target(wheelhouse: Path, tmp_path: Path) -> None:
+    resolution = resolve(_requirements(**{"sd-beta": "2.0"}), _offline(wheelhouse))
+    wheels = download_wheels(resolution, tmp_path / "out", _offline(wheelhouse))
+    assert [w.name for w in wheels] == ["sd_alpha-1.1-py3-none-any.whl",
+                                        "sd_beta-2.0-py3-none-any.whl"]
+    # and that wheelhouse alone builds the environment
+    env = build_env(resolution, tmp_path / "envs", sources=_offline(tmp_path / "out"))
+    assert env.distributions == ("sd-alpha==1.1", "sd-beta==2.0")
+
+
+def test_cli_without_uv_says_so_once(tmp_path: Path) -> None:
+    decision = tmp_path / "d.yaml"
+    decision.write_text("schema: stackdecide/v1\ndecision: {title: t}\n"
+                        "criteria: [{id: c, weight: 1}]\ncandidates:\n"
+                        "  - {id: cand, stack: {torch: '2.7.1'}, scores: {c: 5}}\n")
+    result = subprocess.run([sys.executable, "-m", "stackdecide", "env", "resolve", str(decision)],
+                            capture_output=True, text=True, check=False,
+                            env={**os.environ, "STACKDECIDE_UV": "/nonexistent/uv"})
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == ("error: $STACKDECIDE_UV names '/nonexistent/uv', which is not an "
+                             "executable\n")
