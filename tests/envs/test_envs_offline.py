@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from wheelhouse import make_wheel
 
+from stackdecide.cli import main
 from stackdecide.envs.build import MANIFEST, build_env, find_built, read_env
 from stackdecide.envs.download import download_wheels
 from stackdecide.envs.requirements import stack_requirements
@@ -61,6 +63,11 @@ def test_resolve_and_build_from_a_wheelhouse(wheelhouse: Path, tmp_path: Path) -
     assert not again.built_now and again.path == env.path
     assert find_built(envs, resolution.requirements) == again
     assert [entry.env.lock_sha256 for entry in list_envs(envs) if entry.env] == [env.lock_sha256]
+    listed = CliRunner().invoke(main, ["env", "list", "--env-dir", str(envs)])
+    assert listed.exit_code == 0
+    assert listed.stdout.splitlines()[3].split()[:4] == [env.short, "-", "-", PYTHON]
+    pruned = CliRunner().invoke(main, ["env", "prune", "--env-dir", str(envs), "--all"])
+    assert pruned.stdout == f"removed {env.path}\n" and list(envs.iterdir()) == []
 
 
 def test_a_pin_the_wheelhouse_cannot_satisfy_names_it(wheelhouse: Path) -> None:

