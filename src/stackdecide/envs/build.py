@@ -10,9 +10,11 @@ torch links its files instead of fetching them again.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -86,8 +88,6 @@ def read_env(path: Path) -> BuiltEnv | None:
     manifest_file = path / MANIFEST
     if not manifest_file.is_file() or not (path / "bin" / "python").exists():
         return None
-    import json
-
     try:
         manifest = json.loads(manifest_file.read_text())
     except (OSError, ValueError):
@@ -100,8 +100,6 @@ def read_env(path: Path) -> BuiltEnv | None:
 
 
 def _interpreter_version(python: str) -> str:
-    import subprocess
-
     try:
         done = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                               capture_output=True, text=True, timeout=60, check=False)
@@ -201,17 +199,3 @@ def build_env(resolution: Resolution, env_dir: Path | None = None, *,
         raise
     return BuiltEnv(final, lock.sha256, lock.python_version, distributions, manifest,
                     built_now=True, build_s=build_s)
-
-
-def find_built(env_dir: Path, requirements: StackRequirements) -> BuiltEnv | None:
-    """A complete environment built for the same question (pins, Python, platform), if any:
-    found without asking the index."""
-    if not env_dir.is_dir():
-        return None
-    for path in sorted(env_dir.iterdir()):
-        if path.name.startswith("."):
-            continue
-        built = read_env(path)
-        if built is not None and built.manifest.get("requirements_key") == requirements.key:
-            return built
-    return None

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from stackdecide.audit.engine_config import CPU_TARGETS
-from stackdecide.envs.build import BuiltEnv, build_env, default_env_dir, find_built
+from stackdecide.envs.build import BuiltEnv, build_env, default_env_dir
 from stackdecide.envs.requirements import DEFAULT_PLATFORM, StackRequirements, stack_requirements
 from stackdecide.envs.resolve import Resolution, resolve
 from stackdecide.envs.uv import EnvError, Sources
@@ -92,18 +92,3 @@ def build_candidates(decision: DecisionMatrix, candidate_ids: Sequence[str] | No
         say(f"{resolution.candidate_id}: environment {env.short} {verb} ({env.path})")
         built[resolution.candidate_id] = env
     return built
-
-
-def existing_envs(decision: DecisionMatrix, candidate_ids: Sequence[str] | None = None,
-                  options: EnvOptions | None = None) -> dict[str, BuiltEnv]:
-    """Environments already built for the chosen candidates' pins; asks no index."""
-    options = options or EnvOptions()
-    found = {}
-    for candidate_id in chosen_ids(decision, candidate_ids):
-        requirements = requirements_of(decision, candidate_id, options)
-        if requirements.empty or requirements.problems:
-            continue
-        env = find_built(options.folder, requirements)
-        if env is not None:
-            found[candidate_id] = env
-    return found
