@@ -127,7 +127,8 @@ def _install(folder: Path, lock: Lock, base_python: str, sources: Sources,
     (folder / "lock.txt").write_text(lock.text)
     python = str(folder / "bin" / "python")
     synced = run_uv(["pip", "sync", str(folder / "lock.txt"), "--python", python,
-                     "--python-preference", "only-system", "--quiet", *sources.options()],
+                     "--python-preference", "only-system", "--quiet", *sources.options(),
+                     *(["--torch-backend", lock.torch_backend] if lock.torch_backend else [])],
                     timeout_s=INSTALL_TIMEOUT_S)
     if not synced.ok:
         sentence = failure_sentence(synced.stderr)

@@ -36,8 +36,13 @@ def platform_tags(platform: str) -> tuple[str, ...]:
                        f"{', '.join(sorted(_PLATFORM_TAGS))}") from None
 
 
-def _pip_sources(sources: Sources) -> list[str]:
+TORCH_INDEX = "https://download.pytorch.org/whl/{backend}"  # where uv's --torch-backend looks
+
+
+def _pip_sources(sources: Sources, torch_backend: str | None = None) -> list[str]:
     out: list[str] = []
+    if torch_backend and not (sources.no_index or sources.offline):
+        out += ["--extra-index-url", TORCH_INDEX.format(backend=torch_backend)]
     for folder in sources.find_links:
         out += ["--find-links", folder]
     if sources.index_url:
@@ -64,7 +69,7 @@ def download_wheels(resolution: Resolution, dest: Path, sources: Sources | None 
         command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
                    "--only-binary", ":all:", "--python-version", version,
                    "--implementation", "cp", "--dest", str(dest), "-r", str(pins),
-                   *_pip_sources(sources or Sources())]
+                   *_pip_sources(sources or Sources(), lock.torch_backend)]
         for tag in platform_tags(lock.platform):
             command += ["--platform", tag]
         try:

@@ -42,6 +42,7 @@ class Lock:
     python_version: str
     platform: str
     packages: tuple[tuple[str, str], ...]  # (name, version), sorted by name
+    torch_backend: str | None = None  # "cu128": installing needs PyTorch's index for that build
 
     @property
     def text(self) -> str:
@@ -169,7 +170,7 @@ def resolve(requirements: StackRequirements, sources: Sources | None = None) -> 
                                                       requirements.cuda_variant)
             if code == 0:
                 lock = Lock(requirements.python_version, requirements.platform,
-                            parse_lock(variant_out))
+                            parse_lock(variant_out), requirements.cuda_variant)
             elif is_network_failure(variant_err):
                 variant_note = (f"cannot check the CUDA variant {requirements.cuda_variant} of "
                                 f"torch {lock.torch} (uv --torch-backend "
