@@ -55,3 +55,10 @@ def test_cuda_variants() -> None:
 
 def test_no_pins_is_empty() -> None:
     assert stack_requirements("a", Stack(), cpu=True).empty
+
+
+def test_python_pins_name_one_version() -> None:
+    assert stack_requirements("a", Stack(python="3.12.*"), cpu=True).python_version == "3.12"
+    assert stack_requirements("a", Stack(python=">=3.10"), cpu=True).problems == (
+        "stack.python '>=3.10' is not one Python version (write e.g. 3.12): an environment is "
+        "built for one",)

