@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from wheelhouse import make_wheel
 
+import stackdecide
 from stackdecide.cli import main
 from stackdecide.envs.build import MANIFEST, build_env, read_env
 from stackdecide.envs.download import download_wheels
@@ -21,7 +22,9 @@ from stackdecide.envs.requirements import stack_requirements
 from stackdecide.envs.resolve import resolve
 from stackdecide.envs.store import list_envs, prune
 from stackdecide.envs.uv import EnvError, Sources, UvMissing, find_uv
+from stackdecide.launch.plan import LaunchOptions, plan_launch
 from stackdecide.model.schema import Stack
+from stackdecide.vllm.probe import GpuReport
 
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -172,3 +175,26 @@ def test_cli_without_uv_says_so_once(tmp_path: Path) -> None:
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == ("error: $STACKDECIDE_UV names '/nonexistent/uv', which is not an "
                              "executable\n")
+
+
+def test_a_launch_plan_runs_the_candidate_in_its_own_environment(wheelhouse: Path,
+                                                                 tmp_path: Path) -> None:
+    """The plan asks the environment's interpreter for vLLM (this one has none, so the plan says
+    so about that interpreter) and records the environment it would run in."""
+    decision_file = tmp_path / "d.yaml"
+    decision_file.write_text(
+        "schema: stackdecide/v1\ndecision: {title: t, hardware: {gpu: cpu}}\n"
+        "criteria: [{id: c, weight: 1}]\ncandidates:\n"
+        f"  - {{id: cand, stack: {{python: '{PYTHON}', packages: {{sd-beta: '2.0'}}}}, "
+        "engine: {model: m}, scores: {c: 5}}\n")
+    decision = stackdecide.load(decision_file)
+    resolution = resolve(_requirements(**{"sd-beta": "2.0"}), _offline(wheelhouse))
+    env = build_env(resolution, tmp_path / "envs", sources=_offline(wheelhouse))
+    plan = plan_launch(decision, "cand", LaunchOptions(port=None, environments={"cand": env}),
+                       gpu=GpuReport((), unavailable="test: no GPU"))
+    assert plan.runtime.python == env.python
+    assert [p.code for p in plan.problems if p.severity == "error"] == ["vllm-unavailable"]
+    assert f"vLLM is not installed in '{env.python}'" in plan.problems[0].message
+    assert plan.environment_record() == {
+        "lock_sha256": env.lock_sha256, "path": str(env.path), "python_version": PYTHON,
+        "distributions": ["sd-alpha==1.1", "sd-beta==2.0"]}
