@@ -62,3 +62,13 @@ def test_python_pins_name_one_version() -> None:
     assert stack_requirements("a", Stack(python=">=3.10"), cpu=True).problems == (
         "stack.python '>=3.10' is not one Python version (write e.g. 3.12): an environment is "
         "built for one",)
+
+
+def test_the_embedded_stack_tournament_is_the_one_in_criteria() -> None:
+    from pathlib import Path
+
+    from stackdecide.cli.demo import embedded_cpu_decision
+
+    root = Path(__file__).resolve().parents[2]
+    assert embedded_cpu_decision(stacks=True).read_text() == \
+        (root / "criteria" / "cpu-stacks.yaml").read_text()
