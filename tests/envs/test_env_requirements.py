@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from stackdecide.cli.demo import embedded_cpu_decision
 from stackdecide.envs.requirements import StackRequirements, cuda_variant, stack_requirements
 from stackdecide.model.schema import Stack
 
@@ -65,10 +68,6 @@ def test_python_pins_name_one_version() -> None:
 
 
 def test_the_embedded_stack_tournament_is_the_one_in_criteria() -> None:
-    from pathlib import Path
-
-    from stackdecide.cli.demo import embedded_cpu_decision
-
     root = Path(__file__).resolve().parents[2]
     assert embedded_cpu_decision(stacks=True).read_text() == \
         (root / "criteria" / "cpu-stacks.yaml").read_text()
