@@ -77,9 +77,14 @@ _SOFTWARE = {"vllm": "vllm", "torch": "torch", "flashinfer": "flashinfer", "cuda
 
 
 def software_of(outcome: LaunchOutcome) -> dict[str, str]:
-    """Package versions in the interpreter that ran the engine (CUDA: the one torch was built for)."""
-    return {package: str(outcome.versions[key]) for package, key in _SOFTWARE.items()
-            if outcome.versions.get(key)}
+    """Package versions in the interpreter that ran the engine (CUDA: the one torch was built for),
+    and ``env``: the lock of the candidate's own environment when it ran in one."""
+    software = {package: str(outcome.versions[key]) for package, key in _SOFTWARE.items()
+                if outcome.versions.get(key)}
+    lock = outcome.environment.get("lock_sha256")
+    if lock:  # the exact set of packages: its distributions are in the run's outcome.json
+        software["env"] = f"lock:{str(lock)[:16]}"
+    return software
 
 
 def _record(outcome: LaunchOutcome, metric: str, value: float, **extra: Any) -> EvidenceRecord:

@@ -22,6 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("scoring",),
     ("robustness",),
     ("decision",),
+    ("envs",),
     ("vllm",),
     ("launch",),
     ("bench",),

@@ -31,7 +31,7 @@ def test_dry_run_refuses_the_reports_recommendation() -> None:
     do not fit 16 GiB; use_v2_block_manager is dropped (vLLM removed it in 0.10.0)."""
     require_vllm()
     result = CliRunner().invoke(main, ["launch", str(ROOT / "criteria/rtx4090.yaml"), "--winner",
-                                       "--dry-run"])
+                                       "--dry-run", "--use-current-env"])
     assert result.exit_code == 1, result.output
     out = result.output
     assert "candidate: vllm-flashinfer-torch271 (the winner by weighted sum)" in out

@@ -213,6 +213,15 @@ def test_stack_pins_against_the_installed_versions() -> None:
     assert preflight.check_stack(Stack(torch="==2.13.0", vllm="0.32.0"), runtime) == []
 
 
+def test_a_stack_other_than_the_pinned_one_is_refused_unless_chosen() -> None:
+    runtime = RuntimeVersions(python="/venv/bin/python", vllm="0.32.0", torch="2.13.0+cpu")
+    problems = preflight.check_stack(Stack(vllm="0.30.0", torch="2.13.0"), runtime, "error")
+    assert [(p.field, p.severity, p.message) for p in problems] == [
+        ("stack.vllm", "error", "the candidate pins vllm 0.30.0; /venv/bin/python has 0.32.0; "
+         "build the candidate's own environment (launch --build-envs, or stackdecide env build) "
+         "or measure this one on purpose (--use-current-env)")]
+
+
 def test_static_problems_of_the_report_configuration(rtx4090_path: Path) -> None:
     import stackdecide
 

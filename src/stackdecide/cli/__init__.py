@@ -3,6 +3,7 @@
 from stackdecide.cli import (
     bench,  # noqa: F401
     demo,  # noqa: F401
+    env,  # noqa: F401
     evidence,  # noqa: F401
     launch,  # noqa: F401
     model,  # noqa: F401

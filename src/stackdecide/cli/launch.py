@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
+from typing import Any
 
 import click
 
 import stackdecide
 from stackdecide.cli._app import any_hardware_option, handle_errors, main
+from stackdecide.cli.env import env_dir_option, env_options, source_options
+from stackdecide.envs.decision import build_candidates
 from stackdecide.evidence.store import default_evidence_path
 from stackdecide.launch import preflight
 from stackdecide.launch.plan import (
@@ -41,6 +44,10 @@ def echo_progress(event: Progress) -> None:
     click.echo(progress_line(event), err=True)
 
 
+def echo_step(message: str) -> None:
+    click.echo(f"* {message}", err=True)
+
+
 def _record(store_path: str, outcome: LaunchOutcome) -> None:
     ids = record_launch(store_path, outcome)
     click.echo(f"evidence: launch_ok={int(outcome.ok)} recorded in {store_path} "
@@ -66,6 +73,14 @@ def _record(store_path: str, outcome: LaunchOutcome) -> None:
                    "(--load-format dummy); the served name stays the model id.")
 @click.option("--python", "python", metavar="PATH",
               help="Interpreter that runs vLLM (default: $STACKDECIDE_VLLM_PYTHON or this one).")
+@click.option("--use-current-env", is_flag=True,
+              help="Run candidates whose stack pins differ from this interpreter's packages "
+                   "anyway (measuring the installed stack) instead of refusing them.")
+@click.option("--build-envs", is_flag=True,
+              help="Run each candidate that pins its stack in its own environment, resolved and "
+                   "built (or reused) first: see `stackdecide env build`.")
+@env_dir_option
+@source_options
 @click.option("--bench", is_flag=True,
               help="Once ready, run the decision's benchmark scenarios, store the measurements "
                    "as evidence, stop the server and show the ranking before and after.")
@@ -109,7 +124,8 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
            budget_min: float | None, race_seed: int, until_stable: bool,
            max_launches: int | None, evidence_path: str | None, any_hardware: bool,
            parallel: str | None, cluster: str | None, only: str | None,
-           confirm_top: int) -> None:
+           confirm_top: int, use_current_env: bool, build_envs: bool,
+           **env_kwargs: Any) -> None:
     """Start vLLM with a candidate's engine config from decision FILE.
 
     Without FILE, uses the decision last scored in this directory or the only file in criteria/.
@@ -120,7 +136,8 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
     if parallel is not None or cluster is not None:
         _tournament(file, bench, until_certain or until_stable, dry_run or keep,
                     LaunchOptions(host=host, timeout_s=timeout_s, dummy_weights=dummy_weights,
-                                  python=python, port=None),
+                                  python=python, port=None,
+                                  use_current_env=use_current_env),
                     evidence_path, cluster, parallel, only, race_seed, confirm_top, any_hardware)
         return
     if winner == (candidate_id is not None):
@@ -138,9 +155,16 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
     decision.candidate(chosen)  # unknown ids fail here, listing the candidates
     click.echo(f"candidate: {chosen}" + (" (the winner by weighted sum)" if winner else ""),
                err=True)
+    if build_envs and (python or use_current_env):
+        raise click.UsageError("--build-envs runs candidates in their own environments: drop "
+                               "--python/--use-current-env")
+    environments = build_candidates(decision, None if bench and winner else [chosen],
+                                    env_options(env_kwargs), notify=echo_step) \
+        if build_envs else {}
     options = LaunchOptions(host=host, port=port, timeout_s=timeout_s,
                             dummy_weights=dummy_weights, keep=keep, python=python,
-                            on_progress=echo_progress)
+                            on_progress=echo_progress, environments=environments,
+                            use_current_env=use_current_env)
     store_path = evidence_path or str(default_evidence_path(path))
     if bench and until_certain:
         from stackdecide.cli._loop import run_race

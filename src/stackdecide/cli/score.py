@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
@@ -16,9 +17,12 @@ from stackdecide.cli._app import (
     main,
     method_option,
 )
+from stackdecide.cli.env import env_options, source_options, target_options
+from stackdecide.envs.decision import resolve_candidates
 from stackdecide.launch.checks import check_decision
 from stackdecide.model.ranking import JSON_VERSION
 from stackdecide.report import text as report
+from stackdecide.report.envs import render_resolutions, render_stack_marks, stack_dict
 from stackdecide.report.launch import capacity_table
 from stackdecide.robustness.certainty import DEFAULT_CONFIDENCE, DEFAULT_SAMPLES, certainty
 from stackdecide.state import record_last_decision
@@ -49,10 +53,13 @@ def _load_evidence(path: str | None):
               help="With --evidence: also rank with measurements of benchmarks cut short.")
 @click.option("--sample-weights", is_flag=True,
               help="With --evidence: also draw weights from the decision's weight region (SMAA).")
+@click.option("--stacks", is_flag=True,
+              help="Also resolve each candidate's stack pins with uv and mark those that cannot "
+                   "be installed as pinned (asks the package index).")
 @handle_errors
 def score(file: str, method: str, fmt: str, evidence_path: str | None, any_hardware: bool,
           confidence: float, samples: int, seed: int, include_partial: bool,
-          sample_weights: bool) -> None:
+          sample_weights: bool, stacks: bool) -> None:
     """Rank the candidates of decision FILE and audit its reported totals.
 
     With --evidence, measured cells replace judged ones, each with its launches and interval, and
@@ -74,7 +81,21 @@ def score(file: str, method: str, fmt: str, evidence_path: str | None, any_hardw
     except OSError as exc:  # a read-only folder: the ranking stands, only the memory is lost
         click.echo(f"note: cannot remember {file} as the decision last scored here "
                    f"({exc.strerror or exc}); pass FILE to launch explicitly", err=True)
-    click.echo(report.render(ranking, fmt, sure), nl=False)
+    rendered = report.render(ranking, fmt, sure)
+    if not stacks:
+        click.echo(rendered, nl=False)
+        return
+    resolutions = resolve_candidates(decision, None, env_options({}))
+    if fmt == "json":
+        data = json.loads(rendered)
+        data["stacks"] = [stack_dict(r) for r in resolutions]
+        click.echo(json.dumps(data, indent=2, allow_nan=False))
+    elif fmt == "csv":
+        raise click.UsageError("--stacks adds a section that CSV cannot hold; use another format")
+    else:
+        click.echo(rendered, nl=False)
+        click.echo("\nstacks (each candidate's pins resolved with uv):")
+        click.echo(render_stack_marks(resolutions), nl=False)
 
 
 @main.command()
@@ -85,8 +106,13 @@ def score(file: str, method: str, fmt: str, evidence_path: str | None, any_hardw
                    "launch picks it).")
 @click.option("--no-engine-keys", is_flag=True,
               help="Skip checking engine keys against vLLM's own arguments.")
+@click.option("--no-stacks", is_flag=True,
+              help="Skip asking the package index whether each candidate's stack pins install.")
+@target_options
+@source_options
 @handle_errors
-def check(file: str, fmt: str, python: str | None, no_engine_keys: bool) -> None:
+def check(file: str, fmt: str, python: str | None, no_engine_keys: bool, no_stacks: bool,
+          **env_kwargs: Any) -> None:
     """Validate decision FILE and audit it; exit 1 when the audit finds an error or warning.
 
     The audit covers published totals, AHP consistency, targets against the roofline, and every
@@ -94,11 +120,13 @@ def check(file: str, fmt: str, python: str | None, no_engine_keys: bool) -> None
     context length), plus each engine key against the installed vLLM's arguments.
     """
     decision = stackdecide.load(file)
-    result = check_decision(decision, python, engine_keys=not no_engine_keys)
+    result = check_decision(decision, python, engine_keys=not no_engine_keys,
+                            stacks=None if no_stacks else env_options(env_kwargs))
     if fmt == "json":
         click.echo(json.dumps({"version": JSON_VERSION, "file": file, "note": result.note,
                                "findings": [f.to_dict() for f in result.findings],
-                               "capacity": [c.to_dict() for c in result.capacity]},
+                               "capacity": [c.to_dict() for c in result.capacity],
+                               "stacks": [stack_dict(r) for r in result.stacks]},
                               indent=2, allow_nan=False))
     else:
         click.echo(f"{file}: valid decision, {len(decision.candidates)} candidates x "
@@ -108,6 +136,9 @@ def check(file: str, fmt: str, python: str | None, no_engine_keys: bool) -> None
             click.echo("capacity on the decision's hardware (estimates; vLLM logs the real "
                        "numbers at start-up):")
             click.echo(capacity_table(result.capacity), nl=False)
+        if any(r.status != "no-pins" for r in result.stacks):
+            click.echo("stacks (each candidate's pins resolved with uv):")
+            click.echo(render_resolutions(result.stacks), nl=False)
         click.echo(f"note: {result.note}")
     if any(f.severity in ("error", "warning") for f in result.findings):
         sys.exit(1)

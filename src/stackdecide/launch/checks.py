@@ -15,6 +15,9 @@ from typing import Any
 
 from stackdecide.audit.capacity import Capacity, decision_capacity
 from stackdecide.audit.engine_config import problem_location
+from stackdecide.envs.decision import EnvOptions, resolve_candidates
+from stackdecide.envs.resolve import Resolution
+from stackdecide.envs.uv import UvMissing
 from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.findings import Finding
 from stackdecide.model.problems import Problem
@@ -28,6 +31,7 @@ class KeyChecks:
     findings: tuple[Finding, ...]
     note: str  # which vLLM the keys were checked against, or why only the removed-keys table
     capacity: tuple[Capacity, ...] = ()  # per candidate with an engine config
+    stacks: tuple[Resolution, ...] = ()  # per candidate: installable as pinned, or why not
 
 
 def engine_key_problems(engine: Mapping[str, Any], env: Mapping[str, str],
@@ -57,14 +61,53 @@ def check_engine_keys(decision: DecisionMatrix, spec: VllmArgSpec | None,
     return KeyChecks(tuple(findings), note)
 
 
+def stack_findings(decision: DecisionMatrix, resolutions: tuple[Resolution, ...]
+                   ) -> list[Finding]:
+    """An error for each candidate whose stack cannot be installed as pinned (located at the pin
+    the resolver names), a warning for each that could not be checked."""
+    findings = []
+    index_of = {candidate_id: i for i, candidate_id in enumerate(decision.candidate_ids)}
+    for resolution in resolutions:
+        index = index_of[resolution.candidate_id]
+        field = resolution.requirements.field_in(resolution.reason or "") or "stack"
+        where = decision.locate(("candidates", index, *field.split(".")))
+        if resolution.status in ("conflict", "bad-pin"):
+            findings.append(Finding("stack-unresolvable", "error", resolution.candidate_id,
+                                    f"stack {resolution.summary()}", where))
+        elif resolution.status == "unchecked" or resolution.variant_unchecked:
+            why = resolution.summary() if resolution.status == "unchecked" \
+                else resolution.variant_unchecked
+            findings.append(Finding("stack-unchecked", "warning", resolution.candidate_id,
+                                    why, decision.locate(("candidates", index,
+                                                                      "stack"))))
+    return findings
+
+
+def check_stacks(decision: DecisionMatrix, options: EnvOptions | None = None
+                 ) -> tuple[list[Finding], tuple[Resolution, ...]]:
+    """Each pinned stack resolved against the index (``envs.resolve``), as findings."""
+    try:
+        resolutions = tuple(resolve_candidates(decision, None, options))
+    except UvMissing as exc:
+        return [Finding("stack-unchecked", "warning", "decision",
+                        f"could not check the stacks: {exc.message}")], ()
+    return stack_findings(decision, resolutions), resolutions
+
+
 def check_decision(decision: DecisionMatrix, python: str | None = None,
-                   engine_keys: bool = True) -> KeyChecks:
+                   engine_keys: bool = True, stacks: EnvOptions | None = None) -> KeyChecks:
     """Everything ``stackdecide check`` reports: the audit (totals, AHP, targets, and whether each
-    candidate's configuration can start) and, with ``engine_keys``, the keys against vLLM."""
+    candidate's configuration can start), with ``engine_keys`` the keys against vLLM, and with
+    ``stacks`` whether each candidate's stack pins can be installed (this asks the index)."""
     findings = list(score(decision).findings)
     capacity = decision_capacity(decision)
+    resolutions: tuple[Resolution, ...] = ()
+    if stacks is not None:
+        found, resolutions = check_stacks(decision, stacks)
+        findings += found
     if not engine_keys:
-        return KeyChecks(tuple(findings), "engine keys not checked (--no-engine-keys)", capacity)
+        return KeyChecks(tuple(findings), "engine keys not checked (--no-engine-keys)", capacity,
+                         resolutions)
     spec, why = find_engine_spec(python)
     keys = check_engine_keys(decision, spec, why)
-    return KeyChecks(tuple(findings) + keys.findings, keys.note, capacity)
+    return KeyChecks(tuple(findings) + keys.findings, keys.note, capacity, resolutions)

@@ -15,6 +15,7 @@ from typing import Any
 from stackdecide.audit import engine_config
 from stackdecide.audit.capacity import Capacity, capacity_of
 from stackdecide.decision import Decision
+from stackdecide.envs.build import BuiltEnv
 from stackdecide.errors import EngineError, StackdecideError
 from stackdecide.facts import parallel
 from stackdecide.facts.shapes import SHAPES
@@ -26,7 +27,14 @@ from stackdecide.launch.runs import LaunchOutcome, engine_sha256, runs_dir
 from stackdecide.model.problems import Problem, errors
 from stackdecide.state import last_decision
 from stackdecide.vllm.args import VllmArgSpec, load_arg_spec
-from stackdecide.vllm.probe import GpuReport, RuntimeVersions, probe_gpus, probe_runtime, vllm_python
+from stackdecide.vllm.probe import (
+    VLLM_PYTHON_ENV,
+    GpuReport,
+    RuntimeVersions,
+    probe_gpus,
+    probe_runtime,
+    vllm_python,
+)
 from stackdecide.vllm.render import RenderedCommand, render, serve_command
 
 DEFAULT_TIMEOUT_S = 900.0  # a first GPU start compiles kernels and fills caches for minutes
@@ -44,6 +52,9 @@ class LaunchOptions:
     runs_dir: Path | None = None  # default .stackdecide/runs in the current directory
     grace_s: float = DEFAULT_GRACE_S
     env: Mapping[str, str] = field(default_factory=dict)  # added to the candidate's env
+    # candidate id -> its own environment (envs.build); a candidate not here runs in ``python``
+    environments: Mapping[str, BuiltEnv] = field(default_factory=dict)
+    use_current_env: bool = False  # measure the interpreter's stack even where pins differ
     on_progress: Callable[[Progress], None] | None = None
     gpus: tuple[int, ...] | None = None  # NVML indices placed on (CUDA_VISIBLE_DEVICES)
 
@@ -83,6 +94,15 @@ class LaunchPlan:
     gpu_indices: tuple[int, ...] = ()  # the GPUs it uses (NVML indices); () on a CPU
     interconnect: str | None = None  # between those GPUs: nvlink, pcie, or None (one / unknown)
     layout: str = "TP 1"  # tensor x pipeline x data parallel
+    environment: BuiltEnv | None = None  # the candidate's own environment, when it has one
+
+    def environment_record(self) -> dict[str, Any]:
+        """What a launch records of the environment it ran in."""
+        env = self.environment
+        if env is None:
+            return {}
+        return {"lock_sha256": env.lock_sha256, "path": str(env.path),
+                "python_version": env.python_version, "distributions": list(env.distributions)}
 
     @property
     def ok(self) -> bool:
@@ -168,7 +188,8 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
     meta = decision.model.decision
     engine = dict(candidate.engine)
     written_env = {**candidate.env, **options.env}
-    python = vllm_python(options.python)
+    environment = options.environments.get(candidate_id)
+    python = environment.python if environment is not None else vllm_python(options.python)
     gpu = gpu if gpu is not None else probe_gpus()
     runtime = runtime or probe_runtime(python)
     problems: list[Problem] = []
@@ -230,12 +251,18 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
                                                 preflight.parser_default_utilization(spec),
                                                 _process_groups(visible), leftovers)
     problems += preflight.check_port(preflight.port_state(options.host, port), leftovers)
-    problems += preflight.check_stack(candidate.stack, runtime)
+    chosen = options.use_current_env or bool(options.python) or bool(
+        os.environ.get(VLLM_PYTHON_ENV))  # an interpreter the user named is measured as it is
+    problems += preflight.check_stack(candidate.stack, runtime,
+                                      "warning" if chosen else "error")
+    if environment is not None:
+        notes.append(f"environment {environment.short} ({environment.path}): the candidate's "
+                     f"own, built from its stack pins")
     return LaunchPlan(candidate_id, decision.source_file, engine, env,
                       engine_sha256(candidate.engine, candidate.env), command, tuple(problems),
                       tuple(notes), options.host, port, runtime, gpu, target, scaffold_shape,
                       model.fp8_checkpoint, runs_parent, fit, portable, portable_note,
-                      tuple(used), link, layout.label)
+                      tuple(used), link, layout.label, environment)
 
 
 def _gpu_notes(gpu: GpuReport, layout: parallel.ParallelLayout,

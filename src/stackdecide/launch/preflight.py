@@ -196,8 +196,23 @@ def check_port(state: PortState, runs: Sequence[LiveRun] = ()) -> list[Problem]:
                                "pass --port with a free port", "--port")]
 
 
-def check_stack(stack: Stack, runtime: RuntimeVersions) -> list[Problem]:
-    """Warn where the installed stack is not the one the candidate pins."""
+STACK_HINT = ("; build the candidate's own environment (launch --build-envs, or stackdecide env "
+              "build) or measure this one on purpose (--use-current-env)")
+
+
+def check_stack(stack: Stack, runtime: RuntimeVersions, severity: str = "warning") -> list[Problem]:
+    """Where the installed stack is not the one the candidate pins: a warning when the user chose
+    this interpreter, an error (``severity``) when a launch would measure another stack than the
+    candidate's without being asked to."""
+    problems = _stack_differences(stack, runtime)
+    if severity == "error":  # the hint once, on the first
+        return [Problem(p.code, p.message.replace(": results describe the installed stack", "")
+                        + (STACK_HINT if index == 0 else ""), p.field, "error")
+                for index, p in enumerate(problems)]
+    return problems
+
+
+def _stack_differences(stack: Stack, runtime: RuntimeVersions) -> list[Problem]:
     problems = []
     installed = {"vllm": runtime.vllm, "torch": runtime.torch, "flashinfer": runtime.flashinfer,
                  "transformers": runtime.transformers}

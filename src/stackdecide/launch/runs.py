@@ -102,6 +102,9 @@ class LaunchOutcome:
     finished_at: str | None = None
     stop: dict[str, Any] | None = None  # how the process group ended, once it has
     compile_cache: str | None = None  # cold, warm or unknown (vllm.logs.compile_cache_state)
+    # the candidate's own environment: lock_sha256, path, distributions (name==version); empty
+    # when it ran in an interpreter the user chose
+    environment: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fault(self) -> str | None:

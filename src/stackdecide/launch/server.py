@@ -203,7 +203,8 @@ def _outcome(plan: LaunchPlan, run_dir: Path, **values: Any) -> LaunchOutcome:
                   "driver": plan.gpu.driver,
                   "cuda_driver": plan.gpu.cuda_driver, "gpu_unavailable": plan.gpu.unavailable,
                   "cpu": asdict(cpu)},
-        problems=tuple(p.to_dict() for p in plan.problems), **values)
+        problems=tuple(p.to_dict() for p in plan.problems),
+        environment=plan.environment_record(), **values)
 
 
 def _materialize(plan: LaunchPlan, scaffold: bool = True) -> tuple[LaunchPlan, Path]:
@@ -222,6 +223,7 @@ def _materialize(plan: LaunchPlan, scaffold: bool = True) -> tuple[LaunchPlan, P
         "shell": plan.command.shell() if plan.command else None,
         "cwd": os.getcwd(), "url": plan.url, "served_model_name": plan.served_model_name,
         "vllm_version": plan.runtime.vllm, "python": plan.runtime.python,
+        "environment": plan.environment_record(),
         "engine": plan.engine, "engine_sha256": plan.engine_sha256,
         "rendered": plan.command.rendered if plan.command else {},
         "scaffold_shape": plan.scaffold_shape,

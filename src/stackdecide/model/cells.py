@@ -27,6 +27,7 @@ class Cell:
     spread: float | None = None  # of the raw values (max - min), when samples > 1
     flags: tuple[str, ...] = field(default=())  # e.g. "other-hardware", "version-mismatch"
     record_ids: tuple[int, ...] = field(default=())
+    stack: tuple[str, ...] = field(default=())  # the vLLM (and environment) its records ran on
 
     @property
     def measured(self) -> bool:

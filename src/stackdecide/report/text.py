@@ -82,6 +82,8 @@ def _measured_rows(ranking: Ranking, certainty: Certainty | None = None) -> list
             else:
                 row.append(cell.samples)
             rows.append([*row, f"{cell.judged:g} -> {cell.score:.2f}", ", ".join(cell.flags)])
+            if any(c.stack for cells in ranking.cells for c in cells):
+                rows[-1].append("; ".join(cell.stack))
     return rows
 
 
@@ -161,7 +163,9 @@ def render_text(ranking: Ranking, tablefmt: str = "simple", certainty: Certainty
             headers.append(f"{certainty.confidence:.0%} interval")
         lines += ["", f"measured cells (* above; {len(measured)} of "
                       f"{len(decision.candidates) * len(decision.criteria)}):",
-                  tabulate(measured, headers=[*headers, "judged -> score", "flags"],
+                  tabulate(measured, headers=[*headers, "judged -> score", "flags",
+                                              *(["stack"] if len(measured[0]) > len(headers) + 2
+                                                else [])],
                            tablefmt=tablefmt, disable_numparse=True)]
         if certainty is not None:
             lines += ["", *certainty_lines(certainty, tablefmt)]

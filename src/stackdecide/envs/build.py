@@ -1,0 +1,202 @@
+"""One virtual environment per lock, content-addressed: ``<env dir>/<lock hash>/``.
+
+An environment is built in a temporary folder next to its final place (``.building-*``) and
+renamed only once every package is installed and its manifest written, so a folder under its
+hash is always complete: an interrupted build (Ctrl-C, a kill, a full disk) leaves at most a
+``.building-*`` folder that nothing uses and ``env prune`` removes. Downloads are shared through
+uv's cache (``$UV_CACHE_DIR``, by default ``~/.cache/uv``), so a second environment with the same
+torch links its files instead of fetching them again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stackdecide._files import write_json_atomic
+from stackdecide.envs.requirements import StackRequirements
+from stackdecide.envs.resolve import Lock, Resolution
+from stackdecide.envs.uv import (
+    EnvError,
+    Sources,
+    failure_sentence,
+    is_network_failure,
+    run_uv,
+    uv_version,
+)
+
+ENV_DIR_ENV = "STACKDECIDE_ENV_DIR"
+MANIFEST = "stackdecide-env.json"
+MANIFEST_SCHEMA = "stackdecide/env/v1"
+BUILDING_PREFIX = ".building-"
+INSTALL_TIMEOUT_S = 3600.0
+
+
+def default_env_dir() -> Path:
+    """``$STACKDECIDE_ENV_DIR``, else ``$XDG_CACHE_HOME/stackdecide/envs`` (``~/.cache/...``)."""
+    explicit = os.environ.get(ENV_DIR_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "stackdecide" / "envs"
+
+
+@dataclass(frozen=True)
+class BuiltEnv:
+    """A complete environment: its folder, interpreter and what is installed in it."""
+
+    path: Path
+    lock_sha256: str
+    python_version: str
+    distributions: tuple[str, ...]  # "name==version", as ``uv pip freeze`` lists them
+    manifest: dict[str, Any]
+    built_now: bool = False  # False when an existing environment was reused
+    build_s: float | None = None
+
+    @property
+    def python(self) -> str:
+        return str(self.path / "bin" / "python")
+
+    @property
+    def short(self) -> str:
+        return self.lock_sha256[:16]
+
+    def version(self, name: str) -> str | None:
+        wanted = name.replace("_", "-").lower()
+        for line in self.distributions:
+            package, _, version = line.partition("==")
+            if package.replace("_", "-").lower() == wanted:
+                return version
+        return None
+
+
+def env_path(env_dir: Path, lock: Lock) -> Path:
+    return env_dir / lock.short
+
+
+def read_env(path: Path) -> BuiltEnv | None:
+    """The environment in ``path`` if it is complete (has its manifest), else None."""
+    manifest_file = path / MANIFEST
+    if not manifest_file.is_file() or not (path / "bin" / "python").exists():
+        return None
+    try:
+        manifest = json.loads(manifest_file.read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("schema") != MANIFEST_SCHEMA:
+        return None
+    return BuiltEnv(path, str(manifest["lock_sha256"]), str(manifest["python_version"]),
+                    tuple(manifest.get("distributions") or ()), manifest,
+                    build_s=manifest.get("build_s"))
+
+
+def _interpreter_version(python: str) -> str:
+    try:
+        done = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                              capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EnvError(f"cannot run the base interpreter '{python}': {exc}") from None
+    if done.returncode != 0:
+        raise EnvError(f"the base interpreter '{python}' does not run: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def _failed_pin(requirements: StackRequirements, sentence: str) -> str:
+    """The pin a failure names, when it names one of the candidate's packages."""
+    where = requirements.field_in(sentence)
+    package = next((name for name, field in requirements.fields.items() if field == where), None)
+    return f" (pin {requirements.pin_of(package)})" if package else ""
+
+
+def _install(folder: Path, lock: Lock, base_python: str, sources: Sources,
+             requirements: StackRequirements) -> tuple[str, ...]:
+    created = run_uv(["venv", str(folder), "--python", base_python, "--python-preference",
+                      "only-system", "--relocatable", "--quiet"], timeout_s=300)
+    if not created.ok:
+        raise EnvError(f"candidate '{requirements.candidate_id}': cannot create a virtual "
+                       f"environment with {base_python}: {failure_sentence(created.stderr)}")
+    (folder / "lock.txt").write_text(lock.text)
+    python = str(folder / "bin" / "python")
+    synced = run_uv(["pip", "sync", str(folder / "lock.txt"), "--python", python,
+                     "--python-preference", "only-system", "--quiet", *sources.options(),
+                     *(["--torch-backend", lock.torch_backend] if lock.torch_backend else [])],
+                    timeout_s=INSTALL_TIMEOUT_S)
+    if not synced.ok:
+        sentence = failure_sentence(synced.stderr)
+        where = "the index could not be reached" if is_network_failure(synced.stderr) \
+            else "installing its lock failed"
+        raise EnvError(f"candidate '{requirements.candidate_id}': {where}"
+                       f"{_failed_pin(requirements, sentence)} from {sources.describe()}: "
+                       f"{sentence}")
+    frozen = run_uv(["pip", "freeze", "--python", python, "--python-preference", "only-system"],
+                    timeout_s=120)
+    if not frozen.ok:
+        raise EnvError(f"candidate '{requirements.candidate_id}': cannot list the installed "
+                       f"packages: {failure_sentence(frozen.stderr)}")
+    return tuple(sorted((line.strip() for line in frozen.stdout.splitlines()
+                         if "==" in line), key=str.lower))
+
+
+def build_env(resolution: Resolution, env_dir: Path | None = None, *,
+              base_python: str | None = None, sources: Sources | None = None) -> BuiltEnv:
+    """The environment of a resolved candidate: reused when its lock was built before, else built
+    into a temporary folder and renamed into place once complete."""
+    lock = resolution.lock
+    requirements = resolution.requirements
+    if lock is None:
+        raise EnvError(f"candidate '{resolution.candidate_id}': nothing to build: "
+                       f"{resolution.summary()}")
+    env_dir = env_dir or default_env_dir()
+    final = env_path(env_dir, lock)
+    existing = read_env(final)
+    if existing is not None:
+        return existing
+    base_python = base_python or sys.executable
+    version = _interpreter_version(base_python)
+    if version != lock.python_version:
+        raise EnvError(f"candidate '{resolution.candidate_id}': its lock is for Python "
+                       f"{lock.python_version}, but the base interpreter {base_python} is "
+                       f"{version}; pass --base-python with a Python {lock.python_version} (or "
+                       "pin stack.python)")
+    sources = sources or Sources()
+    env_dir.mkdir(parents=True, exist_ok=True)
+    folder = env_dir / f"{BUILDING_PREFIX}{lock.short}-{os.getpid()}-{secrets.token_hex(3)}"
+    start = time.monotonic()
+    try:
+        distributions = _install(folder, lock, base_python, sources, requirements)
+        build_s = round(time.monotonic() - start, 1)
+        manifest = {
+            "schema": MANIFEST_SCHEMA, "lock_sha256": lock.sha256,
+            "python_version": lock.python_version, "platform": lock.platform,
+            "base_python": base_python, "requirements": list(requirements.lines),
+            "requirements_key": requirements.key, "excludes": list(requirements.excludes),
+            "packages": [f"{n}=={v}" for n, v in lock.packages],
+            "distributions": list(distributions), "sources": sources.describe(),
+            "uv_version": uv_version(), "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "build_s": build_s, "candidates": [requirements.candidate_id],
+        }
+        write_json_atomic(folder / MANIFEST, manifest, indent=2)
+        if final.exists() and read_env(final) is None:  # not an environment: never used
+            shutil.rmtree(final)
+        try:
+            folder.rename(final)
+        except OSError:  # built meanwhile by another process: theirs is as good as ours
+            shutil.rmtree(folder, ignore_errors=True)
+            reused = read_env(final)
+            if reused is None:
+                raise
+            return reused
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing half-built stays under a hash
+        raise
+    return BuiltEnv(final, lock.sha256, lock.python_version, distributions, manifest,
+                    built_now=True, build_s=build_s)

@@ -1,0 +1,94 @@
+"""A decision's candidates and their environments: requirements, verdicts and built environments,
+one candidate at a time, each failure naming the candidate and its pin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from stackdecide.audit.engine_config import CPU_TARGETS
+from stackdecide.envs.build import BuiltEnv, build_env, default_env_dir
+from stackdecide.envs.requirements import DEFAULT_PLATFORM, StackRequirements, stack_requirements
+from stackdecide.envs.resolve import Resolution, resolve
+from stackdecide.envs.uv import EnvError, Sources
+from stackdecide.model.decision import DecisionMatrix
+
+Notify = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class EnvOptions:
+    """How environments are resolved and built; the same for every candidate of one command."""
+
+    env_dir: Path | None = None  # default: build.default_env_dir()
+    sources: Sources = field(default_factory=Sources)
+    python_version: str | None = None  # target Python when a candidate pins none
+    platform: str = DEFAULT_PLATFORM
+    base_python: str | None = None  # interpreter that builds (default: this one)
+
+    @property
+    def folder(self) -> Path:
+        return self.env_dir or default_env_dir()
+
+
+def is_cpu_decision(decision: DecisionMatrix) -> bool:
+    hardware = decision.model.decision.hardware
+    return hardware is not None and hardware.gpu.strip().lower() in CPU_TARGETS
+
+
+def requirements_of(decision: DecisionMatrix, candidate_id: str,
+                    options: EnvOptions | None = None) -> StackRequirements:
+    options = options or EnvOptions()
+    candidate = decision.candidate(candidate_id)
+    return stack_requirements(candidate_id, candidate.stack, cpu=is_cpu_decision(decision),
+                              python_version=options.python_version, platform=options.platform)
+
+
+def chosen_ids(decision: DecisionMatrix, candidate_ids: Sequence[str] | None) -> list[str]:
+    if not candidate_ids:
+        return [c.id for c in decision.candidates]
+    for candidate_id in candidate_ids:
+        decision.candidate(candidate_id)  # an unknown id fails here, listing the candidates
+    return list(candidate_ids)
+
+
+def resolve_candidates(decision: DecisionMatrix, candidate_ids: Sequence[str] | None = None,
+                       options: EnvOptions | None = None) -> list[Resolution]:
+    """Each candidate's verdict: installable as pinned (with its lock) or why not."""
+    options = options or EnvOptions()
+    answers: dict[str, Resolution] = {}  # candidates with the same pins ask the index once
+    resolutions = []
+    for candidate_id in chosen_ids(decision, candidate_ids):
+        requirements = requirements_of(decision, candidate_id, options)
+        known = answers.get(requirements.key)
+        if known is None:
+            known = answers[requirements.key] = resolve(requirements, options.sources)
+        resolutions.append(replace(known, candidate_id=candidate_id, requirements=requirements))
+    return resolutions
+
+
+def build_candidates(decision: DecisionMatrix, candidate_ids: Sequence[str] | None = None,
+                     options: EnvOptions | None = None, notify: Notify | None = None
+                     ) -> dict[str, BuiltEnv]:
+    """The environment of every chosen candidate that pins its stack, built or reused.
+
+    Candidates without pins get none (they run in the current environment). A candidate that
+    cannot be resolved or built stops here with its reason: nothing is launched in a guess.
+    """
+    options = options or EnvOptions()
+    say = notify or (lambda message: None)
+    built: dict[str, BuiltEnv] = {}
+    for resolution in resolve_candidates(decision, candidate_ids, options):
+        if resolution.status == "no-pins":
+            continue
+        if not resolution.ok:
+            raise EnvError(f"candidate '{resolution.candidate_id}': {resolution.summary()}")
+        say(f"{resolution.candidate_id}: resolved in {resolution.seconds:.1f} s: "
+            f"{resolution.summary()}")
+        env = build_env(resolution, options.folder, base_python=options.base_python,
+                        sources=options.sources)
+        verb = f"built in {env.build_s:.1f} s" if env.built_now else "reused"
+        say(f"{resolution.candidate_id}: environment {env.short} {verb} ({env.path})")
+        built[resolution.candidate_id] = env
+    return built

@@ -1,0 +1,200 @@
+"""Resolving and building from a local wheelhouse with the real uv, without any index."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from wheelhouse import make_wheel
+
+import stackdecide
+from stackdecide.cli import main
+from stackdecide.envs.build import MANIFEST, build_env, read_env
+from stackdecide.envs.download import download_wheels
+from stackdecide.envs.requirements import stack_requirements
+from stackdecide.envs.resolve import resolve
+from stackdecide.envs.store import list_envs, prune
+from stackdecide.envs.uv import EnvError, Sources, UvMissing, find_uv
+from stackdecide.launch.plan import LaunchOptions, plan_launch
+from stackdecide.model.schema import Stack
+from stackdecide.vllm.probe import GpuReport
+
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+@pytest.fixture
+def wheelhouse(tmp_path: Path) -> Path:
+    folder = tmp_path / "wheels"
+    make_wheel(folder, "sd-alpha", "1.0")
+    make_wheel(folder, "sd-alpha", "1.1")
+    make_wheel(folder, "sd-beta", "2.0", requires=("sd-alpha>=1.1",))
+    return folder
+
+
+def _offline(folder: Path) -> Sources:
+    return Sources(find_links=(str(folder),), no_index=True, offline=True)
+
+
+def _requirements(**packages: str):
+    return stack_requirements("cand", Stack(packages=packages), cpu=True, python_version=PYTHON)
+
+
+def test_resolve_and_build_from_a_wheelhouse(wheelhouse: Path, tmp_path: Path) -> None:
+    resolution = resolve(_requirements(**{"sd-beta": "2.0"}), _offline(wheelhouse))
+    assert resolution.status == "ok", resolution.reason
+    assert resolution.lock is not None
+    assert resolution.lock.packages == (("sd-alpha", "1.1"), ("sd-beta", "2.0"))
+    envs = tmp_path / "envs"
+    env = build_env(resolution, envs, sources=_offline(wheelhouse))
+    assert env.built_now and env.path == envs / resolution.lock.short
+    assert env.distributions == ("sd-alpha==1.1", "sd-beta==2.0")
+    ran = subprocess.run([env.python, "-c", "import sd_beta, sd_alpha; print('ok')"],
+                         capture_output=True, text=True, check=False)
+    assert ran.stdout.strip() == "ok", ran.stderr
+    manifest = json.loads((env.path / MANIFEST).read_text())
+    assert manifest["lock_sha256"] == resolution.lock.sha256
+    assert manifest["requirements"] == ["sd-beta==2.0"]
+    # the same lock again: the environment is reused, not rebuilt
+    again = build_env(resolution, envs, sources=_offline(wheelhouse))
+    assert not again.built_now and again.path == env.path
+    assert [entry.env.lock_sha256 for entry in list_envs(envs) if entry.env] == [env.lock_sha256]
+    listed = CliRunner().invoke(main, ["env", "list", "--env-dir", str(envs)])
+    assert listed.exit_code == 0
+    assert listed.stdout.splitlines()[3].split()[:4] == [env.short, "-", "-", PYTHON]
+    pruned = CliRunner().invoke(main, ["env", "prune", "--env-dir", str(envs), "--all"])
+    assert pruned.stdout == f"removed {env.path}\n" and list(envs.iterdir()) == []
+
+
+def test_a_pin_the_wheelhouse_cannot_satisfy_names_it(wheelhouse: Path) -> None:
+    resolution = resolve(_requirements(**{"sd-alpha": "3.0"}), _offline(wheelhouse))
+    assert resolution.status == "conflict"
+    assert "sd-alpha==3.0" in resolution.reason
+    assert resolution.summary().startswith("cannot be installed as pinned: Because there is no "
+                                           "version of sd-alpha==3.0")
+
+
+def test_a_wheelhouse_missing_a_wheel_of_the_lock_fails_the_build_naming_pin(
+        wheelhouse: Path, tmp_path: Path) -> None:
+    resolution = resolve(_requirements(**{"sd-beta": "2.0"}), _offline(wheelhouse))
+    emptied = tmp_path / "partial"
+    make_wheel(emptied, "sd-alpha", "1.1")  # sd-beta's wheel is missing
+    with pytest.raises(EnvError) as caught:
+        build_env(resolution, tmp_path / "envs", sources=_offline(emptied))
+    message = str(caught.value)
+    assert message.startswith("candidate 'cand': installing its lock failed (pin "
+                              "stack.packages.sd-beta ==2.0)"), message
+    assert not any((tmp_path / "envs").iterdir())  # nothing half-built is left
+
+
+def test_a_folder_that_is_no_environment_is_never_used(wheelhouse: Path, tmp_path: Path) -> None:
+    resolution = resolve(_requirements(**{"sd-alpha": "1.0"}), _offline(wheelhouse))
+    envs = tmp_path / "envs"
+    assert resolution.lock is not None
+    half = envs / resolution.lock.short
+    (half / "bin").mkdir(parents=True)  # as a copy stopped half-way would leave it
+    assert read_env(half) is None
+    stale = envs / ".building-0123456789abcdef-999999999-abcdef"
+    stale.mkdir()
+    assert [entry.complete for entry in list_envs(envs)] == [False, False]
+    env = build_env(resolution, envs, sources=_offline(wheelhouse))
+    assert env.built_now and read_env(half) is not None
+    assert prune(envs) == [stale]
+    assert prune(envs, locks=(env.lock_sha256[:8],)) == [half]
+
+
+def test_interrupted_build_leaves_nothing_usable(tmp_path: Path) -> None:
+    """Ctrl-C while uv installs: the temporary folder goes, no environment appears."""
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "sd-many", "1.0", files=30000)  # installing takes long enough to interrupt
+    decision = tmp_path / "d.yaml"
+    decision.write_text(
+        "schema: stackdecide/v1\ndecision: {title: t, hardware: {gpu: cpu}}\n"
+        "criteria: [{id: c, weight: 1}]\ncandidates:\n"
+        f"  - {{id: cand, stack: {{python: '{PYTHON}', packages: {{sd-many: '1.0'}}}}, "
+        "scores: {c: 5}}\n")
+    envs = tmp_path / "envs"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stackdecide", "env", "build", str(decision), "--env-dir",
+         str(envs), "--find-links", str(wheels), "--no-index", "--offline"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": ""})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(
+            p.name.startswith(".building-") and (p / "lock.txt").exists()
+            for p in (envs.iterdir() if envs.is_dir() else ())):
+        time.sleep(0.005)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "interrupted"
+    assert list(envs.iterdir()) == []
+
+
+def test_a_missing_uv_is_one_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STACKDECIDE_UV", "/nonexistent/uv")
+    with pytest.raises(UvMissing, match="STACKDECIDE_UV names '/nonexistent/uv', which is not an "
+                                        "executable"):
+        find_uv()
+
+
+def test_a_lock_for_another_python_needs_that_interpreter(wheelhouse: Path, tmp_path: Path) -> None:
+    other = "3.12" if PYTHON != "3.12" else "3.13"
+    requirements = stack_requirements("cand", Stack(packages={"sd-alpha": "1.0"}), cpu=True,
+                                      python_version=other)
+    resolution = resolve(requirements, _offline(wheelhouse))
+    with pytest.raises(EnvError, match=rf"^candidate 'cand': its lock is for Python {other}, but "
+                                       rf"the base interpreter .* is {PYTHON}; pass --base-python"):
+        build_env(resolution, tmp_path / "envs", sources=_offline(wheelhouse))
+
+
+def test_download_fills_a_wheelhouse_for_the_target(wheelhouse: Path, tmp_path: Path) -> None:
+    resolution = resolve(_requirements(**{"sd-beta": "2.0"}), _offline(wheelhouse))
+    wheels = download_wheels(resolution, tmp_path / "out", _offline(wheelhouse))
+    assert [w.name for w in wheels] == ["sd_alpha-1.1-py3-none-any.whl",
+                                        "sd_beta-2.0-py3-none-any.whl"]
+    # and that wheelhouse alone builds the environment
+    env = build_env(resolution, tmp_path / "envs", sources=_offline(tmp_path / "out"))
+    assert env.distributions == ("sd-alpha==1.1", "sd-beta==2.0")
+
+
+def test_cli_without_uv_says_so_once(tmp_path: Path) -> None:
+    decision = tmp_path / "d.yaml"
+    decision.write_text("schema: stackdecide/v1\ndecision: {title: t}\n"
+                        "criteria: [{id: c, weight: 1}]\ncandidates:\n"
+                        "  - {id: cand, stack: {torch: '2.7.1'}, scores: {c: 5}}\n")
+    result = subprocess.run([sys.executable, "-m", "stackdecide", "env", "resolve", str(decision)],
+                            capture_output=True, text=True, check=False,
+                            env={**os.environ, "STACKDECIDE_UV": "/nonexistent/uv"})
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == ("error: $STACKDECIDE_UV names '/nonexistent/uv', which is not an "
+                             "executable\n")
+
+
+def test_a_launch_plan_runs_the_candidate_in_its_own_environment(wheelhouse: Path,
+                                                                 tmp_path: Path) -> None:
+    """The plan asks the environment's interpreter for vLLM (this one has none, so the plan says
+    so about that interpreter) and records the environment it would run in."""
+    decision_file = tmp_path / "d.yaml"
+    decision_file.write_text(
+        "schema: stackdecide/v1\ndecision: {title: t, hardware: {gpu: cpu}}\n"
+        "criteria: [{id: c, weight: 1}]\ncandidates:\n"
+        f"  - {{id: cand, stack: {{python: '{PYTHON}', packages: {{sd-beta: '2.0'}}}}, "
+        "engine: {model: m}, scores: {c: 5}}\n")
+    decision = stackdecide.load(decision_file)
+    resolution = resolve(_requirements(**{"sd-beta": "2.0"}), _offline(wheelhouse))
+    env = build_env(resolution, tmp_path / "envs", sources=_offline(wheelhouse))
+    plan = plan_launch(decision, "cand", LaunchOptions(port=None, environments={"cand": env}),
+                       gpu=GpuReport((), unavailable="test: no GPU"))
+    assert plan.runtime.python == env.python
+    assert [p.code for p in plan.problems if p.severity == "error"] == ["vllm-unavailable"]
+    assert f"vLLM is not installed in '{env.python}'" in plan.problems[0].message
+    assert plan.environment_record() == {
+        "lock_sha256": env.lock_sha256, "path": str(env.path), "python_version": PYTHON,
+        "distributions": ["sd-alpha==1.1", "sd-beta==2.0"]}
