@@ -162,6 +162,11 @@ class _Checker:
         for metric in model.benchmark.noise:
             if metric not in METRICS:
                 self.fail(("benchmark", "noise", metric), unknown_metric_message(metric), key=True)
+        for i, scenario in enumerate(model.benchmark.scenarios):
+            if scenario.scenario == "capacity" and model.benchmark.slo is None:
+                self.fail(("benchmark", "scenarios", i, "scenario"),
+                          "the capacity scenario needs benchmark.slo, e.g. "
+                          "{ttft_ms_p99: 1000, tpot_ms_p99: 50}")
         self._sensitivity(model, criteria_ids)
         notes = (weight_note,) if weight_note else ()
         return cls.from_model(model, np.array(weights, dtype=float), notes, self.positions)

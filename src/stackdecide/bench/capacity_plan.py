@@ -1,0 +1,126 @@
+"""The capacity scenario's settings and result as a benchmark carries them: the plan (search, SLO,
+what ends a probe), the metric rows of its result, and their JSON form."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from stackdecide.bench.capacity import (
+    CapacityResult,
+    Probe,
+    ProbeMeasurement,
+    SearchSettings,
+    SloLimits,
+    Verdict,
+)
+from stackdecide.bench.stats import Slo
+from stackdecide.bench.workload import Lengths
+
+# A probe at a request rate is saturated when its requests finished at less than this fraction of
+# the rate they were sent, both rates taken between the 10th and 90th percentile times.
+SATURATION_RATIO = 0.8
+
+
+@dataclass(frozen=True)
+class CapacityPlan:
+    settings: SearchSettings = field(default_factory=SearchSettings)
+    slo: SloLimits = field(default_factory=lambda: SloLimits({"ttft_ms_p99": 1000.0}))
+    allow_preemptions: bool = False
+    saturation_ratio: float = SATURATION_RATIO
+
+    def goodput_slo(self) -> Slo:
+        """The per-request limits goodput counts (TTFT, TPOT, E2EL; an ITL limit has none)."""
+        limits = self.slo.request_limits_ms()
+        return Slo(ttft_ms=limits.get("ttft"), tpot_ms=limits.get("tpot"),
+                   e2el_ms=limits.get("e2el"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"search": self.settings.to_dict(), "slo": self.slo.to_dict(),
+                "allow_preemptions": self.allow_preemptions,
+                "saturation_ratio": self.saturation_ratio}
+
+
+def plan_from_dict(data: dict[str, Any]) -> CapacityPlan:
+    slo = dict(data["slo"])
+    goodput = slo.pop("min_goodput", None)
+    return CapacityPlan(SearchSettings(**data["search"]), SloLimits(slo, goodput),
+                        data["allow_preemptions"], data["saturation_ratio"])
+
+
+def lengths_to_dict(lengths: Lengths | None) -> dict[str, Any] | None:
+    if lengths is None:
+        return None
+    return {"input_len": lengths.input_len, "output_len": lengths.output_len,
+            "input_range": lengths.input_range, "output_range": lengths.output_range,
+            "pairs": [list(p) for p in lengths.pairs], "source": lengths.source}
+
+
+def lengths_from_dict(data: dict[str, Any] | None) -> Lengths | None:
+    if data is None:
+        return None
+    return Lengths(data["input_len"], data["output_len"], data["input_range"],
+                   data["output_range"], tuple(tuple(p) for p in data["pairs"]),  # type: ignore[misc]
+                   data["source"])
+
+
+def capacity_to_dict(result: CapacityResult) -> dict[str, Any]:
+    """The search: every probe with its measurement and verdict, the bracket and the capacity."""
+    return {
+        "capacity_req_s": result.capacity_req_s,
+        "capacity_concurrency": result.capacity_concurrency,
+        "capacity_output_tok_s": result.capacity_output_tok_s,
+        "bracket": [result.last_pass.load if result.last_pass else None,
+                    result.first_fail.load if result.first_fail else None],
+        "relative_gap": result.relative_gap,
+        "converged": result.converged,
+        "stopped_because": result.stopped_because,
+        "probes": [{
+            "index": p.index, "phase": p.phase, "load": p.load,
+            "measurement": {**p.measurement.__dict__,
+                            "latencies_ms": dict(p.measurement.latencies_ms)},
+            "passed": p.verdict.passed,
+            "margin": p.verdict.margin if math.isfinite(p.verdict.margin) else None,
+            "reasons": list(p.verdict.reasons)} for p in result.probes],
+    }
+
+
+def capacity_from_dict(data: dict[str, Any], plan: CapacityPlan) -> CapacityResult:
+    probes = tuple(Probe(p["index"], p["phase"], ProbeMeasurement(**p["measurement"]),
+                         Verdict(p["passed"], math.inf if p["margin"] is None else p["margin"],
+                                 tuple(p["reasons"])))
+                   for p in data["probes"])
+    low, high = data["bracket"]
+    last_pass = next((p for p in probes if p.verdict.passed and p.load == low), None)
+    first_fail = next((p for p in probes if not p.verdict.passed and p.load == high), None)
+    return CapacityResult(plan.settings, plan.slo, probes, last_pass, first_fail,
+                          data["stopped_because"], data["converged"])
+
+
+def capacity_rows(result: CapacityResult, plan: CapacityPlan,
+                  workload: dict[str, Any]) -> list[tuple[str, float, str, dict[str, Any]]]:
+    """``capacity_req_s``, ``capacity_concurrency`` and ``capacity_output_tok_s`` of a search
+    that found a passing load; the scenario names the search and the SLO, so that criteria can
+    ask for exactly this capacity."""
+    if result.last_pass is None:
+        return []
+    scenario = {"search": plan.settings.kind, **workload, "slo": plan.slo.text(),
+                "precision": plan.settings.precision}
+    rows = [("capacity_req_s", result.capacity_req_s, "req/s", scenario),
+            ("capacity_output_tok_s", result.capacity_output_tok_s, "tok/s", scenario)]
+    if result.capacity_concurrency is not None:
+        rows.append(("capacity_concurrency", float(result.capacity_concurrency), "requests",
+                     scenario))
+    return [(m, float(v), u, dict(s)) for m, v, u, s in rows if v is not None]
+
+
+def bracket_note(result: CapacityResult) -> str:
+    """One line for a record's note: the bracket, the probes and why the search stopped."""
+    return (f"{result.settings.kind} bracket [{_load(result.last_pass)}, "
+            f"{_load(result.first_fail)}] after {len(result.probes)} probes; "
+            f"{result.stopped_because}")
+
+
+def _load(probe: Probe | None) -> str:
+    return "-" if probe is None else f"{probe.load:g}"

@@ -1,0 +1,108 @@
+"""The capacity scenario against a small real HTTP server that serves four requests at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from test_bench import FAST, Behaviour, FakeServer
+
+from stackdecide.bench.capacity import SearchSettings, SloLimits
+from stackdecide.bench.capacity_plan import CapacityPlan
+from stackdecide.bench.capacity_run import saturated
+from stackdecide.bench.runner import BenchConfig, BenchConfigError, load_result, run_bench
+from stackdecide.bench.stats import RequestRecord
+from stackdecide.bench.workload import Lengths
+
+
+class SlotServer(FakeServer):
+    """Serves ``slots`` requests at once; the others wait, which shows up in their TTFT."""
+
+    def __init__(self, behaviour: Behaviour, slots: int) -> None:
+        super().__init__(behaviour)
+        self.slots_count = slots
+        self.slots: asyncio.Semaphore | None = None
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        if self.slots is None:
+            self.slots = asyncio.Semaphore(self.slots_count)
+        async with self.slots:
+            return await super().completions(request)
+
+
+@pytest.fixture
+def slot_server() -> Iterator[SlotServer]:
+    server = SlotServer(Behaviour(token_delay_s=0.01), slots=4)
+    server.start()
+    yield server
+    server.stop()
+
+
+def capacity_config(url: str, **search: object) -> BenchConfig:
+    settings = SearchSettings(**{"kind": "concurrency", "start": 1, "max_load": 64,
+                                 "precision": 0.1, **search})  # type: ignore[arg-type]
+    return BenchConfig(url=url, scenario="capacity", input_len=16, output_len=8, num_prompts=12,
+                       timeouts=FAST, metrics_interval_s=0.0, warmup=1,
+                       capacity=CapacityPlan(settings, SloLimits({"ttft_ms_p99": 40.0})))
+
+
+def test_capacity_by_concurrency_finds_the_slots(slot_server: SlotServer, tmp_path: Path) -> None:
+    result = run_bench(capacity_config(slot_server.url))
+    capacity = result.capacity
+    assert capacity is not None and capacity.converged
+    assert capacity.capacity_concurrency == 4
+    assert capacity.first_fail is not None and capacity.first_fail.load == 5
+    assert [p.load for p in capacity.probes][:4] == [1, 2, 4, 8]
+    # every probe is one level, with at least two requests per slot
+    assert [lv.concurrency for lv in result.levels] == [p.load for p in capacity.probes]
+    assert [lv.num_prompts for lv in result.levels][:4] == [12, 12, 12, 16]
+    rows = {(r.metric, r.scenario.get("probe")): r for r in result.metric_rows()}
+    assert rows[("capacity_concurrency", None)].value == 4
+    assert rows[("capacity_req_s", None)].scenario == {
+        "search": "concurrency", "input_len": 16, "output_len": 8,
+        "slo": "ttft_ms_p99<=40", "precision": 0.1}
+    assert rows[("ttft_ms_p99", 3)].scenario["passed"] is False
+    assert rows[("ttft_ms_p99", 3)].scenario["prompt_mode"] == "token-ids"
+    # the whole search round-trips through the result file
+    path = result.write_json(tmp_path / "capacity.json")
+    again = load_result(path)
+    assert again.capacity is not None
+    assert again.capacity.capacity_concurrency == 4
+    assert [p.verdict for p in again.capacity.probes] == [p.verdict for p in capacity.probes]
+    assert again.metric_rows() == result.metric_rows()
+    assert json.loads(path.read_text())["capacity"]["bracket"] == [4.0, 5.0]
+
+
+def test_capacity_by_request_rate_with_varying_lengths(slot_server: SlotServer) -> None:
+    base = capacity_config(slot_server.url, kind="request_rate", start=10.0, min_load=1.0,
+                           max_load=400.0, precision=0.25)
+    config = BenchConfig(**{**base.__dict__, "num_prompts": 40,
+                            "lengths": Lengths(16, 8, input_range=0.5)})
+    result = run_bench(config)
+    capacity = result.capacity
+    assert capacity is not None and capacity.last_pass is not None
+    # four slots of 80 ms requests: 50 req/s at most; a 40 ms TTFT limit leaves less
+    assert 5.0 <= capacity.capacity_req_s < 50.0
+    assert all(lv.request_rate == p.load for lv, p in zip(result.levels, capacity.probes,
+                                                          strict=True))
+    lengths = {r.prompt_len for lv in result.levels for r in lv.records}
+    assert min(lengths) >= 8 and max(lengths) <= 24 and len(lengths) > 3
+
+
+def test_capacity_needs_an_slo() -> None:
+    with pytest.raises(BenchConfigError, match="the capacity scenario needs an SLO"):
+        BenchConfig(url="http://127.0.0.1:1", scenario="capacity").resolved()
+
+
+def test_saturation_compares_finishing_with_arrival_rates() -> None:
+    def records(finish_gap: float) -> list[RequestRecord]:
+        return [RequestRecord(index=i, prompt_len=1, max_tokens=1, start_s=0.1 * i,
+                              success=True, latency_s=1.0 + (finish_gap - 0.1) * i)
+                for i in range(50)]
+    assert not saturated(records(0.1), 0.8)
+    assert not saturated(records(0.12), 0.8)
+    assert saturated(records(0.2), 0.8)
