@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from stackdecide.bench.capacity import (
@@ -16,7 +17,8 @@ from stackdecide.bench.capacity import (
     Verdict,
 )
 from stackdecide.bench.stats import Slo
-from stackdecide.bench.workload import Lengths
+from stackdecide.bench.workload import Lengths, read_lengths_file
+from stackdecide.model import schema
 
 # A probe at a request rate is saturated when its requests finished at less than this fraction of
 # the rate they were sent, both rates taken between the 10th and 90th percentile times.
@@ -40,6 +42,33 @@ class CapacityPlan:
         return {"search": self.settings.to_dict(), "slo": self.slo.to_dict(),
                 "allow_preemptions": self.allow_preemptions,
                 "saturation_ratio": self.saturation_ratio}
+
+
+def plan_from_spec(scenario: schema.BenchScenario, slo: schema.Slo) -> CapacityPlan:
+    """The plan of a decision file's capacity scenario under its ``benchmark.slo``."""
+    given = {key: getattr(scenario, key) for key in ("start", "growth", "precision", "max_load",
+                                                     "max_probes")
+             if getattr(scenario, key) is not None}
+    kind = scenario.search or "concurrency"
+    if kind == "concurrency":
+        given = {k: (float(round(v)) if k in ("start", "max_load") else v)
+                 for k, v in given.items()}
+    else:
+        given.setdefault("min_load", min(0.1, given.get("start", 1.0)))
+    return CapacityPlan(SearchSettings(kind=kind, **given),
+                        SloLimits(slo.limits(), slo.min_goodput))
+
+
+def lengths_from_spec(workload: schema.Workload, base_dir: Path | None) -> Lengths:
+    """A decision file's ``benchmark.workload`` (its lengths file read now)."""
+    pairs: tuple[tuple[int, int], ...] = ()
+    source = ""
+    if workload.lengths_file:
+        path = Path(workload.lengths_file)
+        path = path if path.is_absolute() or base_dir is None else base_dir / path
+        pairs, source = read_lengths_file(path), str(path)
+    return Lengths(workload.input_len, workload.output_len, workload.input_range,
+                   workload.output_range, pairs, source)
 
 
 def plan_from_dict(data: dict[str, Any]) -> CapacityPlan:

@@ -228,6 +228,7 @@ class Candidate(_Strict):
     uncertainty: dict[str, NonNegative] = {}
     reported_total: FiniteFloat | None = None
     notes: str | None = None
+    gpus: Count | None = None  # GPUs it serves on; default: the engine's parallel sizes' product
 
     @property
     def label(self) -> str:
