@@ -129,6 +129,33 @@ def bench_records(outcome: LaunchOutcome, result: BenchResult) -> list[EvidenceR
             for row in result.metric_rows()]
 
 
+def result_records(result: BenchResult, candidate: str, *, hardware: HardwareInfo | None = None,
+                   source: str | None = None, price_per_gpu_hour: float | None = None,
+                   gpus: int = 1) -> list[EvidenceRecord]:
+    """Records of a benchmark run against a server that stackdecide did not launch
+    (``bench --store``): the same rows as ``bench_records``, and the cost at SLO capacity."""
+    partial = None if result.complete else f"partial run: {result.error or 'incomplete'}"
+    extra: dict[str, Any] = {"seed": result.config.seed}
+    if not result.complete:
+        extra["complete"] = False
+    search = bracket_note(result.capacity) if result.capacity is not None else None
+    records = [EvidenceRecord(
+        candidate=candidate, metric=row.metric, value=row.value, hardware=hardware,
+        source=source or f"stackdecide bench {result.started_at}",
+        scenario={"scenario": result.scenario, **row.scenario, **extra},
+        note=_join(partial, search if row.metric.startswith("capacity_") else None))
+        for row in result.metric_rows()]
+    if price_per_gpu_hour is not None:
+        for record in [r for r in records if r.metric == "capacity_output_tok_s"]:
+            cost = derived.cost_per_mtok_out(price_per_gpu_hour, gpus, record.value)
+            if cost is not None:
+                records.append(record.model_copy(update={
+                    "metric": "cost_per_mtok_out", "value": cost, "unit": "per Mtok",
+                    "note": f"{price_per_gpu_hour:g} per GPU hour x {gpus} GPU(s) at "
+                            f"{record.value:.4g} output tok/s at SLO capacity"}))
+    return records
+
+
 def _join(*parts: str | None) -> str | None:
     text = "; ".join(p for p in parts if p)
     return text[:2000] or None

@@ -106,3 +106,43 @@ def test_saturation_compares_finishing_with_arrival_rates() -> None:
     assert not saturated(records(0.1), 0.8)
     assert not saturated(records(0.12), 0.8)
     assert saturated(records(0.2), 0.8)
+
+
+def test_cli_capacity_stores_probes_and_cost(slot_server: SlotServer, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from stackdecide.cli import main
+    from stackdecide.evidence.store import EvidenceStore
+
+    store = tmp_path / "evidence.db"
+    out = CliRunner().invoke(main, [
+        "bench", "--url", slot_server.url, "--scenario", "capacity", "--slo", "ttft_ms_p99:40",
+        "--input-len", "16", "--output-len", "8", "--num-prompts", "12", "--max-load", "64",
+        "--metrics-interval", "0", "--no-progress", "--store", str(store), "--candidate", "fake",
+        "--gpu", "NVIDIA H200", "--price-per-gpu-hour", "3.6", "--json",
+        str(tmp_path / "r.json")])
+    assert out.exit_code == 0, out.output
+    assert "capacity: " in out.output and "concurrency 4," in out.output
+    with EvidenceStore(store) as s:
+        records = s.load(candidate="fake")
+    by_metric = {r.metric: r for r in records if r.scenario.get("probe") is None}
+    capacity = by_metric["capacity_concurrency"]
+    assert capacity.value == 4 and capacity.scenario["scenario"] == "capacity"
+    assert capacity.note.startswith("concurrency bracket [4, 5] after")
+    cost = by_metric["cost_per_mtok_out"]
+    rate = by_metric["capacity_output_tok_s"].value
+    assert cost.value == pytest.approx(3.6 / 3600 / (rate / 1e6))
+    probes = {r.scenario["probe"] for r in records if "probe" in r.scenario}
+    assert probes == set(range(len(json.loads((tmp_path / "r.json").read_text())
+                                   ["capacity"]["probes"])))
+
+
+def test_cli_capacity_refuses_a_bad_slo() -> None:
+    from click.testing import CliRunner
+
+    from stackdecide.cli import main
+
+    out = CliRunner().invoke(main, ["bench", "--url", "http://127.0.0.1:1", "--scenario",
+                                    "capacity", "--slo", "ttft_ms_p98:10"])
+    assert out.exit_code == 2
+    assert "unknown SLO key 'ttft_ms_p98'" in out.output

@@ -71,6 +71,58 @@ def lengths_from_spec(workload: schema.Workload, base_dir: Path | None) -> Lengt
                    workload.output_range, pairs, source)
 
 
+def parse_slo_limits(text: str | None) -> SloLimits:
+    """``"ttft_ms_p99:1000,tpot_ms_p99:50,min_goodput:0.95"`` -> SloLimits (ValueError)."""
+    limits: dict[str, float] = {}
+    goodput = None
+    for item in (text or "").replace(" ", ",").split(","):
+        if not item:
+            continue
+        key, sep, number = item.partition(":")
+        if not sep:
+            raise ValueError(f"'{item}' is not KEY:VALUE (e.g. ttft_ms_p99:1000)")
+        try:
+            value = float(number)
+        except ValueError:
+            raise ValueError(f"'{number}' in '{item}' is not a number") from None
+        if key == "min_goodput":
+            goodput = value
+        else:
+            limits[key] = value
+    if not limits and goodput is None:
+        raise ValueError("the capacity scenario needs --slo, e.g. ttft_ms_p99:1000,tpot_ms_p99:50")
+    return SloLimits(limits, goodput)
+
+
+def capacity_plan_from_options(slo_text: str | None, *, search: str, start: float,
+                               growth: float, precision: float, min_load: float | None,
+                               max_load: float, max_probes: int, method: str,
+                               allow_preemptions: bool) -> CapacityPlan:
+    """The plan of ``bench --scenario capacity`` options (ValueError says what is wrong)."""
+    if min_load is None:
+        min_load = 1.0 if search == "concurrency" else min(0.1, start)
+    settings = SearchSettings(kind=search, start=start, growth=growth,  # type: ignore[arg-type]
+                              precision=precision, min_load=min_load, max_load=max_load,
+                              max_probes=max_probes, method=method)  # type: ignore[arg-type]
+    return CapacityPlan(settings, parse_slo_limits(slo_text), allow_preemptions)
+
+
+def lengths_from_options(input_len: int | None, output_len: int | None, scenario: str,
+                         input_range: float, output_range: float,
+                         lengths_file: str | None) -> Lengths | None:
+    """Per-request lengths from ``bench`` options; None when every request has the same."""
+    if not (input_range or output_range or lengths_file):
+        return None
+    if not (0 <= input_range < 1 and 0 <= output_range < 1):
+        raise ValueError("--input-range and --output-range are fractions in [0, 1)")
+    from stackdecide.bench.results import DEFAULTS  # the scenario's lengths when not given
+
+    base = DEFAULTS.get(scenario, DEFAULTS["capacity"])
+    pairs = read_lengths_file(lengths_file) if lengths_file else ()
+    return Lengths(input_len or base.input_len, output_len or base.output_len, input_range,
+                   output_range, pairs, lengths_file or "")
+
+
 def plan_from_dict(data: dict[str, Any]) -> CapacityPlan:
     slo = dict(data["slo"])
     goodput = slo.pop("min_goodput", None)

@@ -55,7 +55,7 @@ __all__ = [
     "DEFAULTS", "RESULT_SCHEMA", "SCENARIOS", "BenchConfig", "BenchConfigError", "BenchError",
     "BenchResult", "BenchRunner", "LevelResult", "MetricRow", "NotOpenAICompatibleError",
     "Progress", "RunAbortedError", "ScenarioDefaults", "ServerUnreachableError", "load_result",
-    "make_prompts", "normalize_url", "run_bench",
+    "make_prompts", "normalize_url", "run_bench", "runner_for",
 ]
 
 
@@ -336,9 +336,14 @@ class _FatalRequest(Exception):
         self.record = record
 
 
-def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchResult:
-    """Run a benchmark to the end (see ``BenchRunner``; the capacity scenario: ``CapacityRunner``)."""
+def runner_for(config: BenchConfig, progress: Progress | None = None) -> BenchRunner:
+    """The runner of ``config``'s scenario: ``CapacityRunner`` searches, the others measure."""
     if config.scenario == "capacity":
-        from stackdecide.bench.capacity_run import CapacityRunner
-        return CapacityRunner(config, progress).run()
-    return BenchRunner(config, progress).run()
+        from stackdecide.bench.capacity_run import CapacityRunner  # it builds on this module
+        return CapacityRunner(config, progress)
+    return BenchRunner(config, progress)
+
+
+def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchResult:
+    """Run a benchmark to the end (see ``BenchRunner`` and ``bench.capacity_run``)."""
+    return runner_for(config, progress).run()
