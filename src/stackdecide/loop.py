@@ -177,17 +177,19 @@ def bench_configs(url: str, model: str, scenarios: Sequence[BenchScenario],
     """One config per scenario; the capacity scenario takes ``benchmark.slo`` and its workload."""
     configs = []
     for index, s in enumerate(scenarios):
-        extra: dict[str, Any] = {}
+        fields: dict[str, Any] = {
+            "url": url, "scenario": s.scenario, "model": model,
+            "concurrency": tuple(s.concurrency) if s.concurrency else None,
+            "input_len": s.input_len, "output_len": s.output_len, "num_prompts": s.num_prompts,
+            "seed": scenario_seed(seed, index)}
         if s.scenario == "capacity" and benchmark is not None and benchmark.slo is not None:
-            lengths = lengths_from_spec(benchmark.workload, base_dir)
-            extra = {"capacity": plan_from_spec(s, benchmark.slo), "lengths": lengths,
-                     "input_len": s.input_len or lengths.input_len,
-                     "output_len": s.output_len or lengths.output_len}
-        configs.append(BenchConfig(
-            url=url, scenario=s.scenario, model=model,
-            concurrency=tuple(s.concurrency) if s.concurrency else None,
-            input_len=s.input_len, output_len=s.output_len, num_prompts=s.num_prompts,
-            seed=scenario_seed(seed, index), **extra))
+            workload = benchmark.workload
+            varies = workload.lengths_file or workload.input_range or workload.output_range
+            fields.update(capacity=plan_from_spec(s, benchmark.slo),
+                          lengths=lengths_from_spec(workload, base_dir) if varies else None,
+                          input_len=s.input_len or workload.input_len,
+                          output_len=s.output_len or workload.output_len)
+        configs.append(BenchConfig(**fields))
     return configs
 
 
