@@ -146,3 +146,20 @@ def test_cli_capacity_refuses_a_bad_slo() -> None:
                                     "capacity", "--slo", "ttft_ms_p98:10"])
     assert out.exit_code == 2
     assert "unknown SLO key 'ttft_ms_p98'" in out.output
+
+
+def test_capacity_check_script_against_the_slot_server(slot_server: SlotServer,
+                                                       tmp_path: Path) -> None:
+    import capacity_check
+
+    code = capacity_check.main([
+        "--url", slot_server.url, "--out", str(tmp_path), "--slo", "ttft_ms_p99:40",
+        "--input-len", "16", "--output-len", "8", "--num-prompts", "12", "--start", "2",
+        "--growth", "2", "--max-load", "12", "--dense", "1:8:1"])
+    assert code == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["search"]["capacity_concurrency"] == 4
+    assert summary["dense"]["capacity_concurrency"] == 4
+    assert summary["dense"]["first_fail"] == 5 and summary["dense"]["probes"] == 8
+    assert summary["relative_difference_concurrency"] == 0.0
+    assert (tmp_path / "search.json").exists() and (tmp_path / "dense.json").exists()
