@@ -163,3 +163,22 @@ def test_capacity_check_script_against_the_slot_server(slot_server: SlotServer,
     assert summary["dense"]["first_fail"] == 5 and summary["dense"]["probes"] == 8
     assert summary["relative_difference_concurrency"] == 0.0
     assert (tmp_path / "search.json").exists() and (tmp_path / "dense.json").exists()
+
+
+def test_report_draws_the_stored_search(slot_server: SlotServer) -> None:
+    from stackdecide.loop import result_records
+    from stackdecide.report.capacity import capacity_curves, capacity_section
+
+    result = run_bench(capacity_config(slot_server.url))
+    records = result_records(result, "fake", price_per_gpu_hour=2.0)
+    [curve] = capacity_curves(records)
+    assert curve.limits == {"ttft_ms_p99": 40.0}
+    assert [p.index for p in curve.probes] == list(range(len(result.levels)))
+    assert [p.passed for p in curve.probes] == [p.verdict.passed
+                                                for p in result.capacity.probes]
+    assert curve.capacity_concurrency == 4
+    assert curve.capacity_req_s == pytest.approx(result.capacity.capacity_req_s)
+    html = capacity_section(records)
+    assert html is not None and html.count("<svg") == 1
+    assert "SLO 40 ms" in html and "capacity " in html and "ttft_ms_p99&lt;=40" in html
+    assert capacity_section([r for r in records if "probe" not in r.scenario]) is None
