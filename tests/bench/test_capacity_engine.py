@@ -21,8 +21,8 @@ benchmark:
   slo: {e2el_ms_p99: 1500, min_goodput: 0.9}
   workload: {input_len: 32, output_len: 32}
   scenarios:
-    - {scenario: capacity, search: concurrency, start: 2, growth: 2, max_load: 256,
-       precision: 0.25, num_prompts: 8, max_probes: 10}
+    - {scenario: capacity, search: concurrency, start: 4, growth: 4, max_load: 256,
+       precision: 0.5, num_prompts: 8, max_probes: 8}
 """
 
 
@@ -43,7 +43,7 @@ def test_capacity_of_the_tiny_model_is_found_and_stored(tmp_path: Path) -> None:
     assert capacity.last_pass is not None, capacity.stopped_because
     # the loose SLO is met at low load and missed well below the highest allowed load
     assert capacity.first_fail is not None and capacity.converged, capacity.stopped_because
-    assert capacity.first_fail.load / capacity.last_pass.load <= 1.25 or \
+    assert capacity.first_fail.load / capacity.last_pass.load <= 1.5 or \
         capacity.first_fail.load - capacity.last_pass.load == 1
     metrics = {r.metric: r for r in stored if "probe" not in r.scenario}
     assert metrics["capacity_concurrency"].value == capacity.capacity_concurrency

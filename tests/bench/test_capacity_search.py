@@ -143,7 +143,9 @@ def test_goodput_and_margin() -> None:
     slo = SloLimits({"ttft_ms_p50": 200.0}, min_goodput=0.95)
     verdict = judge(ProbeMeasurement(1, {"ttft_ms_p50": 100.0}, 100, goodput_fraction=0.9), slo)
     assert not verdict.passed
-    assert verdict.margin == pytest.approx(0.95 / 0.9)
+    assert verdict.margin == pytest.approx(0.1 / 0.05)
+    all_good = judge(ProbeMeasurement(1, {"ttft_ms_p50": 100.0}, 100, goodput_fraction=1.0), slo)
+    assert all_good.passed and all_good.margin == pytest.approx(0.5)
     assert verdict.reasons == ("goodput 0.900 < 0.95",)
     assert slo.request_limits_ms() == {"ttft": 200.0}
     assert SloLimits({"ttft_ms_p50": 300, "ttft_ms_p99": 900}).request_limits_ms() == {

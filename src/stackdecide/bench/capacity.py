@@ -99,7 +99,7 @@ class ProbeMeasurement:
 @dataclass(frozen=True)
 class Verdict:
     passed: bool
-    margin: float  # worst measured / limit (goodput: min_goodput / measured); inf for hard fails
+    margin: float  # worst measured / limit (goodput: bad share / allowed bad share); inf: hard fail
     reasons: tuple[str, ...]  # every limit missed and every hard failure
 
 
@@ -136,7 +136,12 @@ def judge(measurement: ProbeMeasurement, slo: SloLimits, *,
             reasons.append("goodput not measured")
             hard = True
         else:
-            ratios.append(slo.min_goodput / good if good > 0 else math.inf)
+            # the share of bad requests over the share allowed: 0 when every request is good,
+            # so that the margin keeps falling with the load (min_goodput / good would stop at
+            # min_goodput and hide how far below its limit a probe is)
+            allowed = 1.0 - slo.min_goodput
+            bad = 1.0 - good
+            ratios.append(bad / allowed if allowed > 0 else (math.inf if bad > 0 else 0.0))
             if good < slo.min_goodput:
                 reasons.append(f"goodput {good:.3f} < {slo.min_goodput:g}")
     margin = math.inf if hard else max(ratios, default=0.0)
