@@ -182,3 +182,16 @@ def test_report_draws_the_stored_search(slot_server: SlotServer) -> None:
     assert html is not None and html.count("<svg") == 1
     assert "SLO 40 ms" in html and "capacity " in html and "ttft_ms_p99&lt;=40" in html
     assert capacity_section([r for r in records if "probe" not in r.scenario]) is None
+
+
+def test_poisson_arrivals() -> None:
+    import numpy as np
+
+    from stackdecide.bench.runner import arrival_offsets
+
+    offsets = arrival_offsets(np.random.default_rng(0), 20_000, 50.0)
+    gaps = np.diff(offsets)
+    assert offsets[0] == 0.0 and (gaps >= 0).all()
+    assert gaps.mean() == pytest.approx(1 / 50, rel=0.03)
+    assert gaps.std() == pytest.approx(1 / 50, rel=0.03)  # exponential: sd = mean
+    assert (arrival_offsets(np.random.default_rng(0), 5, None) == 0).all()

@@ -86,6 +86,15 @@ def make_prompts(rng: np.random.Generator, count: int, length: int, limit: int) 
     return TokenIdPrompts(limit).make(rng, [length] * count)  # type: ignore[return-value]
 
 
+def arrival_offsets(rng: np.random.Generator, count: int, rate: float | None) -> np.ndarray:
+    """Seconds from a level's start at which each request is sent: all at once without a rate,
+    else Poisson arrivals of mean ``rate`` (exponential gaps; the first request at 0)."""
+    if not rate:
+        return np.zeros(count)
+    gaps = rng.exponential(1.0 / rate, size=count)
+    return np.cumsum(gaps) - gaps[0]
+
+
 class BenchRunner:
     """Runs one benchmark; ``result`` holds what has been measured so far, at any moment."""
 
@@ -251,10 +260,7 @@ class BenchRunner:
         lengths = (config.lengths.sample(rng, num_prompts) if config.lengths
                    else [(input_len, output_len)] * num_prompts)
         prompts = self.prompts.make(rng, [length for length, _ in lengths])
-        # arrival offsets drawn before the clock starts, from the level's own random stream
-        gaps = (rng.exponential(1.0 / request_rate, size=num_prompts) if request_rate
-                else np.zeros(num_prompts))
-        arrivals = np.cumsum(gaps) - gaps[0]
+        arrivals = arrival_offsets(rng, num_prompts, request_rate)
         watcher = (MetricsWatcher(metrics_session, config.url, config.metrics_interval_s)
                    if config.server_metrics else None)
         if watcher is not None:
