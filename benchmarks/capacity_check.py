@@ -18,6 +18,7 @@ request) and ``summary.json`` under --out.
         [--slo ttft_ms_p99:1000,tpot_ms_p99:50] [--input-len 512 --output-len 256]
         [--num-prompts 64] [--start 16 --growth 4 --precision 0.1 --max-load 320]
         [--dense 16:320:16] [--prompt-mode token-ids|text] [--skip-dense]
+        [--store evidence.db --candidate ID --gpu NAME --gpus 1 --price-per-gpu-hour P]
 
 With the defaults a probe sends 64 requests (2 x concurrency above 32); the dense grid has 20
 levels, and the search needs about 5 to 7 probes.
@@ -40,6 +41,9 @@ from stackdecide.bench.capacity_plan import CapacityPlan, parse_slo_limits
 from stackdecide.bench.capacity_run import CapacityRunner, measurement_of, probe_requests
 from stackdecide.bench.results import BenchConfig, BenchResult
 from stackdecide.bench.stream import Timeouts
+from stackdecide.evidence.records import HardwareInfo
+from stackdecide.evidence.store import EvidenceStore
+from stackdecide.loop import result_records
 
 
 class DenseRunner(CapacityRunner):
@@ -111,7 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-dense", action="store_true")
     parser.add_argument("--prompt-mode", default="token-ids", choices=["token-ids", "text"])
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--store", help="also store the search as evidence in this store")
+    parser.add_argument("--candidate", help="with --store: the candidate this server runs")
+    parser.add_argument("--gpu", help="with --store: GPU name for the records")
+    parser.add_argument("--gpus", type=int, default=1)
+    parser.add_argument("--price-per-gpu-hour", type=float)
     args = parser.parse_args(argv)
+    if args.store and not args.candidate:
+        parser.error("--store needs --candidate")
 
     plan = CapacityPlan(SearchSettings(
         kind="concurrency", start=args.start, growth=args.growth, precision=args.precision,
@@ -130,6 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     search = search_runner.run()
     search_s = time.perf_counter() - began
     search.write_json(args.out / "search.json")
+    if args.store:
+        records = result_records(search, args.candidate,
+                                 hardware=HardwareInfo(gpu=args.gpu, count=args.gpus)
+                                 if args.gpu else None,
+                                 price_per_gpu_hour=args.price_per_gpu_hour, gpus=args.gpus)
+        with EvidenceStore(args.store) as store:
+            store.add(records)
+        print(f"stored {len(records)} records for {args.candidate} in {args.store}", flush=True)
     capacity = search.capacity
     assert capacity is not None
     for p in capacity.probes:
