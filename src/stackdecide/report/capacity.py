@@ -25,6 +25,7 @@ _LIMIT = re.compile(r"^([a-z0-9]+_ms_p[0-9]+)<=([0-9.eE+-]+)$")
 @dataclass
 class Probe:
     index: int
+    load: float = 0.0  # the probe's concurrency or request rate
     request_per_s: float | None = None
     latencies_ms: dict[str, float] = field(default_factory=dict)
     passed: bool | None = None
@@ -67,6 +68,8 @@ def capacity_curves(records: Iterable[EvidenceRecord]) -> list[CapacityCurve]:
         if "probe" in sc:
             probe = probes[key].setdefault(int(sc["probe"]), Probe(int(sc["probe"])))
             probe.passed = bool(sc.get("passed"))
+            load = sc.get("request_rate", sc.get("concurrency"))
+            probe.load = float(load) if isinstance(load, int | float) else 0.0
             if r.metric == "request_per_s":
                 probe.request_per_s = r.value
             elif r.metric in curve.limits:
@@ -86,11 +89,12 @@ def capacity_chart(curve: CapacityCurve, name: str) -> str:
     with charts._figure(name, 3.0) as fig:
         axes = fig.subplots(1, max(len(metrics), 1), squeeze=False)[0]
         for ax, metric in zip(axes, metrics, strict=False):
-            points = sorted((p.request_per_s, p.latencies_ms[metric], p.passed)
-                            for p in curve.probes
-                            if p.request_per_s is not None and metric in p.latencies_ms)
-            xs = [x for x, _, _ in points]
-            ax.plot(xs, [y for _, y, _ in points], color=charts.MUTED, linewidth=1, zorder=2)
+            # joined in the order of the load: past saturation throughput falls as latency rises
+            points = [(p.request_per_s, p.latencies_ms[metric], p.passed)
+                      for p in sorted(curve.probes, key=lambda p: p.load)
+                      if p.request_per_s is not None and metric in p.latencies_ms]
+            ax.plot([x for x, _, _ in points], [y for _, y, _ in points], color=charts.MUTED,
+                    linewidth=1, zorder=2)
             for x, y, passed in points:
                 ax.scatter([x], [y], s=28, zorder=3, color=charts.ACCENT if passed else "white",
                            edgecolors=charts.ACCENT if passed else "#b42318", linewidths=1.2)
@@ -100,8 +104,9 @@ def capacity_chart(curve: CapacityCurve, name: str) -> str:
                     color="#b42318")
             if curve.capacity_req_s is not None:
                 ax.axvline(curve.capacity_req_s, color=charts.INK, linewidth=1)
-                ax.text(curve.capacity_req_s, 0.98, f" capacity {curve.capacity_req_s:.3g} req/s",
-                        transform=ax.get_xaxis_transform(), va="top", fontsize=8)
+                ax.text(curve.capacity_req_s, 0.6, f"capacity {curve.capacity_req_s:.3g} req/s ",
+                        transform=ax.get_xaxis_transform(), va="center", ha="right", fontsize=8,
+                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0}, zorder=4)
             ax.set_xlabel("completed requests / s")
             ax.set_ylabel(f"{metric} (ms)")
             ax.grid(color=charts.GRID, linewidth=0.6)
