@@ -23,6 +23,8 @@ work=$(cd "$work" && pwd)
 if [[ -z $decision ]]; then
   decision=$work/hopper.yaml
   [[ -f $decision ]] || decision=$root/criteria/hopper.yaml
+else
+  decision=$(cd "$(dirname "$decision")" && pwd)/$(basename "$decision")
 fi
 port=${PORT:-8000}
 python=${PYTHON:-python}

@@ -114,7 +114,9 @@ def render(result: BenchResult, fmt: str) -> str:
     config = result.config
     lengths = (config.lengths.describe() if config.lengths
                else f"{config.input_len} in / {config.output_len} out tokens")
-    out = [f"{result.scenario}: {lengths}, {config.num_prompts} prompts per level, "
+    per = ("prompts per probe (at least 2 x its concurrency)" if result.capacity is not None
+           else "prompts per level")
+    out = [f"{result.scenario}: {lengths}, {config.num_prompts} {per}, "
            f"{config.prompt_mode} prompts, model {result.model} at {config.url}"]
     headline = [row for row in result.metric_rows()
                 if row.metric in ("decode_tok_s", "prefill_tok_s")]
