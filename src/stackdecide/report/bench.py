@@ -114,8 +114,10 @@ def render(result: BenchResult, fmt: str) -> str:
     config = result.config
     lengths = (config.lengths.describe() if config.lengths
                else f"{config.input_len} in / {config.output_len} out tokens")
-    per = ("prompts per probe (at least 2 x its concurrency)" if result.capacity is not None
-           else "prompts per level")
+    per = "prompts per level"
+    if result.capacity is not None:
+        per = ("prompts per probe (at least 2 x its concurrency)"
+               if result.capacity.settings.kind == "concurrency" else "prompts per probe")
     out = [f"{result.scenario}: {lengths}, {config.num_prompts} {per}, "
            f"{config.prompt_mode} prompts, model {result.model} at {config.url}"]
     headline = [row for row in result.metric_rows()
