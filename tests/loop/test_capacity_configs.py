@@ -59,6 +59,10 @@ benchmark:
      "'precision' belongs to the capacity scenario only"),
     ("benchmark:\n  slo: {ttft_ms_p99: 5}\n  scenarios: [{scenario: capacity, concurrency: [4]}]\n",
      "leave out 'concurrency'"),
+    ("benchmark:\n  slo: {ttft_ms_p99: 5}\n  scenarios: [{scenario: capacity, start: 0.5}]\n",
+     "whole-number start and max_load"),
+    ("benchmark:\n  slo: {ttft_ms_p99: 5}\n  scenarios: [{scenario: capacity, start: 64, "
+     "max_load: 32}]\n", "start 64 is above max_load 32"),
 ])
 def test_capacity_settings_errors_name_file_and_line(benchmark: str, message: str,
                                                      tmp_path: Path) -> None:

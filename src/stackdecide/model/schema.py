@@ -287,6 +287,14 @@ class BenchScenario(_Strict):
         elif self.concurrency is not None:
             raise ValueError("the capacity scenario searches the load itself; leave out "
                              "'concurrency' (use start and max_load)")
+        else:
+            start, top = self.start or 1.0, self.max_load or 1024.0
+            if start > top:
+                raise ValueError(f"start {start:g} is above max_load {top:g}")
+            if (self.search or "concurrency") == "concurrency" and any(
+                    v != int(v) or v < 1 for v in (start, top)):
+                raise ValueError("a concurrency search needs whole-number start and max_load "
+                                 ">= 1")
         return self
 
 
