@@ -12,7 +12,8 @@ one workload (default 512 prompt / 256 output tokens, random token ids):
 
 It prints both capacities (concurrency and the measured req/s there), their relative difference,
 the probe counts and wall times, and writes ``search.json``, ``dense.json`` (full results, every
-request) and ``summary.json`` under --out.
+request), ``dense-levels.jsonl`` (one line per dense level as it finishes) and ``summary.json``
+under --out.
 
     python benchmarks/capacity_check.py --url http://127.0.0.1:8000 --out results/h200-fp8
         [--slo ttft_ms_p99:1000,tpot_ms_p99:50] [--input-len 512 --output-len 256]
@@ -49,10 +50,11 @@ from stackdecide.loop import result_records
 class DenseRunner(CapacityRunner):
     """Probes every concurrency of a grid, each exactly as the search probes one."""
 
-    def __init__(self, config: BenchConfig, grid: list[int]) -> None:
+    def __init__(self, config: BenchConfig, grid: list[int], progress_file: Path) -> None:
         super().__init__(config)
         self.grid = grid
         self.verdicts: list[dict[str, Any]] = []
+        self.progress_file = progress_file  # one JSON line per level, kept if the run is cut
 
     async def _levels(self, session: aiohttp.ClientSession,
                       metrics_session: aiohttp.ClientSession) -> None:
@@ -71,6 +73,8 @@ class DenseRunner(CapacityRunner):
                                   "output_tok_s": measurement.output_tok_s,
                                   "latencies_ms": dict(measurement.latencies_ms),
                                   "requests": measurement.requests})
+            with self.progress_file.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(self.verdicts[-1]) + "\n")
             print(f"  dense c={concurrency:4d} {'pass' if verdict.passed else 'FAIL'} "
                   f"margin {verdict.margin:.3f} {measurement.request_per_s:8.2f} req/s "
                   f"{'; '.join(verdict.reasons)}", flush=True)
@@ -166,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_dense:
         grid = parse_grid(args.dense)
         began = time.perf_counter()
-        dense_runner = DenseRunner(BenchConfig(seed=args.seed + 1000, **base), grid)  # type: ignore[arg-type]
+        progress = args.out / "dense-levels.jsonl"
+        progress.unlink(missing_ok=True)
+        dense_runner = DenseRunner(BenchConfig(seed=args.seed + 1000, **base),  # type: ignore[arg-type]
+                                   grid, progress)
         dense: BenchResult = dense_runner.run()
         dense_s = time.perf_counter() - began
         dense.write_json(args.out / "dense.json")

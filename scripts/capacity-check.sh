@@ -9,6 +9,7 @@
 # WORK/evidence.db) and the dense sweep against it, writes WORK/capacity/CANDIDATE/
 # {search,dense,summary}.json, and always stops the server. Default SLO: p99 TTFT <= 1000 ms,
 # p99 TPOT <= 50 ms, 512 in / 256 out (see capacity_check.py --help).
+# With URL=http://host:port set, no server is launched or stopped: the one at URL is measured.
 set -euo pipefail
 
 work=${1:?usage: capacity-check.sh WORK CANDIDATE [DECISION] [-- options]}
@@ -31,13 +32,17 @@ python=${PYTHON:-python}
 cd "$work"
 
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 || true)
-stackdecide launch "$decision" --candidate "$candidate" --dummy-weights --keep --port "$port" \
-  --timeout 900 --evidence evidence.db 2>&1 | tee "launch-$candidate.txt"
-run=$(grep -o 'stackdecide stop [^ ]*' "launch-$candidate.txt" | awk '{print $3}' | tail -n 1)
-[[ -n $run ]] || { echo "the server did not start; see launch-$candidate.txt" >&2; exit 1; }
-trap 'stackdecide stop "$run" || true' EXIT
+url=${URL:-}
+if [[ -z $url ]]; then
+  stackdecide launch "$decision" --candidate "$candidate" --dummy-weights --keep --port "$port" \
+    --timeout 900 --evidence evidence.db 2>&1 | tee "launch-$candidate.txt"
+  run=$(grep -o 'stackdecide stop [^ ]*' "launch-$candidate.txt" | awk '{print $3}' | tail -n 1)
+  [[ -n $run ]] || { echo "the server did not start; see launch-$candidate.txt" >&2; exit 1; }
+  trap 'stackdecide stop "$run" || true' EXIT
+  url=http://127.0.0.1:$port
+fi
 
 store_args=(--store evidence.db --candidate "$candidate")
 [[ -n $gpu ]] && store_args+=(--gpu "$gpu")
-"$python" "$root/benchmarks/capacity_check.py" --url "http://127.0.0.1:$port" \
+"$python" "$root/benchmarks/capacity_check.py" --url "$url" \
   --out "capacity/$candidate" "${store_args[@]}" "$@" 2>&1 | tee "capacity-$candidate.txt"

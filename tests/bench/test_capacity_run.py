@@ -163,6 +163,8 @@ def test_capacity_check_script_against_the_slot_server(slot_server: SlotServer,
     assert summary["dense"]["first_fail"] == 5 and summary["dense"]["probes"] == 8
     assert summary["relative_difference_concurrency"] == 0.0
     assert (tmp_path / "search.json").exists() and (tmp_path / "dense.json").exists()
+    levels = (tmp_path / "dense-levels.jsonl").read_text().splitlines()
+    assert [json.loads(line)["concurrency"] for line in levels] == list(range(1, 9))
 
 
 def test_report_draws_the_stored_search(slot_server: SlotServer) -> None:
