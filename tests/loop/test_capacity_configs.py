@@ -72,6 +72,17 @@ def test_capacity_settings_errors_name_file_and_line(benchmark: str, message: st
     assert "d.yaml:" in str(caught.value)
 
 
+def test_lengths_file_is_checked_when_the_decision_loads(tmp_path: Path) -> None:
+    benchmark = ("\nbenchmark:\n  slo: {ttft_ms_p99: 5}\n  workload: {lengths_file: pairs.csv}\n"
+                 "  scenarios: [{scenario: capacity}]\n")
+    with pytest.raises(DecisionFileError, match=r"d.yaml:\d+:\d+ benchmark.workload.lengths_file: "
+                                                "no such file"):
+        decision_with(benchmark, tmp_path)
+    (tmp_path / "pairs.csv").write_text("input_len,output_len\n100,20\n5,x\n")
+    with pytest.raises(DecisionFileError, match=r"pairs.csv:3.*whole numbers"):
+        decision_with(benchmark, tmp_path)
+
+
 def test_cost_from_the_price_and_the_engines_gpus(tmp_path: Path) -> None:
     decision = decision_with("\nbenchmark:\n  slo: {ttft_ms_p99: 5}\n  scenarios: "
                              "[{scenario: capacity}]\n", tmp_path,

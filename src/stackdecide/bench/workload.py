@@ -8,17 +8,15 @@ requests draw pairs from it uniformly with replacement, seeded.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from stackdecide._files import read_user_text
-from stackdecide.errors import DecisionFileError, Location
+from stackdecide.model.lengths import read_lengths_file
 
-MAX_LENGTHS_FILE_BYTES = 64 * 1024 * 1024
+__all__ = ["Lengths", "read_lengths_file"]
 
 
 @dataclass(frozen=True)
@@ -78,40 +76,3 @@ def _uniform(rng: np.random.Generator, length: int, spread: float, count: int) -
     low = max(1, math.floor(length * (1 - spread)))
     high = max(low, math.ceil(length * (1 + spread)))
     return rng.integers(low, high + 1, size=count).tolist()
-
-
-def read_lengths_file(path: str | Path) -> tuple[tuple[int, int], ...]:
-    """(input_len, output_len) pairs from a CSV or JSON-lines file; errors name file and line."""
-    path = Path(path)
-    text = read_user_text(path, kind="lengths file", content="CSV or JSON lines",
-                          limit=MAX_LENGTHS_FILE_BYTES, error=DecisionFileError)
-    pairs: list[tuple[int, int]] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        where = Location(str(path), number)
-        if line.startswith("{"):
-            try:
-                item = json.loads(line)
-                values = [item["input_len"], item["output_len"]]
-            except (ValueError, KeyError, TypeError):
-                raise DecisionFileError("expected a JSON object with input_len and output_len",
-                                        where) from None
-        else:
-            values = [part.strip() for part in line.split(",")]
-            if number == 1 and not values[0].lstrip("-").isdigit():
-                continue  # a header line
-            if len(values) < 2:
-                raise DecisionFileError("expected input_len,output_len", where)
-        try:
-            pair = (int(values[0]), int(values[1]))
-        except (ValueError, TypeError):
-            raise DecisionFileError(f"lengths must be whole numbers, got {values[:2]}",
-                                    where) from None
-        if min(pair) < 1:
-            raise DecisionFileError(f"lengths must be at least 1 token, got {pair}", where)
-        pairs.append(pair)
-    if not pairs:
-        raise DecisionFileError("no input_len,output_len pairs", Location(str(path)))
-    return tuple(pairs)
