@@ -58,10 +58,10 @@ def test_meets_its_precision(method: str, kind: str, knee: float) -> None:
     passes = [p.load for p in result.probes if p.verdict.passed]
     fails = [p.load for p in result.probes if not p.verdict.passed]
     assert max(passes) < min(fails)
-    # the bracket needs ceil(log2(truth)) + 1 probes; refining it, at most two per halving
+    # the bracket needs ceil(log2(truth)) + 1 probes; refining it, at most three per halving
     bracket = math.ceil(math.log2(high)) + 1
     halvings = math.ceil(math.log2(math.log(2) / math.log(1.1)))
-    assert len(result.probes) <= bracket + (halvings if method == "bisect" else 2 * halvings)
+    assert len(result.probes) <= bracket + (halvings if method == "bisect" else 3 * halvings)
 
 
 def test_interpolation_needs_fewer_probes_than_bisection() -> None:
@@ -169,3 +169,31 @@ def test_search_state_is_stepwise() -> None:
     search.add(curve(10.0)(2.0))
     assert search.next_load() == 4.0
     assert search.result().stopped_because == "not finished"
+
+
+def hopper_like(knee: float, slots: int = 256):
+    """TPOT grows with the batch, TTFT jumps once requests wait for one of ``slots``."""
+
+    def measure(load: float) -> ProbeMeasurement:
+        tpot = 6 + 44 * (load / knee) ** 1.5
+        ttft = 80 + (8000 if load > slots else 0) + 900 * (load / knee) ** 3
+        return ProbeMeasurement(load, {"ttft_ms_p99": ttft, "tpot_ms_p99": tpot}, 100,
+                                request_per_s=load / 2)
+    return measure
+
+
+@pytest.mark.parametrize("knee", [70, 100, 150, 200, 250, 400, 1000])
+def test_capacity_check_defaults_against_a_dense_grid(knee: float) -> None:
+    """benchmarks/capacity_check.py's defaults: within 10% of the dense grid's capacity, with at
+    most a third of its 20 probes."""
+    grid = list(range(16, 321, 16))
+    measure = hopper_like(knee)
+    verdicts = [judge(measure(c), SLO).passed for c in grid]
+    first_fail = grid[verdicts.index(False)]
+    truth = grid[verdicts.index(False) - 1]
+    s = SearchSettings(kind="concurrency", start=16, growth=4, precision=0.1, max_load=320,
+                       max_probes=12)
+    result = run_search(s, SLO, measure)
+    assert result.capacity_concurrency < first_fail
+    assert abs(result.capacity_concurrency / truth - 1) <= 0.1
+    assert len(result.probes) <= len(grid) / 3

@@ -13,9 +13,10 @@ The search, over concurrency (closed loop) or request rate (Poisson arrivals):
    when ``high - low <= 1``). A probe's *margin* is its worst measured-to-limit ratio (above 1
    fails). With ``method="interpolate"`` the next load is where the margin, linear in log-log,
    crosses 1, nudged by ``sqrt(1 + precision)`` towards the end of the bracket that is farther
-   away, so that an accurate estimate closes the bracket in two probes; a step that did not halve
-   the bracket's log-width is followed by a bisection (the geometric mean), so the width at least
-   halves every two probes. ``method="bisect"`` always bisects.
+   away, so that an accurate estimate closes the bracket in two probes; when two steps together
+   did not halve the bracket's log-width, or the failing end missed its limit more than 8-fold,
+   the next is a bisection (the geometric mean), so the width at least halves every three probes.
+   ``method="bisect"`` always bisects.
 
 Every probe is kept with its verdict. Loads are only ever probed inside the current bracket, so
 the result is monotone by construction: every passing probe lies below every failing one among the
@@ -35,6 +36,7 @@ Method = Literal["interpolate", "bisect"]
 LATENCY_KEYS = ("ttft", "tpot", "itl", "e2el")
 SLO_PERCENTILES = ("p50", "p90", "p95", "p99")
 SLO_KEYS = tuple(f"{k}_ms_{p}" for k in LATENCY_KEYS for p in SLO_PERCENTILES)
+FAR_MARGIN = 8.0  # a failing end this far past its limit is refined by bisection
 
 
 @dataclass(frozen=True)
@@ -322,7 +324,7 @@ class CapacitySearch:
         width = log_high - log_low
         bisect = (s.method == "bisect" or not math.isfinite(high.verdict.margin)
                   or low.verdict.margin <= 0
-                  or (len(self._widths) >= 2 and self._widths[-1] > 0.5 * self._widths[-2]))
+                  or self._bisect_needed())
         if bisect:
             target = (log_low + log_high) / 2
         else:
@@ -337,6 +339,15 @@ class CapacitySearch:
         if s.kind == "concurrency":
             return float(min(max(round(load), int(low.load) + 1), int(high.load) - 1))
         return load
+
+    def _bisect_needed(self) -> bool:
+        """Bisect when the last two refine steps together did not halve the bracket's log-width
+        (so it halves at least every three probes), or when the failing end missed its limit
+        more than ``FAR_MARGIN``-fold: across such a jump (requests queueing once the server's
+        batch is full) the latency is far from log-log linear, and interpolation creeps."""
+        w = self._widths
+        far = self.high is not None and self.high.verdict.margin > FAR_MARGIN
+        return far or (len(w) >= 3 and w[-1] > 0.5 * w[-3])
 
     def _round(self, load: float, *, up: bool) -> float:
         if self.settings.kind != "concurrency":
