@@ -40,7 +40,7 @@ import numpy as np
 from stackdecide.bench.capacity import CapacityResult, SearchSettings, judge
 from stackdecide.bench.capacity_plan import CapacityPlan, parse_slo_limits
 from stackdecide.bench.capacity_run import CapacityRunner, measurement_of, probe_requests
-from stackdecide.bench.results import BenchConfig, BenchResult
+from stackdecide.bench.results import BenchConfig, BenchError, BenchResult
 from stackdecide.bench.stream import Timeouts
 from stackdecide.evidence.records import HardwareInfo
 from stackdecide.evidence.store import EvidenceStore
@@ -142,7 +142,13 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     began = time.perf_counter()
     search_runner = CapacityRunner(BenchConfig(seed=args.seed, **base))  # type: ignore[arg-type]
-    search = search_runner.run()
+    try:
+        search = search_runner.run()
+    except BenchError as exc:
+        search_runner.result.write_json(args.out / "search.json")
+        print(f"the search stopped: {exc}; probes so far in {args.out / 'search.json'}",
+              file=sys.stderr)
+        return 1
     search_s = time.perf_counter() - began
     search.write_json(args.out / "search.json")
     if args.store:
@@ -168,27 +174,34 @@ def main(argv: list[str] | None = None) -> int:
                                "model": search.model, "url": args.url,
                                "search": _search_summary(capacity, search_s)}
     if not args.skip_dense:
-        grid = parse_grid(args.dense)
-        began = time.perf_counter()
-        progress = args.out / "dense-levels.jsonl"
-        progress.unlink(missing_ok=True)
-        dense_runner = DenseRunner(BenchConfig(seed=args.seed + 1000, **base),  # type: ignore[arg-type]
-                                   grid, progress)
-        dense: BenchResult = dense_runner.run()
-        dense_s = time.perf_counter() - began
-        dense.write_json(args.out / "dense.json")
-        truth = dense_capacity(dense_runner.verdicts)
-        summary["dense"] = {**truth, "probes": len(grid), "grid": args.dense,
-                            "wall_s": round(dense_s, 1), "levels": dense_runner.verdicts}
-        found, true = capacity.capacity_concurrency, truth["capacity_concurrency"]
-        if found and true:
-            summary["relative_difference_concurrency"] = found / true - 1
-            summary["relative_difference_req_s"] = (capacity.capacity_req_s or 0) / \
-                truth["capacity_req_s"] - 1
-            summary["probe_ratio"] = len(capacity.probes) / len(grid)
+        summary.update(_dense(args, base, capacity))
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     _print(summary)
     return 0
+
+
+def _dense(args: argparse.Namespace, base: dict[str, Any],
+           capacity: CapacityResult) -> dict[str, Any]:
+    """Run the dense sweep; its capacity and the comparison with the search's."""
+    grid = parse_grid(args.dense)
+    began = time.perf_counter()
+    progress = args.out / "dense-levels.jsonl"
+    progress.unlink(missing_ok=True)
+    runner = DenseRunner(BenchConfig(seed=args.seed + 1000, **base),  # type: ignore[arg-type]
+                         grid, progress)
+    dense: BenchResult = runner.run()
+    dense.write_json(args.out / "dense.json")
+    truth = dense_capacity(runner.verdicts)
+    out: dict[str, Any] = {"dense": {**truth, "probes": len(grid), "grid": args.dense,
+                                     "wall_s": round(time.perf_counter() - began, 1),
+                                     "levels": runner.verdicts}}
+    found, true = capacity.capacity_concurrency, truth["capacity_concurrency"]
+    if found and true:
+        out["relative_difference_concurrency"] = found / true - 1
+        out["relative_difference_req_s"] = (capacity.capacity_req_s or 0) / \
+            truth["capacity_req_s"] - 1
+        out["probe_ratio"] = len(capacity.probes) / len(grid)
+    return out
 
 
 def _search_summary(capacity: CapacityResult, wall_s: float) -> dict[str, Any]:
