@@ -13,8 +13,8 @@ ours / vLLM's. Target: every ratio within 5% of 1.
         --vllm-python /path/to/venv-with-vllm/bin/python [--tokenizer DIR] [--rounds 3] [--paired]
 
 Known difference: ``vllm bench serve`` sends text prompts that the server tokenizes, ours sends
-token ids, so its TTFT includes the server's tokenization (about 2 ms for 64 tokens on a CPU
-server).
+token ids by default, so its TTFT includes the server's tokenization (about 2 ms for 64 tokens on
+a CPU server); ``--prompt-mode text`` makes ours send text the same way.
 
 ``vllm bench serve`` runs in the Python that has vLLM (``--vllm-python``; default: this one, or
 ``$STACKDECIDE_VLLM_PYTHON``). It is called through ``vllm.benchmarks.serve`` because the
@@ -78,11 +78,13 @@ def vllm_row(result_dir: str, output: str, returncode: int) -> dict[str, float]:
 
 
 def run_ours(url: str, model: str, input_len: int, output_len: int, num_prompts: int,
-             concurrency: int, seed: int, warmup: int = 1) -> BenchResult:
+             concurrency: int, seed: int, warmup: int = 1, prompt_mode: str = "token-ids",
+             tokenizer: str | None = None) -> BenchResult:
     result = run_bench(BenchConfig(
         url=url, model=model, scenario="throughput", concurrency=(concurrency,),
         input_len=input_len, output_len=output_len, num_prompts=num_prompts, seed=seed,
-        warmup=warmup, metrics_interval_s=0.0, timeouts=Timeouts(request_s=900, stall_s=300)))
+        warmup=warmup, metrics_interval_s=0.0, timeouts=Timeouts(request_s=900, stall_s=300),
+        prompt_mode=prompt_mode, tokenizer=tokenizer))  # type: ignore[arg-type]
     if result.failed_requests:
         raise SystemExit(f"our client: {len(result.failed_requests)} requests failed")
     return result
@@ -100,7 +102,8 @@ def our_row(result: BenchResult) -> tuple[dict[str, float], bool]:
 def sequential_round(args: argparse.Namespace, url: str, model: str, tokenizer: str,
                      seed: int) -> tuple[dict[str, float], dict[str, float], bool]:
     ours, bursty = our_row(run_ours(url, model, args.input_len, args.output_len,
-                                    args.num_prompts, args.concurrency, seed))
+                                    args.num_prompts, args.concurrency, seed,
+                                    prompt_mode=args.prompt_mode, tokenizer=tokenizer))
     with tempfile.TemporaryDirectory() as tmp:
         done = subprocess.run(
             vllm_command(args.vllm_python, url, model, tokenizer, args.input_len,
@@ -127,7 +130,8 @@ def paired_round(args: argparse.Namespace, url: str, model: str, tokenizer: str,
                     break
             ours, bursty = our_row(run_ours(url, model, args.input_len, args.output_len,
                                             args.num_prompts, args.concurrency, 1000 + seed,
-                                            warmup=0))
+                                            warmup=0, prompt_mode=args.prompt_mode,
+                                            tokenizer=tokenizer))
             rest, _ = process.communicate(timeout=900)
         finally:
             if process.poll() is None:
@@ -148,6 +152,9 @@ def main() -> None:
     parser.add_argument("--num-prompts", type=int, default=32)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--prompt-mode", default="token-ids", choices=["token-ids", "text"],
+                        help="our client's prompts: token ids, or text the server tokenizes "
+                             "as vllm bench serve's")
     parser.add_argument("--paired", action="store_true",
                         help="run both clients at the same time in each round")
     args = parser.parse_args()

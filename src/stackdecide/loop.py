@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from stackdecide.bench.capacity_plan import bracket_note, lengths_from_spec, plan_from_spec
 from stackdecide.bench.runner import BenchConfig, BenchError, BenchResult, Progress, run_bench
 from stackdecide.decision import Decision
 from stackdecide.evidence.records import EvidenceRecord, HardwareInfo
@@ -23,8 +24,9 @@ from stackdecide.launch.memory_check import MemoryCheck, read_memory_check
 from stackdecide.launch.plan import LaunchOptions, LaunchRefused, plan_launch
 from stackdecide.launch.runs import LaunchOutcome
 from stackdecide.launch.server import LaunchFailed, ServerHandle, launch_server
+from stackdecide.model import derived
 from stackdecide.model.ranking import Ranking
-from stackdecide.model.schema import BenchScenario
+from stackdecide.model.schema import BenchmarkSpec, BenchScenario
 
 Notify = Callable[[str], None]
 
@@ -131,9 +133,43 @@ def bench_records(outcome: LaunchOutcome, result: BenchResult) -> list[EvidenceR
     extra: dict[str, Any] = {"seed": result.config.seed}
     if not result.complete:
         extra["complete"] = False
+    search = bracket_note(result.capacity) if result.capacity is not None else None
     return [_record(outcome, row.metric, row.value,
-                    scenario={"scenario": result.scenario, **row.scenario, **extra}, note=partial)
+                    scenario={"scenario": result.scenario, **row.scenario, **extra},
+                    note=_join(partial, search if row.metric.startswith("capacity_") else None))
             for row in result.metric_rows()]
+
+
+def result_records(result: BenchResult, candidate: str, *, hardware: HardwareInfo | None = None,
+                   source: str | None = None, price_per_gpu_hour: float | None = None,
+                   gpus: int = 1) -> list[EvidenceRecord]:
+    """Records of a benchmark run against a server that stackdecide did not launch
+    (``bench --store``): the same rows as ``bench_records``, and the cost at SLO capacity."""
+    partial = None if result.complete else f"partial run: {result.error or 'incomplete'}"
+    extra: dict[str, Any] = {"seed": result.config.seed}
+    if not result.complete:
+        extra["complete"] = False
+    search = bracket_note(result.capacity) if result.capacity is not None else None
+    records = [EvidenceRecord(
+        candidate=candidate, metric=row.metric, value=row.value, hardware=hardware,
+        source=source or f"stackdecide bench {result.started_at}",
+        scenario={"scenario": result.scenario, **row.scenario, **extra},
+        note=_join(partial, search if row.metric.startswith("capacity_") else None))
+        for row in result.metric_rows()]
+    if price_per_gpu_hour is not None:
+        for record in [r for r in records if r.metric == "capacity_output_tok_s"]:
+            cost = derived.cost_per_mtok_out(price_per_gpu_hour, gpus, record.value)
+            if cost is not None:
+                records.append(record.model_copy(update={
+                    "metric": "cost_per_mtok_out", "value": cost, "unit": "per Mtok",
+                    "note": f"{price_per_gpu_hour:g} per GPU hour x {gpus} GPU(s) at "
+                            f"{record.value:.4g} output tok/s at SLO capacity"}))
+    return records
+
+
+def _join(*parts: str | None) -> str | None:
+    text = "; ".join(p for p in parts if p)
+    return text[:2000] or None
 
 
 def scenario_seed(launch_seed: int, index: int) -> int:
@@ -147,19 +183,59 @@ def scenario_seed(launch_seed: int, index: int) -> int:
 
 
 def bench_configs(url: str, model: str, scenarios: Sequence[BenchScenario],
-                  seed: int = 0) -> list[BenchConfig]:
-    return [BenchConfig(url=url, scenario=s.scenario, model=model,
-                        concurrency=tuple(s.concurrency) if s.concurrency else None,
-                        input_len=s.input_len, output_len=s.output_len,
-                        num_prompts=s.num_prompts, seed=scenario_seed(seed, index))
-            for index, s in enumerate(scenarios)]
+                  seed: int = 0, benchmark: BenchmarkSpec | None = None,
+                  base_dir: Path | None = None) -> list[BenchConfig]:
+    """One config per scenario; the capacity scenario takes ``benchmark.slo`` and its workload."""
+    configs = []
+    for index, s in enumerate(scenarios):
+        fields: dict[str, Any] = {
+            "url": url, "scenario": s.scenario, "model": model,
+            "concurrency": tuple(s.concurrency) if s.concurrency else None,
+            "input_len": s.input_len, "output_len": s.output_len, "num_prompts": s.num_prompts,
+            "seed": scenario_seed(seed, index)}
+        if s.scenario == "capacity" and benchmark is not None and benchmark.slo is not None:
+            workload = benchmark.workload
+            varies = workload.lengths_file or workload.input_range or workload.output_range
+            fields.update(capacity=plan_from_spec(s, benchmark.slo),
+                          lengths=lengths_from_spec(workload, base_dir) if varies else None,
+                          input_len=s.input_len or workload.input_len,
+                          output_len=s.output_len or workload.output_len)
+        configs.append(BenchConfig(**fields))
+    return configs
+
+
+def cost_records(decision: Decision, records: Sequence[EvidenceRecord]) -> list[EvidenceRecord]:
+    """``cost_per_mtok_out`` for each ``capacity_output_tok_s`` record, when the decision's
+    hardware has a ``price_per_gpu_hour``: price x the candidate's GPUs over that rate."""
+    hardware = decision.model.decision.hardware
+    price = hardware.price_per_gpu_hour if hardware else None
+    if price is None:
+        return []
+    out = []
+    for record in records:
+        if record.metric != "capacity_output_tok_s":
+            continue
+        candidate = decision.model.candidates[decision.candidate_ids.index(record.candidate)]
+        gpus = candidate.gpus or derived.engine_gpus(candidate.engine)
+        cost = derived.cost_per_mtok_out(price, gpus, record.value)
+        if cost is not None:
+            out.append(record.model_copy(update={
+                "metric": "cost_per_mtok_out", "value": cost, "unit": "per Mtok", "id": None,
+                "note": f"{price:g} per GPU hour x {gpus} GPU(s) at {record.value:.4g} output "
+                        "tok/s at SLO capacity"}))
+    return out
 
 
 def _bench(server: ServerHandle, scenarios: Sequence[BenchScenario], seed: int, say: Notify,
-           progress: Progress | None) -> tuple[list[BenchResult], str | None]:
+           progress: Progress | None, decision: Decision | None = None
+           ) -> tuple[list[BenchResult], str | None]:
     """Run every scenario against a ready server; stop at the first that breaks off."""
     results: list[BenchResult] = []
-    for config in bench_configs(server.url, server.served_model_name, scenarios, seed):
+    benchmark = decision.model.benchmark if decision is not None else None
+    base_dir = (Path(decision.source_file).parent
+                if decision is not None and decision.source_file else None)
+    for config in bench_configs(server.url, server.served_model_name, scenarios, seed,
+                                benchmark, base_dir):
         say(f"benchmark {config.scenario} on {server.outcome.candidate_id} (seed {config.seed})")
         try:
             results.append(run_bench(config, progress))
@@ -195,7 +271,7 @@ def run_candidate(decision: Decision, candidate_id: str, options: LaunchOptions 
                 f"({server.outcome.compile_cache or 'unknown'} start)")
             memory = read_memory_check(plan.capacity, server.run_dir)
             results, error = _bench(server, decision.model.benchmark.scenarios, seed, say,
-                                    bench_progress)
+                                    bench_progress, decision)
             outcome = server.outcome
             if error is not None:
                 server.check()  # a server that died under the benchmark says why, and whose fault
@@ -210,6 +286,7 @@ def run_candidate(decision: Decision, candidate_id: str, options: LaunchOptions 
     records = launch_records(outcome)
     for result in results:
         records += bench_records(outcome, result)
+    records += cost_records(decision, records)
     return Measurement(candidate_id, outcome, tuple(results), tuple(records), error, memory)
 
 

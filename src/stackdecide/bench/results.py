@@ -18,14 +18,26 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from stackdecide.bench.capacity import CapacityResult
+from stackdecide.bench.capacity_plan import (
+    CapacityPlan,
+    capacity_from_dict,
+    capacity_rows,
+    capacity_to_dict,
+    lengths_from_dict,
+    lengths_to_dict,
+    plan_from_dict,
+)
+from stackdecide.bench.prompts import PROMPT_MODES, PromptMode
 from stackdecide.bench.server_metrics import ServerCheck
 from stackdecide.bench.stats import PERCENTILES, RequestRecord, Slo, Summary, summarize
 from stackdecide.bench.stream import Timeouts
+from stackdecide.bench.workload import Lengths
 from stackdecide.errors import EngineError, StackdecideError
 from stackdecide.model import derived
 
 RESULT_SCHEMA = "stackdecide/bench-v1"
-SCENARIOS = ("decode", "prefill", "throughput")
+SCENARIOS = ("decode", "prefill", "throughput", "capacity")
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,9 @@ DEFAULTS: dict[str, ScenarioDefaults] = {
     "prefill": ScenarioDefaults(input_len=4096, output_len=1, num_prompts=5, concurrency=(1,)),
     "throughput": ScenarioDefaults(input_len=512, output_len=256, num_prompts=64,
                                    concurrency=(1, 4, 16)),
+    # capacity: num_prompts is the requests per probe; the search chooses the loads
+    "capacity": ScenarioDefaults(input_len=512, output_len=256, num_prompts=100,
+                                 concurrency=(1,)),
 }
 
 
@@ -133,6 +148,10 @@ class BenchConfig:
     metrics_interval_s: float = 5.0
     server_metrics: bool = True
     percentiles: tuple[float, ...] = PERCENTILES
+    prompt_mode: PromptMode = "token-ids"
+    tokenizer: str | None = None  # text prompts: the tokenizer's folder (default: the server's)
+    lengths: Lengths | None = None  # per-request lengths; None: input_len / output_len for all
+    capacity: CapacityPlan | None = None  # the capacity scenario's search and SLO
 
     def resolved(self) -> BenchConfig:
         """This config with defaults filled in and every value checked."""
@@ -168,6 +187,16 @@ class BenchConfig:
             if not 0 < seconds < math.inf:
                 raise BenchConfigError(f"the {name} must be a positive number of seconds, got "
                                        f"{seconds}")
+        if config.prompt_mode not in PROMPT_MODES:
+            raise BenchConfigError(f"--prompt-mode must be one of {', '.join(PROMPT_MODES)}, "
+                                   f"got {config.prompt_mode!r}")
+        if config.scenario == "capacity" and config.capacity is None:
+            raise BenchConfigError("the capacity scenario needs an SLO (--slo ttft_ms_p99:1000 "
+                                   "or benchmark.slo in the decision file)")
+        if config.capacity is not None:
+            config = replace(config, percentiles=tuple(sorted(
+                {*config.percentiles, *config.capacity.slo.percentiles()})),
+                             slo=config.capacity.goodput_slo())
         if not 0 <= config.metrics_interval_s < math.inf:  # also refuses NaN
             raise BenchConfigError("the metrics interval must be 0 (off) or a positive number of "
                                    f"seconds, got {config.metrics_interval_s}")
@@ -183,6 +212,9 @@ class BenchConfig:
                            "connect": self.timeouts.connect_s},
             "token_id_limit": self.token_id_limit, "metrics_interval_s": self.metrics_interval_s,
             "server_metrics": self.server_metrics, "percentiles": list(self.percentiles),
+            "prompt_mode": self.prompt_mode, "tokenizer": self.tokenizer,
+            "lengths": lengths_to_dict(self.lengths),
+            "capacity": self.capacity.to_dict() if self.capacity else None,
         }
 
 
@@ -208,11 +240,16 @@ class LevelResult:
     complete: bool = False
     server: ServerCheck | None = None
     server_notes: tuple[str, ...] = ()
+    request_rate: float | None = None  # Poisson arrivals at this mean rate; None: all at once
 
     @property
-    def scenario(self) -> dict[str, int]:
-        return {"concurrency": self.concurrency, "input_len": self.input_len,
-                "output_len": self.output_len, "num_prompts": self.num_prompts}
+    def scenario(self) -> dict[str, int | float]:
+        data: dict[str, int | float] = {
+            "concurrency": self.concurrency, "input_len": self.input_len,
+            "output_len": self.output_len, "num_prompts": self.num_prompts}
+        if self.request_rate is not None:
+            data["request_rate"] = self.request_rate
+        return data
 
     def summary(self, slo: Slo | None = None,
                 percentiles: Sequence[float] = PERCENTILES) -> Summary:
@@ -235,6 +272,7 @@ class BenchResult:
     warmup_records: list[RequestRecord] = field(default_factory=list)
     levels: list[LevelResult] = field(default_factory=list)
     error: str | None = None  # why the run stopped early; None when it finished
+    capacity: CapacityResult | None = None  # the capacity scenario's search; levels are its probes
 
     @property
     def scenario(self) -> str:
@@ -249,13 +287,14 @@ class BenchResult:
         return [r for level in self.levels for r in level.failures]
 
     def metric_rows(self) -> list[MetricRow]:
-        """Measured metrics per level, from successful requests only (docs/metrics.md)."""
+        """Measured metrics per level, from successful requests only (docs/metrics.md); the
+        capacity scenario adds its result (``capacity_rows``) and marks each probe."""
         rows: list[MetricRow] = []
-        for level in self.levels:
+        for index, level in enumerate(self.levels):
             summary = level.summary(self.config.slo, self.config.percentiles)
             if summary.completed == 0:
                 continue
-            scenario = level.scenario
+            scenario = {**level.scenario, **self._probe_scenario(index)}
 
             def add(metric: str, value: float | None, unit: str,
                     scenario: dict[str, int] = scenario) -> None:
@@ -283,7 +322,26 @@ class BenchResult:
             add("total_tok_s", summary.total_tok_s, "tok/s")
             add("request_per_s", summary.request_per_s, "req/s")
             add("goodput_req_s", summary.goodput_req_s, "req/s")
+        if self.capacity is not None and self.config.capacity is not None:
+            rows += [MetricRow(*row) for row in capacity_rows(self.capacity, self.config.capacity,
+                                                              self._workload_scenario())]
         return rows
+
+    def _workload_scenario(self) -> dict[str, Any]:
+        config = self.config
+        if config.lengths is not None:
+            return config.lengths.scenario()
+        return {"input_len": config.input_len, "output_len": config.output_len}
+
+    def _probe_scenario(self, index: int) -> dict[str, Any]:
+        """Which probe a capacity level was and its verdict; nothing for other scenarios."""
+        if self.capacity is None or self.config.capacity is None \
+                or index >= len(self.capacity.probes):
+            return {}
+        probe = self.capacity.probes[index]
+        return {"probe": index, "passed": probe.verdict.passed,
+                "prompt_mode": self.config.prompt_mode,
+                "slo": self.config.capacity.slo.text()}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, versioned (``schema``); per-request records included."""
@@ -306,6 +364,8 @@ class BenchResult:
                 "requests": [r.to_dict() for r in level.records],
             } for level in self.levels],
             "warmup_requests": [r.to_dict() for r in self.warmup_records],
+            "capacity": (capacity_to_dict(self.capacity) if self.capacity is not None
+                         else None),
             "metrics": [row._asdict() for row in self.metric_rows()],
         }
 
@@ -339,15 +399,21 @@ def load_result(path: str | Path) -> BenchResult:
         timeouts=Timeouts(cfg["timeouts_s"]["request"], cfg["timeouts_s"]["stall"],
                           cfg["timeouts_s"]["connect"]),
         token_id_limit=cfg["token_id_limit"], metrics_interval_s=cfg["metrics_interval_s"],
-        server_metrics=cfg["server_metrics"], percentiles=tuple(cfg["percentiles"]))
+        server_metrics=cfg["server_metrics"], percentiles=tuple(cfg["percentiles"]),
+        prompt_mode=cfg.get("prompt_mode", "token-ids"), tokenizer=cfg.get("tokenizer"),
+        lengths=lengths_from_dict(cfg.get("lengths")),
+        capacity=plan_from_dict(cfg["capacity"]) if cfg.get("capacity") else None)
     levels = [LevelResult(
         concurrency=lv["concurrency"], input_len=lv["input_len"], output_len=lv["output_len"],
         num_prompts=lv["num_prompts"], duration_s=lv["duration_s"], complete=lv["complete"],
         records=[RequestRecord.from_dict(r) for r in lv["requests"]],
+        request_rate=lv.get("request_rate"),
         server=_server_check(lv.get("server")),
         server_notes=tuple(lv.get("server_notes", ()))) for lv in data["levels"]]
     return BenchResult(config=config, model=data["model"], max_model_len=data["max_model_len"],
                        started_at=data["started_at"], levels=levels, error=data["error"],
+                       capacity=(capacity_from_dict(data["capacity"], config.capacity)
+                                 if data.get("capacity") and config.capacity else None),
                        warmup_records=[RequestRecord.from_dict(r)
                                        for r in data["warmup_requests"]])
 

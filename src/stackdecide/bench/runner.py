@@ -22,6 +22,7 @@ from typing import Protocol
 import aiohttp
 import numpy as np
 
+from stackdecide.bench.prompts import Prompt, PromptMaker, TokenIdPrompts, text_prompts
 from stackdecide.bench.results import (
     DEFAULTS,
     RESULT_SCHEMA,
@@ -54,7 +55,7 @@ __all__ = [
     "DEFAULTS", "RESULT_SCHEMA", "SCENARIOS", "BenchConfig", "BenchConfigError", "BenchError",
     "BenchResult", "BenchRunner", "LevelResult", "MetricRow", "NotOpenAICompatibleError",
     "Progress", "RunAbortedError", "ScenarioDefaults", "ServerUnreachableError", "load_result",
-    "make_prompts", "normalize_url", "run_bench",
+    "make_prompts", "normalize_url", "run_bench", "runner_for",
 ]
 
 
@@ -82,7 +83,16 @@ class _NoProgress:
 
 def make_prompts(rng: np.random.Generator, count: int, length: int, limit: int) -> list[list[int]]:
     """``count`` prompts of ``length`` token ids drawn uniformly from [0, limit)."""
-    return rng.integers(0, limit, size=(count, length)).tolist()
+    return TokenIdPrompts(limit).make(rng, [length] * count)  # type: ignore[return-value]
+
+
+def arrival_offsets(rng: np.random.Generator, count: int, rate: float | None) -> np.ndarray:
+    """Seconds from a level's start at which each request is sent: all at once without a rate,
+    else Poisson arrivals of mean ``rate`` (exponential gaps; the first request at 0)."""
+    if not rate:
+        return np.zeros(count)
+    gaps = rng.exponential(1.0 / rate, size=count)
+    return np.cumsum(gaps) - gaps[0]
 
 
 class BenchRunner:
@@ -92,6 +102,11 @@ class BenchRunner:
         self.config = config.resolved()
         self.progress: Progress = progress or _NoProgress()
         self.result = BenchResult(config=self.config)
+        self.prompts: PromptMaker = TokenIdPrompts(self.config.token_id_limit)
+
+    def connection_limit(self) -> int:
+        """Connections the pool may open: one per stream of the largest level."""
+        return max(self.config.concurrency or (1,))
 
     @property
     def completions_url(self) -> str:
@@ -103,7 +118,7 @@ class BenchRunner:
 
     async def run_async(self) -> BenchResult:
         config = self.config
-        connector = aiohttp.TCPConnector(limit=max(config.concurrency or (1,)),
+        connector = aiohttp.TCPConnector(limit=self.connection_limit(),
                                          force_close=False, keepalive_timeout=60)
         # /metrics gets its own connection: in the benchmark's pool (one connection per stream)
         # a scrape would hold a slot and delay the next request, inflating its TTFT.
@@ -112,10 +127,9 @@ class BenchRunner:
                 aiohttp.ClientSession() as metrics_session:
             try:
                 await self._discover(session)
+                self.prompts = await self._prompt_maker(session)
                 await self._warmup(session)
-                rng = np.random.default_rng(config.seed)
-                for concurrency in config.concurrency or ():
-                    await self._run_level(session, metrics_session, concurrency, rng)
+                await self._levels(session, metrics_session)
             except BenchError as exc:
                 self.result.error = str(exc)
                 exc.partial = self.result
@@ -123,6 +137,19 @@ class BenchRunner:
             finally:
                 self.progress.finish()
         return self.result
+
+    async def _levels(self, session: aiohttp.ClientSession,
+                      metrics_session: aiohttp.ClientSession) -> None:
+        """The measured part: each concurrency level in turn (``CapacityRunner`` searches)."""
+        rng = np.random.default_rng(self.config.seed)
+        for concurrency in self.config.concurrency or ():
+            await self._run_level(session, metrics_session, concurrency, rng)
+
+    async def _prompt_maker(self, session: aiohttp.ClientSession) -> PromptMaker:
+        """Token ids (the default), or text that the server must tokenize (``prompt_mode``)."""
+        if self.config.prompt_mode == "token-ids":
+            return TokenIdPrompts(self.config.token_id_limit)
+        return await text_prompts(session, self.config, self.result.model)
 
     # -- steps -----------------------------------------------------------------------------------
     async def _discover(self, session: aiohttp.ClientSession) -> None:
@@ -161,7 +188,8 @@ class BenchRunner:
         self.result.model = model
         max_len = served[model].get("max_model_len")
         self.result.max_model_len = int(max_len) if isinstance(max_len, int) else None
-        needed = (self.config.input_len or 0) + (self.config.output_len or 0)
+        needed = (sum(self.config.lengths.largest) if self.config.lengths else
+                  (self.config.input_len or 0) + (self.config.output_len or 0))
         if self.result.max_model_len is not None and needed > self.result.max_model_len:
             raise BenchConfigError(
                 f"{self.config.input_len} input + {self.config.output_len} output tokens "
@@ -174,15 +202,16 @@ class BenchRunner:
             return
         # Separate random stream: warm-up prompts never share a prefix with measured ones.
         rng = np.random.default_rng([config.seed, 1])
-        prompts = make_prompts(rng, config.warmup, config.input_len or 1, config.token_id_limit)
+        prompts = self.prompts.make(rng, [config.input_len or 1] * config.warmup)
         max_tokens = min(config.output_len or 1, 16)
         self.progress.start("warm-up", len(prompts))
         concurrency = max(config.concurrency or (1,))
         semaphore = asyncio.Semaphore(concurrency)
 
-        async def one(index: int, prompt: list[int]) -> RequestRecord:
+        async def one(index: int, prompt: Prompt) -> RequestRecord:
             async with semaphore:
-                record = RequestRecord(index=index, prompt_len=len(prompt), max_tokens=max_tokens)
+                record = RequestRecord(index=index, prompt_len=self.prompts.length(prompt),
+                                       max_tokens=max_tokens)
                 self.result.warmup_records.append(record)
                 await stream_completion(
                     session, self.completions_url,
@@ -217,34 +246,46 @@ class BenchRunner:
 
     async def _run_level(self, session: aiohttp.ClientSession,
                          metrics_session: aiohttp.ClientSession, concurrency: int,
-                         rng: np.random.Generator) -> None:
+                         rng: np.random.Generator, *, request_rate: float | None = None,
+                         num_prompts: int | None = None) -> LevelResult:
+        """One level: ``num_prompts`` requests, at most ``concurrency`` in flight, sent at once
+        or, with ``request_rate``, at Poisson arrivals of that mean rate (as ``vllm bench serve
+        --request-rate`` with burstiness 1)."""
         config = self.config
         input_len, output_len = config.input_len or 1, config.output_len or 1
-        num_prompts = config.num_prompts or 1
-        level = LevelResult(concurrency, input_len, output_len, num_prompts)
+        num_prompts = num_prompts or config.num_prompts or 1
+        level = LevelResult(concurrency, input_len, output_len, num_prompts,
+                            request_rate=request_rate)
         self.result.levels.append(level)
-        prompts = make_prompts(rng, num_prompts, input_len, config.token_id_limit)
+        lengths = (config.lengths.sample(rng, num_prompts) if config.lengths
+                   else [(input_len, output_len)] * num_prompts)
+        prompts = self.prompts.make(rng, [length for length, _ in lengths])
+        arrivals = arrival_offsets(rng, num_prompts, request_rate)
         watcher = (MetricsWatcher(metrics_session, config.url, config.metrics_interval_s)
                    if config.server_metrics else None)
         if watcher is not None:
             await watcher.start()
-        self.progress.start(f"concurrency {concurrency}", num_prompts)
+        label = (f"rate {request_rate:g}/s" if request_rate else f"concurrency {concurrency}")
+        self.progress.start(label, num_prompts)
         semaphore = asyncio.Semaphore(concurrency)
         start = time.perf_counter()
 
         stopping = False
 
-        async def one(index: int, prompt: list[int]) -> None:
+        async def one(index: int, prompt: Prompt, max_tokens: int, arrival: float) -> None:
             nonlocal stopping
+            delay = arrival - (time.perf_counter() - start)
+            if delay > 0:
+                await asyncio.sleep(delay)
             async with semaphore:
                 if stopping:
                     return  # woken by the failed request's released slot
-                record = RequestRecord(index=index, prompt_len=len(prompt), max_tokens=output_len,
-                                       start_s=time.perf_counter() - start)
+                record = RequestRecord(index=index, prompt_len=self.prompts.length(prompt),
+                                       max_tokens=max_tokens, start_s=time.perf_counter() - start)
                 level.records.append(record)
                 await stream_completion(
                     session, self.completions_url,
-                    completion_payload(self.result.model, prompt, output_len), record,
+                    completion_payload(self.result.model, prompt, max_tokens), record,
                     config.timeouts)
                 self.progress.advance()
                 if record.error_kind in FATAL_KINDS:
@@ -254,8 +295,9 @@ class BenchRunner:
         fatal: RequestRecord | None = None
         try:
             async with asyncio.TaskGroup() as group:
-                for index, prompt in enumerate(prompts):
-                    group.create_task(one(index, prompt))
+                for index, (prompt, (_, max_tokens)) in enumerate(zip(prompts, lengths,
+                                                                       strict=True)):
+                    group.create_task(one(index, prompt, max_tokens, float(arrivals[index])))
         except* _FatalRequest as failures:
             first = failures.exceptions[0]
             assert isinstance(first, _FatalRequest)
@@ -279,6 +321,7 @@ class BenchRunner:
                 client_prompt_tokens=sum(r.prompt_len for r in good),
                 client_requests=len(good), client_failed=len(level.records) - len(good))
             level.server_notes = tuple(watcher.notes)
+        return level
 
     def _abort_message(self, level: LevelResult, record: RequestRecord) -> str:
         done = sum(r.success for r in level.records)
@@ -299,6 +342,14 @@ class _FatalRequest(Exception):
         self.record = record
 
 
+def runner_for(config: BenchConfig, progress: Progress | None = None) -> BenchRunner:
+    """The runner of ``config``'s scenario: ``CapacityRunner`` searches, the others measure."""
+    if config.scenario == "capacity":
+        from stackdecide.bench.capacity_run import CapacityRunner  # it builds on this module
+        return CapacityRunner(config, progress)
+    return BenchRunner(config, progress)
+
+
 def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchResult:
-    """Run a benchmark to the end (see ``BenchRunner``)."""
-    return BenchRunner(config, progress).run()
+    """Run a benchmark to the end (see ``BenchRunner`` and ``bench.capacity_run``)."""
+    return runner_for(config, progress).run()

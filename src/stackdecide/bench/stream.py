@@ -52,8 +52,8 @@ class Timeouts:
                                      sock_read=self.stall_s)
 
 
-def completion_payload(model: str, prompt: list[int], max_tokens: int) -> dict[str, Any]:
-    """The request body: the fields ``vllm bench serve`` sends, with a token-id prompt."""
+def completion_payload(model: str, prompt: list[int] | str, max_tokens: int) -> dict[str, Any]:
+    """The request body: the fields ``vllm bench serve`` sends, with a token-id or text prompt."""
     return {
         "model": model,
         "prompt": prompt,

@@ -176,9 +176,10 @@ def add(evidence_path: str | None, decision_file: str | None, candidate: str, me
 
 
 @evidence.command("import")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 @_store_options
-@click.option("--candidate", help="Candidate that ran the vllm bench serve results.")
+@click.option("--candidate", help="Candidate that ran the vllm bench serve, vllm bench sweep, "
+                                  "GuideLLM or AIPerf results.")
 @_provenance_options
 @click.option("--dry-run", is_flag=True, help="Read and check the files, store nothing.")
 @handle_errors
@@ -186,7 +187,9 @@ def import_files(files: tuple[str, ...], evidence_path: str | None, decision_fil
                  candidate: str | None, gpu: str | None, vram_gb: float | None,
                  compute_capability: str | None, driver: str | None, software: tuple[str, ...],
                  scenario: tuple[str, ...], config_sha256: str | None, dry_run: bool) -> None:
-    """Import stackdecide JSON/JSONL exports or `vllm bench serve --save-result` files.
+    """Import stackdecide JSON/JSONL exports, `vllm bench serve --save-result` files, `vllm bench
+    sweep` experiment folders, GuideLLM benchmarks.json reports or AIPerf
+    profile_export_aiperf.json exports.
 
     All files are stored in one transaction: either every record is stored or none is.
     """
@@ -209,8 +212,8 @@ def import_files(files: tuple[str, ...], evidence_path: str | None, decision_fil
     new: list[EvidenceRecord] = []  # as read, for messages that name their file
     taken: set[str] = set()
     for result, digest in zip(results, digests, strict=True):
-        kind = "vllm bench serve result" if result.kind == "vllm-bench-serve" else "stackdecide evidence"
-        ours = result.kind != "vllm-bench-serve"  # exports keep their records exactly as stored
+        kind = _KIND_LABELS[result.kind]
+        ours = result.kind == "stackdecide"  # exports keep their records exactly as stored
         before = stored_copies(stored, result.records) if ours else imported_ids(stored, digest)
         if before or digest in taken:
             when = f"before as records {_id_range(before)}" if before else "in this import"
@@ -232,6 +235,11 @@ def import_files(files: tuple[str, ...], evidence_path: str | None, decision_fil
         ids = store.add(records)
     shown = f" (ids {ids[0]}..{ids[-1]})" if ids else ""
     click.echo(f"stored {len(ids)} records{shown} in {path}")
+
+
+_KIND_LABELS = {"stackdecide": "stackdecide evidence", "vllm-bench-serve": "vllm bench serve result",
+                "vllm-bench-sweep": "vllm bench sweep folder", "guidellm": "GuideLLM report",
+                "aiperf": "AIPerf export"}
 
 
 def _id_range(ids: list[int]) -> str:

@@ -55,7 +55,7 @@ from stackdecide.model.metrics import LATENCY_STATISTICS, METRICS
 
 MAX_FILE_BYTES = 512 * 1024 * 1024  # detailed vLLM results hold every generated text
 
-FileKind = Literal["stackdecide", "vllm-bench-serve"]
+FileKind = Literal["stackdecide", "vllm-bench-serve", "vllm-bench-sweep", "guidellm", "aiperf"]
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,13 @@ def parse_scenario_value(text: str) -> ScenarioValue:
 
 # -- files ---------------------------------------------------------------------------------------
 def read_evidence_file(path: str | Path, context: RunContext | None = None) -> ImportResult:
-    """Read one evidence file of either kind; errors name the file and, where known, the line."""
+    """Read one evidence file of any kind (a folder: a ``vllm bench sweep`` experiment); errors
+    name the file and, where known, the line."""
     path = Path(path)
+    if path.is_dir() and next(path.rglob("run=*.json"), None) is not None:
+        from stackdecide.evidence.foreign import read_sweep_folder  # it builds on this module
+
+        return read_sweep_folder(path, context or RunContext())
     text = read_user_text(path, kind="evidence file", content="JSON", limit=MAX_FILE_BYTES,
                           error=EvidenceError)
     return parse_evidence_text(text, str(path), context)
@@ -132,6 +137,12 @@ def parse_evidence_text(text: str, file: str = "<input>",
     if not isinstance(document, dict):
         raise EvidenceError(f"expected a JSON object or list, got {type(document).__name__}",
                             Location(file, line))
+    from stackdecide.evidence import foreign  # GuideLLM and AIPerf readers build on this module
+
+    if foreign.looks_like_guidellm(document):
+        return foreign.guidellm_records(document, file, context)
+    if foreign.looks_like_aiperf(document):
+        return foreign.aiperf_records(document, file, context)
     kind = _kind(document, Location(file, line))
     if kind == "vllm-bench-serve":
         return _vllm(file, [(document, line)], context)

@@ -33,8 +33,19 @@ MAX_HASHED_BYTES = 512 * 1024 * 1024  # larger than any evidence file the import
 
 
 def file_digest(path: str | Path) -> str:
-    """The tag of a file's content: ``sha256:`` and the first 16 hex digits of its hash."""
-    data = read_user_bytes(Path(path), kind="evidence file", limit=MAX_HASHED_BYTES,
+    """The tag of a file's content: ``sha256:`` and the first 16 hex digits of its hash; of a
+    folder (a ``vllm bench sweep`` experiment): of its ``run=N.json`` files' names and contents."""
+    path = Path(path)
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for run in sorted(path.rglob("run=*.json")):
+            if run.name.endswith(".failure.json"):
+                continue
+            digest.update(str(run.relative_to(path)).encode() + b"\0")
+            digest.update(read_user_bytes(run, kind="evidence file", limit=MAX_HASHED_BYTES,
+                                          error=EvidenceError))
+        return HASH_TAG + digest.hexdigest()[:HASH_DIGITS]
+    data = read_user_bytes(path, kind="evidence file", limit=MAX_HASHED_BYTES,
                            error=EvidenceError)
     return HASH_TAG + hashlib.sha256(data).hexdigest()[:HASH_DIGITS]
 

@@ -19,7 +19,8 @@ Pure functions: no I/O, no clocks.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 # vLLM streams one token per chunk by default; more than this per chunk (median request) and
 # per-token timings are not decode timings.
@@ -91,3 +92,26 @@ def decode_tok_s(median_tpot_ms: float | None, tokens_per_chunk: float | None) -
 def output_tok_s(total_output_tokens: float, duration_s: float) -> float:
     """Output tokens per second of wall time over the whole run (0 without a duration)."""
     return total_output_tokens / duration_s if duration_s > 0 else 0.0
+
+
+def cost_per_mtok_out(price_per_gpu_hour: float, gpus: int,
+                      output_tok_s: float | None) -> float | None:
+    """The GPU cost of a million output tokens at ``output_tok_s``: ``price x gpus / 3600 s``
+    per second, over ``output_tok_s / 1e6`` million tokens per second; None without a rate."""
+    if output_tok_s is None or output_tok_s <= 0:
+        return None
+    return price_per_gpu_hour * gpus / 3600.0 / (output_tok_s / 1e6)
+
+
+PARALLEL_SIZES = ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size")
+
+
+def engine_gpus(engine: Mapping[str, Any]) -> int:
+    """GPUs an engine config occupies: the product of its tensor, pipeline and data parallel
+    sizes (written with ``_`` or ``-``), 1 for each not given."""
+    count = 1
+    for key in PARALLEL_SIZES:
+        value = engine.get(key, engine.get(key.replace("_", "-"), 1))
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            count *= value
+    return count

@@ -19,6 +19,7 @@ from stackdecide.mcda.ahp import ahp_weights, parse_judgement, reciprocal_errors
 from stackdecide.model._yaml import PathKey, Positions, load_yaml, read_text
 from stackdecide.model.constraints import parse_constraint
 from stackdecide.model.decision import DecisionMatrix
+from stackdecide.model.lengths import read_lengths_file
 from stackdecide.model.metrics import METRICS, unknown_metric_message
 from stackdecide.model.schema import ENV_NAME, MAX_MAGNITUDE, SCHEMA_ID, DecisionFile
 
@@ -46,7 +47,21 @@ def parse(text: str, file: str = "<string>", cls: type[D] = DecisionMatrix) -> D
         model = DecisionFile.model_validate(data)
     except ValidationError as exc:
         raise checker.from_pydantic(exc, data) from None
+    _check_lengths_file(model, file, checker)
     return checker.build(model, cls)
+
+
+def _check_lengths_file(model: DecisionFile, file: str, checker: _Checker) -> None:
+    """A workload's lengths file must exist and hold pairs (its own errors name its lines)."""
+    name = model.benchmark.workload.lengths_file
+    if not name:
+        return
+    path = Path(name)
+    if not path.is_absolute() and Path(file).exists():
+        path = Path(file).parent / path
+    if not path.is_file():
+        checker.fail(("benchmark", "workload", "lengths_file"), f"no such file: {path}")
+    read_lengths_file(path)
 
 
 def _field_names(model_path: PathKey, data: Any) -> list[str]:
@@ -162,6 +177,11 @@ class _Checker:
         for metric in model.benchmark.noise:
             if metric not in METRICS:
                 self.fail(("benchmark", "noise", metric), unknown_metric_message(metric), key=True)
+        for i, scenario in enumerate(model.benchmark.scenarios):
+            if scenario.scenario == "capacity" and model.benchmark.slo is None:
+                self.fail(("benchmark", "scenarios", i, "scenario"),
+                          "the capacity scenario needs benchmark.slo, e.g. "
+                          "{ttft_ms_p99: 1000, tpot_ms_p99: 50}")
         self._sensitivity(model, criteria_ids)
         notes = (weight_note,) if weight_note else ()
         return cls.from_model(model, np.array(weights, dtype=float), notes, self.positions)

@@ -190,6 +190,17 @@ def _build() -> dict[str, Metric]:
         for statistic in LATENCY_STATISTICS:
             shown = "mean" if statistic == "mean" else f"{statistic[1:]}th percentile"
             metrics.append(Metric(f"{key}_ms_{statistic}", "ms", False, f"{shown} {what}", domain))
+    metrics += [  # the capacity scenario (bench.capacity) and its cost
+        Metric("capacity_req_s", "req/s", True, "highest request rate that met the SLO (the "
+                                                "capacity search's last passing probe)", RATE),
+        Metric("capacity_concurrency", "requests", True, "highest concurrency that met the SLO",
+               Domain(1.0, high=MAX_COUNT, integer=True, why="at least one request in flight")),
+        Metric("capacity_output_tok_s", "tok/s", True, "output tokens per second at SLO capacity",
+               RATE),
+        Metric("cost_per_mtok_out", "per Mtok", False, "GPU cost of a million output tokens at "
+                                                      "SLO capacity (price per GPU hour x GPUs)",
+               Domain(0.0, open_low=True, why="a cost of serving is positive")),
+    ]
     return {metric.name: metric for metric in metrics}
 
 

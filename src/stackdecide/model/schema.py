@@ -103,6 +103,7 @@ class Hardware(_Strict):
     count: Count = 1
     compute_capability: str | None = None
     memory_bandwidth_gb_s: Positive | None = None
+    price_per_gpu_hour: Positive | None = None  # any currency; gives cost_per_mtok_out
 
 
 class ModelSpec(_Strict):
@@ -227,6 +228,7 @@ class Candidate(_Strict):
     uncertainty: dict[str, NonNegative] = {}
     reported_total: FiniteFloat | None = None
     notes: str | None = None
+    gpus: Count | None = None  # GPUs it serves on; default: the engine's parallel sizes' product
 
     @property
     def label(self) -> str:
@@ -262,11 +264,86 @@ class SensitivitySpec(_Strict):
 class BenchScenario(_Strict):
     """One benchmark run of the feedback loop; unset values take the scenario's defaults."""
 
-    scenario: Literal["decode", "prefill", "throughput"]
+    scenario: Literal["decode", "prefill", "throughput", "capacity"]
     concurrency: list[Count] | None = None
     input_len: Count | None = None
     output_len: Count | None = None
-    num_prompts: Count | None = None
+    num_prompts: Count | None = None  # capacity: requests per probe
+    # capacity only: what the search varies and how (bench.capacity.SearchSettings)
+    search: Literal["concurrency", "request_rate"] | None = None
+    start: Positive | None = None
+    growth: Annotated[float, Field(gt=1, le=100)] | None = None
+    precision: Annotated[float, Field(gt=0, le=1)] | None = None
+    max_load: Positive | None = None
+    max_probes: Annotated[int, Field(ge=2, le=100)] | None = None
+
+    @model_validator(mode="after")
+    def _capacity_keys(self) -> BenchScenario:
+        keys = ("search", "start", "growth", "precision", "max_load", "max_probes")
+        if self.scenario != "capacity":
+            given = [k for k in keys if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"'{given[0]}' belongs to the capacity scenario only")
+        elif self.concurrency is not None:
+            raise ValueError("the capacity scenario searches the load itself; leave out "
+                             "'concurrency' (use start and max_load)")
+        else:
+            start, top = self.start or 1.0, self.max_load or 1024.0
+            if start > top:
+                raise ValueError(f"start {start:g} is above max_load {top:g}")
+            if (self.search or "concurrency") == "concurrency" and any(
+                    v != int(v) or v < 1 for v in (start, top)):
+                raise ValueError("a concurrency search needs whole-number start and max_load "
+                                 ">= 1")
+        return self
+
+
+class Slo(_Strict):
+    """Latency limits in ms at a percentile (any subset) and the least fraction of good requests.
+
+    A request is good when it meets, for each latency named, the limit of the highest percentile
+    given for it; ``min_goodput`` is the least fraction of a probe's requests that must be good.
+    """
+
+    ttft_ms_p50: Positive | None = None
+    ttft_ms_p90: Positive | None = None
+    ttft_ms_p95: Positive | None = None
+    ttft_ms_p99: Positive | None = None
+    tpot_ms_p50: Positive | None = None
+    tpot_ms_p90: Positive | None = None
+    tpot_ms_p95: Positive | None = None
+    tpot_ms_p99: Positive | None = None
+    itl_ms_p50: Positive | None = None
+    itl_ms_p90: Positive | None = None
+    itl_ms_p95: Positive | None = None
+    itl_ms_p99: Positive | None = None
+    e2el_ms_p50: Positive | None = None
+    e2el_ms_p90: Positive | None = None
+    e2el_ms_p95: Positive | None = None
+    e2el_ms_p99: Positive | None = None
+    min_goodput: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Slo:
+        if not self.limits() and self.min_goodput is None:
+            raise ValueError("an SLO needs at least one limit such as ttft_ms_p99: 500")
+        return self
+
+    def limits(self) -> dict[str, float]:
+        """Latency limits by metric name, e.g. ``{"ttft_ms_p99": 500.0}``."""
+        return {k: v for k, v in self.model_dump().items()
+                if k != "min_goodput" and v is not None}
+
+
+class Workload(_Strict):
+    """Request lengths of the capacity scenario: fixed, uniform around a mean (as ``vllm bench
+    serve --random-range-ratio``), or drawn from a file of (input_len, output_len) pairs."""
+
+    input_len: Count = 512
+    output_len: Count = 256
+    input_range: Annotated[float, Field(ge=0, lt=1)] = 0.0  # uniform in L(1 -+ range)
+    output_range: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    lengths_file: str | None = None  # CSV or JSON lines, relative to the decision file
 
 
 class BenchmarkSpec(_Strict):
@@ -278,6 +355,8 @@ class BenchmarkSpec(_Strict):
     # {output_tok_s: 0.25} on a shared CPU; metrics not named use the GPU-measured defaults
     # (docs/metrics.md, "Certainty").
     noise: dict[str, Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]] = {}
+    slo: Slo | None = None  # what the capacity scenario must meet
+    workload: Workload = Workload()  # request lengths of the capacity scenario
 
 
 class AuditSpec(_Strict):

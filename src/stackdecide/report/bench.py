@@ -6,6 +6,7 @@ import json
 
 from tabulate import tabulate
 
+from stackdecide.bench.capacity import CapacityResult
 from stackdecide.bench.runner import BenchResult
 from stackdecide.bench.stats import Distribution
 
@@ -20,7 +21,8 @@ def _pct(dist: Distribution | None, key: str) -> float | None:
 
 def summary_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
     slo = result.config.slo
-    headers = ["conc", "ok/failed", "duration s", "out tok/s", "total tok/s", "req/s",
+    headers = ["conc/rate" if result.capacity else "conc", "ok/failed", "duration s",
+               "out tok/s", "total tok/s", "req/s",
                "TTFT p50 ms", "TTFT p99 ms", "TPOT p50 ms", "TPOT p99 ms", "ITL p50 ms",
                "E2EL p50 ms"]
     if slo:
@@ -28,7 +30,9 @@ def summary_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
     rows = []
     for level in result.levels:
         s = level.summary(slo, result.config.percentiles)
-        row = [str(level.concurrency), f"{s.completed}/{s.failed}", _fmt(s.duration_s),
+        load = (f"{level.request_rate:.3g}/s" if level.request_rate is not None
+                else str(level.concurrency))
+        row = [load, f"{s.completed}/{s.failed}", _fmt(s.duration_s),
                _fmt(s.output_tok_s, 1), _fmt(s.total_tok_s, 1), _fmt(s.request_per_s, 3),
                _fmt(_pct(s.ttft, "p50")), _fmt(_pct(s.ttft, "p99")),
                _fmt(_pct(s.tpot, "p50"), 3), _fmt(_pct(s.tpot, "p99"), 3),
@@ -61,20 +65,61 @@ def server_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
+def _csv(value: object) -> str:
+    text = "" if value is None else str(value)
+    return f'"{text}"' if "," in text else text
+
+
+def capacity_lines(capacity: CapacityResult, table_format: str = "simple") -> list[str]:
+    """The search's probes with their verdicts, then the capacity and its bracket."""
+    kind = capacity.settings.kind
+    rows = [[str(p.index), p.phase, f"{p.load:.4g}", "pass" if p.verdict.passed else "FAIL",
+             _fmt(p.verdict.margin if p.verdict.margin != float("inf") else None, 3),
+             _fmt(p.measurement.request_per_s, 3), _fmt(p.measurement.output_tok_s, 1),
+             "; ".join(p.verdict.reasons) or "-"] for p in capacity.probes]
+    headers = ["probe", "phase", "concurrency" if kind == "concurrency" else "rate req/s",
+               "SLO", "margin", "req/s", "out tok/s", "why not"]
+    out = [f"capacity search over {kind}, SLO {capacity.slo.text()}, precision "
+           f"{capacity.settings.precision:.0%}:",
+           tabulate(rows, headers, tablefmt=table_format, disable_numparse=True)]
+    low = capacity.last_pass.load if capacity.last_pass else None
+    high = capacity.first_fail.load if capacity.first_fail else None
+    if capacity.capacity_req_s is None:
+        out.append(f"capacity: none found ({capacity.stopped_because})")
+        return out
+    conc = (f", concurrency {capacity.capacity_concurrency}"
+            if capacity.capacity_concurrency is not None else "")
+    gap = f" ({capacity.relative_gap:.1%} wide)" if capacity.relative_gap is not None else ""
+    out.append(f"capacity: {capacity.capacity_req_s:,.3f} req/s{conc}, "
+               f"{_fmt(capacity.capacity_output_tok_s, 1)} out tok/s; bracket "
+               f"[{_fmt(low, 3)}, {_fmt(high, 3)}]{gap} after {len(capacity.probes)} probes; "
+               f"{capacity.stopped_because}")
+    return out
+
+
 def render(result: BenchResult, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(result.to_dict(), indent=1, allow_nan=False) + "\n"
     if fmt == "csv":
-        lines = ["metric,value,unit,concurrency,input_len,output_len,num_prompts"]
+        keys = ["concurrency", "input_len", "output_len", "num_prompts"]
+        if result.capacity is not None:
+            keys += ["request_rate", "probe", "passed", "search", "slo"]
+        lines = [",".join(["metric", "value", "unit", *keys])]
         for row in result.metric_rows():
             sc = row.scenario
-            lines.append(f"{row.metric},{row.value:.6g},{row.unit},{sc['concurrency']},"
-                         f"{sc['input_len']},{sc['output_len']},{sc['num_prompts']}")
+            lines.append(",".join([row.metric, f"{row.value:.6g}", row.unit,
+                                   *(_csv(sc.get(key)) for key in keys)]))
         return "\n".join(lines) + "\n"
     table_format = "github" if fmt == "markdown" else "simple"
     config = result.config
-    out = [f"{result.scenario}: {config.input_len} in / {config.output_len} out tokens, "
-           f"{config.num_prompts} prompts per level, model {result.model} at {config.url}"]
+    lengths = (config.lengths.describe() if config.lengths
+               else f"{config.input_len} in / {config.output_len} out tokens")
+    per = "prompts per level"
+    if result.capacity is not None:
+        per = ("prompts per probe (at least 2 x its concurrency)"
+               if result.capacity.settings.kind == "concurrency" else "prompts per probe")
+    out = [f"{result.scenario}: {lengths}, {config.num_prompts} {per}, "
+           f"{config.prompt_mode} prompts, model {result.model} at {config.url}"]
     headline = [row for row in result.metric_rows()
                 if row.metric in ("decode_tok_s", "prefill_tok_s")]
     for row in headline:
@@ -82,6 +127,8 @@ def render(result: BenchResult, fmt: str) -> str:
                    f"(concurrency {row.scenario['concurrency']})")
     headers, rows = summary_rows(result)
     out += ["", tabulate(rows, headers, tablefmt=table_format, disable_numparse=True)]
+    if result.capacity is not None:
+        out += ["", *capacity_lines(result.capacity, table_format)]
     headers, rows = server_rows(result)
     if rows:
         out += ["", "server /metrics over the same runs:",

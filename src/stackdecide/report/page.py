@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from stackdecide._version import __version__
 from stackdecide.model.problems import errors
 from stackdecide.report import charts
+from stackdecide.report.capacity import capacity_section
 from stackdecide.report.html_kit import esc, pct
 from stackdecide.report.sections import (
     audit_section,
@@ -205,6 +206,9 @@ def render_html(report: Report) -> str:
     if report.has_evidence:
         sections.append(("before-after", "Before/after evidence", before_after_section(report)))
         sections.append(("certainty", "Certainty", certainty_section(report)))
+    capacity = capacity_section(list(report.evidence)) if report.evidence is not None else None
+    if capacity is not None:
+        sections.append(("capacity", "Capacity", capacity))
     sections += [("roofline", "Roofline", roofline_section(report)),
                  ("audit", "Audit", audit_section(report)),
                  ("robustness", "Robustness", robustness_section(report, colors)),
