@@ -9,7 +9,10 @@ all three metrics of one candidate.
 
 Strategies: (a) one launch each, highest total; (b) three launches each (``vllm bench sweep
 --num-runs 3``), highest mean; (c) racing with ``next_action`` at confidence 0.95 and a
-budget of 3 m launches (never more than (b)).
+budget of 3 m launches (never more than (b)). For (c) it also prints the mean P(best) stated
+by its certificates beside the share of them that was right, and, as a reference for its
+launches, an idealized race that knows the noise exactly and faces a single challenger
+(``oracle_launches``).
 
     python benchmarks/certify.py [--trials N] [--seed S] [--jobs J]
 """
@@ -22,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 from stackdecide.certify import (
     RaceState,
@@ -117,6 +121,7 @@ class RaceOutcome:
     pick: int
     launches: int
     certified: bool
+    p_best: float  # the pick's P(best) when the race stopped
 
 
 def race(rng: np.random.Generator, true_raw: np.ndarray, rel_sd: np.ndarray) -> RaceOutcome:
@@ -126,20 +131,24 @@ def race(rng: np.random.Generator, true_raw: np.ndarray, rel_sd: np.ndarray) -> 
         state = race_state(values, rng)
         action = next_action(state, confidence=CONFIDENCE, max_launches=3 * m)
         if action.kind != "launch":
-            return RaceOutcome(state.p.leader(), int(state.launches.sum()), action.kind == "certified")
+            leader = state.p.leader()
+            return RaceOutcome(leader, int(state.launches.sum()), action.kind == "certified",
+                               float(state.p.p_best[leader]))
         i = state.candidates.index(str(action.candidate))
         values[i].append(launch(rng, true_raw[i], rel_sd))
 
 
 def trial(seed: np.random.SeedSequence, gap: float, rel_sd: np.ndarray) -> tuple[float, ...]:
-    """One decision: (a correct, a launches, b correct, b launches, c correct, c launches, c certified)."""
+    """One decision: (a correct, a launches, b correct, b launches, c correct, c launches, c certified,
+    c's stated P(best))."""
     rng = np.random.default_rng(seed)
     m = int(rng.integers(3, 6))
     true_raw, winner = make_decision(rng, m, gap, rel_sd)
     once = fixed_replicates(rng, true_raw, rel_sd, 1)
     thrice = fixed_replicates(rng, true_raw, rel_sd, 3)
     out = race(rng, true_raw, rel_sd)
-    return (once == winner, m, thrice == winner, 3 * m, out.pick == winner, out.launches, out.certified)
+    return (once == winner, m, thrice == winner, 3 * m, out.pick == winner, out.launches, out.certified,
+            out.p_best)
 
 
 def run_chunk(args: tuple[list[np.random.SeedSequence], float, np.ndarray]) -> np.ndarray:
@@ -161,6 +170,32 @@ def run_all(trials: int, seed: int, jobs: int, noise_scale: float = 1.0, chunk: 
     return [np.vstack([p for p, (_, g, _) in zip(parts, work, strict=True) if g == gap]) for gap in GAPS]
 
 
+def oracle_launches(rng: np.random.Generator, m: int, gap: float, z_goal: float) -> int:
+    """An idealized (c): two candidates ``gap`` sigma apart, the others out of reach, noise known
+    exactly; one launch each, then the leader's second, then the less-replicated side; stop when
+    the leader has two launches and its z score reaches ``z_goal``, or at 3 m launches."""
+    draws: list[list[float]] = [[gap + float(rng.standard_normal())], [float(rng.standard_normal())]]
+    used = m
+    while used < 3 * m:
+        lead = int(np.mean(draws[1]) > np.mean(draws[0]))
+        n_lead, n_other = len(draws[lead]), len(draws[1 - lead])
+        z = (np.mean(draws[lead]) - np.mean(draws[1 - lead])) / np.sqrt(1 / n_lead + 1 / n_other)
+        if n_lead >= 2 and z >= z_goal:
+            break
+        i = lead if n_lead < n_other or n_lead == n_other < 2 else 1 - lead
+        draws[i].append((gap if i == 0 else 0.0) + float(rng.standard_normal()))
+        used += 1
+    return used
+
+
+def oracle_ratio(gap: float, seed: int, trials: int = 20000) -> float:
+    """Launches of :func:`oracle_launches` / launches of (b), m = 3..5 equally often."""
+    rng = np.random.default_rng(seed)
+    z_goal = float(stats.norm.ppf(CONFIDENCE))
+    ms = rng.integers(3, 6, trials)
+    return float(sum(oracle_launches(rng, int(m), gap, z_goal) for m in ms) / (3 * ms.sum()))
+
+
 def binomial_se(p: float, k: int) -> float:
     return float(np.sqrt(p * (1 - p) / k)) if k else float("nan")
 
@@ -174,8 +209,9 @@ def table_rows(label: str, r: np.ndarray) -> list[str]:
         line = (f"{label:>8} {name:<11} {r[:, ok].mean():>8.1%} {r[:, used].mean():>9.2f} "
                 f"{r[:, used].mean() / launches_b:>8.2f}")
         if ok == 4:
+            stated = r[cert, 7].mean() if cert.any() else float("nan")
             line += (f" {cert.mean():>10.1%} {calib:>12.1%} ± {binomial_se(calib, int(cert.sum())):.1%}"
-                     f" (n={int(cert.sum())})")
+                     f" (n={int(cert.sum())}) {stated:>7.1%}")
         rows.append(line)
     return rows
 
@@ -193,13 +229,17 @@ def main() -> None:
     print(f"{args.trials} decisions per gap level, m = 3..5, seed {args.seed}, confidence {CONFIDENCE}, "
           f"true noise {args.noise_scale:g} x measured spreads")
     print("σ = SD of one launch's weighted total; vs (b) = launches / launches of (b); "
-          "calibration = share correct among certified ± binomial SE")
+          "calibration = share correct among certified ± binomial SE; stated = their mean P(best)")
     print(f"{'gap/σ':>8} {'strategy':<11} {'correct':>8} {'launches':>9} {'vs (b)':>8} "
-          f"{'certified':>10} {'calibration':>12}")
+          f"{'certified':>10} {'calibration':>12} {'':>14} {'stated':>7}")
     for gap, r in zip(GAPS, results, strict=True):
         print("\n".join(table_rows(f"{gap:g}", r)))
     print("\n".join(table_rows(">=2", np.vstack(results[2:]))))
     print("\n".join(table_rows("all", np.vstack(results))))
+    print("reference, launches vs (b) of an idealized race that knows the noise, faces one challenger "
+          "and stops "
+          "when its z score reaches P = 0.95: "
+          + ", ".join(f"{oracle_ratio(gap, args.seed):.2f} at {gap:g}σ" for gap in GAPS[2:]))
     print(f"({time.perf_counter() - start:.0f} s)")
 
 

@@ -4,12 +4,13 @@ Each step re-scores the decision from the evidence store, computes P(best) under
 (``robustness.certainty``) and asks the racing policy (``certify.racing``) what to do:
 
 * launch an unmeasured candidate whose best possible total could still beat the leader (the first
-  pass goes in a random order drawn from the race's ``seed``, never in file order);
-* launch a replicate of the leader or its strongest challenger, whichever has fewer launches, so
-  launches of the two interleave;
+  pass goes in a random order drawn from the race's ``seed``, never in file order; the policy's
+  ``first_pass="random"``, the same order when a race resumes);
+* launch a replicate of the leader or its strongest challenger, whichever has fewer launches (the
+  leader on equal counts while it has fewer than two), so launches of the two interleave;
 * drop candidates whose P(best) is too small to matter;
-* stop when the leader's P(best) reaches the confidence with at least two launches of it and of
-  every contender (**certified**), when no launch can separate the contenders (**tie**), or when
+* stop when the leader's P(best) reaches the confidence with at least two launches of it and one
+  of every contender (**certified**), when no launch can separate the contenders (**tie**), or when
   the launch or time budget is spent (**budget**, said as such).
 
 Every replicate is a fresh server: a restart is where the noise lives. Each launch benchmarks with
@@ -77,21 +78,6 @@ def race_state(sure: Certainty) -> RaceState:
                      probabilities, feasible & (optimistic > leader_expected), optimistic)
 
 
-def _first_pass(state: RaceState, rng: np.random.Generator) -> Action | None:
-    """An unmeasured candidate that could still win, chosen at random: launch order is no bias."""
-    hopeful = [i for i, n in enumerate(state.launches) if n == 0 and state.could_win[i]]
-    if not hopeful:
-        return None
-    pick = hopeful[int(rng.integers(len(hopeful)))]
-    assert state.optimistic_totals is not None
-    leader = state.p.leader()
-    name = state.candidates[pick]
-    return Action("launch", name, f"launch {name}: not measured yet; its best possible total "
-                  f"{state.optimistic_totals[pick] * 100:.2f} beats the leader "
-                  f"{state.candidates[leader]}'s expected {state.p.expected_totals[leader] * 100:.2f}"
-                  f" (first pass in random order)")
-
-
 @dataclass(frozen=True)
 class RaceLimits:
     confidence: float = DEFAULT_CONFIDENCE
@@ -108,7 +94,6 @@ def until_certain(decision: Decision, store: EvidenceStore, options: LaunchOptio
     """Race the candidates until the winner is certified, a tie is proven, or the budget is spent."""
     limits = limits or RaceLimits()
     say = notify or (lambda message: None)
-    rng = np.random.default_rng([seed, 1])
     started = time.monotonic()
     measurements: list[Measurement] = []
     durations: list[float] = []
@@ -122,9 +107,8 @@ def until_certain(decision: Decision, store: EvidenceStore, options: LaunchOptio
         action = next_action(state, limits.confidence, launches_used=len(measurements),
                              max_launches=limits.max_launches,
                              min_replicates=limits.min_replicates,
-                             max_replicates=limits.max_replicates)
-        if action.kind in ("launch", "budget") and len(measurements) < limits.max_launches:
-            action = _first_pass(state, rng) or action
+                             max_replicates=limits.max_replicates,
+                             first_pass="random", seed=seed)
         return sure, action
 
     say(f"race: confidence {limits.confidence:.2f}, at most {limits.max_launches} launches"

@@ -14,6 +14,7 @@ from stackdecide.certify import (
     rank_probabilities,
     sample_t_cells,
 )
+from stackdecide.certify.racing import first_pass_order
 
 NAMES = ("a", "b", "c", "d")
 
@@ -50,6 +51,18 @@ def test_launches_the_challenger_on_equal_counts() -> None:
     assert action == Action("launch", "c", "launch c: P(c beats a) = 0.38, 2 launches vs 2")
 
 
+def test_launches_the_leader_on_equal_counts_while_it_is_short_of_replicates() -> None:
+    # a and b have one launch each: either replicate shrinks their doubt alike, only a's can
+    # complete a certificate (a needs two launches)
+    action = next_action(state([0.60, 0.35, 0.05], [1, 1, 1], beats_leader=[0.0, 0.38, 0.10]))
+    assert action == Action("launch", "a", "launch a: leader (P = 0.60) has 1 launch, as many as 1 for "
+                                           "b (P(b beats a) = 0.38)")
+    # with three launches required, the leader still goes first at two each
+    action = next_action(state([0.60, 0.35, 0.05], [2, 2, 2], beats_leader=[0.0, 0.38, 0.10]),
+                         min_replicates=3)
+    assert action.candidate == "a"
+
+
 def test_launches_the_leader_when_it_has_fewer_launches() -> None:
     action = next_action(state([0.60, 0.40], [1, 2], beats_leader=[0.0, 0.38]))
     assert action == Action("launch", "a", "launch a: leader (P = 0.60) has 1 launch vs 2 for b "
@@ -60,7 +73,34 @@ def test_launches_an_unmeasured_candidate_that_could_win_best_first() -> None:
     s = state([0.9, 0.1, 0.0, 0.0], [2, 2, 0, 0], could_win=[False, False, True, True],
               optimistic=[0.7, 0.7, 0.8, 0.9])
     assert next_action(s) == Action("launch", "d", "launch d: not measured yet; its best possible total "
-                                                   "0.9 beats the leader a's expected 0.6")
+                                                   "90.00 beats the leader a's expected 60.00")
+
+
+def test_first_pass_in_the_random_order_of_the_seed() -> None:
+    """Seed 0 orders the four candidates d, a, c, b: the first that is unmeasured and could win."""
+    assert first_pass_order(4, 0).tolist() == [3, 0, 2, 1]
+    s = state([0.9, 0.1, 0.0, 0.0], [2, 2, 0, 0], could_win=[False, False, True, True],
+              optimistic=[0.7, 0.7, 0.8, 0.9])
+    assert next_action(s, first_pass="random", seed=0) == Action(
+        "launch", "d", "launch d: not measured yet; its best possible total 90.00 beats the leader a's "
+        "expected 60.00 (first pass in random order, seed 0)")
+    # seed 4 orders b, c, d, a: c comes before d, whatever their optimistic totals
+    assert first_pass_order(4, 4).tolist() == [1, 2, 3, 0]
+    assert next_action(s, first_pass="random", seed=4).candidate == "c"
+
+
+def test_random_first_pass_skips_a_candidate_that_cannot_win() -> None:
+    # seed 0 puts d first, but d cannot beat the leader even at its best: c is launched instead
+    s = state([0.9, 0.1, 0.0, 0.0], [2, 2, 0, 0], could_win=[False, False, True, False],
+              optimistic=[0.7, 0.7, 0.8, 0.5])
+    action = next_action(s, first_pass="random", seed=0)
+    assert (action.kind, action.candidate, action.dropped) == ("launch", "c", ("d",))
+
+
+def test_random_first_pass_order_depends_on_the_seed_alone() -> None:
+    firsts = {int(first_pass_order(4, seed)[0]) for seed in range(40)}
+    assert firsts == {0, 1, 2, 3}  # every candidate is sometimes first: no file-order bias
+    assert first_pass_order(4, 7).tolist() == first_pass_order(4, 7).tolist()
 
 
 def test_unmeasured_candidate_that_cannot_win_is_dropped() -> None:
@@ -118,6 +158,7 @@ def test_capped_leader_leaves_the_launch_to_the_challenger() -> None:
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"confidence": 1.0}, "confidence"),
     ({"min_replicates": 3, "max_replicates": 2}, "max_replicates"),
+    ({"first_pass": "file"}, "first_pass"),
 ])
 def test_next_action_rejects(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
