@@ -140,3 +140,35 @@ def test_dummy_weights_need_a_model_shape(tmp_path: Path) -> None:
                                      python=str(tmp_path / "none")), gpu=NO_GPU)
     assert any("scaffolded into the run folder" in note for note in plan.notes)
     assert plan.scaffold_shape == "qwen3-4b" and plan.scaffold_fp8
+
+
+HANGING_ENGINE = """
+import sys, time
+print("(EngineCore pid=1) ERROR 11-28 09:31:05 [core.py:1330] RuntimeError: Worker failed with "
+      "error 'CUDA error: CUBLAS_STATUS_INTERNAL_ERROR when calling `cublasCreate(handle)`'",
+      flush=True)
+time.sleep(300)  # the API server outlives its dead engine
+"""
+
+
+def test_an_engine_that_logs_a_fatal_error_but_hangs_fails_fast(tmp_path: Path) -> None:
+    require_vllm()
+    from dataclasses import replace
+
+    from stackdecide.launch import server as launch_server_module
+    from stackdecide.launch.server import LaunchFailed
+
+    decision = stackdecide.load(CPU_DECISION)
+    options = LaunchOptions(runs_dir=tmp_path, timeout_s=120, grace_s=1.0)
+    plan = plan_launch(decision, "cpu-bf16", options, gpu=NO_GPU)
+    assert plan.command is not None
+    hanging = replace(plan, command=replace(plan.command,
+                                            argv=(sys.executable, "-c", HANGING_ENGINE)))
+    started = launch_server_module.time.monotonic()
+    with pytest.raises(LaunchFailed) as failed:
+        start_server(hanging, options)
+    waited = launch_server_module.time.monotonic() - started
+    outcome = failed.value.outcome
+    assert outcome.failure == "engine_died"
+    assert any("CUBLAS_STATUS_INTERNAL_ERROR" in line for line in outcome.evidence)
+    assert waited < 60  # the fatal line plus its grace, not the 120 s timeout

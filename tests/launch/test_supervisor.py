@@ -21,6 +21,14 @@ def _group(tmp_path: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60"], start_new_session=True)
 
 
+def _wait_members(pgid: int, count: int, seconds: float = 15.0) -> list[int]:
+    """The group's members once it has ``count`` (the shell forks its children after it starts)."""
+    deadline = time.monotonic() + seconds
+    while len(group_members(pgid)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return group_members(pgid)
+
+
 def _wait_gone(pgid: int, seconds: float = 15.0) -> list[int]:
     deadline = time.monotonic() + seconds
     while group_members(pgid) and time.monotonic() < deadline:
@@ -31,7 +39,7 @@ def _wait_gone(pgid: int, seconds: float = 15.0) -> list[int]:
 def test_end_of_file_without_a_word_stops_the_group_and_records_it(tmp_path: Path) -> None:
     engine = _group(tmp_path)
     supervisor = start_supervisor(engine.pid, tmp_path, grace_s=2.0)
-    assert len(group_members(engine.pid)) >= 2
+    assert len(_wait_members(engine.pid, 2)) >= 2
     assert supervisor.pipe is not None
     os.close(supervisor.pipe)  # what the kernel does when the launcher is SIGKILLed
     supervisor.pipe = None

@@ -131,6 +131,9 @@ def _read_lines(path: Path) -> list[str]:
         return []
 
 
+FATAL_GRACE_S = 15.0
+
+
 class _LogFollower:
     """Reads new lines of the server log and reports each start-up phase once."""
 
@@ -139,6 +142,7 @@ class _LogFollower:
         self.offset = 0
         self.partial = ""
         self.phases: list[tuple[str, float]] = []
+        self.fatal_at: float | None = None  # when a line said start-up cannot go on
 
     def poll(self) -> None:
         try:
@@ -152,6 +156,8 @@ class _LogFollower:
         lines = text.split("\n")
         self.partial = lines.pop()
         for line in lines:
+            if self.fatal_at is None and failures.is_fatal_at_start(line):
+                self.fatal_at = time.monotonic()
             phase = failures.phase_of(line)
             if phase and phase not in (name for name, _ in self.phases):
                 at = round(time.monotonic() - self.started, 3)
@@ -286,6 +292,12 @@ class _Startup:
             failures.TIMEOUT, f"not ready after {self.options.timeout_s:g} s (last phase: {phase}; "
             f"readiness steps passed: {steps}); raise --timeout for a first start", tuple(lines)))
 
+    def _gave_up(self) -> bool:
+        """The engine logged a fatal start-up error and has not exited within a grace period
+        (its own teardown gets the chance to finish and say more first)."""
+        fatal_at = self.follower.fatal_at
+        return fatal_at is not None and time.monotonic() - fatal_at > FATAL_GRACE_S
+
     def wait_ready(self) -> None:
         """Poll the log, the process and the readiness steps until a completion is answered."""
         reached: set[str] = set()
@@ -297,6 +309,9 @@ class _Startup:
                 found = failures.classify(_read_lines(self.log_path), code)
                 raise LaunchFailed(self.fail(found.failure, found.reason, found.evidence, code))
             elapsed = time.monotonic() - self.started
+            if self._gave_up():
+                found = failures.classify(_read_lines(self.log_path))
+                raise LaunchFailed(self.fail(found.failure, found.reason, found.evidence))
             if elapsed > self.options.timeout_s:
                 raise self._timeout(reached)
             step = _ready_step(self.plan.url, served, reached)

@@ -92,6 +92,18 @@ PATTERNS: tuple[FailurePattern, ...] = (
        r"failed", "the engine process died"),
 )
 
+# What vLLM logs when start-up cannot go on. The API server can outlive it for minutes (seen on
+# 2 H200s, TP 2: a worker hung in its symmetric-memory teardown after a CUDA error), so the
+# launcher stops waiting when it reads one of these rather than at its timeout.
+_FATAL_AT_START = re.compile(r"Worker failed with error|Engine core initialization failed|"
+                             r"WorkerProc initialization failed|EngineCore failed to start")
+
+
+def is_fatal_at_start(line: str) -> bool:
+    """A log line after which the server cannot become ready."""
+    return bool(_FATAL_AT_START.search(line))
+
+
 # Lines that can carry a root cause: errors and exceptions, not warnings that mention words.
 _ERROR_LINE = re.compile(r"\bERROR\b|^\s*[\w.]*(Error|Exception)\b|error: |Traceback|"
                          r"\[Errno \d+\]|raise |Error:", re.IGNORECASE)
