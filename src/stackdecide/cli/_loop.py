@@ -11,9 +11,24 @@ from stackdecide.decision import Decision
 from stackdecide.evidence.store import EvidenceStore
 from stackdecide.launch.plan import LaunchOptions
 from stackdecide.loop import LoopResult, Measurement, until_stable
+from stackdecide.model.ranking import Ranking
 from stackdecide.race import RaceLimits, RaceResult, until_certain
 from stackdecide.report import text as report
 from stackdecide.report.launch import memory_check_lines
+from stackdecide.robustness.certainty import Certainty
+
+
+def echo_after(measurements: Sequence[Measurement], before: Ranking, after: Ranking,
+               title: str, certainty: Certainty | None = None) -> None:
+    """What was measured, the ranking after it, and before -> after."""
+    if measurements:
+        click.echo("\nmeasurements:")
+        click.echo(report.render_measurements(measurements), nl=False)
+        echo_memory(measurements)
+    click.echo(f"\nranking {title}:\n")
+    click.echo(report.render(after, certainty=certainty), nl=False)
+    click.echo("\nbefore -> after:")
+    click.echo(report.render_before_after(before, after), nl=False)
 
 
 def run_loop(decision: Decision, store_path: str, options: LaunchOptions, *, stable: bool,
@@ -27,13 +42,7 @@ def run_loop(decision: Decision, store_path: str, options: LaunchOptions, *, sta
                               notify=lambda message: click.echo(f"* {message}", err=True),
                               bench_progress=progress)
     progress.finish()
-    click.echo("\nmeasurements:")
-    click.echo(report.render_measurements(result.measurements), nl=False)
-    echo_memory(result.measurements)
-    click.echo(f"\nranking after measurement ({store_path}):\n")
-    click.echo(report.render(result.after), nl=False)
-    click.echo("\nbefore -> after:")
-    click.echo(report.render_before_after(result.before, result.after), nl=False)
+    echo_after(result.measurements, result.before, result.after, f"after measurement ({store_path})")
     click.echo(f"stopped: {result.stopped_because}")
     return result
 
@@ -48,14 +57,8 @@ def run_race(decision: Decision, store_path: str, options: LaunchOptions, *, lim
                                notify=lambda message: click.echo(f"* {message}", err=True),
                                bench_progress=progress)
     progress.finish()
-    if result.measurements:
-        click.echo("\nmeasurements:")
-        click.echo(report.render_measurements(result.measurements), nl=False)
-        echo_memory(result.measurements)
-    click.echo(f"\nranking after the race ({store_path}):\n")
-    click.echo(report.render(result.after, certainty=result.certainty), nl=False)
-    click.echo("\nbefore -> after:")
-    click.echo(report.render_before_after(result.before, result.after), nl=False)
+    echo_after(result.measurements, result.before, result.after,
+               f"after the race ({store_path})", result.certainty)
     click.echo(report.render_race_end(result))
     return result
 

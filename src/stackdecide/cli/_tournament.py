@@ -5,12 +5,11 @@ from __future__ import annotations
 import click
 
 from stackdecide._files import write_json_atomic
-from stackdecide.cli._loop import echo_memory
+from stackdecide.cli._loop import echo_after
 from stackdecide.decision import Decision
 from stackdecide.evidence.store import EvidenceStore
 from stackdecide.launch.plan import LaunchOptions
 from stackdecide.launch.runs import iso, utc_now
-from stackdecide.report import text as report
 from stackdecide.report.tournament import render_tournament, tournament_data
 from stackdecide.schedule.backends import make_scheduler
 from stackdecide.schedule.progress import ParallelProgress
@@ -41,14 +40,8 @@ def run_tournament_cli(decision: Decision, store_path: str, options: LaunchOptio
                                 on_event=ParallelProgress())
     click.echo("")
     click.echo(render_tournament(result), nl=False)
-    if result.measurements:
-        click.echo("\nmeasurements:")
-        click.echo(report.render_measurements(result.measurements), nl=False)
-        echo_memory(result.measurements)
-    click.echo(f"\nranking after the tournament ({store_path}):\n")
-    click.echo(report.render(result.after), nl=False)
-    click.echo("\nbefore -> after:")
-    click.echo(report.render_before_after(result.before, result.after), nl=False)
+    echo_after(result.measurements, result.before, result.after,
+               f"after the tournament ({store_path})")
     path = state_dir() / "tournaments" / f"{utc_now():%Y%m%dT%H%M%SZ}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, {**tournament_data(result), "scheduler": scheduler.name,

@@ -40,18 +40,13 @@ TORCH_INDEX = "https://download.pytorch.org/whl/{backend}"  # where uv's --torch
 
 
 def _pip_sources(sources: Sources, torch_backend: str | None = None) -> list[str]:
-    out: list[str] = []
-    if torch_backend and not (sources.no_index or sources.offline):
-        out += ["--extra-index-url", TORCH_INDEX.format(backend=torch_backend)]
-    for folder in sources.find_links:
-        out += ["--find-links", folder]
-    if sources.index_url:
-        out += ["--index-url", sources.index_url]
-    for url in sources.extra_index_urls:
-        out += ["--extra-index-url", url]
-    if sources.no_index or sources.offline:
-        out.append("--no-index")
-    return out
+    """uv's source options for pip (which has no --offline: no index is the offline case)."""
+    offline = sources.no_index or sources.offline
+    torch = ["--extra-index-url", TORCH_INDEX.format(backend=torch_backend)] \
+        if torch_backend and not offline else []
+    out = [option for option in Sources(sources.find_links, sources.index_url,
+                                        sources.extra_index_urls, no_index=offline).options()]
+    return torch + out
 
 
 def download_wheels(resolution: Resolution, dest: Path, sources: Sources | None = None,
