@@ -109,10 +109,23 @@ def test_a_folder_that_is_no_environment_is_never_used(wheelhouse: Path, tmp_pat
     assert prune(envs, locks=(env.lock_sha256[:8],)) == [half]
 
 
+def _slow_sync_uv(tmp_path: Path) -> tuple[Path, Path]:
+    """The real uv, except that ``pip sync`` (the install) first says so and waits: a slow
+    install to interrupt, on machines where a real one finishes before any signal could land."""
+    marker = tmp_path / "syncing"
+    wrapper = tmp_path / "uv"
+    wrapper.write_text(f"""#!/bin/sh
+if [ "$1" = pip ] && [ "$2" = sync ]; then touch '{marker}'; sleep 120; fi
+exec '{find_uv()}' "$@"
+""")
+    wrapper.chmod(0o755)
+    return wrapper, marker
+
+
 def test_interrupted_build_leaves_nothing_usable(tmp_path: Path) -> None:
     """Ctrl-C while uv installs: the temporary folder goes, no environment appears."""
     wheels = tmp_path / "wheels"
-    make_wheel(wheels, "sd-many", "1.0", files=30000)  # installing takes long enough to interrupt
+    make_wheel(wheels, "sd-many", "1.0")
     decision = tmp_path / "d.yaml"
     decision.write_text(
         "schema: stackdecide/v1\ndecision: {title: t, hardware: {gpu: cpu}}\n"
@@ -120,16 +133,18 @@ def test_interrupted_build_leaves_nothing_usable(tmp_path: Path) -> None:
         f"  - {{id: cand, stack: {{python: '{PYTHON}', packages: {{sd-many: '1.0'}}}}, "
         "scores: {c: 5}}\n")
     envs = tmp_path / "envs"
+    uv, syncing = _slow_sync_uv(tmp_path)
     process = subprocess.Popen(
         [sys.executable, "-m", "stackdecide", "env", "build", str(decision), "--env-dir",
          str(envs), "--find-links", str(wheels), "--no-index", "--offline"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        env={**os.environ, "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": ""})
+        env={**os.environ, "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": "",
+             "STACKDECIDE_UV": str(uv)})
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any(
-            p.name.startswith(".building-") and (p / "lock.txt").exists()
-            for p in (envs.iterdir() if envs.is_dir() else ())):
-        time.sleep(0.005)
+    while time.monotonic() < deadline and not syncing.exists() and process.poll() is None:
+        time.sleep(0.05)
+    assert syncing.exists(), process.communicate(timeout=10)[1]
+    assert [p.name.startswith(".building-") for p in envs.iterdir()] == [True]
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
