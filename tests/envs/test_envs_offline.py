@@ -139,11 +139,18 @@ def test_interrupted_build_leaves_nothing_usable(tmp_path: Path) -> None:
          str(envs), "--find-links", str(wheels), "--no-index", "--offline"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         env={**os.environ, "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": "",
-             "STACKDECIDE_UV": str(uv)})
-    deadline = time.monotonic() + 120
+             "STACKDECIDE_UV": str(uv),
+             # a cache of its own: no lock held by another uv on this machine can stall it
+             "UV_CACHE_DIR": str(tmp_path / "uv-cache")})
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not syncing.exists() and process.poll() is None:
         time.sleep(0.05)
-    assert syncing.exists(), process.communicate(timeout=10)[1]
+    if not syncing.exists():
+        group = subprocess.run(["ps", "-o", "pid,etime,args", "-g", str(process.pid)],
+                               capture_output=True, text=True).stdout
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail(f"the install never started; processes:\n{group}\n"
+                    f"stderr:\n{process.communicate(timeout=10)[1]}")
     assert [p.name.startswith(".building-") for p in envs.iterdir()] == [True]
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
     _out, err = process.communicate(timeout=120)
