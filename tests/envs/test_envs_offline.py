@@ -138,6 +138,9 @@ def test_interrupted_build_leaves_nothing_usable(tmp_path: Path) -> None:
         [sys.executable, "-m", "stackdecide", "env", "build", str(decision), "--env-dir",
          str(envs), "--find-links", str(wheels), "--no-index", "--offline"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        # a shell's background job inherits SIGINT ignored, and Python then never raises
+        # KeyboardInterrupt: give the build the terminal's default, as Ctrl-C would find it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         env={**os.environ, "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": "",
              "STACKDECIDE_UV": str(uv),
              # a cache of its own: no lock held by another uv on this machine can stall it
