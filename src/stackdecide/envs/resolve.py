@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from stackdecide.envs.requirements import StackRequirements
 from stackdecide.envs.uv import (
     Sources,
@@ -58,8 +60,8 @@ class Lock:
         return self.sha256[:16]
 
     def version(self, name: str) -> str | None:
-        wanted = _canonical(name)
-        return next((v for n, v in self.packages if _canonical(n) == wanted), None)
+        wanted = canonicalize_name(name)
+        return next((v for n, v in self.packages if canonicalize_name(n) == wanted), None)
 
     @property
     def vllm(self) -> str | None:
@@ -105,9 +107,6 @@ class Resolution:
         return f"cannot be installed as pinned: {self.reason}"
 
 
-def _canonical(name: str) -> str:
-    return name.replace("_", "-").replace(".", "-").lower()
-
 
 def parse_lock(text: str) -> tuple[tuple[str, str], ...]:
     """``name==version`` lines of uv's output (without header and annotations)."""
@@ -118,7 +117,7 @@ def parse_lock(text: str) -> tuple[tuple[str, str], ...]:
             continue
         name, _, version = line.partition("==")
         packages.append((name.strip().split("[", 1)[0], version.split(";", 1)[0].strip()))
-    return tuple(sorted(packages, key=lambda item: _canonical(item[0])))
+    return tuple(sorted(packages, key=lambda item: canonicalize_name(item[0])))
 
 
 def _compile(requirements: StackRequirements, sources: Sources, folder: Path,
