@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import os
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -237,8 +236,3 @@ def _stack_differences(stack: Stack, runtime: RuntimeVersions) -> list[Problem]:
                                 f"{runtime.python} has no flashinfer", "stack.extras", "warning"))
     return problems
 
-
-def visible_gpu_index() -> int:
-    """The first device CUDA_VISIBLE_DEVICES exposes (NVML numbering), when it is a plain index."""
-    first = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
-    return int(first) if first.isdigit() else 0
