@@ -9,13 +9,20 @@
 #   scripts/validate-multi-gpu.sh decide WORK ID    launch and benchmark one candidate of
 #                                                   hopper-multi.yaml (tp1, tp2 or dp2): per-GPU
 #                                                   memory planned vs logged; ~3-5 min each
-#   scripts/validate-multi-gpu.sh parallel WORK [CONFIRM]
-#                                                   two TP-1 candidates of hopper.yaml at once on
-#                                                   two GPUs (--parallel 2), then CONFIRM (default
-#                                                   1) contenders re-measured alone; prints wall
-#                                                   time / slowest candidate
-#   scripts/validate-multi-gpu.sh serial WORK       the same two candidates one after the other
-#                                                   (--parallel 1), for the serial wall time
+#   scripts/validate-multi-gpu.sh parallel WORK [CONFIRM] [NAME]
+#                                                   two TP-1 candidates at once on two GPUs
+#                                                   (--parallel 2), then CONFIRM (default 0)
+#                                                   contenders re-measured alone; NAME (default
+#                                                   parallel) names the output files
+#   scripts/validate-multi-gpu.sh serial WORK [NAME]
+#                                                   the same two one after the other (--parallel
+#                                                   1): each alone, for the serial wall time
+#
+# The two candidates: TOURNAMENT=pair (default) takes bf16-flash-attn and fp8-flash-attn of
+# hopper.yaml (docs/results/hopper-h200-x2-parallel); TOURNAMENT=stacks the two vLLM releases of
+# hopper-stacks.yaml, each in its own environment layered on python3's packages (--base-env).
+# Without network, WHEELHOUSE (default /root/vstage/wheels when present) holds the wheels those
+# environments need beyond what python3 has installed (docs/environments.md).
 #   scripts/validate-multi-gpu.sh finish WORK       rankings, evidence, and the wall-time ratios
 #
 # NVLink multicast stays off: NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1 and
@@ -32,7 +39,15 @@ export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}
 export TORCH_SYMM_MEM_DISABLE_MULTICAST=${TORCH_SYMM_MEM_DISABLE_MULTICAST:-1}
 export NVSHMEM_DISABLE_NVLS=${NVSHMEM_DISABLE_NVLS:-1}
 export VLLM_USE_DEEP_GEMM=${VLLM_USE_DEEP_GEMM:-0}  # block-FP8: Cutlass, not a 20-min JIT
-pair=bf16-flash-attn,fp8-flash-attn
+base_env=$(command -v python3)
+wheelhouse=${WHEELHOUSE:-/root/vstage/wheels}
+sources=()
+[ -d "$wheelhouse" ] && sources=(--find-links "$wheelhouse" --offline --no-index)
+case "${TOURNAMENT:-pair}" in
+  pair) tournament=(hopper.yaml --candidates bf16-flash-attn,fp8-flash-attn) ;;
+  stacks) tournament=(stacks.yaml --build-envs --base-env "$base_env" "${sources[@]}") ;;
+  *) echo "TOURNAMENT is pair or stacks" >&2; exit 2 ;;
+esac
 
 hardware() {  # point a decision at the GPU present, with its datasheet numbers
   gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
@@ -57,7 +72,9 @@ prepare)
   stackdecide probe 2>&1 | tee probe.txt || true
   hardware "$root/criteria/hopper-multi.yaml" multi.yaml
   hardware "$root/criteria/hopper.yaml" hopper.yaml
+  hardware "$root/criteria/hopper-stacks.yaml" stacks.yaml
   stackdecide check multi.yaml | tee check-multi.txt
+  stackdecide env build stacks.yaml --base-env "$base_env" "${sources[@]}" 2>&1 | tee envs.txt
   for id in tp1 tp2 dp2; do
     stackdecide launch multi.yaml --candidate "$id" --dry-run --dummy-weights \
       > "dry-run-$id.txt" 2>&1 || true
@@ -71,47 +88,51 @@ decide)
     --evidence multi.db --timeout 420 2>&1 | tee -a "decide-$id.txt"
   ;;
 parallel)
+  name=${4:-parallel}
   start=$(date +%s)
   set +e
-  stackdecide launch hopper.yaml --bench --parallel 2 --candidates "$pair" --dummy-weights \
-    --confirm-top "${3:-1}" --evidence parallel.db --timeout 420 2>&1 | tee parallel.txt
+  stackdecide launch "${tournament[@]}" --bench --parallel 2 --dummy-weights \
+    --confirm-top "${3:-0}" --evidence "${TOURNAMENT:-pair}.db" --timeout 420 2>&1 | tee "$name.txt"
   status=${PIPESTATUS[0]}
   set -e
-  echo "parallel step wall time: $(( $(date +%s) - start )) s (exit $status)" | tee -a parallel.txt
-  ls -t .stackdecide/tournaments/*.json | head -n 1 > parallel-summary-path.txt
+  echo "$name step wall time: $(( $(date +%s) - start )) s (exit $status)" | tee -a "$name.txt"
+  ls -t .stackdecide/tournaments/*.json | head -n 1 > "$name-summary-path.txt"
   ;;
 serial)
+  name=${3:-serial}
   start=$(date +%s)
   set +e
-  stackdecide launch hopper.yaml --bench --parallel 1 --candidates "$pair" --dummy-weights \
-    --confirm-top 0 --evidence serial.db --timeout 420 2>&1 | tee serial.txt
+  stackdecide launch "${tournament[@]}" --bench --parallel 1 --dummy-weights \
+    --confirm-top 0 --evidence "${TOURNAMENT:-pair}.db" --timeout 420 2>&1 | tee "$name.txt"
   status=${PIPESTATUS[0]}
   set -e
-  echo "serial step wall time: $(( $(date +%s) - start )) s (exit $status)" | tee -a serial.txt
-  ls -t .stackdecide/tournaments/*.json | head -n 1 > serial-summary-path.txt
+  echo "$name step wall time: $(( $(date +%s) - start )) s (exit $status)" | tee -a "$name.txt"
+  ls -t .stackdecide/tournaments/*.json | head -n 1 > "$name-summary-path.txt"
   ;;
 finish)
   [ -f multi.db ] && stackdecide score multi.yaml --evidence multi.db | tee after-multi.txt
   [ -f multi.db ] && stackdecide evidence export --evidence multi.db --format json > multi-evidence.json
+  [ -f pair.db ] && stackdecide score hopper.yaml --evidence pair.db | tee after-pair.txt
+  [ -f stacks.db ] && stackdecide score stacks.yaml --evidence stacks.db | tee after-stacks.txt
   python3 - <<'PY' | tee ratios.txt
 import json, pathlib
 def load(name):
     path = pathlib.Path(f"{name}-summary-path.txt")
-    return json.loads(pathlib.Path(path.read_text().strip()).read_text()) if path.exists() else None
-par, ser = load("parallel"), load("serial")
-if par:
-    m = par["measured"]
-    print(f"parallel round: wall {m['wall_s']:.1f} s, slowest candidate {m['slowest_s']:.1f} s, "
-          f"wall / slowest = {m['ratio_to_slowest']:.2f} (goal <= 1.3)")
-    for t in m["tasks"]:
-        print(f"  {t['candidate']}: GPUs {t['gpus']}, beside {t['beside']}, {t['seconds']:.1f} s")
-if ser:
-    s = ser["measured"]
-    print(f"serial round: wall {s['wall_s']:.1f} s, slowest candidate {s['slowest_s']:.1f} s")
-if par and ser:
-    print(f"serial wall / parallel wall = {s['wall_s'] / m['wall_s']:.2f}")
-    print(f"parallel wall / slowest candidate run alone (serial) = "
-          f"{m['wall_s'] / s['slowest_s']:.2f} (goal <= 1.3)")
+    return json.loads(pathlib.Path(path.read_text().strip()).read_text())["measured"] \
+        if path.exists() else None
+rounds = {name: load(name) for name in ("parallel", "serial", "parallel-warm")}
+for name, m in rounds.items():
+    if m:
+        print(f"{name} round: wall {m['wall_s']:.1f} s, slowest candidate {m['slowest_s']:.1f} s")
+        for t in m["tasks"]:
+            print(f"  {t['candidate']}: GPUs {t['gpus']}, beside {t['beside']}, {t['seconds']:.1f} s")
+alone = rounds["serial"]
+for name in ("parallel", "parallel-warm"):
+    m = rounds[name]
+    if m and alone:
+        print(f"{name}: serial wall / parallel wall = {alone['wall_s'] / m['wall_s']:.2f}; "
+              f"parallel wall / slowest candidate alone = {m['wall_s'] / alone['slowest_s']:.2f} "
+              "(goal <= 1.3)")
 PY
   ;;
 *)

@@ -31,6 +31,16 @@ def test_score_prints_the_ranking_and_the_audit(rtx4090_path: Path) -> None:
     assert "winner: vllm[flashinfer] + PyTorch 2.7.1 (89.75)" in out
 
 
+def test_the_audit_column_says_mismatch_only_for_a_reported_total() -> None:
+    """A decode target above one layout's roofline carries reported and computed values too; it
+    is named by its code, not read as a total that does not add up."""
+    code, out, _ = run("score", str(Path(__file__).parents[2] / "criteria" / "hopper-multi.yaml"))
+    assert code == 0
+    rows = [line for line in out.splitlines() if line[:1] in "123"]
+    assert rows and all("MISMATCH" not in row for row in rows)
+    assert sum("target-above-roofline" in row for row in rows) == 2  # tp1, dp2: one GPU each
+
+
 def test_score_json_is_versioned_and_complete(rtx4090_path: Path) -> None:
     code, out, _ = run("score", str(rtx4090_path), "--format", "json")
     assert code == 0

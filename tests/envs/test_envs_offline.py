@@ -223,3 +223,41 @@ def test_a_launch_plan_runs_the_candidate_in_its_own_environment(wheelhouse: Pat
     assert plan.environment_record() == {
         "lock_sha256": env.lock_sha256, "path": str(env.path), "python_version": PYTHON,
         "distributions": ["sd-alpha==1.1", "sd-beta==2.0"]}
+
+
+def test_a_parallel_tournament_builds_and_uses_the_environments(wheelhouse: Path,
+                                                                tmp_path: Path) -> None:
+    """`launch --parallel --build-envs`: each worker runs its candidate with the environment built
+    for it (this one has no vLLM, so the launch is refused naming that interpreter)."""
+    decision = tmp_path / "d.yaml"
+    decision.write_text(
+        "schema: stackdecide/v1\ndecision: {title: t, hardware: {gpu: cpu}}\n"
+        "criteria: [{id: c, weight: 1, measure: {metric: launch_ok, value: pass_fail}}]\n"
+        f"candidates:\n  - {{id: cand, stack: {{python: '{PYTHON}', packages: "
+        "{sd-beta: '2.0'}}, engine: {model: m}, scores: {c: 5}}\n")
+    envs = tmp_path / "envs"
+    result = subprocess.run(
+        [sys.executable, "-m", "stackdecide", "launch", str(decision), "--bench", "--parallel",
+         "1", "--confirm-top", "0", "--build-envs", "--env-dir", str(envs), "--find-links",
+         str(wheelhouse), "--offline", "--no-index"],
+        capture_output=True, text=True, check=False, cwd=tmp_path, timeout=600)
+    assert result.returncode == 1, result.stderr
+    built = [entry.env for entry in list_envs(envs) if entry.env]
+    assert len(built) == 1
+    assert f"* cand: environment {built[0].short} built in" in result.stderr
+    assert "did not start: refused" in result.stdout
+    outcomes = list((tmp_path / ".stackdecide" / "runs").glob("*-cand/outcome.json"))
+    assert len(outcomes) == 1
+    outcome = json.loads(outcomes[0].read_text())
+    assert f"vLLM is not installed in '{built[0].python}'" in json.dumps(outcome)
+
+
+def test_offline_with_an_empty_cache_is_could_not_check(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """UV_OFFLINE=1 (an air-gapped machine) and no wheelhouse: uv's cache cannot answer, which
+    says nothing about whether the pins install."""
+    monkeypatch.setenv("UV_OFFLINE", "1")
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "empty-cache"))
+    resolution = resolve(_requirements(**{"sd-alpha": "1.1"}))
+    assert resolution.status == "unchecked", resolution.reason
+    assert "was not found in the cache" in resolution.reason

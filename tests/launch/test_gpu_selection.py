@@ -98,3 +98,20 @@ def test_evidence_names_the_gpus_a_launch_used() -> None:
                                              compute_capability="9.0", driver="580", count=2)
     every = LaunchOutcome(True, "tp1", None, "0" * 64, "/tmp/run", hardware={"gpus": probed})
     assert hardware_of(every) is not None and hardware_of(every).count == 4
+
+
+def test_tensor_parallel_without_multicast_warns_of_the_fused_all_reduce() -> None:
+    off = {"TORCH_SYMM_MEM_DISABLE_MULTICAST": "1"}
+    [problem] = gpus.check_fused_allreduce({}, 2, {}, off)
+    assert (problem.code, problem.severity, problem.field) == (
+        "fused-allreduce-without-multicast", "warning", "engine.compilation_config")
+    assert "TORCH_SYMM_MEM_DISABLE_MULTICAST=1" in problem.message
+    assert "fuse_allreduce_rms: false" in problem.message
+    fusion_off = {"compilation_config": {"pass_config": {"fuse_allreduce_rms": False}}}
+    assert gpus.check_fused_allreduce(fusion_off, 2, {}, off) == []
+    as_json = {"compilation_config": '{"pass_config": {"fuse_allreduce_rms": false}}'}
+    assert gpus.check_fused_allreduce(as_json, 2, {}, off) == []
+    assert gpus.check_fused_allreduce({}, 2, {"VLLM_FLASHINFER_ALLREDUCE_BACKEND": "trtllm"},
+                                      off) == []
+    assert gpus.check_fused_allreduce({}, 1, {}, off) == []  # nothing to all-reduce
+    assert gpus.check_fused_allreduce({}, 2, {}, {}) == []  # multicast on: not this rule

@@ -103,3 +103,19 @@ def test_phases_of_a_real_cpu_start() -> None:
 ])
 def test_gpu_phases(line: str, phase: str) -> None:
     assert phase_of(line) == phase
+
+
+def test_a_worker_error_is_named_in_the_reason() -> None:
+    """TP 2 on two H200s (vLLM 0.26.0): the engine only says it died; the worker's error says
+    why (docs/results/hopper-h200-x2-multi-gpu/run2/tp2-server.log)."""
+    log = ["(Worker_TP0 pid=2221) ERROR 11-28 11:58:50 [multiproc_executor.py:1007] RuntimeError: "
+           "CUDA error: CUBLAS_STATUS_INTERNAL_ERROR when calling `cublasCreate(handle)`",
+           "(EngineCore pid=2106) ERROR 11-28 11:58:50 [core.py:1330] RuntimeError: Worker failed "
+           "with error 'CUDA error: CUBLAS_STATUS_INTERNAL_ERROR when calling `cublasCreate(handle)`"
+           "', please check the stack trace above for the root cause",
+           "(EngineCore pid=2106) ERROR 11-28 11:58:51 [core.py:1330] RuntimeError: Engine core "
+           "initialization failed. See root cause above. Failed core proc(s): {}"]
+    found = classify(log, exit_code=1)
+    assert found.failure == failures.ENGINE_DIED
+    assert found.reason == ("the engine process died: CUDA error: CUBLAS_STATUS_INTERNAL_ERROR "
+                            "when calling `cublasCreate(handle)`")

@@ -43,6 +43,13 @@ def env_dir_option(func: F) -> F:
                              "~/.cache/stackdecide/envs].")(func)
 
 
+def base_env_option(func: F) -> F:
+    return click.option("--base-env", metavar="PYTHON",
+                        help="Layer the environments on the installed one of this interpreter "
+                             "(e.g. a GPU machine's CUDA torch): install only what it does not "
+                             "provide at the versions needed.")(func)
+
+
 def target_options(func: F) -> F:
     func = click.option("--platform", default=DEFAULT_PLATFORM, show_default=True,
                         help="Target platform, as uv's --python-platform names it.")(func)
@@ -63,7 +70,8 @@ def env_options(kwargs: dict[str, Any]) -> EnvOptions:
     return EnvOptions(env_dir=kwargs.pop("env_dir", None), sources=sources,
                       python_version=kwargs.pop("python_version", None),
                       platform=kwargs.pop("platform", DEFAULT_PLATFORM),
-                      base_python=kwargs.pop("base_python", None))
+                      base_python=kwargs.pop("base_python", None),
+                      base_env=kwargs.pop("base_env", None))
 
 
 @main.group()
@@ -76,6 +84,7 @@ def env() -> None:
 @candidates_option
 @target_options
 @source_options
+@base_env_option
 @click.option("--show-lock", is_flag=True, help="Also list every locked package.")
 @handle_errors
 def resolve_command(file: str, candidate_ids: tuple[str, ...], show_lock: bool,
@@ -100,6 +109,7 @@ def resolve_command(file: str, candidate_ids: tuple[str, ...], show_lock: bool,
               help="Interpreter the environments are made from [default: this one].")
 @target_options
 @source_options
+@base_env_option
 @handle_errors
 def build_command(file: str, candidate_ids: tuple[str, ...], **kwargs: Any) -> None:
     """Build (or reuse) one environment per distinct lock of the candidates' stacks."""

@@ -10,8 +10,8 @@ import click
 
 import stackdecide
 from stackdecide.cli._app import any_hardware_option, handle_errors, main
-from stackdecide.cli.env import env_dir_option, env_options, source_options
-from stackdecide.envs.decision import build_candidates
+from stackdecide.cli.env import base_env_option, env_dir_option, env_options, source_options
+from stackdecide.envs.decision import EnvOptions, build_candidates
 from stackdecide.evidence.store import default_evidence_path
 from stackdecide.launch import preflight
 from stackdecide.launch.plan import (
@@ -81,6 +81,7 @@ def _record(store_path: str, outcome: LaunchOutcome) -> None:
                    "built (or reused) first: see `stackdecide env build`.")
 @env_dir_option
 @source_options
+@base_env_option
 @click.option("--bench", is_flag=True,
               help="Once ready, run the decision's benchmark scenarios, store the measurements "
                    "as evidence, stop the server and show the ranking before and after.")
@@ -133,12 +134,16 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
     --keep). Logs and outcome go to .stackdecide/runs/<UTC time>-<candidate>/.
     Exit status: 0 ready (or dry run accepted), 1 refused or failed, 2 bad input.
     """
+    if build_envs and (python or use_current_env):
+        raise click.UsageError("--build-envs runs candidates in their own environments: drop "
+                               "--python/--use-current-env")
     if parallel is not None or cluster is not None:
         _tournament(file, bench, until_certain or until_stable, dry_run or keep,
                     LaunchOptions(host=host, timeout_s=timeout_s, dummy_weights=dummy_weights,
                                   python=python, port=None,
                                   use_current_env=use_current_env),
-                    evidence_path, cluster, parallel, only, race_seed, confirm_top, any_hardware)
+                    evidence_path, cluster, parallel, only, race_seed, confirm_top, any_hardware,
+                    env_options(env_kwargs) if build_envs else None)
         return
     if winner == (candidate_id is not None):
         raise click.UsageError("pass exactly one of --winner or --candidate ID")
@@ -155,9 +160,6 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
     decision.candidate(chosen)  # unknown ids fail here, listing the candidates
     click.echo(f"candidate: {chosen}" + (" (the winner by weighted sum)" if winner else ""),
                err=True)
-    if build_envs and (python or use_current_env):
-        raise click.UsageError("--build-envs runs candidates in their own environments: drop "
-                               "--python/--use-current-env")
     environments = build_candidates(decision, None if bench and winner else [chosen],
                                     env_options(env_kwargs), notify=echo_step) \
         if build_envs else {}
@@ -233,9 +235,9 @@ def _start_one(decision: stackdecide.Decision, chosen: str, options: LaunchOptio
 def _tournament(file: str | None, bench: bool, looping: bool, starts_only: bool,
                 options: LaunchOptions, evidence_path: str | None, cluster: str | None,
                 parallel: str | None, only: str | None, seed: int, confirm_top: int,
-                any_hardware: bool) -> None:
+                any_hardware: bool, env_options_: EnvOptions | None) -> None:
     """`--parallel` / `--cluster`: measure several candidates at once (schedule.tournament)."""
-    from stackdecide.cli._tournament import run_tournament_cli
+    from stackdecide.cli._tournament import candidates_to_run, run_tournament_cli
     from stackdecide.schedule.backends import parse_parallel
 
     if not bench or looping or starts_only:
@@ -246,6 +248,9 @@ def _tournament(file: str | None, bench: bool, looping: bool, starts_only: bool,
     click.echo(f"decision: {why}", err=True)
     decision = stackdecide.load(path)
     store_path = evidence_path or str(default_evidence_path(path))
+    if env_options_ is not None:  # built here, used by every worker (a shared folder on Ray)
+        options = replace(options, environments=build_candidates(
+            decision, candidates_to_run(decision, only), env_options_, notify=echo_step))
     result = run_tournament_cli(decision, store_path, options, cluster=cluster, limit=limit,
                                 only=only, seed=seed, confirm_top=confirm_top,
                                 any_hardware=any_hardware)

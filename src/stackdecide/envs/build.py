@@ -22,9 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
 from stackdecide._files import write_json_atomic
+from stackdecide.envs.base import BaseEnv, layer_on, site_packages, unmet_requirements
 from stackdecide.envs.requirements import StackRequirements
-from stackdecide.envs.resolve import Lock, Resolution
+from stackdecide.envs.resolve import Lock, Resolution, resolve
 from stackdecide.envs.uv import (
     EnvError,
     Sources,
@@ -39,6 +43,7 @@ MANIFEST = "stackdecide-env.json"
 MANIFEST_SCHEMA = "stackdecide/env/v1"
 BUILDING_PREFIX = ".building-"
 INSTALL_TIMEOUT_S = 3600.0
+MAX_LAYER_ROUNDS = 6  # resolve-install-check rounds over a base environment
 
 
 def default_env_dir() -> Path:
@@ -117,17 +122,20 @@ def _failed_pin(requirements: StackRequirements, sentence: str) -> str:
     return f" (pin {requirements.pin_of(package)})" if package else ""
 
 
-def _install(folder: Path, lock: Lock, base_python: str, sources: Sources,
-             requirements: StackRequirements) -> tuple[str, ...]:
+def _create(folder: Path, base_python: str, requirements: StackRequirements) -> None:
     created = run_uv(["venv", str(folder), "--python", base_python, "--python-preference",
                       "only-system", "--relocatable", "--quiet"], timeout_s=300)
     if not created.ok:
         raise EnvError(f"candidate '{requirements.candidate_id}': cannot create a virtual "
                        f"environment with {base_python}: {failure_sentence(created.stderr)}")
+
+
+def _sync(folder: Path, lock: Lock, sources: Sources, requirements: StackRequirements) -> None:
+    """Install exactly the lock's packages (and remove any other the folder itself holds)."""
     (folder / "lock.txt").write_text(lock.text)
-    python = str(folder / "bin" / "python")
-    synced = run_uv(["pip", "sync", str(folder / "lock.txt"), "--python", python,
-                     "--python-preference", "only-system", "--quiet", *sources.options(),
+    synced = run_uv(["pip", "sync", str(folder / "lock.txt"), "--python",
+                     str(folder / "bin" / "python"), "--python-preference", "only-system",
+                     "--quiet", *sources.options(),
                      *(["--torch-backend", lock.torch_backend] if lock.torch_backend else [])],
                     timeout_s=INSTALL_TIMEOUT_S)
     if not synced.ok:
@@ -137,8 +145,11 @@ def _install(folder: Path, lock: Lock, base_python: str, sources: Sources,
         raise EnvError(f"candidate '{requirements.candidate_id}': {where}"
                        f"{_failed_pin(requirements, sentence)} from {sources.describe()}: "
                        f"{sentence}")
-    frozen = run_uv(["pip", "freeze", "--python", python, "--python-preference", "only-system"],
-                    timeout_s=120)
+
+
+def _freeze(folder: Path, requirements: StackRequirements) -> tuple[str, ...]:
+    frozen = run_uv(["pip", "freeze", "--python", str(folder / "bin" / "python"),
+                     "--python-preference", "only-system"], timeout_s=120)
     if not frozen.ok:
         raise EnvError(f"candidate '{requirements.candidate_id}': cannot list the installed "
                        f"packages: {failure_sentence(frozen.stderr)}")
@@ -146,21 +157,64 @@ def _install(folder: Path, lock: Lock, base_python: str, sources: Sources,
                          if "==" in line), key=str.lower))
 
 
+def _install_layered(folder: Path, resolution: Resolution, base: BaseEnv, sources: Sources
+                     ) -> Lock:
+    """Install over ``base`` until every requirement is met: a base package at a version that
+    does not do is resolved and installed in the environment too (envs.base)."""
+    requirements = resolution.requirements
+    assert resolution.lock is not None
+    lock, forced = resolution.lock, frozenset[str]()
+    layer_on(folder, base)
+    extras = {canonicalize_name(r.name): set(r.extras) for r in map(Requirement, requirements.lines)}
+    own = (str(site_packages(folder, base.python_version)),)
+    for _ in range(MAX_LAYER_ROUNDS):
+        _sync(folder, lock, sources, requirements)
+        unmet = unmet_requirements(own, base, extras)
+        if not unmet:
+            return lock
+        fixable = frozenset(u.name for u in unmet if u.name in base.packages) - forced
+        if not fixable:
+            break
+        forced |= fixable
+        again = resolve(requirements, sources, base, forced)
+        if again.lock is None:
+            raise EnvError(f"candidate '{requirements.candidate_id}': over the base environment "
+                           f"{base.python}, {', '.join(sorted(fixable))} must be installed "
+                           f"again, and cannot be: {again.summary()}")
+        lock = again.lock
+    raise EnvError(f"candidate '{requirements.candidate_id}': its packages do not fit the base "
+                   f"environment {base.python}: " + "; ".join(u.sentence() for u in unmet[:4]))
+
+
+def _find_built(env_dir: Path, lock: Lock) -> BuiltEnv | None:
+    """The environment built for ``lock``: under its hash, or (layered, resolved again while
+    building) one whose manifest says it started from it."""
+    existing = read_env(env_path(env_dir, lock))
+    if existing is not None or not lock.base_fingerprint or not env_dir.is_dir():
+        return existing
+    for folder in sorted(env_dir.iterdir()):
+        env = read_env(folder) if not folder.name.startswith(BUILDING_PREFIX) else None
+        if env is not None and env.manifest.get("first_lock_sha256") == lock.sha256:
+            return env
+    return None
+
+
 def build_env(resolution: Resolution, env_dir: Path | None = None, *,
-              base_python: str | None = None, sources: Sources | None = None) -> BuiltEnv:
+              base_python: str | None = None, sources: Sources | None = None,
+              base: BaseEnv | None = None) -> BuiltEnv:
     """The environment of a resolved candidate: reused when its lock was built before, else built
-    into a temporary folder and renamed into place once complete."""
+    into a temporary folder and renamed into place once complete. With ``base`` (the resolution
+    was made over it), the environment is layered on that installed one (envs.base)."""
     lock = resolution.lock
     requirements = resolution.requirements
     if lock is None:
         raise EnvError(f"candidate '{resolution.candidate_id}': nothing to build: "
                        f"{resolution.summary()}")
     env_dir = env_dir or default_env_dir()
-    final = env_path(env_dir, lock)
-    existing = read_env(final)
+    existing = _find_built(env_dir, lock)
     if existing is not None:
         return existing
-    base_python = base_python or sys.executable
+    base_python = base_python or (base.python if base is not None else sys.executable)
     version = _interpreter_version(base_python)
     if version != lock.python_version:
         raise EnvError(f"candidate '{resolution.candidate_id}': its lock is for Python "
@@ -171,9 +225,21 @@ def build_env(resolution: Resolution, env_dir: Path | None = None, *,
     env_dir.mkdir(parents=True, exist_ok=True)
     folder = env_dir / f"{BUILDING_PREFIX}{lock.short}-{os.getpid()}-{secrets.token_hex(3)}"
     start = time.monotonic()
+    first = lock
     try:
-        distributions = _install(folder, lock, base_python, sources, requirements)
+        _create(folder, base_python, requirements)
+        if base is None:
+            _sync(folder, lock, sources, requirements)
+        else:
+            lock = _install_layered(folder, resolution, base, sources)
+        distributions = _freeze(folder, requirements)
+        if base is not None:  # what the environment runs with: its own, then the base's
+            own = {canonicalize_name(line.partition("==")[0]) for line in distributions}
+            distributions = tuple(sorted((*distributions, *(
+                f"{name}=={version}" for name, version in base.packages.items()
+                if name not in own)), key=str.lower))
         build_s = round(time.monotonic() - start, 1)
+        final = env_path(env_dir, lock)
         manifest = {
             "schema": MANIFEST_SCHEMA, "lock_sha256": lock.sha256,
             "python_version": lock.python_version, "platform": lock.platform,
@@ -183,6 +249,10 @@ def build_env(resolution: Resolution, env_dir: Path | None = None, *,
             "distributions": list(distributions), "sources": sources.describe(),
             "uv_version": uv_version(), "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "build_s": build_s, "candidates": [requirements.candidate_id],
+            **({"base_env": base.python, "base_paths": list(base.paths),
+                "from_base": sorted(set(base.packages) - {canonicalize_name(n)
+                                                          for n, _ in lock.packages}),
+                "first_lock_sha256": first.sha256} if base is not None else {}),
         }
         write_json_atomic(folder / MANIFEST, manifest, indent=2)
         if final.exists() and read_env(final) is None:  # not an environment: never used

@@ -3,11 +3,13 @@ one candidate at a time, each failure naming the candidate and its pin."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from stackdecide.audit.engine_config import CPU_TARGETS
+from stackdecide.envs.base import BaseEnv, read_base_env
 from stackdecide.envs.build import BuiltEnv, build_env, default_env_dir
 from stackdecide.envs.requirements import DEFAULT_PLATFORM, StackRequirements, stack_requirements
 from stackdecide.envs.resolve import Resolution, resolve
@@ -26,10 +28,22 @@ class EnvOptions:
     python_version: str | None = None  # target Python when a candidate pins none
     platform: str = DEFAULT_PLATFORM
     base_python: str | None = None  # interpreter that builds (default: this one)
+    base_env: str | None = None  # interpreter of an installed environment to layer on (envs.base)
 
     @property
     def folder(self) -> Path:
-        return self.env_dir or default_env_dir()
+        # absolute: workers (a Ray task, a process with another working folder) use it too
+        return (self.env_dir or default_env_dir()).absolute()
+
+
+@functools.cache
+def _read_base(python: str) -> BaseEnv:
+    return read_base_env(python)
+
+
+def base_of(options: EnvOptions) -> BaseEnv | None:
+    """The installed environment the candidates' are layered on, read once per interpreter."""
+    return _read_base(options.base_env) if options.base_env else None
 
 
 def is_cpu_decision(decision: DecisionMatrix) -> bool:
@@ -57,13 +71,14 @@ def resolve_candidates(decision: DecisionMatrix, candidate_ids: Sequence[str] | 
                        options: EnvOptions | None = None) -> list[Resolution]:
     """Each candidate's verdict: installable as pinned (with its lock) or why not."""
     options = options or EnvOptions()
+    base = base_of(options)
     answers: dict[str, Resolution] = {}  # candidates with the same pins ask the index once
     resolutions = []
     for candidate_id in chosen_ids(decision, candidate_ids):
         requirements = requirements_of(decision, candidate_id, options)
         known = answers.get(requirements.key)
         if known is None:
-            known = answers[requirements.key] = resolve(requirements, options.sources)
+            known = answers[requirements.key] = resolve(requirements, options.sources, base)
         resolutions.append(replace(known, candidate_id=candidate_id, requirements=requirements))
     return resolutions
 
@@ -87,7 +102,7 @@ def build_candidates(decision: DecisionMatrix, candidate_ids: Sequence[str] | No
         say(f"{resolution.candidate_id}: resolved in {resolution.seconds:.1f} s: "
             f"{resolution.summary()}")
         env = build_env(resolution, options.folder, base_python=options.base_python,
-                        sources=options.sources)
+                        sources=options.sources, base=base_of(options))
         verb = f"built in {env.build_s:.1f} s" if env.built_now else "reused"
         say(f"{resolution.candidate_id}: environment {env.short} {verb} ({env.path})")
         built[resolution.candidate_id] = env

@@ -20,11 +20,12 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from stackdecide.envs.base import BaseEnv
 from stackdecide.envs.requirements import StackRequirements
 from stackdecide.envs.uv import (
     Sources,
@@ -45,14 +46,19 @@ class Lock:
     platform: str
     packages: tuple[tuple[str, str], ...]  # (name, version), sorted by name
     torch_backend: str | None = None  # "cu128": installing needs PyTorch's index for that build
+    # layered on an installed environment (envs.base): what it provides, taken as installed
+    base: tuple[tuple[str, str], ...] = ()
+    base_fingerprint: str = ""
 
     @property
     def text(self) -> str:
+        """The packages to install (a layered lock leaves out those the base provides)."""
         return "".join(f"{name}=={version}\n" for name, version in self.packages)
 
     @property
     def sha256(self) -> str:
-        canonical = f"python={self.python_version}\nplatform={self.platform}\n{self.text}"
+        canonical = f"python={self.python_version}\nplatform={self.platform}\n{self.text}" \
+                    f"{self.base_fingerprint}"
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     @property
@@ -61,7 +67,8 @@ class Lock:
 
     def version(self, name: str) -> str | None:
         wanted = canonicalize_name(name)
-        return next((v for n, v in self.packages if canonicalize_name(n) == wanted), None)
+        return next((v for n, v in (*self.packages, *self.base)
+                     if canonicalize_name(n) == wanted), None)
 
     @property
     def vllm(self) -> str | None:
@@ -97,8 +104,10 @@ class Resolution:
             found = "".join(f"{name} {version}, " for name, version in (
                 ("vllm", self.lock.vllm), ("torch", self.lock.torch)) if version)
             count = len(self.lock.packages)
-            text = f"installable as pinned ({found}{count} package{'s' if count != 1 else ''}, " \
-                   f"lock {self.lock.short}, Python {self.lock.python_version})"
+            reused = f" over {len(self.lock.base)} of the base environment's" \
+                if self.lock.base_fingerprint else ""
+            text = f"installable as pinned ({found}{count} package{'s' if count != 1 else ''}" \
+                   f"{reused}, lock {self.lock.short}, Python {self.lock.python_version})"
             if self.variant_unchecked:
                 text += f"; {self.variant_unchecked}"
             return text
@@ -144,8 +153,10 @@ def _warnings(stderr: str) -> tuple[str, ...]:
                  if line.startswith("warning:"))
 
 
-def resolve(requirements: StackRequirements, sources: Sources | None = None) -> Resolution:
-    """Ask uv for the lock of ``requirements`` on its target Python and platform."""
+def resolve(requirements: StackRequirements, sources: Sources | None = None,
+            base: BaseEnv | None = None, forced: frozenset[str] = frozenset()) -> Resolution:
+    """Ask uv for the lock of ``requirements`` on its target Python and platform; over ``base``,
+    for what it does not provide (all its packages but ``forced`` and those pinned otherwise)."""
     sources = sources or Sources()
     candidate = requirements.candidate_id
     if requirements.problems:
@@ -153,8 +164,17 @@ def resolve(requirements: StackRequirements, sources: Sources | None = None) -> 
     if requirements.empty:
         return Resolution(candidate, "no-pins", requirements)
     start = time.monotonic()
+    reused: tuple[str, ...] = ()
+    if base is not None:
+        if base.python_version != requirements.python_version:
+            return Resolution(candidate, "conflict", requirements,
+                              reason=f"the base environment ({base.python}) is Python "
+                                     f"{base.python_version}, the candidate's lock is for "
+                                     f"{requirements.python_version}")
+        reused = base.reusable(requirements.lines, forced)
+    asked = replace(requirements, excludes=tuple(sorted({*requirements.excludes, *reused})))
     with tempfile.TemporaryDirectory(prefix="stackdecide-resolve-") as folder:
-        code, out, err = _compile(requirements, sources, Path(folder))
+        code, out, err = _compile(asked, sources, Path(folder))
         if code != 0:
             network = is_network_failure(err)
             sentence = network_reason(err) if network else failure_sentence(err)
@@ -162,14 +182,17 @@ def resolve(requirements: StackRequirements, sources: Sources | None = None) -> 
             return Resolution(candidate, status, requirements, reason=sentence,
                               seconds=time.monotonic() - start)
         lock = Lock(requirements.python_version, requirements.platform, parse_lock(out))
+        if base is not None:
+            lock = replace(lock, base=tuple((name, base.packages[name]) for name in reused),
+                           base_fingerprint=base.fingerprint())
         warnings = _warnings(err)
         variant_note = None
         if requirements.cuda_variant:
-            code, variant_out, variant_err = _compile(requirements, sources, Path(folder),
+            code, variant_out, variant_err = _compile(asked, sources, Path(folder),
                                                       requirements.cuda_variant)
             if code == 0:
-                lock = Lock(requirements.python_version, requirements.platform,
-                            parse_lock(variant_out), requirements.cuda_variant)
+                lock = replace(lock, packages=parse_lock(variant_out),
+                               torch_backend=requirements.cuda_variant)
             elif is_network_failure(variant_err):
                 variant_note = (f"cannot check the CUDA variant {requirements.cuda_variant} of "
                                 f"torch {lock.torch} (uv --torch-backend "

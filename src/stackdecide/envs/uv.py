@@ -23,7 +23,8 @@ DEFAULT_TIMEOUT_S = 1800.0  # a cold build downloads vLLM and torch (hundreds of
 # Failures that say the index could not be reached, as opposed to an answer from it.
 _NETWORK = re.compile(r"(dns error|failed to lookup address|Connect|connection (refused|reset)|"
                       r"timed out|network is unreachable|error sending request|"
-                      r"Network connectivity is disabled|--offline|offline mode)", re.IGNORECASE)
+                      r"Network connectivity is disabled|--offline|offline mode|"
+                      r"was not found in the cache)", re.IGNORECASE)
 
 
 class EnvError(EngineError):

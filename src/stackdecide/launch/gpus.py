@@ -9,8 +9,10 @@ back on (on shared hosts, multicast can take the GPUs out of service).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from stackdecide.model.problems import Problem
 from stackdecide.vllm.probe import GpuReport
@@ -83,6 +85,39 @@ def check_multicast(candidate_env: Mapping[str, str], environ: Mapping[str, str]
                     "the candidate's env", f"env.{name}")
             for name, off in MULTICAST_OFF.items()
             if environ.get(name) == off and name in candidate_env and candidate_env[name] != off]
+
+
+def _fusion_off(engine: Mapping[str, Any], candidate_env: Mapping[str, str]) -> bool:
+    config = engine.get("compilation_config")
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except ValueError:
+            config = None
+    passes = config.get("pass_config") if isinstance(config, Mapping) else None
+    return (isinstance(passes, Mapping) and passes.get("fuse_allreduce_rms") is False) \
+        or candidate_env.get("VLLM_FLASHINFER_ALLREDUCE_BACKEND") == "trtllm"
+
+
+def check_fused_allreduce(engine: Mapping[str, Any], tensor_parallel: int,
+                          candidate_env: Mapping[str, str], environ: Mapping[str, str]
+                          ) -> list[Problem]:
+    """A warning for tensor parallel where multicast is off and vLLM may fuse all-reduce with
+    RMSNorm through FlashInfer's multicast (``mnnvl``) workspace. Seen on 2 x H200 with vLLM
+    0.26.0 (docs/results/hopper-h200-x2-multi-gpu): TP 2 died in the profile run (an illegal
+    memory access, then CUBLAS_STATUS_INTERNAL_ERROR), with vLLM's own all-reduce and with NCCL
+    alone; both times vLLM had logged "Auto-selected flashinfer allreduce backend: mnnvl"."""
+    off = [name for name, value in MULTICAST_OFF.items() if environ.get(name) == value]
+    if tensor_parallel < 2 or not off or _fusion_off(engine, candidate_env):
+        return []
+    return [Problem("fused-allreduce-without-multicast",
+                    f"tensor parallel {tensor_parallel} on a machine with NVLink multicast off "
+                    f"({', '.join(f'{n}={environ[n]}' for n in off)}): vLLM's all-reduce + "
+                    "RMSNorm fusion may pick FlashInfer's multicast workspace (mnnvl), and TP 2 "
+                    "with vLLM 0.26.0 died in its profile run that way on 2 x H200; to avoid it, "
+                    "set engine.compilation_config: {pass_config: {fuse_allreduce_rms: false}} "
+                    "(or env VLLM_FLASHINFER_ALLREDUCE_BACKEND: trtllm)",
+                    "engine.compilation_config", "warning")]
 
 
 def check_gpu_count(needed: int, selection: GpuSelection) -> list[Problem]:

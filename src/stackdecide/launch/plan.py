@@ -101,8 +101,10 @@ class LaunchPlan:
         env = self.environment
         if env is None:
             return {}
+        layered = {"base_env": env.manifest["base_env"]} if env.manifest.get("base_env") else {}
         return {"lock_sha256": env.lock_sha256, "path": str(env.path),
-                "python_version": env.python_version, "distributions": list(env.distributions)}
+                "python_version": env.python_version, "distributions": list(env.distributions),
+                **layered}
 
     @property
     def ok(self) -> bool:
@@ -213,6 +215,7 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
     link = gpu_selection.interconnect(gpu, used)
     notes += _gpu_notes(gpu, layout, selection, used, bool(options.gpus))
     problems += gpu_selection.check_multicast(written_env, os.environ)
+    problems += gpu_selection.check_fused_allreduce(engine, layout.tp, written_env, os.environ)
     problems += gpu_selection.check_gpu_count(layout.gpus, selection)
 
     runs_parent = options.runs_dir or runs_dir()

@@ -44,7 +44,7 @@ def _audit_text(ranking: Ranking, index: int) -> str:
     if not flags:
         return "ok" if ranking.decision.candidates[index].reported_total is not None else ""
     first = flags[0]
-    if first.difference is not None:
+    if first.code == "reported-total-mismatch" and first.difference is not None:
         return f"MISMATCH {first.difference:+.2f}"
     return first.code
 

@@ -135,12 +135,22 @@ def classify(log_lines: list[str], exit_code: int | None = None,
             evidence = _dedupe([_clean(line) for line in matched])
             reason = pattern.reason
             if pattern.failure == ENGINE_DIED:
-                reason += _killed_by(matched)
+                reason += _killed_by(matched) + _worker_error(candidates)
             return Classification(pattern.failure, reason, tuple(evidence[:max_evidence]))
     tail = _dedupe([_clean(line) for line in candidates if "File \"" not in line])[-max_evidence:]
     code = f" (exit code {exit_code})" if exit_code is not None else ""
     return Classification(ENGINE_DIED, f"the server exited{code} without a recognised reason",
                           tuple(tail) or tuple(_clean(x) for x in log_lines[-max_evidence:]))
+
+
+_WORKER_ERROR = re.compile(r"Worker failed with error '(.+?)', please check")
+
+
+def _worker_error(lines: list[str]) -> str:
+    """``: CUDA error: ...`` when vLLM names the error a worker failed with (the engine's own
+    last words only say that it died)."""
+    found = next((m for m in map(_WORKER_ERROR.search, lines) if m), None)
+    return f": {found.group(1)}" if found else ""
 
 
 def _killed_by(lines: list[str]) -> str:

@@ -1,0 +1,155 @@
+"""Environments layered on an installed one (``--base-env``), with the real uv and no index.
+
+The base stands for a GPU machine's image: a CUDA build of a big package (``sd-torch
+2.11.0+cu130``) that no wheelhouse carries, and an engine release (``sd-engine 0.26``). The
+candidates' wheelhouse has other engine releases and their small dependencies, never sd-torch.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from wheelhouse import make_wheel
+
+from stackdecide.cli import main
+from stackdecide.envs.base import PTH_FILE, BaseEnv, read_base_env
+from stackdecide.envs.build import MANIFEST, build_env
+from stackdecide.envs.requirements import stack_requirements
+from stackdecide.envs.resolve import resolve
+from stackdecide.envs.uv import EnvError, Sources, find_uv
+from stackdecide.model.schema import Stack
+
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+@pytest.fixture(scope="module")
+def machine(tmp_path_factory: pytest.TempPathFactory) -> tuple[BaseEnv, Path]:
+    """(the base environment, the candidates' wheelhouse)."""
+    root = tmp_path_factory.mktemp("base")
+    image = root / "image-wheels"
+    make_wheel(image, "sd-torch", "2.11.0+cu130")
+    make_wheel(image, "sd-alpha", "1.0")
+    make_wheel(image, "sd-engine", "0.26", requires=("sd-torch==2.11.0", "sd-alpha>=1.0"))
+    uv = find_uv()
+    subprocess.run([uv, "venv", str(root / "image"), "--python", sys.executable, "--quiet"],
+                   check=True)
+    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(root / "image/bin/python"),
+                    "--no-index", "--find-links", str(image), "sd-engine==0.26"], check=True)
+    wheels = root / "wheels"
+    make_wheel(wheels, "sd-alpha", "1.0")
+    make_wheel(wheels, "sd-alpha", "1.1")
+    make_wheel(wheels, "sd-engine", "0.25", requires=("sd-torch==2.11.0", "sd-alpha>=1.1"))
+    make_wheel(wheels, "sd-engine", "0.27", requires=("sd-torch==2.12.0",))
+    return read_base_env(str(root / "image/bin/python")), wheels
+
+
+def _offline(folder: Path) -> Sources:
+    return Sources(find_links=(str(folder),), no_index=True, offline=True)
+
+
+def _requirements(**packages: str):
+    return stack_requirements("cand", Stack(packages=packages), cpu=True, python_version=PYTHON)
+
+
+def _sees(env_python: str, *names: str) -> dict[str, str]:
+    script = ("import importlib.metadata as m, json, sys; "
+              "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))")
+    done = subprocess.run([env_python, "-c", script, *names], capture_output=True, text=True,
+                          check=True)
+    return json.loads(done.stdout)
+
+
+def test_the_base_is_read_with_its_versions(machine: tuple[BaseEnv, Path]) -> None:
+    base, _ = machine
+    assert base.python_version == PYTHON
+    assert {n: v for n, v in base.packages.items() if n.startswith("sd-")} == {
+        "sd-alpha": "1.0", "sd-engine": "0.26", "sd-torch": "2.11.0+cu130"}
+
+
+def test_a_stack_the_base_provides_installs_nothing(machine: tuple[BaseEnv, Path],
+                                                    tmp_path: Path) -> None:
+    """``==2.11.0`` accepts the base's ``2.11.0+cu130`` (pip's rule for local versions)."""
+    base, wheels = machine
+    resolution = resolve(_requirements(**{"sd-engine": "0.26", "sd-torch": "2.11.0"}),
+                         _offline(wheels), base)
+    assert resolution.status == "ok", resolution.reason
+    assert resolution.lock is not None and resolution.lock.packages == ()
+    assert resolution.lock.version("sd-torch") == "2.11.0+cu130"
+    assert "0 packages over" in resolution.summary()
+    env = build_env(resolution, tmp_path / "envs", sources=_offline(wheels), base=base)
+    assert _sees(env.python, "sd-engine", "sd-torch") == {"sd-engine": "0.26",
+                                                         "sd-torch": "2.11.0+cu130"}
+    assert env.version("sd-torch") == "2.11.0+cu130"
+    manifest = json.loads((env.path / MANIFEST).read_text())
+    assert manifest["base_env"] == base.python and manifest["packages"] == []
+
+
+def test_another_release_over_the_base_installs_what_it_needs_differently(
+        machine: tuple[BaseEnv, Path], tmp_path: Path) -> None:
+    """sd-engine 0.25 needs sd-alpha>=1.1; the base's 1.0 does not do, so 1.1 is installed beside
+    it (a second round); sd-torch stays the base's."""
+    base, wheels = machine
+    resolution = resolve(_requirements(**{"sd-engine": "0.25", "sd-torch": "2.11.0"}),
+                         _offline(wheels), base)
+    assert resolution.lock is not None
+    assert resolution.lock.packages == (("sd-engine", "0.25"),)  # first round: alpha left out
+    env = build_env(resolution, tmp_path / "envs", sources=_offline(wheels), base=base)
+    assert _sees(env.python, "sd-engine", "sd-alpha", "sd-torch") == {
+        "sd-engine": "0.25", "sd-alpha": "1.1", "sd-torch": "2.11.0+cu130"}
+    manifest = json.loads((env.path / MANIFEST).read_text())
+    assert manifest["packages"] == ["sd-alpha==1.1", "sd-engine==0.25"]
+    assert manifest["first_lock_sha256"] == resolution.lock.sha256 != env.lock_sha256
+    assert "sd-torch" in manifest["from_base"] and "sd-alpha" not in manifest["from_base"]
+    assert [d for d in env.distributions if d.startswith("sd-")] == [
+        "sd-alpha==1.1", "sd-engine==0.25", "sd-torch==2.11.0+cu130"]
+    assert (env.path / "lib" / f"python{PYTHON}" / "site-packages" / PTH_FILE).is_file()
+    # the same question again finds the environment built from it, not a new build
+    again = build_env(resolution, tmp_path / "envs", sources=_offline(wheels), base=base)
+    assert not again.built_now and again.path == env.path
+
+
+def test_a_pin_the_base_does_not_meet_needs_the_wheel(machine: tuple[BaseEnv, Path]) -> None:
+    base, wheels = machine
+    resolution = resolve(_requirements(**{"sd-torch": "2.12.0"}), _offline(wheels), base)
+    assert resolution.status == "conflict"
+    assert "sd-torch==2.12.0" in resolution.reason
+
+
+def test_a_dependency_the_base_cannot_meet_is_named(machine: tuple[BaseEnv, Path],
+                                                    tmp_path: Path) -> None:
+    base, wheels = machine
+    resolution = resolve(_requirements(**{"sd-engine": "0.27"}), _offline(wheels), base)
+    assert resolution.ok  # sd-torch left out: the base has one
+    with pytest.raises(EnvError) as caught:
+        build_env(resolution, tmp_path / "envs", sources=_offline(wheels), base=base)
+    message = str(caught.value)
+    assert message.startswith("candidate 'cand': over the base environment ")
+    assert "sd-torch must be installed again, and cannot be" in message
+    assert "sd-torch==2.12.0" in message
+    assert [p.name for p in (tmp_path / "envs").iterdir()] == []  # nothing half-built stays
+
+
+def test_cli_build_over_a_base(machine: tuple[BaseEnv, Path], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    base, wheels = machine
+    decision = tmp_path / "d.yaml"
+    decision.write_text(
+        "schema: stackdecide/v1\ndecision: {title: t, hardware: {gpu: cpu}}\n"
+        "criteria: [{id: c, weight: 1}]\ncandidates:\n"
+        "  - {id: new, stack: {packages: {sd-engine: '0.26', sd-torch: '2.11.0'}}, scores: {c: 5}}\n"
+        "  - {id: old, stack: {packages: {sd-engine: '0.25', sd-torch: '2.11.0'}}, scores: {c: 5}}\n")
+    result = CliRunner().invoke(main, ["env", "build", str(decision), "--base-env", base.python,
+                                       "--env-dir", str(tmp_path / "envs"), "--find-links",
+                                       str(wheels), "--offline", "--no-index"])
+    assert result.exit_code == 0, result.output
+    assert "new: resolved" in result.stderr and "old: environment" in result.stderr
+    resolved = CliRunner().invoke(main, ["env", "resolve", str(decision), "--base-env",
+                                         base.python, "--find-links", str(wheels), "--offline",
+                                         "--no-index"])
+    assert resolved.exit_code == 0, resolved.output
+    assert "over" in resolved.stdout
