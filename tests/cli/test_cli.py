@@ -124,3 +124,9 @@ def test_score_records_the_decision_for_launch(rtx4090_path: Path, tmp_path: Pat
     monkeypatch.chdir(tmp_path)
     run("score", str(rtx4090_path))
     assert last_decision() == rtx4090_path.resolve()
+
+
+def test_one_finding_about_several_candidates_is_one_line() -> None:
+    code, out, _ = run("check", str(Path(__file__).parents[2] / "criteria" / "hopper-multi.yaml"))
+    warnings = [line for line in out.splitlines() if "single-stream decode ceiling" in line]
+    assert len(warnings) == 1 and warnings[0].endswith("(candidates tp1, dp2)")

@@ -175,8 +175,7 @@ def render_text(ranking: Ranking, tablefmt: str = "simple", certainty: Certainty
         lines.append(f"infeasible: {candidate_id}: {'; '.join(reasons)}")
     if ranking.findings:
         lines += ["", "audit:"]
-        lines += [f"  {f.severity}: {f.where + ': ' if f.where else ''}{f.message}"
-                  for f in ranking.findings]
+        lines += [f"  {line}" for line in finding_lines(ranking.findings)]
     else:
         lines += ["", "audit: no findings"]
     for note in ranking.notes:
@@ -218,11 +217,23 @@ def render(ranking: Ranking, fmt: str = "table", certainty: Certainty | None = N
     return render_text(ranking, "github" if fmt == "markdown" else "simple", certainty)
 
 
+def finding_lines(findings: Sequence[Finding]) -> list[str]:
+    """One line per finding; the same finding about several candidates (one per candidate, so
+    reports can mark each) is one line naming them."""
+    subjects: dict[tuple[str, str | None, str], list[str]] = {}
+    for f in findings:
+        subjects.setdefault((f.severity, f.where, f.message), []).append(f.subject)
+    lines = []
+    for (severity, where, message), about in subjects.items():
+        named = f" (candidates {', '.join(about)})" if len(about) > 1 else ""
+        lines.append(f"{severity}: {where + ': ' if where else ''}{message}{named}")
+    return lines
+
+
 def render_findings(findings: list[Finding] | tuple[Finding, ...]) -> str:
     if not findings:
         return "no findings\n"
-    return "".join(f"{f.severity}: {f.where + ': ' if f.where else ''}{f.message}\n"
-                   for f in findings)
+    return "".join(f"{line}\n" for line in finding_lines(findings))
 
 
 def before_after_rows(before: Ranking, after: Ranking) -> tuple[list[str], list[list[Any]]]:
