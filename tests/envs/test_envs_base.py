@@ -153,3 +153,7 @@ def test_cli_build_over_a_base(machine: tuple[BaseEnv, Path], tmp_path: Path) ->
                                          "--no-index"])
     assert resolved.exit_code == 0, resolved.output
     assert "over" in resolved.stdout
+    checked = CliRunner().invoke(main, ["check", str(decision), "--no-engine-keys", "--base-env",
+                                        base.python, "--find-links", str(wheels), "--offline",
+                                        "--no-index"])
+    assert "old: installable as pinned (1 package over " in checked.stdout, checked.output

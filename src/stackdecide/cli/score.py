@@ -17,7 +17,7 @@ from stackdecide.cli._app import (
     main,
     method_option,
 )
-from stackdecide.cli.env import env_options, source_options, target_options
+from stackdecide.cli.env import base_env_option, env_options, source_options, target_options
 from stackdecide.envs.decision import resolve_candidates
 from stackdecide.launch.checks import check_decision
 from stackdecide.model.ranking import JSON_VERSION
@@ -110,6 +110,7 @@ def score(file: str, method: str, fmt: str, evidence_path: str | None, any_hardw
               help="Skip asking the package index whether each candidate's stack pins install.")
 @target_options
 @source_options
+@base_env_option
 @handle_errors
 def check(file: str, fmt: str, python: str | None, no_engine_keys: bool, no_stacks: bool,
           **env_kwargs: Any) -> None:
