@@ -157,3 +157,14 @@ def test_cli_build_over_a_base(machine: tuple[BaseEnv, Path], tmp_path: Path) ->
                                         base.python, "--find-links", str(wheels), "--offline",
                                         "--no-index"])
     assert "old: installable as pinned (1 package over " in checked.stdout, checked.output
+
+
+@pytest.mark.parametrize(("python", "says"), [
+    ("/nonexistent/python", "cannot run '/nonexistent/python'"),
+    ("/bin/false", "'/bin/false' did not describe its packages (is it a Python 3.8+ interpreter?)"),
+    ("/bin/echo", "'/bin/echo' did not describe its packages (is it a Python 3.8+ interpreter?)"),
+])
+def test_a_base_that_is_no_python_is_named(python: str, says: str) -> None:
+    with pytest.raises(EnvError) as caught:
+        read_base_env(python)
+    assert str(caught.value).startswith("--base-env: ") and says in str(caught.value)

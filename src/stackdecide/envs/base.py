@@ -105,10 +105,15 @@ def _describe(python: str) -> dict[str, object]:
                               timeout=120, check=False, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise EnvError(f"--base-env: cannot run '{python}': {exc}") from None
+    last = (done.stderr.strip().splitlines() or ["no output"])[-1].strip()
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise EnvError(f"--base-env: '{python}' did not describe its packages: {last}")
-    return json.loads(done.stdout)
+        raise EnvError(f"--base-env: '{python}' did not describe its packages (is it a Python "
+                       f"3.8+ interpreter?): {last}")
+    try:
+        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError, TypeError):
+        raise EnvError(f"--base-env: '{python}' did not describe its packages (is it a Python "
+                       f"3.8+ interpreter?): unexpected output") from None
 
 
 def read_base_env(python: str) -> BaseEnv:
