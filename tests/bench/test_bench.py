@@ -63,6 +63,7 @@ class Behaviour:
     stall_after: int | None = None  # requests beyond this many go silent after 2 chunks
     trickle: bool = False  # one chunk every 50 ms, never ending
     refuse_index: set[int] = field(default_factory=set)  # nth request answered 400
+    drop_index: set[int] = field(default_factory=set)  # nth request: connection closed, no answer
     metric_names: str = "new"  # new | old | none
     metrics_delay_s: float = 0.0  # a slow /metrics endpoint
     extra_generated: int = 0  # tokens the server counts that the client never saw...
@@ -145,6 +146,10 @@ class FakeServer:
         body = await request.json()
         index = self.served
         self.served += 1
+        if index in self.b.drop_index:
+            assert request.transport is not None
+            request.transport.close()  # as a server closing an idle keep-alive connection
+            return web.Response()
         if index in self.b.refuse_index:
             return web.json_response({"error": {"message": "Token id 99999 is out of vocabulary",
                                                 "type": "BadRequestError", "code": 400}},
@@ -454,6 +459,21 @@ def test_server_dying_mid_run_keeps_finished_requests(serve, tmp_path: Path) -> 
     written = load_result(partial.write_json(tmp_path / "partial.json"))
     assert written.error == partial.error and not written.complete
     assert [r.success for r in written.levels[0].records] == [True, True, True, False]
+
+
+def test_a_connection_closed_before_any_answer_is_sent_once_more(serve) -> None:
+    """A keep-alive connection the server closes as the client reuses it: the request never ran,
+    so it is sent again and measured; a second close in a row is the server's failure."""
+    server = serve(drop_index={2})  # the warm-up, one measured request, then a dropped one
+    result = run_bench(config(server.url, num_prompts=4))
+    records = result.levels[0].records
+    assert [r.success for r in records] == [True, True, True, True]
+    assert server.served == 1 + 4 + 1
+    again = serve(drop_index={2, 3})
+    with pytest.raises(RunAbortedError, match="closed the connection") as caught:
+        run_bench(config(again.url, num_prompts=4))
+    failed = [r for r in caught.value.partial.levels[0].records if not r.success]  # type: ignore[union-attr]
+    assert failed[0].error_kind == FailureKind.DISCONNECTED
 
 
 def test_stalled_stream_stops_run_and_cancels_others(serve) -> None:

@@ -100,20 +100,31 @@ async def stream_completion(session: aiohttp.ClientSession, url: str, payload: d
     can mark it.
     """
     clock = time.perf_counter
-    start = clock()
     record.success = False
     content_type = ""
     try:
         async with asyncio.timeout(timeouts.request_s):
-            async with session.post(url, json=payload) as response:
-                content_type = response.headers.get("Content-Type", "")
-                if response.status != 200:
-                    body = await response.content.read(4096)
-                    record.error_kind = FailureKind.HTTP
-                    record.error = (f"HTTP {response.status} {response.reason or ''}".rstrip()
-                                    + (f": {error_text(body)}" if body.strip() else ""))
-                    return
-                finished = await _read_events(response, record, start, clock)
+            for attempt in range(2):
+                start, answered = clock(), False
+                try:
+                    async with session.post(url, json=payload) as response:
+                        answered = True
+                        content_type = response.headers.get("Content-Type", "")
+                        if response.status != 200:
+                            body = await response.content.read(4096)
+                            record.error_kind = FailureKind.HTTP
+                            record.error = (f"HTTP {response.status} {response.reason or ''}"
+                                            .rstrip() + (f": {error_text(body)}"
+                                                         if body.strip() else ""))
+                            return
+                        finished = await _read_events(response, record, start, clock)
+                    break
+                except aiohttp.ServerDisconnectedError:
+                    # Closed before any answer: a pooled keep-alive connection the server had
+                    # just closed (vLLM's HTTP keep-alive is 5 s). The request never ran; send it
+                    # once more, on a new connection, timed from then. A second close is real.
+                    if answered or attempt:
+                        raise
     except _StreamServerError as exc:
         record.error_kind, record.error = FailureKind.SERVER_ERROR, str(exc)
         return
