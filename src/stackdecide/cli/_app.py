@@ -23,6 +23,11 @@ def main() -> None:
     """Score, audit, launch and measure LLM serving stacks from a YAML decision file."""
 
 
+def echo_step(message: str) -> None:
+    """One step of a longer command, on stderr: ``* launching cpu-bf16``."""
+    click.echo(f"* {message}", err=True)
+
+
 def handle_errors(func: F) -> F:
     """Print library errors as one line (no traceback) and exit with their code.
 

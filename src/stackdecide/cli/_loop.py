@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import click
 
 from stackdecide.bench.progress import TqdmProgress
+from stackdecide.cli._app import echo_step
 from stackdecide.decision import Decision
 from stackdecide.evidence.store import EvidenceStore
 from stackdecide.launch.plan import LaunchOptions
@@ -39,7 +40,7 @@ def run_loop(decision: Decision, store_path: str, options: LaunchOptions, *, sta
     with EvidenceStore(store_path) as store:
         result = until_stable(decision, store, options, max_launches=max_launches,
                               stable=stable, first=first, any_hardware=any_hardware,
-                              notify=lambda message: click.echo(f"* {message}", err=True),
+                              notify=echo_step,
                               bench_progress=progress)
     progress.finish()
     echo_after(result.measurements, result.before, result.after, f"after measurement ({store_path})")
@@ -54,7 +55,7 @@ def run_race(decision: Decision, store_path: str, options: LaunchOptions, *, lim
     with EvidenceStore(store_path) as store:
         result = until_certain(decision, store, options, limits=limits, seed=seed,
                                any_hardware=any_hardware,
-                               notify=lambda message: click.echo(f"* {message}", err=True),
+                               notify=echo_step,
                                bench_progress=progress)
     progress.finish()
     echo_after(result.measurements, result.before, result.after,

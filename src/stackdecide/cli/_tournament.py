@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from stackdecide._files import write_json_atomic
+from stackdecide.cli._app import echo_step
 from stackdecide.cli._loop import echo_after
 from stackdecide.decision import Decision
 from stackdecide.evidence.store import EvidenceStore
@@ -36,7 +37,7 @@ def run_tournament_cli(decision: Decision, store_path: str, options: LaunchOptio
         result = run_tournament(decision, store, scheduler, candidates_to_run(decision, only),
                                 limit=limit, seed=seed, confirm_top=confirm_top,
                                 any_hardware=any_hardware,
-                                notify=lambda message: click.echo(f"* {message}", err=True),
+                                notify=echo_step,
                                 on_event=ParallelProgress())
     click.echo("")
     click.echo(render_tournament(result), nl=False)

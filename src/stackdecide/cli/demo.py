@@ -12,10 +12,10 @@ from typing import Any
 import click
 
 import stackdecide
-from stackdecide.cli._app import handle_errors, main
+from stackdecide.cli._app import echo_step, handle_errors, main
 from stackdecide.cli._loop import run_loop, run_race
 from stackdecide.cli.env import env_dir_option, env_options, source_options
-from stackdecide.cli.launch import echo_progress, echo_step
+from stackdecide.cli.launch import echo_progress
 from stackdecide.envs.decision import build_candidates
 from stackdecide.launch.plan import LaunchOptions
 from stackdecide.race import RaceLimits

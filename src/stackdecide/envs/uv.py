@@ -72,12 +72,7 @@ class Sources:
                    tuple(dict.fromkeys(extra)), offline, no_index)
 
     def describe(self) -> str:
-        parts = [f"--find-links {f}" for f in self.find_links]
-        parts += [f"--index-url {self.index_url}"] if self.index_url else []
-        parts += [f"--extra-index-url {u}" for u in self.extra_index_urls]
-        parts += ["--no-index"] if self.no_index else []
-        parts += ["--offline"] if self.offline else []
-        return " ".join(parts) or "the default index"
+        return " ".join(self.options()) or "the default index"
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,12 @@ def pin_specifier(pin: str) -> SpecifierSet | None:
 def pin_matches(pin: str, installed: str) -> bool | None:
     """Whether version ``installed`` satisfies ``pin``; None when either is not PEP 440."""
     specifier = pin_specifier(pin)
-    if specifier is None:
-        return None
+    return None if specifier is None else specifier_matches(specifier, installed)
+
+
+def specifier_matches(specifier: SpecifierSet, installed: str) -> bool | None:
+    """Whether version ``installed`` satisfies ``specifier`` (pre-releases included); None when
+    it is not PEP 440."""
     try:
         version = Version(installed)
     except InvalidVersion:

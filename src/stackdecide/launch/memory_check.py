@@ -13,7 +13,7 @@ from pathlib import Path
 
 from stackdecide.audit.capacity import Capacity
 from stackdecide.facts.memory import GIB
-from stackdecide.launch.runs import LOG_FILE
+from stackdecide.launch.runs import LOG_FILE, read_lines
 from stackdecide.vllm.logs import LoggedCapacity, LoggedGpuMemory, logged_capacity, logged_memory
 
 
@@ -41,8 +41,4 @@ def memory_check(capacity: Capacity | None, log_lines: list[str]) -> MemoryCheck
 
 
 def read_memory_check(capacity: Capacity | None, run_dir: str | Path) -> MemoryCheck:
-    try:
-        lines = (Path(run_dir) / LOG_FILE).read_text(errors="replace").splitlines()
-    except OSError:
-        lines = []
-    return memory_check(capacity, lines)
+    return memory_check(capacity, read_lines(Path(run_dir) / LOG_FILE))

@@ -126,6 +126,14 @@ class LaunchOutcome:
         return path
 
 
+def read_lines(path: Path) -> list[str]:
+    """A run's log as lines (undecodable bytes replaced); none when it cannot be read."""
+    try:
+        return path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+
+
 def read_outcome(run_dir: str | Path) -> dict[str, Any]:
     return json.loads((Path(run_dir) / OUTCOME_FILE).read_text())
 

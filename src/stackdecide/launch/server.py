@@ -47,6 +47,7 @@ from stackdecide.launch.runs import (
     LaunchOutcome,
     create_run_dir,
     iso,
+    read_lines,
     run_dir_name,
     utc_now,
     write_json,
@@ -97,7 +98,7 @@ class ServerHandle:
         code = self.process.poll()
         if code is None:
             return
-        found = failures.classify(_read_lines(self.log_path), code)
+        found = failures.classify(read_lines(self.log_path), code)
         failure, reason = found.failure, found.reason
         if code < 0 and failure == failures.ENGINE_DIED:  # a signal nobody in this launch sent
             failure, reason = failures.KILLED, (f"killed from outside by signal {-code} after "
@@ -122,13 +123,6 @@ class ServerHandle:
         """Leave the server running after this process ends (``--keep``)."""
         if self.supervisor is not None:
             self.supervisor.release("detach")
-
-
-def _read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(errors="replace").splitlines()
-    except OSError:
-        return []
 
 
 FATAL_GRACE_S = 15.0
@@ -287,7 +281,7 @@ class _Startup:
     def _timeout(self, reached: set[str]) -> LaunchFailed:
         steps = ", ".join(sorted(reached)) or "none"
         phase = self.follower.phases[-1][0] if self.follower.phases else "none"
-        lines = failures.error_lines(_read_lines(self.log_path))[-4:]
+        lines = failures.error_lines(read_lines(self.log_path))[-4:]
         return LaunchFailed(self.fail(
             failures.TIMEOUT, f"not ready after {self.options.timeout_s:g} s (last phase: {phase}; "
             f"readiness steps passed: {steps}); raise --timeout for a first start", tuple(lines)))
@@ -306,11 +300,11 @@ class _Startup:
             self.follower.poll()
             code = self.process.poll()
             if code is not None:
-                found = failures.classify(_read_lines(self.log_path), code)
+                found = failures.classify(read_lines(self.log_path), code)
                 raise LaunchFailed(self.fail(found.failure, found.reason, found.evidence, code))
             elapsed = time.monotonic() - self.started
             if self._gave_up():
-                found = failures.classify(_read_lines(self.log_path))
+                found = failures.classify(read_lines(self.log_path))
                 raise LaunchFailed(self.fail(found.failure, found.reason, found.evidence))
             if elapsed > self.options.timeout_s:
                 raise self._timeout(reached)
@@ -356,7 +350,7 @@ def start_server(plan: LaunchPlan, options: LaunchOptions | None = None) -> Serv
     startup_s = round(time.monotonic() - startup.started, 3)
     outcome = replace(startup.base, ok=True, startup_s=startup_s,
                       phases=tuple(startup.follower.phases), finished_at=iso(utc_now()),
-                      compile_cache=failures.compile_cache_state(_read_lines(startup.log_path)))
+                      compile_cache=failures.compile_cache_state(read_lines(startup.log_path)))
     outcome.write()
     return ServerHandle(plan.url, plan.served_model_name or "", startup.process.pid, startup.pgid,
                         run_dir, startup_s, outcome, startup.process, options.grace_s,

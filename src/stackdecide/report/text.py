@@ -67,9 +67,15 @@ def table_rows(ranking: Ranking) -> tuple[list[str], list[list[Any]]]:
     return headers, rows
 
 
+def _shows_stack(ranking: Ranking) -> bool:
+    """Whether any measured cell names the stack behind it (then every row gets the column)."""
+    return any(cell.stack for cells in ranking.cells for cell in cells)
+
+
 def _measured_rows(ranking: Ranking, certainty: Certainty | None = None) -> list[list[Any]]:
     rows = []
     decision = ranking.decision
+    stack = _shows_stack(ranking)
     for i, candidate in enumerate(decision.candidates):
         for j, criterion in enumerate(decision.criteria):
             cell = ranking.cells[i][j]
@@ -81,9 +87,8 @@ def _measured_rows(ranking: Ranking, certainty: Certainty | None = None) -> list
                 row += [found.estimate.n if found else cell.samples, _interval_text(found)]
             else:
                 row.append(cell.samples)
-            rows.append([*row, f"{cell.judged:g} -> {cell.score:.2f}", ", ".join(cell.flags)])
-            if any(c.stack for cells in ranking.cells for c in cells):
-                rows[-1].append("; ".join(cell.stack))
+            rows.append([*row, f"{cell.judged:g} -> {cell.score:.2f}", ", ".join(cell.flags),
+                         *(["; ".join(cell.stack)] if stack else [])])
     return rows
 
 
@@ -164,8 +169,7 @@ def render_text(ranking: Ranking, tablefmt: str = "simple", certainty: Certainty
         lines += ["", f"measured cells (* above; {len(measured)} of "
                       f"{len(decision.candidates) * len(decision.criteria)}):",
                   tabulate(measured, headers=[*headers, "judged -> score", "flags",
-                                              *(["stack"] if len(measured[0]) > len(headers) + 2
-                                                else [])],
+                                              *(["stack"] if _shows_stack(ranking) else [])],
                            tablefmt=tablefmt, disable_numparse=True)]
         if certainty is not None:
             lines += ["", *certainty_lines(certainty, tablefmt)]

@@ -29,10 +29,7 @@ def make_scheduler(decision: Decision, options: LaunchOptions, cluster: str | No
 
         return RayScheduler(decision, options, cluster_address(cluster))
     report = probe_gpus()
-    if report.gpus:
-        indices = select_gpus(report, None, os.environ).indices
-    else:  # no NVML bindings: nvidia-smi still lists the GPUs
-        visible = select_gpus(report, None, os.environ)
-        indices = visible.indices if visible.source.startswith("CUDA_VISIBLE_DEVICES") \
-            else nvidia_smi_indices()
-    return LocalScheduler(decision, options, indices)
+    selection = select_gpus(report, None, os.environ)
+    # without NVML bindings (no GPUs in the report) nvidia-smi still lists them
+    known = report.gpus or selection.source.startswith("CUDA_VISIBLE_DEVICES")
+    return LocalScheduler(decision, options, selection.indices if known else nvidia_smi_indices())

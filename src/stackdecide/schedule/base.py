@@ -56,6 +56,11 @@ class TaskOutcome:
     def seconds(self) -> float:
         return self.finished_s - self.started_s
 
+    def end_event(self) -> Event:
+        """The progress event that closes this task's line: finished, or why the run failed."""
+        phase = "finished" if self.failure is None else f"run failed: {self.failure}"
+        return Event(self.candidate_id, phase, self.seconds, self.gpus, self.where)
+
 
 class Scheduler(Protocol):
     """Runs candidate tasks and returns one outcome per task, in the order given."""

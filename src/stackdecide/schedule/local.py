@@ -135,14 +135,12 @@ class LocalScheduler:
                 item.result = ("failed", f"the worker process ended with exit code "
                                f"{item.process.exitcode} before reporting")
             kind, value = item.result
-            finished = time.monotonic() - start
-            outcomes[candidate_id] = TaskOutcome(
-                candidate_id, item.gpus, where, item.started_s, finished,
+            outcome = outcomes[candidate_id] = TaskOutcome(
+                candidate_id, item.gpus, where, item.started_s, time.monotonic() - start,
                 measurement=value if kind == "done" else None,
                 failure=None if kind == "done" else str(value))
             del running[candidate_id]
-            report(Event(candidate_id, "finished" if kind == "done" else f"run failed: {value}",
-                         finished - item.started_s, item.gpus, where))
+            report(outcome.end_event())
 
     def _stop_all(self, running: dict[str, _Running]) -> None:
         """SIGTERM every worker once (each stops its engine), wait, then kill what is left (the

@@ -145,10 +145,7 @@ class RayScheduler:
                             from ray.util.placement_group import remove_placement_group
 
                             remove_placement_group(group)
-                        outcome = outcomes[task.candidate_id]
-                        report(Event(task.candidate_id, "finished" if outcome.failure is None
-                                     else f"run failed: {outcome.failure}", outcome.seconds,
-                                     outcome.gpus, outcome.where))
+                        report(outcomes[task.candidate_id].end_event())
         except KeyboardInterrupt:
             self._cancel(flying)
             raise
