@@ -133,6 +133,65 @@ def test_a_dependency_the_base_cannot_meet_is_named(machine: tuple[BaseEnv, Path
     assert [p.name for p in (tmp_path / "envs").iterdir()] == []  # nothing half-built stays
 
 
+@pytest.fixture(scope="module")
+def shadowing(tmp_path_factory: pytest.TempPathFactory) -> tuple[BaseEnv, Path]:
+    """A base whose packages need a newer sd-ffi than an older engine pins: the GPU machine's
+    xgrammar 0.2.7 needs apache-tvm-ffi>=0.1.10, vLLM 0.25.1 pins 0.1.9. sd-tools is a base
+    package the engine does not need at all."""
+    root = tmp_path_factory.mktemp("shadowing")
+    image = root / "image-wheels"
+    make_wheel(image, "sd-ffi", "0.10")
+    make_wheel(image, "sd-grammar", "0.27", requires=("sd-ffi>=0.10",))
+    make_wheel(image, "sd-tools", "1.0", requires=("sd-ffi>=0.10",))
+    make_wheel(image, "sd-engine", "0.26", requires=("sd-ffi==0.10", "sd-grammar>=0.2"))
+    uv = find_uv()
+    subprocess.run([uv, "venv", str(root / "image"), "--python", sys.executable, "--quiet"],
+                   check=True)
+    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(root / "image/bin/python"),
+                    "--no-index", "--find-links", str(image), "sd-engine==0.26", "sd-tools==1.0"],
+                   check=True)
+    wheels = root / "wheels"
+    make_wheel(wheels, "sd-ffi", "0.9")
+    make_wheel(wheels, "sd-grammar", "0.23", requires=("sd-ffi>=0.5",))
+    make_wheel(wheels, "sd-grammar", "0.27", requires=("sd-ffi>=0.10",))
+    make_wheel(wheels, "sd-tools", "0.9", requires=("sd-ffi",))
+    make_wheel(wheels, "sd-engine", "0.25", requires=("sd-ffi==0.9", "sd-grammar>=0.2"))
+    return read_base_env(str(root / "image/bin/python")), wheels
+
+
+def test_base_packages_that_do_not_work_with_what_the_environment_shadows_are_installed_too(
+        shadowing: tuple[BaseEnv, Path], tmp_path: Path) -> None:
+    """sd-engine 0.25 pins sd-ffi 0.9; the base's sd-grammar 0.27 (which the engine uses) and
+    sd-tools 1.0 (which it does not) need sd-ffi>=0.10, so versions of both that work with 0.9
+    are installed beside them."""
+    base, wheels = shadowing
+    resolution = resolve(_requirements(**{"sd-engine": "0.25"}), _offline(wheels), base)
+    assert resolution.lock is not None
+    assert resolution.lock.packages == (("sd-engine", "0.25"),)  # first round
+    env = build_env(resolution, tmp_path / "envs", sources=_offline(wheels), base=base)
+    assert _sees(env.python, "sd-engine", "sd-ffi", "sd-grammar", "sd-tools") == {
+        "sd-engine": "0.25", "sd-ffi": "0.9", "sd-grammar": "0.23", "sd-tools": "0.9"}
+    manifest = json.loads((env.path / MANIFEST).read_text())
+    assert manifest["packages"] == ["sd-engine==0.25", "sd-ffi==0.9", "sd-grammar==0.23",
+                                    "sd-tools==0.9"]
+
+
+def test_a_base_package_no_version_of_which_fits_is_named(shadowing: tuple[BaseEnv, Path],
+                                                          tmp_path: Path) -> None:
+    base, wheels = shadowing
+    only_new = tmp_path / "wheels"
+    for wheel in wheels.iterdir():
+        if not wheel.name.startswith(("sd_grammar-0.23", "sd_tools-0.9")):
+            (only_new / wheel.name).parent.mkdir(exist_ok=True)
+            (only_new / wheel.name).write_bytes(wheel.read_bytes())
+    resolution = resolve(_requirements(**{"sd-engine": "0.25"}), _offline(only_new), base)
+    with pytest.raises(EnvError) as caught:
+        build_env(resolution, tmp_path / "envs", sources=_offline(only_new), base=base)
+    message = str(caught.value)
+    assert "sd-grammar, sd-tools must be installed again, and cannot be" in message
+    assert [p.name for p in (tmp_path / "envs").iterdir()] == []
+
+
 def test_cli_build_over_a_base(machine: tuple[BaseEnv, Path], tmp_path: Path) -> None:
     from click.testing import CliRunner
 

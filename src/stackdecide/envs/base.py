@@ -13,8 +13,11 @@ accepts ``2.11.0+cu130``):
    candidate pins and the base does not satisfy (``vllm==0.25.1`` over a base with 0.26.0);
 2. once installed, every requirement of the environment's packages is checked against what the
    environment then sees (``unmet_requirements``); a base package at a version that does not
-   satisfy one (vLLM 0.25.1 needs ``xgrammar==0.2.3``, the base has 0.2.4) is resolved and
-   installed in the environment too, and the check runs again.
+   satisfy one (vLLM 0.25.1 needs ``numba==0.65.0``, the base has 0.68.0) is resolved and
+   installed in the environment too, and the check runs again;
+3. so are the base's requirements on a package the environment shadows: a base package that does
+   not work with it (the base's ``xgrammar 0.2.7`` needs ``apache-tvm-ffi>=0.1.10``, vLLM 0.25.1
+   pins 0.1.9) is resolved and installed in the environment too, at a version that does.
 """
 
 from __future__ import annotations
@@ -137,13 +140,23 @@ class Unmet:
     """A requirement of an installed package that what the environment sees does not meet."""
 
     required_by: str  # "vllm 0.25.1"
-    requirement: str  # "xgrammar==0.2.3"
+    requirement: str  # "numba==0.65.0"
     name: str  # canonical name of the required package
     found: str | None  # the version the environment sees, None when it has none
+    from_base: str | None = None  # canonical name of the requiring package, when the base's
 
     def sentence(self) -> str:
         found = f"sees {self.found}" if self.found else "has none"
-        return f"{self.required_by} requires {self.requirement}, the environment {found}"
+        by = f"the base's {self.required_by}" if self.from_base else self.required_by
+        return f"{by} requires {self.requirement}, the environment {found}"
+
+    def to_install(self, base: BaseEnv) -> str | None:
+        """The base package to resolve and install in the environment so that this is met: the
+        required one (a candidate's package needs another version), or the requiring one (a base
+        package does not work with what the environment shadows); None when nothing will do."""
+        if self.from_base:
+            return self.from_base
+        return self.name if self.name in base.packages else None
 
 
 def unmet_requirements(own_paths: tuple[str, ...], base: BaseEnv, extras: dict[str, set[str]]
@@ -171,7 +184,7 @@ def unmet_requirements(own_paths: tuple[str, ...], base: BaseEnv, extras: dict[s
             found = seen.get(wanted, (None, None))[1]
             if not satisfied(requirement, found):
                 unmet.append(Unmet(f"{dist.metadata['Name']} {dist.version}", str(requirement),
-                                   wanted, found))
+                                   wanted, found, from_base=None if is_own else name))
     return unmet
 
 

@@ -176,7 +176,7 @@ def _install_layered(folder: Path, resolution: Resolution, base: BaseEnv, source
         unmet = unmet_requirements(own, base, extras)
         if not unmet:
             return lock
-        fixable = frozenset(u.name for u in unmet if u.name in base.packages) - forced
+        fixable = frozenset(name for name in (u.to_install(base) for u in unmet) if name) - forced
         if not fixable:
             break
         forced |= fixable

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from stackdecide.envs.base import BaseEnv
@@ -156,7 +157,9 @@ def _warnings(stderr: str) -> tuple[str, ...]:
 def resolve(requirements: StackRequirements, sources: Sources | None = None,
             base: BaseEnv | None = None, forced: frozenset[str] = frozenset()) -> Resolution:
     """Ask uv for the lock of ``requirements`` on its target Python and platform; over ``base``,
-    for what it does not provide (all its packages but ``forced`` and those pinned otherwise)."""
+    for what it does not provide (all its packages but ``forced`` and those pinned otherwise).
+    ``forced`` base packages are asked for too: one nothing of the candidate requires (a base
+    package that must change with what the environment shadows) is installed all the same."""
     sources = sources or Sources()
     candidate = requirements.candidate_id
     if requirements.problems:
@@ -172,7 +175,9 @@ def resolve(requirements: StackRequirements, sources: Sources | None = None,
                                      f"{base.python_version}, the candidate's lock is for "
                                      f"{requirements.python_version}")
         reused = base.reusable(requirements.lines, forced)
-    asked = replace(requirements, excludes=tuple(sorted({*requirements.excludes, *reused})))
+    named = {canonicalize_name(Requirement(line).name) for line in requirements.lines}
+    asked = replace(requirements, lines=requirements.lines + tuple(sorted(forced - named)),
+                    excludes=tuple(sorted({*requirements.excludes, *reused})))
     with tempfile.TemporaryDirectory(prefix="stackdecide-resolve-") as folder:
         code, out, err = _compile(asked, sources, Path(folder))
         if code != 0:
