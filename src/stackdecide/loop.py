@@ -18,7 +18,7 @@ import numpy as np
 from stackdecide.bench.capacity_plan import bracket_note, lengths_from_spec, plan_from_spec
 from stackdecide.bench.runner import BenchConfig, BenchError, BenchResult, Progress, run_bench
 from stackdecide.decision import Decision
-from stackdecide.evidence.records import EvidenceRecord, HardwareInfo
+from stackdecide.evidence.records import EvidenceRecord, EvidenceSet, HardwareInfo
 from stackdecide.evidence.store import EvidenceStore
 from stackdecide.launch.memory_check import MemoryCheck, read_memory_check
 from stackdecide.launch.plan import LaunchOptions, LaunchRefused, plan_launch
@@ -55,6 +55,7 @@ class LoopResult:
     after: Ranking
     measurements: tuple[Measurement, ...] = ()
     stopped_because: str = ""
+    evidence: EvidenceSet | None = None  # what ``after`` rests on (how sure it is: certainty)
 
 
 def hardware_of(outcome: LaunchOutcome) -> HardwareInfo | None:
@@ -358,7 +359,8 @@ def until_stable(decision: Decision, store: EvidenceStore, options: LaunchOption
     possible measurements (``optimistic_totals``), or after ``max_launches`` launches.
     """
     say = notify or (lambda message: None)
-    before = decision.score(evidence=store.load(), any_hardware=any_hardware)
+    evidence = store.load()
+    before = decision.score(evidence=evidence, any_hardware=any_hardware)
     ranking = before
     measurements: list[Measurement] = []
     while True:
@@ -381,6 +383,7 @@ def until_stable(decision: Decision, store: EvidenceStore, options: LaunchOption
         say(f"next: {why}")
         measurements.append(measure(decision, candidate_id, store, options, notify=say,
                                     bench_progress=bench_progress))
-        ranking = decision.score(evidence=store.load(), any_hardware=any_hardware)
+        evidence = store.load()
+        ranking = decision.score(evidence=evidence, any_hardware=any_hardware)
         say(f"re-scored: leader is now {ranking.winner}")
-    return LoopResult(before, ranking, tuple(measurements), reason)
+    return LoopResult(before, ranking, tuple(measurements), reason, evidence)

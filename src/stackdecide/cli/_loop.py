@@ -9,6 +9,7 @@ import click
 from stackdecide.bench.progress import TqdmProgress
 from stackdecide.cli._app import echo_step
 from stackdecide.decision import Decision
+from stackdecide.evidence.records import EvidenceSet
 from stackdecide.evidence.store import EvidenceStore
 from stackdecide.launch.plan import LaunchOptions
 from stackdecide.loop import LoopResult, Measurement, until_stable
@@ -17,11 +18,17 @@ from stackdecide.race import RaceLimits, RaceResult, until_certain
 from stackdecide.report import text as report
 from stackdecide.report.launch import memory_check_lines
 from stackdecide.robustness.certainty import Certainty
+from stackdecide.robustness.certainty import certainty as certainty_of
 
 
 def echo_after(measurements: Sequence[Measurement], before: Ranking, after: Ranking,
-               title: str, certainty: Certainty | None = None) -> None:
-    """What was measured, the ranking after it, and before -> after."""
+               title: str, certainty: Certainty | None = None,
+               evidence: EvidenceSet | None = None) -> None:
+    """What was measured, the ranking after it, and before -> after. The ranking says how sure
+    it is as `score --evidence` does (from ``evidence``, what ``after`` rests on): a lead inside
+    the noise is a statistical tie, not a winner."""
+    if certainty is None and evidence is not None:
+        certainty = certainty_of(after, evidence)
     if measurements:
         click.echo("\nmeasurements:")
         click.echo(report.render_measurements(measurements), nl=False)
@@ -43,7 +50,8 @@ def run_loop(decision: Decision, store_path: str, options: LaunchOptions, *, sta
                               notify=echo_step,
                               bench_progress=progress)
     progress.finish()
-    echo_after(result.measurements, result.before, result.after, f"after measurement ({store_path})")
+    echo_after(result.measurements, result.before, result.after,
+               f"after measurement ({store_path})", evidence=result.evidence)
     click.echo(f"stopped: {result.stopped_because}")
     return result
 

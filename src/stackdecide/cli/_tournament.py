@@ -42,7 +42,7 @@ def run_tournament_cli(decision: Decision, store_path: str, options: LaunchOptio
     click.echo("")
     click.echo(render_tournament(result), nl=False)
     echo_after(result.measurements, result.before, result.after,
-               f"after the tournament ({store_path})")
+               f"after the tournament ({store_path})", evidence=result.evidence)
     path = state_dir() / "tournaments" / f"{utc_now():%Y%m%dT%H%M%SZ}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, {**tournament_data(result), "scheduler": scheduler.name,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from stackdecide.audit.engine_config import file_hardware
 from stackdecide.decision import Decision
-from stackdecide.evidence.records import EvidenceRecord
+from stackdecide.evidence.records import EvidenceRecord, EvidenceSet
 from stackdecide.evidence.store import EvidenceStore
 from stackdecide.facts.parallel import layout_of
 from stackdecide.loop import Measurement, is_measured, store_measurement
@@ -54,6 +54,7 @@ class TournamentResult:
     confirmed: Round | None  # the top contenders again, one at a time
     skipped: tuple[tuple[str, str], ...]  # candidates that cannot run here, and why
     stopped_because: str
+    evidence: EvidenceSet | None = None  # what ``after`` rests on (how sure it is: certainty)
 
     @property
     def measurements(self) -> tuple[Measurement, ...]:
@@ -135,7 +136,8 @@ def run_tournament(decision: Decision, store: EvidenceStore, scheduler: Schedule
     say(f"measuring {len(tasks)} candidates on {scheduler.name}, "
         f"{'as many at once as fit' if limit is None else f'at most {limit} at once'}")
     measured = run_round(scheduler, store, tasks, limit, on_event)
-    ranking = decision.score(evidence=store.load(), any_hardware=any_hardware)
+    evidence = store.load()
+    ranking = decision.score(evidence=evidence, any_hardware=any_hardware)
     shared = any(o.neighbours for o in measured.outcomes)
     confirmed = None
     top = contenders(ranking, confirm_top) if shared and confirm_top > 0 else []
@@ -147,17 +149,17 @@ def run_tournament(decision: Decision, store: EvidenceStore, scheduler: Schedule
         confirmed = run_round(scheduler, store, again, 1, on_event)
         alone = {o.candidate_id for o in confirmed.outcomes
                  if o.measurement is not None and o.measurement.launched}
-        ranking = decision.score(evidence=alone_where_measured(store.load(), alone),
-                                 any_hardware=any_hardware)
+        evidence = alone_where_measured(store.load(), alone)
+        ranking = decision.score(evidence=evidence, any_hardware=any_hardware)
     if confirmed is not None:
         why = (f"measured {len(tasks)} candidates, up to {_peak(measured)} at once; re-measured "
                f"{', '.join(top)} alone, and ranked them on those measurements only (the "
-               f"others on measurements beside neighbours); winner {ranking.winner}")
+               f"others on measurements beside neighbours); leader {ranking.winner}")
     elif shared:
         why = "measured beside neighbours; nothing measured to re-measure alone"
     else:
         why = f"measured {len(tasks)} candidates, one at a time (no neighbours)"
-    return TournamentResult(before, ranking, measured, confirmed, skipped, why)
+    return TournamentResult(before, ranking, measured, confirmed, skipped, why, evidence)
 
 
 def _peak(round_: Round) -> int:
