@@ -217,6 +217,31 @@ def test_scenario_filter_aggregation_and_value_functions() -> None:
     assert ranking.winner == "a"
 
 
+def test_evidence_of_an_earlier_engine_configuration_is_left_out() -> None:
+    """A launch that failed before the engine block was fixed does not count against the fix
+    (TP 2 on the H200s: died with the all-reduce fusion on, started with it off)."""
+    decision = stackdecide.parse(DECISION.replace(
+        "  - {id: b, scores: {speed: 5, stability: 5, latency: 3}}",
+        "  - {id: b, scores: {speed: 5, stability: 5, latency: 3},\n"
+        "     engine: {tensor_parallel_size: 2}}"), "scenario.yaml")
+    now = decision.candidate("b").config_sha256
+    before_fix = stackdecide.parse(DECISION, "scenario.yaml").candidate("b").config_sha256
+    assert now != before_fix
+    evidence = EvidenceSet.of([
+        _h100("b", "launch_ok", 0.0, config_sha256=before_fix, note="illegal memory access"),
+        _h100("b", "launch_ok", 1.0, config_sha256=now),
+        _h100("b", "decode_tok_s", 120.0, config_sha256=now),
+        _h100("a", "launch_ok", 1.0),  # no configuration recorded (typed in): used
+    ])
+    applied = apply_evidence(decision, evidence)
+    stability_b = applied.cells[1][1]
+    assert stability_b.raw == 1.0 and stability_b.samples == 1 and stability_b.score == 10.0
+    assert applied.cells[0][1].raw == 1.0
+    assert ("ignored 1 evidence record measured with an earlier engine configuration of b (its "
+            "engine or env block changed since; kept in the store)") in applied.notes
+    assert decision.score(evidence=evidence).infeasible == {}
+
+
 def test_relative_to_best_with_one_measured_candidate_says_so() -> None:
     decision = stackdecide.parse(DECISION, "scenario.yaml")
     applied = apply_evidence(decision, EvidenceSet.of([_h100("b", "ttft_ms_p99", 300.0)]))

@@ -12,8 +12,10 @@ and their spread, and flags for anything that weakens it:
   specifiers, a bare version meaning ``==`` that version, as pip reads it);
 * ``version-unknown``: the record does not say the version of a package the candidate pins.
 
-Records of other candidates, or from other hardware without ``any_hardware``, are ignored, and
-the notes say how many and why.
+Records of other candidates, from other hardware without ``any_hardware``, or of an earlier
+engine configuration of the candidate (``config_sha256``, recorded by launches, differs from the
+candidate's now: its ``engine`` or ``env`` changed since) are ignored, and the notes say how many
+and why.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 
 OTHER_HARDWARE = "other-hardware"
 UNKNOWN_HARDWARE = "unknown-hardware"
+EARLIER_CONFIG = "earlier-config"
 VERSION_MISMATCH = "version-mismatch"
 VERSION_UNKNOWN = "version-unknown"
 
@@ -309,12 +312,17 @@ def _select(decision: DecisionMatrix, evidence: EvidenceSet, any_hardware: bool
     ignored: Counter[str] = Counter()
     unknown_candidates: set[str] = set()
     other_gpus: set[str] = set()
+    reconfigured: set[str] = set()
     mismatches: set[str] = set()
     unknown_versions: set[str] = set()
     for record in evidence:
         if record.candidate not in candidates:
             ignored["unknown-candidate"] += 1
             unknown_candidates.add(record.candidate)
+            continue
+        if record.config_sha256 not in (None, candidates[record.candidate].config_sha256):
+            ignored[EARLIER_CONFIG] += 1
+            reconfigured.add(record.candidate)
             continue
         record_flags: list[str] = []
         if wanted_gpu is not None:
@@ -348,6 +356,10 @@ def _select(decision: DecisionMatrix, evidence: EvidenceSet, any_hardware: bool
     if ignored["unknown-candidate"]:
         notes.append(f"ignored {_records(ignored['unknown-candidate'])} of candidates not in "
                      f"this decision: {', '.join(sorted(unknown_candidates))}")
+    if ignored[EARLIER_CONFIG]:
+        notes.append(f"ignored {_records(ignored[EARLIER_CONFIG])} measured with an earlier "
+                     f"engine configuration of {', '.join(sorted(reconfigured))} (its engine or "
+                     "env block changed since; kept in the store)")
     if ignored[OTHER_HARDWARE]:
         notes.append(f"ignored {_records(ignored[OTHER_HARDWARE])} measured on other "
                      f"hardware ({', '.join(sorted(other_gpus))}), not the decision's "

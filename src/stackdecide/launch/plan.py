@@ -23,7 +23,7 @@ from stackdecide.launch import gpus as gpu_selection
 from stackdecide.launch import preflight
 from stackdecide.launch.leftovers import live_runs
 from stackdecide.launch.process import DEFAULT_GRACE_S
-from stackdecide.launch.runs import LaunchOutcome, engine_sha256, runs_dir
+from stackdecide.launch.runs import LaunchOutcome, runs_dir
 from stackdecide.model.problems import Problem, errors
 from stackdecide.state import last_decision
 from stackdecide.vllm.args import VllmArgSpec, load_arg_spec
@@ -262,7 +262,7 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
         notes.append(f"environment {environment.short} ({environment.path}): the candidate's "
                      f"own, built from its stack pins")
     return LaunchPlan(candidate_id, decision.source_file, engine, env,
-                      engine_sha256(candidate.engine, candidate.env), command, tuple(problems),
+                      candidate.config_sha256, command, tuple(problems),
                       tuple(notes), options.host, port, runtime, gpu, target, scaffold_shape,
                       model.fp8_checkpoint, runs_parent, fit, portable, portable_note,
                       tuple(used), link, layout.label, environment)

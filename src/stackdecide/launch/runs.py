@@ -7,7 +7,6 @@ started and why), ``server.log`` (the server's stdout and stderr) and ``outcome.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -59,14 +58,6 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """A run file, indented for people, atomically (``_files.write_json_atomic``); values JSON
     cannot hold (paths, times) are written as text."""
     write_json_atomic(path, data, indent=2, default=str)
-
-
-def engine_sha256(engine: Mapping[str, Any], env: Mapping[str, str]) -> str:
-    """Identity of a candidate's serving configuration: its engine mapping and environment as
-    written, in canonical JSON."""
-    canonical = json.dumps({"engine": dict(engine), "env": dict(env)}, sort_keys=True,
-                           separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

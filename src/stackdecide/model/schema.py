@@ -7,6 +7,8 @@ the file to each other (every candidate scores every criterion, weights add up) 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from itertools import pairwise
 from typing import Annotated, Any, Literal
@@ -233,6 +235,14 @@ class Candidate(_Strict):
     @property
     def label(self) -> str:
         return self.name or self.id
+
+    @property
+    def config_sha256(self) -> str:
+        """Identity of its serving configuration: the engine mapping and environment as written,
+        in canonical JSON. Launches record it with their evidence; a change makes new evidence."""
+        canonical = json.dumps({"engine": dict(self.engine), "env": dict(self.env)},
+                               sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class Ahp(_Strict):
