@@ -192,6 +192,53 @@ def test_a_base_package_no_version_of_which_fits_is_named(shadowing: tuple[BaseE
     assert [p.name for p in (tmp_path / "envs").iterdir()] == []
 
 
+def test_a_wheelhouse_for_a_layered_build_holds_what_the_base_lacks(
+        shadowing: tuple[BaseEnv, Path], tmp_path: Path) -> None:
+    """`env download --base-freeze`: on a connected machine, from the GPU machine's pip freeze,
+    the wheels a layered build of sd-engine 0.25 needs; that wheelhouse alone then builds it."""
+    from click.testing import CliRunner
+
+    base, wheels = shadowing
+    index = (str(wheels.parent / "image-wheels"), str(wheels))  # every release, as PyPI has
+    freeze = tmp_path / "image-freeze.txt"
+    freeze.write_text("# pip freeze on the GPU machine\n-e /opt/work/tool\nsd-engine==0.26\n"
+                      "sd-ffi==0.10\nsd-grammar==0.27\nsd-tools==1.0\nsd-cuda==13.0+local\n")
+    decision = tmp_path / "d.yaml"
+    decision.write_text(
+        "schema: stackdecide/v1\ndecision: {title: t, hardware: {gpu: cpu}}\n"
+        "criteria: [{id: c, weight: 1}]\ncandidates:\n"
+        "  - {id: old, stack: {packages: {sd-engine: '0.25'}}, scores: {c: 5}}\n")
+    house = tmp_path / "house"
+    result = CliRunner().invoke(main, [
+        "env", "download", str(decision), "--dest", str(house), "--base-freeze", str(freeze),
+        "--python-version", PYTHON, "--find-links", index[0], "--find-links", index[1],
+        "--no-index", "--offline"])
+    assert result.exit_code == 0, result.output
+    assert sorted(w.name for w in house.iterdir()) == [
+        "sd_engine-0.25-py3-none-any.whl", "sd_ffi-0.9-py3-none-any.whl",
+        "sd_grammar-0.23-py3-none-any.whl", "sd_tools-0.9-py3-none-any.whl"]
+    assert "old: lock " in result.stdout
+    assert f"4 of its 4 packages are not in {freeze} at those versions; 4 wheels" in result.stdout
+    assert ("warning: not in the package index, so left out of the lock's question: sd-cuda "
+            "(of the base)") in result.stdout
+    resolution = resolve(_requirements(**{"sd-engine": "0.25"}), _offline(house), base)
+    env = build_env(resolution, tmp_path / "envs", sources=_offline(house), base=base)
+    assert _sees(env.python, "sd-engine", "sd-ffi", "sd-grammar", "sd-tools") == {
+        "sd-engine": "0.25", "sd-ffi": "0.9", "sd-grammar": "0.23", "sd-tools": "0.9"}
+
+
+def test_a_freeze_line_that_pins_nothing_is_named(tmp_path: Path) -> None:
+    from stackdecide.envs.download import read_freeze
+
+    freeze = tmp_path / "freeze.txt"
+    freeze.write_text("sd-ffi==0.10\nsd-grammar>=0.2\n")
+    with pytest.raises(EnvError, match=r"freeze.txt:2: 'sd-grammar>=0.2' pins no single version"):
+        read_freeze(freeze)
+    freeze.write_text("sd-ffi==0.10\n!!!\n")
+    with pytest.raises(EnvError, match=r"freeze.txt:2: '!!!' is not a requirement line"):
+        read_freeze(freeze)
+
+
 def test_cli_build_over_a_base(machine: tuple[BaseEnv, Path], tmp_path: Path) -> None:
     from click.testing import CliRunner
 

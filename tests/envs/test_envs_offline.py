@@ -181,7 +181,7 @@ def test_a_lock_for_another_python_needs_that_interpreter(wheelhouse: Path, tmp_
 
 def test_download_fills_a_wheelhouse_for_the_target(wheelhouse: Path, tmp_path: Path) -> None:
     resolution = resolve(_requirements(**{"sd-beta": "2.0"}), _offline(wheelhouse))
-    wheels = download_wheels(resolution, tmp_path / "out", _offline(wheelhouse))
+    _, wheels = download_wheels(resolution, tmp_path / "out", _offline(wheelhouse))
     assert [w.name for w in wheels] == ["sd_alpha-1.1-py3-none-any.whl",
                                         "sd_beta-2.0-py3-none-any.whl"]
     # and that wheelhouse alone builds the environment

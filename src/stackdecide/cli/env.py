@@ -12,7 +12,7 @@ import click
 import stackdecide
 from stackdecide.cli._app import decision_argument, echo_step, handle_errors, main
 from stackdecide.envs.decision import EnvOptions, build_candidates, resolve_candidates
-from stackdecide.envs.download import download_wheels
+from stackdecide.envs.download import download_wheels, read_freeze
 from stackdecide.envs.requirements import DEFAULT_PLATFORM
 from stackdecide.envs.store import list_envs, prune
 from stackdecide.envs.uv import Sources
@@ -148,20 +148,26 @@ def prune_command(env_dir: Path | None, locks: tuple[str, ...], everything: bool
 @decision_argument()
 @click.option("--dest", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Wheelhouse folder to fill.")
+@click.option("--base-freeze", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE",
+              help="`pip freeze` of the environment the candidates' will be layered on "
+                   "(--base-env on that machine): only the wheels it lacks are fetched.")
 @candidates_option
 @target_options
 @source_options
 @handle_errors
-def download_command(file: str, dest: Path, candidate_ids: tuple[str, ...],
-                     **kwargs: Any) -> None:
+def download_command(file: str, dest: Path, base_freeze: Path | None,
+                     candidate_ids: tuple[str, ...], **kwargs: Any) -> None:
     """Fill a wheelhouse with every wheel the candidates' locks need on --platform, for
     `env build --find-links DIR --offline` on a machine without network."""
     decision = stackdecide.load(file)
     options = env_options(kwargs)
-    for resolution in resolve_candidates(decision, candidate_ids, options):
+    base = read_freeze(base_freeze) if base_freeze else None
+    for resolution in resolve_candidates(decision, candidate_ids, options, freeze=base):
         if resolution.status == "no-pins":
             continue
-        wheels = download_wheels(resolution, dest, options.sources)
-        click.echo(f"{resolution.candidate_id}: {len(resolution.lock.packages) if resolution.lock else 0}"
-                   f" packages of lock {resolution.lock.short if resolution.lock else '-'}; "
-                   f"{len(wheels)} wheels in {dest}")
+        fetched, wheels = download_wheels(resolution, dest, options.sources, base=base)
+        assert resolution.lock is not None  # download_wheels refuses a candidate without one
+        click.echo(report.render_download(resolution.candidate_id, resolution.lock, fetched,
+                                          base_freeze, len(wheels), dest,
+                                          resolution.warnings))

@@ -4,13 +4,14 @@ one candidate at a time, each failure naming the candidate and its pin."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from stackdecide.audit.engine_config import CPU_TARGETS
 from stackdecide.envs.base import BaseEnv, read_base_env
 from stackdecide.envs.build import BuiltEnv, build_env, default_env_dir
+from stackdecide.envs.download import resolve_over_freeze
 from stackdecide.envs.requirements import DEFAULT_PLATFORM, StackRequirements, stack_requirements
 from stackdecide.envs.resolve import Resolution, resolve
 from stackdecide.envs.uv import EnvError, Sources
@@ -68,8 +69,11 @@ def chosen_ids(decision: DecisionMatrix, candidate_ids: Sequence[str] | None) ->
 
 
 def resolve_candidates(decision: DecisionMatrix, candidate_ids: Sequence[str] | None = None,
-                       options: EnvOptions | None = None) -> list[Resolution]:
-    """Each candidate's verdict: installable as pinned (with its lock) or why not."""
+                       options: EnvOptions | None = None,
+                       freeze: Mapping[str, str] | None = None) -> list[Resolution]:
+    """Each candidate's verdict: installable as pinned (with its lock) or why not; with
+    ``freeze`` (an installed environment's ``pip freeze``), the lock that keeps its versions
+    where it can (``envs.download.resolve_over_freeze``)."""
     options = options or EnvOptions()
     base = base_of(options)
     answers: dict[str, Resolution] = {}  # candidates with the same pins ask the index once
@@ -78,7 +82,9 @@ def resolve_candidates(decision: DecisionMatrix, candidate_ids: Sequence[str] | 
         requirements = requirements_of(decision, candidate_id, options)
         known = answers.get(requirements.key)
         if known is None:
-            known = answers[requirements.key] = resolve(requirements, options.sources, base)
+            known = answers[requirements.key] = \
+                resolve_over_freeze(requirements, options.sources, freeze) if freeze \
+                else resolve(requirements, options.sources, base)
         resolutions.append(replace(known, candidate_id=candidate_id, requirements=requirements))
     return resolutions
 

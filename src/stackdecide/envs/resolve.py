@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -131,12 +132,18 @@ def parse_lock(text: str) -> tuple[tuple[str, str], ...]:
 
 
 def _compile(requirements: StackRequirements, sources: Sources, folder: Path,
-             torch_backend: str | None = None) -> tuple[int, str, str]:
+             torch_backend: str | None = None, preferences: Mapping[str, str] | None = None
+             ) -> tuple[int, str, str]:
     inputs = folder / "requirements.in"
     inputs.write_text(requirements.text())
     arguments = ["pip", "compile", str(inputs), "--python-version", requirements.python_version,
                  "--python-platform", requirements.platform, "--python-preference",
                  "only-system", "--no-header", "--no-annotate", "--quiet", *sources.options()]
+    output = folder / "preferred.txt"
+    if preferences:  # uv keeps the versions an existing output file pins where it can
+        output.write_text("".join(f"{name}=={version}\n"
+                                  for name, version in sorted(preferences.items())))
+        arguments += ["--output-file", str(output)]
     if requirements.excludes:
         excludes = folder / "excludes.txt"
         excludes.write_text("".join(f"{name}\n" for name in requirements.excludes))
@@ -146,7 +153,8 @@ def _compile(requirements: StackRequirements, sources: Sources, folder: Path,
     # PyTorch's CUDA index is often out of reach (air-gapped mirrors): one retry says enough
     result = run_uv(arguments, timeout_s=RESOLVE_TIMEOUT_S,
                     env={"UV_HTTP_RETRIES": "1"} if torch_backend else None)
-    return result.returncode, result.stdout, result.stderr
+    stdout = output.read_text() if preferences and result.returncode == 0 else result.stdout
+    return result.returncode, stdout, result.stderr
 
 
 def _warnings(stderr: str) -> tuple[str, ...]:
@@ -155,11 +163,14 @@ def _warnings(stderr: str) -> tuple[str, ...]:
 
 
 def resolve(requirements: StackRequirements, sources: Sources | None = None,
-            base: BaseEnv | None = None, forced: frozenset[str] = frozenset()) -> Resolution:
+            base: BaseEnv | None = None, forced: frozenset[str] = frozenset(),
+            preferences: Mapping[str, str] | None = None) -> Resolution:
     """Ask uv for the lock of ``requirements`` on its target Python and platform; over ``base``,
     for what it does not provide (all its packages but ``forced`` and those pinned otherwise).
     ``forced`` base packages are asked for too: one nothing of the candidate requires (a base
-    package that must change with what the environment shadows) is installed all the same."""
+    package that must change with what the environment shadows) is installed all the same.
+    ``preferences`` (name -> version: an installed environment's, as ``pip freeze`` lists it)
+    are kept wherever the pins allow, so that the lock differs from them where it must."""
     sources = sources or Sources()
     candidate = requirements.candidate_id
     if requirements.problems:
@@ -179,7 +190,7 @@ def resolve(requirements: StackRequirements, sources: Sources | None = None,
     asked = replace(requirements, lines=requirements.lines + tuple(sorted(forced - named)),
                     excludes=tuple(sorted({*requirements.excludes, *reused})))
     with tempfile.TemporaryDirectory(prefix="stackdecide-resolve-") as folder:
-        code, out, err = _compile(asked, sources, Path(folder))
+        code, out, err = _compile(asked, sources, Path(folder), preferences=preferences)
         if code != 0:
             network = is_network_failure(err)
             sentence = network_reason(err) if network else failure_sentence(err)
@@ -194,7 +205,7 @@ def resolve(requirements: StackRequirements, sources: Sources | None = None,
         variant_note = None
         if requirements.cuda_variant:
             code, variant_out, variant_err = _compile(asked, sources, Path(folder),
-                                                      requirements.cuda_variant)
+                                                      requirements.cuda_variant, preferences)
             if code == 0:
                 lock = replace(lock, packages=parse_lock(variant_out),
                                torch_backend=requirements.cuda_variant)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
 
 from stackdecide.envs.build import BuiltEnv
-from stackdecide.envs.resolve import Resolution
+from stackdecide.envs.resolve import Lock, Resolution
 from stackdecide.envs.store import EnvEntry
 
 
@@ -78,3 +79,13 @@ def render_entries(entries: Sequence[EnvEntry]) -> str:
     return tabulate(rows, headers=["lock", "vllm", "torch", "python", "built",
                                    "size (own: not linked from uv's cache)"],
                     disable_numparse=True) + "\n"
+
+
+def render_download(candidate_id: str, lock: Lock, fetched: Sequence[tuple[str, str]],
+                    base_freeze: Path | None, wheels: int, dest: Path,
+                    warnings: Sequence[str] = ()) -> str:
+    """One line per candidate of `env download`: what was asked for, what the folder holds."""
+    asked = (f"{len(fetched)} of its {len(lock.packages)} packages are not in {base_freeze} at "
+             "those versions" if base_freeze is not None else f"{len(lock.packages)} packages")
+    return f"{candidate_id}: lock {lock.short}, {asked}; {wheels} wheels in {dest}" + "".join(
+        f"\n  warning: {text}" for text in warnings)
