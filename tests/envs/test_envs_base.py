@@ -237,6 +237,10 @@ def test_a_freeze_line_that_pins_nothing_is_named(tmp_path: Path) -> None:
     freeze.write_text("sd-ffi==0.10\n!!!\n")
     with pytest.raises(EnvError, match=r"freeze.txt:2: '!!!' is not a requirement line"):
         read_freeze(freeze)
+    freeze.write_text("torch @ https://download.pytorch.org/whl/cu130/torch-2.11.0%2Bcu130-cp312-"
+                      "cp312-manylinux_2_28_x86_64.whl\ntool @ file:///opt/src/tool\n"
+                      "-e git+https://example.org/x.git#egg=x\nsd-ffi==0.10\n")
+    assert read_freeze(freeze) == {"torch": "2.11.0+cu130", "sd-ffi": "0.10"}
 
 
 def test_cli_build_over_a_base(machine: tuple[BaseEnv, Path], tmp_path: Path) -> None:

@@ -19,9 +19,10 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from stackdecide.envs.base import satisfied
 from stackdecide.envs.requirements import StackRequirements
@@ -62,8 +63,9 @@ def _pip_sources(sources: Sources, torch_backend: str | None = None) -> list[str
 
 
 def read_freeze(path: Path) -> dict[str, str]:
-    """``name==version`` lines of a ``pip freeze`` (canonical name -> version). Editable and
-    direct-URL lines name no index version and are left out; anything else is an error."""
+    """``name==version`` lines of a ``pip freeze`` (canonical name -> version); a direct URL to a
+    wheel gives the wheel's version. Editable lines and other URLs name no version and are left
+    out; anything else is an error."""
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -78,7 +80,10 @@ def read_freeze(path: Path) -> dict[str, str]:
         except InvalidRequirement:
             raise EnvError(f"--base-freeze {path}:{number}: '{line}' is not a requirement line "
                            "of pip freeze (name==version)") from None
-        if requirement.url:
+        if requirement.url:  # `torch @ https://.../torch-2.11.0%2Bcu130-...whl`: the wheel's version
+            wheel = _wheel_version(requirement.url)
+            if wheel is not None:
+                versions[canonicalize_name(requirement.name)] = wheel
             continue
         pinned = [spec for spec in requirement.specifier if spec.operator == "=="]
         if len(pinned) != 1 or len(requirement.specifier) != 1:
@@ -89,6 +94,14 @@ def read_freeze(path: Path) -> dict[str, str]:
         raise EnvError(f"--base-freeze {path}: no name==version line; give the output of "
                        "`pip freeze` on the machine")
     return versions
+
+
+def _wheel_version(url: str) -> str | None:
+    try:
+        _, version, _, _ = parse_wheel_filename(unquote(urlsplit(url).path.rsplit("/", 1)[-1]))
+    except InvalidWheelFilename:
+        return None  # a source tree or an archive: no version to keep
+    return str(version)
 
 
 _NOT_FOUND = re.compile(r"\b([A-Za-z0-9][A-Za-z0-9._-]*) was not found in the "
