@@ -90,8 +90,14 @@ def test_a_sure_lead_on_one_launch_is_not_yet_certified() -> None:
     evidence = _evidence({"a": [300.0], "b": [150.0]})
     sure = certainty(decision.score(evidence=evidence), evidence)
     assert sure.verdict.kind == "tie" and sure.p_best["a"] > 0.99
-    assert "a rests on 1 launch" in sure.verdict.text
-    assert "needs 2 launches of the leader" in sure.verdict.text
+    assert sure.verdict.text == ("a leads (P = 1.00) on too few launches: a rests on 1 launch; a "
+                                 "certificate needs 2 launches of the leader (launch "
+                                 "--until-certain)")
+    # the ranking's leader line says "not certified" once
+    from stackdecide.report.text import render_text
+    line = next(ln for ln in render_text(sure.ranking, certainty=sure).splitlines()
+                if ln.startswith("leader:"))
+    assert line.count("not certified") == 1
 
 
 def test_records_of_one_launch_are_one_replicate() -> None:

@@ -216,7 +216,7 @@ def _verdict(ranking: Ranking, probabilities: RankProbabilities | None, launches
     if p >= confidence and not short:
         return Verdict("certified", name, tied, f"certified: {name} (P = {p:.2f})")
     if p >= confidence:
-        return Verdict("tie", name, tied, f"{name} leads (P = {p:.2f}) but not certified: "
+        return Verdict("tie", name, tied, f"{name} leads (P = {p:.2f}) on too few launches: "
                        + ", ".join(f"{cid} rests on {launches[cid]} launch"
                                    + ("es" if launches[cid] != 1 else "") for cid in short)
                        + f"; a certificate needs {MIN_REPLICATES} launches of the leader "
