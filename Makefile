@@ -32,7 +32,7 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 
 test: engine browser lint
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not timing"
 
 clean:
 	rm -rf $(VENV) .stackdecide

@@ -241,6 +241,7 @@ def _serve_steady(queue: Any) -> None:
     threading.Event().wait()
 
 
+@pytest.mark.timing
 def test_agrees_with_vllm_bench_serve_on_a_steady_stream(vllm_py: str, tmp_path: Path) -> None:
     _require_quiet_machine()
     tokenizer = scaffold_model("tiny", tmp_path / "tokenizer").path
@@ -289,6 +290,7 @@ def _our_steady_row(url: str, model: str, seed: int,
     return row, _bursty([r.ttft_s for r in records], [r.latency_s for r in records])
 
 
+@pytest.mark.timing
 def test_agrees_with_vllm_bench_serve_on_the_cpu_engine(tiny_server: Any, vllm_py: str) -> None:
     _require_quiet_machine()
     url, model = tiny_server.url, tiny_server.served_model_name
