@@ -307,6 +307,7 @@ def _select(decision: DecisionMatrix, evidence: EvidenceSet, any_hardware: bool
     wanted_gpu = hardware.gpu if hardware else None
     candidates = {c.id: c for c in decision.candidates}
     pins = {c.id: stack_pins(c.stack) for c in decision.candidates}
+    configs = {c.id: c.config_sha256 for c in decision.candidates}  # once, not per record
     usable: list[EvidenceRecord] = []
     flags: dict[int, tuple[str, ...]] = {}
     ignored: Counter[str] = Counter()
@@ -320,7 +321,7 @@ def _select(decision: DecisionMatrix, evidence: EvidenceSet, any_hardware: bool
             ignored["unknown-candidate"] += 1
             unknown_candidates.add(record.candidate)
             continue
-        if record.config_sha256 not in (None, candidates[record.candidate].config_sha256):
+        if record.config_sha256 not in (None, configs[record.candidate]):
             ignored[EARLIER_CONFIG] += 1
             reconfigured.add(record.candidate)
             continue
