@@ -21,7 +21,7 @@ benchmark:
   slo: {e2el_ms_p99: 1500, min_goodput: 0.9}
   workload: {input_len: 32, output_len: 32}
   scenarios:
-    - {scenario: capacity, search: concurrency, start: 4, growth: 4, max_load: 256,
+    - {scenario: capacity, search: concurrency, start: 4, growth: 4, max_load: 4096,
        precision: 0.5, num_prompts: 8, max_probes: 8}
 """
 
@@ -41,7 +41,9 @@ def test_capacity_of_the_tiny_model_is_found_and_stored(tmp_path: Path) -> None:
     assert capacity is not None
     print("\n".join(capacity_lines(capacity)))
     assert capacity.last_pass is not None, capacity.stopped_because
-    # the loose SLO is met at low load and missed well below the highest allowed load
+    # the loose SLO is met at low load and missed well below the highest allowed load: past
+    # saturation the end-to-end latency grows with the queue, so even a fast machine misses 1.5 s
+    # long before 4,096 requests in flight (a CI machine met it at 256)
     assert capacity.first_fail is not None and capacity.converged, capacity.stopped_because
     assert capacity.first_fail.load / capacity.last_pass.load <= 1.5 or \
         capacity.first_fail.load - capacity.last_pass.load == 1
