@@ -10,7 +10,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from stackdecide.cli import main
-from stackdecide.vllm import probe
+from stackdecide.facts.pins import VLLM_DISTRIBUTIONS
+from stackdecide.vllm import _introspect, probe
 
 
 def test_gpus_without_nvml_or_driver_are_reported_not_raised() -> None:
@@ -36,6 +37,12 @@ def test_runtime_versions_come_from_the_interpreter_that_runs_vllm() -> None:
 
         assert runtime.vllm == vllm.__version__
         assert runtime.vllm_location == str(Path(vllm.__file__).parent)
+
+
+def test_the_introspection_script_knows_the_same_vllm_distributions() -> None:
+    # it runs in the engine's interpreter and imports nothing from stackdecide, so the list is
+    # written out there; this keeps the two the same
+    assert _introspect.DISTRIBUTIONS["vllm"] == VLLM_DISTRIBUTIONS
 
 
 def test_an_interpreter_that_cannot_answer_is_an_error_field(tmp_path: Path) -> None:

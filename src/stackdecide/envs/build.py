@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name
 
 from stackdecide._files import write_json_atomic
 from stackdecide.envs.base import BaseEnv, layer_on, site_packages, unmet_requirements
-from stackdecide.envs.requirements import ENGINE_PACKAGES, StackRequirements
+from stackdecide.envs.requirements import StackRequirements
 from stackdecide.envs.resolve import Lock, Resolution, resolve
 from stackdecide.envs.uv import (
     EnvError,
@@ -37,6 +37,7 @@ from stackdecide.envs.uv import (
     run_uv,
     uv_version,
 )
+from stackdecide.facts.pins import VLLM_DISTRIBUTIONS
 
 ENV_DIR_ENV = "STACKDECIDE_ENV_DIR"
 MANIFEST = "stackdecide-env.json"
@@ -85,7 +86,7 @@ class BuiltEnv:
 
     @property
     def vllm(self) -> str | None:
-        return next(filter(None, map(self.version, ENGINE_PACKAGES)), None)
+        return next(filter(None, map(self.version, VLLM_DISTRIBUTIONS)), None)
 
 
 def env_path(env_dir: Path, lock: Lock) -> Path:

