@@ -6,32 +6,16 @@ from __future__ import annotations
 import pytest
 
 import stackdecide
+from decode_pair import decode_launches, decode_pair
 from stackdecide.cli._loop import echo_after
-from stackdecide.evidence import EvidenceRecord, EvidenceSet, HardwareInfo
+from stackdecide.evidence import EvidenceSet
 
-TWO = """\
-schema: stackdecide/v1
-decision:
-  title: two vLLM releases, one measured criterion
-  hardware: {gpu: NVIDIA H200}
-criteria:
-  - id: decode
-    weight: 1
-    scale: [0, 10]
-    measure: {metric: decode_tok_s, value: linear, worst: 0, best: 400}
-candidates:
-  - {id: new, scores: {decode: 5}}
-  - {id: old, scores: {decode: 5}}
-"""
+H200 = "NVIDIA H200"
+TWO = decode_pair("new", "old", H200)
 
 
 def _evidence(values: dict[str, list[float]]) -> EvidenceSet:
-    records = [EvidenceRecord(id=index, candidate=candidate, metric="decode_tok_s", value=value,
-                              hardware=HardwareInfo(gpu="NVIDIA H200"),
-                              source=f"run {candidate}-{launch}")
-               for index, (candidate, launch, value) in enumerate(
-                   ((c, n, v) for c, vs in values.items() for n, v in enumerate(vs)), start=1)]
-    return EvidenceSet(records)
+    return decode_launches(values, H200)
 
 
 def test_a_lead_inside_the_noise_is_printed_as_a_tie(capsys: pytest.CaptureFixture[str]) -> None:

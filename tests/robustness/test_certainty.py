@@ -9,37 +9,17 @@ import numpy as np
 import pytest
 
 import stackdecide
+from decode_pair import decode_launches, decode_pair
 from stackdecide.certify import normal_p_greater
-from stackdecide.evidence import EvidenceRecord, EvidenceSet, HardwareInfo
+from stackdecide.evidence import EvidenceSet
 from stackdecide.robustness.certainty import certainty, replicate_values
 
-TWO = """\
-schema: stackdecide/v1
-decision:
-  title: two stacks, one measured criterion
-  hardware: {gpu: NVIDIA H100 80GB HBM3}
-criteria:
-  - id: decode
-    weight: 1
-    scale: [0, 10]
-    measure: {metric: decode_tok_s, value: linear, worst: 0, best: 400}
-candidates:
-  - {id: a, scores: {decode: 5}}
-  - {id: b, scores: {decode: 5}}
-"""
-H100 = HardwareInfo(gpu="NVIDIA H100 80GB HBM3")
+H100 = "NVIDIA H100 80GB HBM3"
+TWO = decode_pair("a", "b", H100)
 
 
 def _evidence(values: dict[str, list[float]], *, per_launch: int = 1) -> EvidenceSet:
-    records, next_id = [], 1
-    for candidate, launches in values.items():
-        for launch, value in enumerate(launches):
-            for _ in range(per_launch):
-                records.append(EvidenceRecord(id=next_id, candidate=candidate,
-                                              metric="decode_tok_s", value=value, hardware=H100,
-                                              source=f"run {candidate}-{launch}"))
-                next_id += 1
-    return EvidenceSet(records)
+    return decode_launches(values, H100, per_launch=per_launch)
 
 
 def test_two_normal_cells_match_the_closed_form(tmp_path: Path) -> None:
