@@ -7,17 +7,21 @@ candidates' wheelhouse has other engine releases and their small dependencies, n
 
 from __future__ import annotations
 
+import glob
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from wheelhouse import make_wheel
 
 from stackdecide.cli import main
 from stackdecide.envs.base import PTH_FILE, BaseEnv, read_base_env
 from stackdecide.envs.build import MANIFEST, build_env
+from stackdecide.envs.decision import EnvOptions, target_python
 from stackdecide.envs.requirements import stack_requirements
 from stackdecide.envs.resolve import resolve
 from stackdecide.envs.uv import EnvError, Sources, find_uv
@@ -244,8 +248,6 @@ def test_a_freeze_line_that_pins_nothing_is_named(tmp_path: Path) -> None:
 
 
 def test_cli_build_over_a_base(machine: tuple[BaseEnv, Path], tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
     base, wheels = machine
     decision = tmp_path / "d.yaml"
     decision.write_text(
@@ -278,3 +280,51 @@ def test_a_base_that_is_no_python_is_named(python: str, says: str) -> None:
     with pytest.raises(EnvError) as caught:
         read_base_env(python)
     assert str(caught.value).startswith("--base-env: ") and says in str(caught.value)
+
+
+def _another_python() -> str | None:
+    """A working interpreter of another Python X.Y than this one, if the machine has one."""
+    names = [f"python3.{minor}" for minor in range(9, 15) if minor != sys.version_info.minor]
+    found = [shutil.which(name) for name in names]
+    found += sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.*/bin/python3")))
+    for python in filter(None, found):
+        done = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"],
+                              capture_output=True, text=True, check=False)
+        if done.returncode == 0 and done.stdout.strip() != str(tuple(sys.version_info[:2])):
+            return python
+    return None
+
+
+def test_the_target_python_is_that_of_the_interpreter_the_environments_come_from(
+        tmp_path: Path) -> None:
+    """A candidate that pins no Python is resolved for --python-version, else for the Python of
+    --base-env or --base-python (a lock for another one could not be built on it), else for this
+    interpreter's."""
+    other = tmp_path / "python-other"  # answers the version question as a Python 3.99 would
+    other.write_text("#!/bin/sh\necho 3.99\n")
+    other.chmod(0o755)
+    assert target_python(EnvOptions()) is None
+    assert target_python(EnvOptions(base_python=str(other))) == "3.99"
+    assert target_python(EnvOptions(base_python=str(other), python_version="3.10")) == "3.10"
+
+
+def test_a_base_of_another_python_is_resolved_for_its_python(tmp_path: Path) -> None:
+    python = _another_python()
+    if python is None:
+        pytest.skip("this machine has one Python X.Y only")
+    uv = find_uv()
+    subprocess.run([uv, "venv", str(tmp_path / "image"), "--python", python, "--quiet"],
+                   check=True)
+    base = read_base_env(str(tmp_path / "image/bin/python"))
+    assert base.python_version != PYTHON
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "sd-alpha", "1.1")
+    decision = tmp_path / "d.yaml"
+    decision.write_text(
+        "schema: stackdecide/v1\ndecision: {title: t, hardware: {gpu: cpu}}\n"
+        "criteria: [{id: c, weight: 1}]\ncandidates:\n"
+        "  - {id: only, stack: {packages: {sd-alpha: '1.1'}}, scores: {c: 5}}\n")
+    resolved = CliRunner().invoke(main, ["env", "resolve", str(decision), "--base-env", base.python,
+                                         "--find-links", str(wheels), "--offline", "--no-index"])
+    assert resolved.exit_code == 0, resolved.output
+    assert f"Python {base.python_version}" in resolved.stdout, resolved.stdout

@@ -54,8 +54,8 @@ def target_options(func: F) -> F:
     func = click.option("--platform", default=DEFAULT_PLATFORM, show_default=True,
                         help="Target platform, as uv's --python-platform names it.")(func)
     return click.option("--python-version", metavar="X.Y",
-                        help="Target Python when a candidate pins none [default: this "
-                             "interpreter's].")(func)
+                        help="Target Python when a candidate pins none [default: that of "
+                             "--base-env or --base-python, else this interpreter's].")(func)
 
 
 def candidates_option(func: F) -> F:

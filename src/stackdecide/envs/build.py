@@ -109,7 +109,8 @@ def read_env(path: Path) -> BuiltEnv | None:
                     build_s=manifest.get("build_s"))
 
 
-def _interpreter_version(python: str) -> str:
+def interpreter_version(python: str) -> str:
+    """``X.Y`` of an interpreter, asked by running it."""
     try:
         done = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                               capture_output=True, text=True, timeout=60, check=False)
@@ -220,7 +221,7 @@ def build_env(resolution: Resolution, env_dir: Path | None = None, *,
     if existing is not None:
         return existing
     base_python = base_python or (base.python if base is not None else sys.executable)
-    version = _interpreter_version(base_python)
+    version = interpreter_version(base_python)
     if version != lock.python_version:
         raise EnvError(f"candidate '{resolution.candidate_id}': its lock is for Python "
                        f"{lock.python_version}, but the base interpreter {base_python} is "

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from stackdecide.audit.engine_config import CPU_TARGETS
 from stackdecide.envs.base import BaseEnv, read_base_env
-from stackdecide.envs.build import BuiltEnv, build_env, default_env_dir
+from stackdecide.envs.build import BuiltEnv, build_env, default_env_dir, interpreter_version
 from stackdecide.envs.download import resolve_over_freeze
 from stackdecide.envs.requirements import DEFAULT_PLATFORM, StackRequirements, stack_requirements
 from stackdecide.envs.resolve import Resolution, resolve
@@ -26,7 +26,7 @@ class EnvOptions:
 
     env_dir: Path | None = None  # default: build.default_env_dir()
     sources: Sources = field(default_factory=Sources)
-    python_version: str | None = None  # target Python when a candidate pins none
+    python_version: str | None = None  # target Python when a candidate pins none (target_python)
     platform: str = DEFAULT_PLATFORM
     base_python: str | None = None  # interpreter that builds (default: this one)
     base_env: str | None = None  # interpreter of an installed environment to layer on (envs.base)
@@ -47,6 +47,23 @@ def base_of(options: EnvOptions) -> BaseEnv | None:
     return _read_base(options.base_env) if options.base_env else None
 
 
+def target_python(options: EnvOptions) -> str | None:
+    """The Python a candidate that pins none is resolved for: ``--python-version``, else that of
+    the environment layered on or of the interpreter the environments are made from (a lock for
+    another Python could not be built with it), else None: this interpreter's."""
+    if options.python_version:
+        return options.python_version
+    base = base_of(options)
+    if base is not None:
+        return base.python_version
+    return _version_of(options.base_python) if options.base_python else None
+
+
+@functools.cache
+def _version_of(python: str) -> str:
+    return interpreter_version(python)
+
+
 def is_cpu_decision(decision: DecisionMatrix) -> bool:
     hardware = decision.model.decision.hardware
     return hardware is not None and hardware.gpu.strip().lower() in CPU_TARGETS
@@ -57,7 +74,7 @@ def requirements_of(decision: DecisionMatrix, candidate_id: str,
     options = options or EnvOptions()
     candidate = decision.candidate(candidate_id)
     return stack_requirements(candidate_id, candidate.stack, cpu=is_cpu_decision(decision),
-                              python_version=options.python_version, platform=options.platform)
+                              python_version=target_python(options), platform=options.platform)
 
 
 def chosen_ids(decision: DecisionMatrix, candidate_ids: Sequence[str] | None) -> list[str]:
