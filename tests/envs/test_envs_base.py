@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from wheelhouse import make_wheel
+from wheelhouse import make_wheel, stack_decision
 
 from stackdecide.cli import main
 from stackdecide.envs.base import PTH_FILE, BaseEnv, read_base_env
@@ -207,11 +207,7 @@ def test_a_wheelhouse_for_a_layered_build_holds_what_the_base_lacks(
     freeze = tmp_path / "image-freeze.txt"
     freeze.write_text("# pip freeze on the GPU machine\n-e /opt/work/tool\nsd-engine==0.26\n"
                       "sd-ffi==0.10\nsd-grammar==0.27\nsd-tools==1.0\nsd-cuda==13.0+local\n")
-    decision = tmp_path / "d.yaml"
-    decision.write_text(
-        "schema: stackdecide/v1\ndecision: {title: t, hardware: {gpu: cpu}}\n"
-        "criteria: [{id: c, weight: 1}]\ncandidates:\n"
-        "  - {id: old, stack: {packages: {sd-engine: '0.25'}}, scores: {c: 5}}\n")
+    decision = stack_decision(tmp_path / "d.yaml", "id: old, stack: {packages: {sd-engine: '0.25'}}")
     house = tmp_path / "house"
     result = CliRunner().invoke(main, [
         "env", "download", str(decision), "--dest", str(house), "--base-freeze", str(freeze),
@@ -249,12 +245,9 @@ def test_a_freeze_line_that_pins_nothing_is_named(tmp_path: Path) -> None:
 
 def test_cli_build_over_a_base(machine: tuple[BaseEnv, Path], tmp_path: Path) -> None:
     base, wheels = machine
-    decision = tmp_path / "d.yaml"
-    decision.write_text(
-        "schema: stackdecide/v1\ndecision: {title: t, hardware: {gpu: cpu}}\n"
-        "criteria: [{id: c, weight: 1}]\ncandidates:\n"
-        "  - {id: new, stack: {packages: {sd-engine: '0.26', sd-torch: '2.11.0'}}, scores: {c: 5}}\n"
-        "  - {id: old, stack: {packages: {sd-engine: '0.25', sd-torch: '2.11.0'}}, scores: {c: 5}}\n")
+    decision = stack_decision(tmp_path / "d.yaml",
+                              "id: new, stack: {packages: {sd-engine: '0.26', sd-torch: '2.11.0'}}",
+                              "id: old, stack: {packages: {sd-engine: '0.25', sd-torch: '2.11.0'}}")
     result = CliRunner().invoke(main, ["env", "build", str(decision), "--base-env", base.python,
                                        "--env-dir", str(tmp_path / "envs"), "--find-links",
                                        str(wheels), "--offline", "--no-index"])
@@ -319,11 +312,7 @@ def test_a_base_of_another_python_is_resolved_for_its_python(tmp_path: Path) -> 
     assert base.python_version != PYTHON
     wheels = tmp_path / "wheels"
     make_wheel(wheels, "sd-alpha", "1.1")
-    decision = tmp_path / "d.yaml"
-    decision.write_text(
-        "schema: stackdecide/v1\ndecision: {title: t, hardware: {gpu: cpu}}\n"
-        "criteria: [{id: c, weight: 1}]\ncandidates:\n"
-        "  - {id: only, stack: {packages: {sd-alpha: '1.1'}}, scores: {c: 5}}\n")
+    decision = stack_decision(tmp_path / "d.yaml", "id: only, stack: {packages: {sd-alpha: '1.1'}}")
     resolved = CliRunner().invoke(main, ["env", "resolve", str(decision), "--base-env", base.python,
                                          "--find-links", str(wheels), "--offline", "--no-index"])
     assert resolved.exit_code == 0, resolved.output

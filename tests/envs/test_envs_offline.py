@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from wheelhouse import make_wheel
+from wheelhouse import make_wheel, stack_decision
 
 import stackdecide
 from stackdecide.cli import main
@@ -126,12 +126,8 @@ def test_interrupted_build_leaves_nothing_usable(tmp_path: Path) -> None:
     """Ctrl-C while uv installs: the temporary folder goes, no environment appears."""
     wheels = tmp_path / "wheels"
     make_wheel(wheels, "sd-many", "1.0")
-    decision = tmp_path / "d.yaml"
-    decision.write_text(
-        "schema: stackdecide/v1\ndecision: {title: t, hardware: {gpu: cpu}}\n"
-        "criteria: [{id: c, weight: 1}]\ncandidates:\n"
-        f"  - {{id: cand, stack: {{python: '{PYTHON}', packages: {{sd-many: '1.0'}}}}, "
-        "scores: {c: 5}}\n")
+    decision = stack_decision(tmp_path / "d.yaml",
+                              f"id: cand, stack: {{python: '{PYTHON}', packages: {{sd-many: '1.0'}}}}")
     envs = tmp_path / "envs"
     uv, syncing = _slow_sync_uv(tmp_path)
     process = subprocess.Popen(
@@ -206,12 +202,9 @@ def test_a_launch_plan_runs_the_candidate_in_its_own_environment(wheelhouse: Pat
                                                                  tmp_path: Path) -> None:
     """The plan asks the environment's interpreter for vLLM (this one has none, so the plan says
     so about that interpreter) and records the environment it would run in."""
-    decision_file = tmp_path / "d.yaml"
-    decision_file.write_text(
-        "schema: stackdecide/v1\ndecision: {title: t, hardware: {gpu: cpu}}\n"
-        "criteria: [{id: c, weight: 1}]\ncandidates:\n"
-        f"  - {{id: cand, stack: {{python: '{PYTHON}', packages: {{sd-beta: '2.0'}}}}, "
-        "engine: {model: m}, scores: {c: 5}}\n")
+    decision_file = stack_decision(
+        tmp_path / "d.yaml",
+        f"id: cand, stack: {{python: '{PYTHON}', packages: {{sd-beta: '2.0'}}}}, engine: {{model: m}}")
     decision = stackdecide.load(decision_file)
     resolution = resolve(_requirements(**{"sd-beta": "2.0"}), _offline(wheelhouse))
     env = build_env(resolution, tmp_path / "envs", sources=_offline(wheelhouse))
@@ -229,12 +222,10 @@ def test_a_parallel_tournament_builds_and_uses_the_environments(wheelhouse: Path
                                                                 tmp_path: Path) -> None:
     """`launch --parallel --build-envs`: each worker runs its candidate with the environment built
     for it (this one has no vLLM, so the launch is refused naming that interpreter)."""
-    decision = tmp_path / "d.yaml"
-    decision.write_text(
-        "schema: stackdecide/v1\ndecision: {title: t, hardware: {gpu: cpu}}\n"
-        "criteria: [{id: c, weight: 1, measure: {metric: launch_ok, value: pass_fail}}]\n"
-        f"candidates:\n  - {{id: cand, stack: {{python: '{PYTHON}', packages: "
-        "{sd-beta: '2.0'}}, engine: {model: m}, scores: {c: 5}}\n")
+    decision = stack_decision(
+        tmp_path / "d.yaml",
+        f"id: cand, stack: {{python: '{PYTHON}', packages: {{sd-beta: '2.0'}}}}, engine: {{model: m}}",
+        measure="{metric: launch_ok, value: pass_fail}")
     envs = tmp_path / "envs"
     result = subprocess.run(
         [sys.executable, "-m", "stackdecide", "launch", str(decision), "--bench", "--parallel",

@@ -38,3 +38,13 @@ def make_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] 
         for member, data in contents.items():
             archive.writestr(member, data)
     return path
+
+
+def stack_decision(path: Path, *candidates: str, measure: str = "") -> Path:
+    """A CPU decision file with one criterion ``c`` (measured by ``measure`` when given) and these
+    candidates, each the inside of a YAML flow mapping (``id: new, stack: {...}``), all judged 5."""
+    criterion = "{id: c, weight: 1" + (f", measure: {measure}" if measure else "") + "}"
+    lines = "".join(f"  - {{{candidate}, scores: {{c: 5}}}}\n" for candidate in candidates)
+    path.write_text("schema: stackdecide/v1\ndecision: {title: t, hardware: {gpu: cpu}}\n"
+                    f"criteria: [{criterion}]\ncandidates:\n{lines}")
+    return path
