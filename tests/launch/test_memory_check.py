@@ -41,3 +41,19 @@ def test_planned_beside_logged() -> None:
         "  logged by Worker_TP0: weights 3.80 GiB, KV cache 112.40 GiB",
         "  logged by Worker_TP1: weights 3.80 GiB, KV cache 112.41 GiB",
         "  logged: GPU KV cache size 1,637,000 tokens"]
+
+
+def test_a_kv_budget_logged_by_one_worker_of_the_group() -> None:
+    """vLLM 0.26 on two H200s (docs/results/hopper-h200-x2-multi-gpu/run3): only rank 0 logs the
+    KV cache memory."""
+    only_rank0 = [line for line in TP2_LOG
+                  if not ("Worker_TP1" in line and "Available KV cache" in line)]
+    lines = memory_check_lines(memory_check(None, only_rank0))
+    assert lines[2:4] == [
+        "  logged by Worker_TP0: weights 3.80 GiB, KV cache 112.40 GiB",
+        "  logged by Worker_TP1: weights 3.80 GiB, KV cache not logged by this worker "
+        "(Worker_TP0 logged it)"]
+    no_kv = [line for line in TP2_LOG if "Available KV cache" not in line]
+    assert memory_check_lines(memory_check(None, no_kv))[2:4] == [
+        "  logged by Worker_TP0: weights 3.80 GiB, KV cache -",
+        "  logged by Worker_TP1: weights 3.80 GiB, KV cache -"]

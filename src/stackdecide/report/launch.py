@@ -96,10 +96,15 @@ def memory_check_lines(check: MemoryCheck) -> list[str]:
              + (f", {check.planned_tokens:,} KV tokens" if check.planned_tokens else "")]
     if not check.logged:
         lines.append("  logged: no \"Model loading took\" / \"Available KV cache memory\" lines")
+    # vLLM may log the KV budget from one worker of a tensor-parallel group only (0.26 does,
+    # from rank 0): a "-" beside the others would read as a failure
+    kv_logger = next((w.process for w in check.logged if w.kv_cache_gib is not None), None)
     for worker in check.logged:
+        kv = _gib_or_dash(worker.kv_cache_gib)
+        if worker.kv_cache_gib is None and kv_logger:
+            kv = f"not logged by this worker ({kv_logger} logged it)"
         lines.append(f"  logged by {worker.process or 'the engine'}: weights "
-                     f"{_gib_or_dash(worker.weights_gib)}, KV cache "
-                     f"{_gib_or_dash(worker.kv_cache_gib)}")
+                     f"{_gib_or_dash(worker.weights_gib)}, KV cache {kv}")
     if check.logged_tokens is not None:
         lines.append(f"  logged: {check.logged_tokens.device} KV cache size "
                      f"{check.logged_tokens.tokens:,} tokens")
