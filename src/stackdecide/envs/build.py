@@ -10,6 +10,7 @@ torch links its files instead of fetching them again.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -37,7 +38,7 @@ from stackdecide.envs.uv import (
     run_uv,
     uv_version,
 )
-from stackdecide.facts.pins import VLLM_DISTRIBUTIONS
+from stackdecide.facts.pins import vllm_version
 
 ENV_DIR_ENV = "STACKDECIDE_ENV_DIR"
 MANIFEST = "stackdecide-env.json"
@@ -86,7 +87,7 @@ class BuiltEnv:
 
     @property
     def vllm(self) -> str | None:
-        return next(filter(None, map(self.version, VLLM_DISTRIBUTIONS)), None)
+        return vllm_version(self.version)
 
 
 def env_path(env_dir: Path, lock: Lock) -> Path:
@@ -109,8 +110,9 @@ def read_env(path: Path) -> BuiltEnv | None:
                     build_s=manifest.get("build_s"))
 
 
+@functools.cache
 def interpreter_version(python: str) -> str:
-    """``X.Y`` of an interpreter, asked by running it."""
+    """``X.Y`` of an interpreter, asked by running it once per process."""
     try:
         done = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                               capture_output=True, text=True, timeout=60, check=False)

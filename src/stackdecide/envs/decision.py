@@ -56,12 +56,7 @@ def target_python(options: EnvOptions) -> str | None:
     base = base_of(options)
     if base is not None:
         return base.python_version
-    return _version_of(options.base_python) if options.base_python else None
-
-
-@functools.cache
-def _version_of(python: str) -> str:
-    return interpreter_version(python)
+    return interpreter_version(options.base_python) if options.base_python else None
 
 
 def is_cpu_decision(decision: DecisionMatrix) -> bool:

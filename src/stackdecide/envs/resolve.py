@@ -36,7 +36,7 @@ from stackdecide.envs.uv import (
     network_reason,
     run_uv,
 )
-from stackdecide.facts.pins import VLLM_DISTRIBUTIONS
+from stackdecide.facts.pins import vllm_version
 
 RESOLVE_TIMEOUT_S = 300.0
 
@@ -75,7 +75,7 @@ class Lock:
 
     @property
     def vllm(self) -> str | None:
-        return next(filter(None, map(self.version, VLLM_DISTRIBUTIONS)), None)
+        return vllm_version(self.version)
 
     @property
     def torch(self) -> str | None:

