@@ -14,10 +14,10 @@ def test_gpu_stack_of_the_report() -> None:
                   extras=["flashinfer"], flashinfer="0.2.11", python="3.12")
     assert stack_requirements("a", stack, cpu=False) == StackRequirements(
         candidate_id="a",
-        lines=("vllm[flashinfer]>=0.10.1", "torch==2.7.1", "transformers==4.55.0",
-               "flashinfer-python==0.2.11"),
-        fields={"vllm": "stack.vllm", "torch": "stack.torch", "transformers": "stack.transformers",
-                "flashinfer-python": "stack.flashinfer"},
+        lines=("vllm[flashinfer]>=0.10.1", "torch==2.7.1", "flashinfer-python==0.2.11",
+               "transformers==4.55.0"),
+        fields={"vllm": "stack.vllm", "torch": "stack.torch", "flashinfer-python": "stack.flashinfer",
+                "transformers": "stack.transformers"},
         python_version="3.12", cuda_variant="cu128")
 
 

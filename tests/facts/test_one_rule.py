@@ -19,7 +19,7 @@ from stackdecide._text import did_you_mean
 from stackdecide.bench.runner import BenchConfig, BenchResult, LevelResult
 from stackdecide.bench.stats import RequestRecord
 from stackdecide.errors import DecisionFileError, EvidenceError
-from stackdecide.evidence.apply import gpu_matches, stack_pins, version_problems
+from stackdecide.evidence.apply import gpu_matches, version_problems
 from stackdecide.evidence.importers import RunContext, parse_evidence_text
 from stackdecide.facts import memory, roofline
 from stackdecide.facts.gpus import GPUS, find_gpu
@@ -28,6 +28,7 @@ from stackdecide.facts.shapes import SHAPES
 from stackdecide.launch import preflight
 from stackdecide.model import derived
 from stackdecide.model.schema import Stack
+from stackdecide.model.stack import evidence_pins
 from stackdecide.vllm.probe import RuntimeVersions
 
 # -- version pins: facts.pins ------------------------------------------------------------------
@@ -39,7 +40,7 @@ def _launcher_warns(stack: Stack, torch: str) -> bool:
 
 
 def _evidence_mismatch(stack: Stack, torch: str) -> bool:
-    return version_problems(stack_pins(stack), {"torch": torch}) == {"torch": "mismatch"}
+    return version_problems(evidence_pins(stack), {"torch": torch}) == {"torch": "mismatch"}
 
 
 @pytest.mark.parametrize(("pin", "installed", "matches"), [

@@ -12,16 +12,6 @@ QWEN3_4B = SHAPES["qwen3-4b"]  # 32 heads, 8 KV heads, 36 layers, tied embedding
 GIB = 2**30
 
 
-def test_layout_of_an_engine_config() -> None:
-    assert parallel.layout_of({}) == ParallelLayout(1, 1, 1, False)
-    layout = parallel.layout_of({"tensor_parallel_size": 2, "pipeline_parallel_size": "2",
-                                 "data_parallel_size": 2, "enable_expert_parallel": True})
-    assert layout == ParallelLayout(2, 2, 2, True)
-    assert (layout.gpus_per_replica, layout.gpus, layout.label) == (4, 8, "TP 2 x PP 2 x DP 2 x EP")
-    assert parallel.bad_sizes({"tensor_parallel_size": 0, "data_parallel_size": True}) == [
-        "tensor_parallel_size", "data_parallel_size"]
-
-
 def test_weights_per_gpu_split_projections_and_vocab_but_not_norms() -> None:
     parts = memory.weight_parts(QWEN3_4B, "bf16")
     one = parallel.gpu_weight_bytes(parts, QWEN3_4B, ParallelLayout())

@@ -26,6 +26,7 @@ from stackdecide.audit.engine_config import (
 from stackdecide.audit.models import ModelFacts, candidate_model, model_label
 from stackdecide.facts import memory, parallel
 from stackdecide.facts.dtypes import UnknownDtypeError
+from stackdecide.model.stack import engine_dtype, engine_kv_cache_dtype, layout_of
 
 if TYPE_CHECKING:
     from stackdecide.model.decision import DecisionMatrix
@@ -60,8 +61,8 @@ def capacity_of(candidate_id: str, engine: Mapping[str, Any], env: Mapping[str, 
                 model: ModelFacts, target: TargetHardware | None,
                 default_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION) -> Capacity:
     """The capacity estimate of one engine configuration on ``target``."""
-    dtype = str(engine.get("dtype") or "auto")
-    kv_dtype = str(engine.get("kv_cache_dtype") or "auto")
+    dtype = engine_dtype(engine)
+    kv_dtype = engine_kv_cache_dtype(engine)
     seqs = parse_token_count(engine.get("max_num_seqs"))
     source = target.source if target else "no hardware"
     label = model_label(model) if dtype == "auto" else f"{model_label(model)[:-1]}, --dtype {dtype})"
@@ -86,7 +87,7 @@ def capacity_of(candidate_id: str, engine: Mapping[str, Any], env: Mapping[str, 
         return Capacity(candidate_id, label, weights, kv_dtype, per_token, length,
                         length_source, None, "", None, None, seqs, source,
                         why[0] if why else "the KV-cache budget cannot be told")
-    layout = parallel.layout_of(engine)
+    layout = layout_of(engine)
     fit = memory.capacity(shape, budget, length, kv_dtype, dtype, parallel.kv_share(shape, layout))
     return Capacity(candidate_id, label, weights, kv_dtype, per_token, length,
                     length_source, fit.kv_bytes, budget.describe(), fit.tokens, fit.concurrency,

@@ -17,11 +17,20 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from stackdecide.audit.models import FP8_NAME, ModelFacts, candidate_model, model_facts
 from stackdecide.facts import memory, parallel
+from stackdecide.facts.dtypes import dtype_name, is_fp8
 from stackdecide.facts.gpus import find_gpu
 from stackdecide.facts.memory import gib
 from stackdecide.model.findings import Finding
 from stackdecide.model.problems import Problem
 from stackdecide.model.schema import Hardware
+from stackdecide.model.stack import (
+    bad_parallel_sizes,
+    engine_dtype,
+    engine_key,
+    engine_kv_cache_dtype,
+    is_cpu_target,
+    layout_of,
+)
 
 if TYPE_CHECKING:
     from stackdecide.model.decision import DecisionMatrix
@@ -30,7 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["FP8_NAME", "ModelFacts", "TargetHardware", "candidate_model", "model_facts"]
 
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # when the installed vLLM's default is unknown
-CPU_TARGETS = frozenset({"cpu", "none", "x86", "x86_64", "aarch64", "arm64"})
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ def file_hardware(hardware: Hardware | None) -> TargetHardware | None:
     says which."""
     if hardware is None:
         return None
-    if hardware.gpu.strip().lower() in CPU_TARGETS:
+    if is_cpu_target(hardware):
         return TargetHardware("cpu", None, None, "decision.hardware (CPU)", name="cpu")
     spec = find_gpu(hardware.gpu)
     vram, capability, filled = hardware.vram_gb, hardware.compute_capability, []
@@ -97,13 +105,13 @@ def _capability(text: str | None) -> tuple[int, int] | None:
 # -- static checks -----------------------------------------------------------------------------
 
 def check_fp8_kv_with_fp8_checkpoint(engine: Mapping[str, Any], model: ModelFacts) -> list[Problem]:
-    if engine.get("kv_cache_dtype") != "fp8_e5m2" or not model.fp8_checkpoint:
+    if dtype_name(engine_kv_cache_dtype(engine)) != "fp8_e5m2" or not model.fp8_checkpoint:
         return []
     return [Problem(
         "fp8-e5m2-with-fp8-checkpoint",
         f"vLLM refuses an fp8_e5m2 KV cache with an FP8 checkpoint ({model.fp8_reason}): "
         "\"fp8_e5m2 kv-cache is not supported with fp8 checkpoints\"; use fp8 (e4m3) or auto",
-        "engine.kv_cache_dtype")]
+        f"engine.{engine_key(engine, 'kv_cache_dtype')}")]
 
 
 def fp8_kv_unsupported(backend: str, kv_dtype: str, capability: tuple[int, int] | None,
@@ -131,9 +139,9 @@ def fp8_kv_unsupported(backend: str, kv_dtype: str, capability: tuple[int, int] 
 def check_fp8_kv_backend(engine: Mapping[str, Any], env: Mapping[str, str],
                          target: TargetHardware | None,
                          backend_dtypes: Mapping[str, tuple[str, ...]] | None = None) -> list[Problem]:
-    kv_dtype = str(engine.get("kv_cache_dtype") or "auto")
+    kv_dtype = engine_kv_cache_dtype(engine)
     backend = engine.get("attention_backend") or env.get("VLLM_ATTENTION_BACKEND")
-    if not kv_dtype.startswith("fp8") or not backend:
+    if not is_fp8(kv_dtype) or not backend:
         return []
     backend = str(backend)
     capability = _capability(target.compute_capability) if target else None
@@ -144,7 +152,7 @@ def check_fp8_kv_backend(engine: Mapping[str, Any], env: Mapping[str, str],
     where = f" (SM from {target.source})" if target and "SM " in reason else ""
     return [Problem("fp8-kv-unsupported-backend",
                     f"kv_cache_dtype {kv_dtype} with attention backend {backend}: {reason}{where}",
-                    "engine.kv_cache_dtype")]
+                    f"engine.{engine_key(engine, 'kv_cache_dtype')}")]
 
 
 def check_max_model_len(engine: Mapping[str, Any], env: Mapping[str, str],
@@ -174,7 +182,7 @@ def kv_budget(engine: Mapping[str, Any], env: Mapping[str, str], model: ModelFac
         return None  # vLLM sizes the CPU KV cache from free memory itself
     if target.total_bytes is None or model.shape is None:
         return None
-    dtype = str(engine.get("dtype") or "auto")
+    dtype = engine_dtype(engine)
     utilization = engine.get("gpu_memory_utilization")
     if not isinstance(utilization, int | float) or isinstance(utilization, bool):
         utilization = default_utilization
@@ -202,7 +210,7 @@ def check_kv_fits(engine: Mapping[str, Any], env: Mapping[str, str], model: Mode
     budget = kv_budget(engine, env, model, target, default_utilization)
     if budget is None:
         return []
-    kv_dtype = str(engine.get("kv_cache_dtype") or "auto")
+    kv_dtype = engine_kv_cache_dtype(engine)
     per_token = gpu_kv_bytes_per_token(engine, model)
     needed = length * per_token
     if needed <= budget.kv_bytes:
@@ -220,16 +228,16 @@ def gpu_weight_bytes(engine: Mapping[str, Any], model: ModelFacts, dtype: str = 
     """Weights on the fullest GPU of the engine's parallel layout (one GPU: all of them)."""
     assert model.shape is not None
     parts = memory.weight_parts(model.shape, model.weights, dtype)
-    return parallel.gpu_weight_bytes(parts, model.shape, parallel.layout_of(engine)).total
+    return parallel.gpu_weight_bytes(parts, model.shape, layout_of(engine)).total
 
 
 def gpu_kv_bytes_per_token(engine: Mapping[str, Any], model: ModelFacts) -> float:
     """KV-cache bytes per token on the fullest GPU: heads split by TP (replicated past
     num_kv_heads), layers split by PP."""
     assert model.shape is not None
-    per_token = memory.kv_bytes_per_token(model.shape, str(engine.get("kv_cache_dtype") or "auto"),
-                                          str(engine.get("dtype") or "auto"))
-    return per_token * parallel.kv_share(model.shape, parallel.layout_of(engine))
+    per_token = memory.kv_bytes_per_token(model.shape, engine_kv_cache_dtype(engine),
+                                          engine_dtype(engine))
+    return per_token * parallel.kv_share(model.shape, layout_of(engine))
 
 
 def check_parallel(engine: Mapping[str, Any], model: ModelFacts,
@@ -237,21 +245,23 @@ def check_parallel(engine: Mapping[str, Any], model: ModelFacts,
     """Parallel sizes vLLM refuses for this model, and a layout needing more GPUs than there are."""
     problems = [Problem("bad-parallel-size", f"{key} must be a positive integer, not "
                         f"{engine.get(key)!r}", f"engine.{key}")
-                for key in parallel.bad_sizes(engine)]
-    layout = parallel.layout_of(engine)
+                for key in bad_parallel_sizes(engine)]
+    layout = layout_of(engine)
     if model.shape is not None:
         problems += [Problem("parallel-split-refused", f"{why} ({model.shape.name}); vLLM "
                              "refuses this split", f"engine.{key}")
                      for key, why in parallel.layout_problems(model.shape, layout)]
     if target is not None and target.device == "gpu" and target.count is not None \
             and layout.gpus > target.count:
-        key = next((k for k in ("data_parallel_size", "pipeline_parallel_size",
-                                "tensor_parallel_size") if parallel.layout_of(
-                                    {**engine, k: 1}).gpus <= target.count), "tensor_parallel_size")
+        # the size that alone would fit, the outermost first; else tensor parallel
+        option = next((option for option, size in (("data_parallel_size", layout.dp),
+                                                   ("pipeline_parallel_size", layout.pp),
+                                                   ("tensor_parallel_size", layout.tp))
+                       if layout.gpus // size <= target.count), "tensor_parallel_size")
         problems.append(Problem(
             "not-enough-gpus", f"{layout.label} needs {layout.gpus} GPUs "
             f"(tensor x pipeline x data parallel); {target.count} available ({target.source})",
-            f"engine.{key}"))
+            f"engine.{engine_key(engine, option)}"))
     return problems
 
 
@@ -273,9 +283,8 @@ def check_max_num_seqs(engine: Mapping[str, Any], env: Mapping[str, str], model:
         return []  # check_kv_fits says that nothing fits
     length = parse_token_count(engine.get("max_model_len")) or \
         model.shape.max_position_embeddings
-    fit = memory.capacity(model.shape, budget, length, str(engine.get("kv_cache_dtype") or "auto"),
-                          str(engine.get("dtype") or "auto"),
-                          parallel.kv_share(model.shape, parallel.layout_of(engine)))
+    fit = memory.capacity(model.shape, budget, length, engine_kv_cache_dtype(engine),
+                          engine_dtype(engine), parallel.kv_share(model.shape, layout_of(engine)))
     if not fit.fits_one:
         return []  # check_kv_fits refuses max_model_len itself
     if fit.tokens < seqs * KV_BLOCK_TOKENS:
@@ -328,9 +337,9 @@ def skipped_checks(engine: Mapping[str, Any], env: Mapping[str, str], model: Mod
     elif target.device == "cpu" and kv_budget(engine, env, model, target, 0) is None:
         skipped.append(("KV-cache checks", "vLLM sizes the CPU KV cache from free memory; set "
                         "VLLM_CPU_KVCACHE_SPACE (GiB) in the candidate's env", "env"))
-    kv_dtype = str(engine.get("kv_cache_dtype") or "auto")
+    kv_dtype = engine_kv_cache_dtype(engine)
     backend = engine.get("attention_backend") or env.get("VLLM_ATTENTION_BACKEND")
-    if kv_dtype.startswith("fp8") and backend and (target is None or (
+    if is_fp8(kv_dtype) and backend and (target is None or (
             target.device == "gpu" and _capability(target.compute_capability) is None)):
         skipped.append((f"the FP8 KV-cache check of backend {backend}",
                         "the GPU's compute capability is unknown; give "

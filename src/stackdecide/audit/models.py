@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stackdecide.errors import StackdecideError
-from stackdecide.facts.dtypes import format_from_engine
+from stackdecide.facts.dtypes import format_from_engine, is_fp8
 from stackdecide.facts.shapes import SHAPES, ModelShape, shape_for_id, shape_from_path
 from stackdecide.model.schema import ModelSpec
 
@@ -103,21 +103,21 @@ def model_facts(engine: Mapping[str, Any], spec: ModelSpec | None, where: str = 
     quantization = str(engine.get("quantization") or "").lower()
     from_engine = format_from_engine(quantization)
     model_name = str(engine.get("model") or "")
-    fp8_spec = weights if weights and weights.lower().startswith("fp8") else None
+    fp8_spec = weights if is_fp8(weights) else None
     # Facts about the candidate's own checkpoint outrank what the decision file says of it.
     if shape is not None and shape.quantization:
         weights = shape.quantization
         source = f"{shape.source or shape.name} has quantization_config.quant_method " \
                  f"{shape.quant_method}"
     elif from_engine is not None:
-        weights = fp8_spec if fp8_spec and from_engine.startswith("fp8") else from_engine
+        weights = fp8_spec if fp8_spec and is_fp8(from_engine) else from_engine
         source = f"engine.quantization is {quantization}"
     elif _served_folder(engine) is None and FP8_NAME.search(model_name.rstrip("/").rsplit("/", 1)[-1]):
         weights = fp8_spec or "fp8"
         source = f"the model id {model_name} names an FP8 checkpoint"
     if weights is None:
         source = None
-    fp8 = bool(weights and weights.lower().startswith("fp8"))
+    fp8 = is_fp8(weights)
     return ModelFacts(spec.id if spec else engine.get("model"), shape, weights, fp8,
                       source if fp8 else None, shape_source, source, missing)
 

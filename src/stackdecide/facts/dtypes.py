@@ -21,6 +21,9 @@ A checkpoint is
 
 An unquantized checkpoint is loaded in the model dtype, so its projections take the model dtype's
 bytes too (FP32 checkpoints excepted: they stay 4 bytes, as in the checkpoint).
+
+A dtype has one name here whatever its spelling (``dtype_name``: ``bfloat16`` is ``bf16``,
+``fp8_e4m3`` is ``fp8``); every table takes each spelling, and ``is_fp8`` is the one test of FP8.
 """
 
 from __future__ import annotations
@@ -33,11 +36,40 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from stackdecide.facts.shapes import ModelShape
 
-# vLLM's --dtype: the bytes of every tensor that is not quantized ("auto": BF16 for these models).
-MODEL_DTYPE_BYTES: dict[str, float] = {
-    "auto": 2, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2, "half": 2,
-    "float": 4, "float32": 4, "fp32": 4,
+# Other spellings of one dtype (vLLM's --dtype and --kv-cache-dtype choices, torch's names) -> the
+# name the tables here use. vLLM's "fp8" KV cache is E4M3 on NVIDIA GPUs, so fp8_e4m3 is fp8.
+DTYPE_SPELLINGS: dict[str, tuple[str, ...]] = {
+    "bf16": ("bfloat16",), "fp16": ("float16", "half"), "fp32": ("float32", "float"),
+    "fp8": ("fp8_e4m3",),
 }
+_CANONICAL = {spelling: name for name, spellings in DTYPE_SPELLINGS.items() for spelling in spellings}
+
+
+def dtype_name(name: str) -> str:
+    """The one name of a dtype, whatever its spelling: ``bfloat16`` -> ``bf16``, ``half`` ->
+    ``fp16``, ``fp8_e4m3`` -> ``fp8``; any other name in lower case."""
+    key = name.strip().lower()
+    return _CANONICAL.get(key, key)
+
+
+def is_fp8(name: str | None) -> bool:
+    """Whether a dtype or weight format is one of the FP8 ones (``fp8``, ``fp8_e5m2``,
+    ``fp8-block``...)."""
+    return name is not None and dtype_name(name).startswith("fp8")
+
+
+def _spellings(*names: str) -> tuple[str, ...]:
+    """Each name followed by its other spellings."""
+    return tuple(s for name in names for s in (name, *DTYPE_SPELLINGS.get(name, ())))
+
+
+def _spelled(table: Mapping[str, float]) -> dict[str, float]:
+    """A table by dtype name, with every spelling of each name as a key."""
+    return {spelling: value for name, value in table.items() for spelling in _spellings(name)}
+
+
+# vLLM's --dtype: the bytes of every tensor that is not quantized ("auto": BF16 for these models).
+MODEL_DTYPE_BYTES: dict[str, float] = _spelled({"auto": 2, "bf16": 2, "fp16": 2, "fp32": 4})
 SCALE_BYTES = 4  # FP32
 FP8_BLOCK = 128
 GROUP_SCALE_BYTES = 2  # FP16 scales of grouped integer formats
@@ -57,13 +89,11 @@ class WeightFormat:
     description: str = ""
 
 
-_SIXTEEN = ("auto", "bf16", "bfloat16", "fp16", "float16", "half")
 _FIXED: dict[str, WeightFormat] = {
-    **{name: WeightFormat(name, 2, description="16 bit") for name in _SIXTEEN},
-    **{name: WeightFormat(name, 4, fp32=True, description="FP32")
-       for name in ("fp32", "float32", "float")},
+    **{name: WeightFormat(name, 2, description="16 bit") for name in _spellings("auto", "bf16", "fp16")},
+    **{name: WeightFormat(name, 4, fp32=True, description="FP32") for name in _spellings("fp32")},
     **{name: WeightFormat(name, 1, quantized=True, description="FP8, per-tensor or per-channel "
-                          "scales") for name in ("fp8", "fp8_e4m3", "fp8-tensor", "fp8-channel")},
+                          "scales") for name in _spellings("fp8", "fp8-tensor", "fp8-channel")},
     "int8": WeightFormat("int8", 1, quantized=True, description="INT8, per-channel scales"),
     "int4": WeightFormat("int4", 0.5, quantized=True, description="INT4, per-channel scales"),
     "mxfp4": WeightFormat("mxfp4", 0.5, 1 / 32, True, description="MXFP4: one 8-bit scale per 32"),
@@ -132,19 +162,14 @@ def model_dtype_bytes(model_dtype: str = "auto") -> float:
     return _lookup(MODEL_DTYPE_BYTES, model_dtype, "model dtype")
 
 
-def weight_format_bytes(weights: str) -> float:
-    """Bytes per attention/MLP weight of a checkpoint format; raises ``UnknownDtypeError``."""
-    return weight_format(weights).bytes
-
-
 # KV-cache dtypes (vLLM's --kv-cache-dtype, plus bf16/fp16 spellings): bytes per element.
 # "auto" follows the model dtype.
-KV_BYTES: dict[str, float] = {
-    "bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2, "half": 2, "float": 4, "float32": 4, "fp32": 4,
-    "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "fp8_inc": 1, "fp8_ds_mla": 1,
+KV_BYTES: dict[str, float] = _spelled({
+    "bf16": 2, "fp16": 2, "fp32": 4,
+    "fp8": 1, "fp8_e5m2": 1, "fp8_inc": 1, "fp8_ds_mla": 1,
     "fp8_per_token_head": 1, "int8_per_token_head": 1, "int4_per_token_head": 0.5,
     "nvfp4": 0.5, "nvfp4_4over6": 0.5,
-}
+})
 
 
 def kv_dtype_bytes(kv_cache_dtype: str = "auto", model_dtype: str = "auto") -> float:

@@ -30,8 +30,7 @@ def _estimate_names(weights: str | None, model_dtype: str,
     it has no table entry for, so an unknown FP8 format counts as FP8 (block-scaled when it says
     "block"), any other unknown format or dtype as 16 bit."""
     if weights and not _known_format(weights):
-        lowered = weights.lower()
-        weights = ("fp8-block" if "block" in lowered else "fp8") if lowered.startswith("fp8") \
+        weights = ("fp8-block" if "block" in weights.lower() else "fp8") if dtypes.is_fp8(weights) \
             else None
     if model_dtype.lower() not in dtypes.MODEL_DTYPE_BYTES:
         model_dtype = "auto"

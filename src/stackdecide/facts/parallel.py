@@ -1,5 +1,6 @@
 """How vLLM splits one model over several GPUs, as arithmetic: weights and KV cache per GPU, the
-GPUs a configuration needs, and a tensor-parallel decode ceiling.
+GPUs a layout needs, and a tensor-parallel decode ceiling (an engine config's layout is read by
+``model.stack.layout_of``).
 
 The split follows vLLM's model code (0.26 to 0.32):
 
@@ -23,19 +24,16 @@ The split follows vLLM's model code (0.26 to 0.32):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from stackdecide.facts.dtypes import WeightBytes
 from stackdecide.facts.shapes import ModelShape
 
-PARALLEL_KEYS = ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size")
-
 
 @dataclass(frozen=True)
 class ParallelLayout:
-    """The parallel sizes of one engine configuration (vLLM's defaults: 1, 1, 1, no EP)."""
+    """The parallel sizes of one engine configuration (vLLM's defaults: 1, 1, 1, no EP); an
+    engine config's is ``model.stack.layout_of``."""
 
     tp: int = 1
     pp: int = 1
@@ -44,11 +42,12 @@ class ParallelLayout:
 
     @property
     def gpus_per_replica(self) -> int:
+        """vLLM's world size: ``tp x pp``."""
         return self.tp * self.pp
 
     @property
     def gpus(self) -> int:
-        """GPUs the whole configuration occupies."""
+        """GPUs the whole configuration occupies: ``dp`` replicas of ``tp x pp``."""
         return self.tp * self.pp * self.dp
 
     @property
@@ -56,30 +55,6 @@ class ParallelLayout:
         parts = [f"TP {self.tp}"] + ([f"PP {self.pp}"] if self.pp > 1 else []) + (
             [f"DP {self.dp}"] if self.dp > 1 else []) + (["EP"] if self.expert_parallel else [])
         return " x ".join(parts)
-
-
-def _size(engine: Mapping[str, Any], key: str) -> int | None:
-    """A parallel size as written: None when it is not a positive integer."""
-    value = engine.get(key, 1)
-    if value is None:
-        return 1
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    return value if isinstance(value, int) and value >= 1 else None
-
-
-def bad_sizes(engine: Mapping[str, Any]) -> list[str]:
-    """The parallel keys of ``engine`` that are not positive integers."""
-    return [key for key in PARALLEL_KEYS if _size(engine, key) is None]
-
-
-def layout_of(engine: Mapping[str, Any]) -> ParallelLayout:
-    """The layout an engine config asks for; a size that is not a positive integer counts as 1
-    (``bad_sizes`` reports it)."""
-    tp, pp, dp = (_size(engine, key) or 1 for key in PARALLEL_KEYS)
-    return ParallelLayout(tp, pp, dp, bool(engine.get("enable_expert_parallel")))
 
 
 @dataclass(frozen=True)

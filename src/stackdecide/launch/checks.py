@@ -21,6 +21,7 @@ from stackdecide.envs.uv import UvMissing
 from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.findings import Finding
 from stackdecide.model.problems import Problem
+from stackdecide.model.stack import option_name
 from stackdecide.scoring import score
 from stackdecide.vllm.args import VllmArgSpec, find_engine_spec
 from stackdecide.vllm.render import REMOVED_KEYS, removed_problem, render
@@ -39,7 +40,7 @@ def engine_key_problems(engine: Mapping[str, Any], env: Mapping[str, str],
     """Problems with the engine keys themselves, as the given vLLM (or the removed-keys table) sees them."""
     if spec is not None:
         return [p for p in render(engine, spec, env=env).problems if p.severity != "info"]
-    keys = {str(key).replace("-", "_") for key in engine}
+    keys = {option_name(key) for key in engine}
     return [removed_problem(key, None) for key in sorted(keys) if key in REMOVED_KEYS]
 
 

@@ -17,7 +17,7 @@ from stackdecide.audit.capacity import Capacity, capacity_of
 from stackdecide.decision import Decision
 from stackdecide.envs.build import BuiltEnv
 from stackdecide.errors import EngineError, StackdecideError
-from stackdecide.facts import parallel
+from stackdecide.facts.parallel import ParallelLayout
 from stackdecide.facts.shapes import SHAPES
 from stackdecide.launch import gpus as gpu_selection
 from stackdecide.launch import preflight
@@ -25,6 +25,7 @@ from stackdecide.launch.leftovers import live_runs
 from stackdecide.launch.process import DEFAULT_GRACE_S
 from stackdecide.launch.runs import LaunchOutcome, runs_dir
 from stackdecide.model.problems import Problem, errors
+from stackdecide.model.stack import layout_of
 from stackdecide.state import last_decision
 from stackdecide.vllm.args import VllmArgSpec, load_arg_spec
 from stackdecide.vllm.probe import (
@@ -200,7 +201,7 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
     dummy = options.dummy_weights or engine.get("load_format") == "dummy"
     if dummy and model.fp8_checkpoint:  # the scaffold is block-FP8, whatever the id said
         model = replace(model, weights="fp8-block")
-    layout = parallel.layout_of(engine)
+    layout = layout_of(engine)
     selection = gpu_selection.select_gpus(gpu, options.gpus, os.environ)
     if options.gpus:
         written_env["CUDA_VISIBLE_DEVICES"] = selection.visible_devices
@@ -268,7 +269,7 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
                       tuple(used), link, layout.label, environment)
 
 
-def _gpu_notes(gpu: GpuReport, layout: parallel.ParallelLayout,
+def _gpu_notes(gpu: GpuReport, layout: ParallelLayout,
                selection: gpu_selection.GpuSelection, used: tuple[int, ...],
                placed: bool) -> list[str]:
     """What the plan says about the GPUs it uses: the layout on them and how they are linked."""

@@ -23,6 +23,7 @@ from stackdecide.facts.pins import pin_matches
 from stackdecide.launch.leftovers import LiveRun, run_of_pid
 from stackdecide.model.problems import Problem
 from stackdecide.model.schema import Hardware, Stack
+from stackdecide.model.stack import PACKAGES
 from stackdecide.vllm.args import VllmArgSpec
 from stackdecide.vllm.probe import GpuInfo, RuntimeVersions
 
@@ -213,10 +214,8 @@ def check_stack(stack: Stack, runtime: RuntimeVersions, severity: str = "warning
 
 def _stack_differences(stack: Stack, runtime: RuntimeVersions) -> list[Problem]:
     problems = []
-    installed = {"vllm": runtime.vllm, "torch": runtime.torch, "flashinfer": runtime.flashinfer,
-                 "transformers": runtime.transformers}
-    for name, version in installed.items():
-        pin = getattr(stack, name)
+    for name in PACKAGES:  # RuntimeVersions names each package's version by its stack field
+        version, pin = getattr(runtime, name), getattr(stack, name)
         if pin is None:
             continue
         if version is None:

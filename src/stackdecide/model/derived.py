@@ -19,8 +19,7 @@ Pure functions: no I/O, no clocks.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 # vLLM streams one token per chunk by default; more than this per chunk (median request) and
 # per-token timings are not decode timings.
@@ -101,17 +100,3 @@ def cost_per_mtok_out(price_per_gpu_hour: float, gpus: int,
     if output_tok_s is None or output_tok_s <= 0:
         return None
     return price_per_gpu_hour * gpus / 3600.0 / (output_tok_s / 1e6)
-
-
-PARALLEL_SIZES = ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size")
-
-
-def engine_gpus(engine: Mapping[str, Any]) -> int:
-    """GPUs an engine config occupies: the product of its tensor, pipeline and data parallel
-    sizes (written with ``_`` or ``-``), 1 for each not given."""
-    count = 1
-    for key in PARALLEL_SIZES:
-        value = engine.get(key, engine.get(key.replace("_", "-"), 1))
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-            count *= value
-    return count

@@ -15,6 +15,7 @@ from typing import Any
 
 from stackdecide._text import did_you_mean
 from stackdecide.model.problems import Problem, errors
+from stackdecide.model.stack import option_name
 from stackdecide.vllm.args import ArgAction, VllmArgSpec
 
 ATTENTION_ENV = "VLLM_ATTENTION_BACKEND"
@@ -179,7 +180,7 @@ def render(engine: Mapping[str, Any], spec: VllmArgSpec, *, host: str = "127.0.0
     environment = dict(env or {})
     argv = [python or spec.python, "-m", spec.server_module]
     rendered: dict[str, str] = {}
-    values = {str(key).replace("-", "_"): value for key, value in engine.items()}
+    values = {option_name(key): value for key, value in engine.items()}
     if served_model_name is not None:
         values["served_model_name"] = served_model_name
     if "model" not in values:
