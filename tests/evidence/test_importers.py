@@ -13,10 +13,15 @@ from stackdecide.errors import EvidenceError
 from stackdecide.evidence.importers import (
     RunContext,
     parse_evidence_text,
-    parse_scenario_value,
     read_evidence_file,
 )
-from stackdecide.evidence.records import EvidenceRecord, HardwareInfo, dump_json, dump_jsonl
+from stackdecide.evidence.records import (
+    EvidenceRecord,
+    HardwareInfo,
+    dump_json,
+    dump_jsonl,
+    parse_scenario_value,
+)
 
 from .conftest import RTX4090_LAPTOP, make_record
 

@@ -31,11 +31,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from stackdecide.model.metrics import PERCENTILE_KEYS, SLO_METRICS, latency_statistic, percentile_of
+
 LoadKind = Literal["concurrency", "request_rate"]
 Method = Literal["interpolate", "bisect"]
-LATENCY_KEYS = ("ttft", "tpot", "itl", "e2el")
-SLO_PERCENTILES = ("p50", "p90", "p95", "p99")
-SLO_KEYS = tuple(f"{k}_ms_{p}" for k in LATENCY_KEYS for p in SLO_PERCENTILES)
 FAR_MARGIN = 8.0  # a failing end this far past its limit is refined by bisection
 
 
@@ -47,9 +46,9 @@ class SloLimits:
     min_goodput: float | None = None
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.limits) - set(SLO_KEYS))
+        unknown = sorted(set(self.limits) - set(SLO_METRICS))
         if unknown:
-            raise ValueError(f"unknown SLO key {unknown[0]!r}; use one of {', '.join(SLO_KEYS)}")
+            raise ValueError(f"unknown SLO key {unknown[0]!r}; use one of {', '.join(SLO_METRICS)}")
         if not self.limits and self.min_goodput is None:
             raise ValueError("an SLO needs at least one latency limit or min_goodput")
         if any(not (0 < v < math.inf) for v in self.limits.values()):
@@ -61,14 +60,14 @@ class SloLimits:
         """Per-request limits for goodput: each latency's limit at its highest percentile named."""
         chosen: dict[str, tuple[int, float]] = {}
         for key, value in self.limits.items():
-            name, _, stat = key.partition("_ms_")
-            rank = SLO_PERCENTILES.index(stat)
+            name, stat = latency_statistic(key)
+            rank = PERCENTILE_KEYS.index(stat)
             if name not in chosen or rank > chosen[name][0]:
                 chosen[name] = (rank, value)
         return {name: value for name, (_, value) in chosen.items()}
 
     def percentiles(self) -> tuple[float, ...]:
-        return tuple(sorted({float(k.rpartition("_p")[2]) for k in self.limits}))
+        return tuple(sorted({percentile_of(latency_statistic(k)[1]) for k in self.limits}))
 
     def text(self) -> str:
         """``ttft_ms_p99<=500,min_goodput>=0.95``: one line, also a scenario value."""
@@ -208,10 +207,6 @@ class CapacityResult:
     first_fail: Probe | None
     stopped_because: str
     converged: bool  # the bracket closed to the precision
-
-    @property
-    def capacity_load(self) -> float | None:
-        return None if self.last_pass is None else self.last_pass.load
 
     @property
     def capacity_req_s(self) -> float | None:

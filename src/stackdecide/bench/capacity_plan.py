@@ -16,9 +16,11 @@ from stackdecide.bench.capacity import (
     SloLimits,
     Verdict,
 )
-from stackdecide.bench.stats import Slo
+from stackdecide.bench.stats import GoodputObjectives, Slo
 from stackdecide.bench.workload import Lengths, read_lengths_file
+from stackdecide.evidence.native import search_note
 from stackdecide.model import schema
+from stackdecide.model.metrics import METRICS
 
 # A probe at a request rate is saturated when its requests finished at less than this fraction of
 # the rate they were sent, both rates taken between the 10th and 90th percentile times.
@@ -32,11 +34,9 @@ class CapacityPlan:
     allow_preemptions: bool = False
     saturation_ratio: float = SATURATION_RATIO
 
-    def goodput_slo(self) -> Slo:
+    def goodput_slo(self) -> GoodputObjectives:
         """The per-request limits goodput counts (TTFT, TPOT, E2EL; an ITL limit has none)."""
-        limits = self.slo.request_limits_ms()
-        return Slo(ttft_ms=limits.get("ttft"), tpot_ms=limits.get("tpot"),
-                   e2el_ms=limits.get("e2el"))
+        return Slo.from_limits(self.slo.request_limits_ms())
 
     def to_dict(self) -> dict[str, Any]:
         return {"search": self.settings.to_dict(), "slo": self.slo.to_dict(),
@@ -188,20 +188,18 @@ def capacity_rows(result: CapacityResult, plan: CapacityPlan,
         return []
     scenario = {"search": plan.settings.kind, **workload, "slo": plan.slo.text(),
                 "precision": plan.settings.precision}
-    rows = [("capacity_req_s", result.capacity_req_s, "req/s", scenario),
-            ("capacity_output_tok_s", result.capacity_output_tok_s, "tok/s", scenario)]
-    if result.capacity_concurrency is not None:
-        rows.append(("capacity_concurrency", float(result.capacity_concurrency), "requests",
-                     scenario))
-    return [(m, float(v), u, dict(s)) for m, v, u, s in rows if v is not None]
+    values = {"capacity_req_s": result.capacity_req_s,
+              "capacity_output_tok_s": result.capacity_output_tok_s,
+              "capacity_concurrency": result.capacity_concurrency}
+    return [(metric, float(value), METRICS[metric].unit, dict(scenario))
+            for metric, value in values.items() if value is not None]
 
 
 def bracket_note(result: CapacityResult) -> str:
     """One line for a record's note: the bracket, the probes and why the search stopped."""
-    return (f"{result.settings.kind} bracket [{_load(result.last_pass)}, "
-            f"{_load(result.first_fail)}] after {len(result.probes)} probes; "
-            f"{result.stopped_because}")
+    return search_note(result.settings.kind, _load(result.last_pass), _load(result.first_fail),
+                       len(result.probes), result.stopped_because)
 
 
-def _load(probe: Probe | None) -> str:
-    return "-" if probe is None else f"{probe.load:g}"
+def _load(probe: Probe | None) -> float | None:
+    return None if probe is None else probe.load

@@ -15,9 +15,10 @@ import numpy as np
 
 from stackdecide.bench.capacity import CapacitySearch, ProbeMeasurement
 from stackdecide.bench.capacity_plan import CapacityPlan
-from stackdecide.bench.results import BenchConfig, BenchResult, LevelResult, RunAbortedError
+from stackdecide.bench.results import BenchConfig, LevelResult, RunAbortedError
 from stackdecide.bench.runner import BenchRunner, Progress
 from stackdecide.bench.stats import RequestRecord, is_good
+from stackdecide.model.metrics import LATENCIES, tool_latencies
 
 PROBE_ROUNDS = 2  # a concurrency probe sends at least this many requests per slot
 
@@ -46,10 +47,11 @@ def measurement_of(level: LevelResult, config: BenchConfig, plan: CapacityPlan,
     """What the search needs from one level: its percentiles, goodput, failures, preemptions."""
     summary = level.summary(config.slo, config.percentiles)
     latencies: dict[str, float] = {}
-    for name in ("ttft", "tpot", "itl", "e2el"):
-        dist = getattr(summary, name)
+    for field_name, (name, _) in tool_latencies("bench").items():
+        dist = getattr(summary, field_name)
         if dist is not None:
-            latencies.update({f"{name}_ms_{key}": value for key, value in dist.percentiles.items()})
+            latencies.update({LATENCIES[name].metric(key): value
+                              for key, value in dist.percentiles.items()})
     records = level.records
     slo = config.slo
     good = sum(1 for r in records if r.success and is_good(r, slo))
@@ -97,8 +99,3 @@ class CapacityRunner(BenchRunner):
                 search.add(measurement_of(level, config, plan, load))
         finally:
             self.result.capacity = search.result()
-
-
-def run_capacity(config: BenchConfig, progress: Progress | None = None) -> BenchResult:
-    """Run the capacity scenario to the end (``BenchError`` with ``partial`` when it cannot)."""
-    return CapacityRunner(config, progress).run()

@@ -30,13 +30,25 @@ from stackdecide.bench.capacity_plan import (
 )
 from stackdecide.bench.prompts import PROMPT_MODES, PromptMode
 from stackdecide.bench.server_metrics import ServerCheck
-from stackdecide.bench.stats import PERCENTILES, RequestRecord, Slo, Summary, summarize
+from stackdecide.bench.stats import (
+    PERCENTILES,
+    GoodputObjectives,
+    RequestRecord,
+    Slo,
+    Summary,
+    summarize,
+)
 from stackdecide.bench.stream import Timeouts
 from stackdecide.bench.workload import Lengths
-from stackdecide.errors import EngineError, StackdecideError
+from stackdecide.errors import EngineError, EvidenceError, StackdecideError
+from stackdecide.evidence.native import BENCH_RESULT_SCHEMA
 from stackdecide.model import derived
+from stackdecide.model.metrics import LATENCIES, METRICS, tool_latencies, tool_metrics
 
-RESULT_SCHEMA = "stackdecide/bench-v1"
+# The summary's fields that are metrics, and its latency distributions (the catalogue's
+# ``bench`` names): every level reports each of them it measured.
+_SUMMARY_RATES = tool_metrics("bench")
+_SUMMARY_LATENCIES = tool_latencies("bench")
 SCENARIOS = ("decode", "prefill", "throughput", "capacity")
 
 
@@ -140,7 +152,7 @@ class BenchConfig:
     num_prompts: int | None = None
     seed: int = 0
     warmup: int = 1  # requests sent and discarded before the first level
-    slo: Slo = field(default_factory=Slo)
+    slo: GoodputObjectives = field(default_factory=Slo)
     timeouts: Timeouts = field(default_factory=Timeouts)
     token_id_limit: int = 4096  # prompt ids are drawn from [0, limit): inside any real vocabulary
     # /metrics scrapes during a level (for KV-cache and queue peaks); 0: before and after only.
@@ -251,7 +263,7 @@ class LevelResult:
             data["request_rate"] = self.request_rate
         return data
 
-    def summary(self, slo: Slo | None = None,
+    def summary(self, slo: GoodputObjectives | None = None,
                 percentiles: Sequence[float] = PERCENTILES) -> Summary:
         return summarize(self.records, self.duration_s, slo, percentiles)
 
@@ -296,32 +308,29 @@ class BenchResult:
                 continue
             scenario = {**level.scenario, **self._probe_scenario(index)}
 
-            def add(metric: str, value: float | None, unit: str,
-                    scenario: dict[str, int] = scenario) -> None:
-                if value is not None and np.isfinite(value):
-                    rows.append(MetricRow(metric, float(value), unit, dict(scenario)))
+            def add(metric: str, value: float | None, scenario: dict[str, int] = scenario) -> None:
+                if value is not None and np.isfinite(value) and metric in METRICS:
+                    rows.append(MetricRow(metric, float(value), METRICS[metric].unit,
+                                          dict(scenario)))
 
             if self.scenario == "decode":
                 # None for a bursty stream, whose TPOT is not a decode time (output_tok_s of the
                 # one stream still holds); see model.derived and docs/metrics.md
                 add("decode_tok_s", derived.decode_tok_s(
-                    summary.tpot.median if summary.tpot else None, summary.tokens_per_chunk_p50),
-                    "tok/s")
+                    summary.tpot.median if summary.tpot else None, summary.tokens_per_chunk_p50))
             if self.scenario == "prefill":
                 good = [r for r in level.records if r.success]
                 add("prefill_tok_s", derived.prefill_tok_s([r.prompt_len for r in good],
-                                                           [r.ttft_s for r in good]), "tok/s")
-            for name in ("ttft", "tpot", "itl", "e2el"):
-                dist = getattr(summary, name)
+                                                           [r.ttft_s for r in good]))
+            for field_name, (name, _) in _SUMMARY_LATENCIES.items():
+                dist = getattr(summary, field_name)
                 if dist is None:
                     continue
-                add(f"{name}_ms_mean", dist.mean, "ms")
+                add(LATENCIES[name].metric("mean"), dist.mean)
                 for key, value in dist.percentiles.items():
-                    add(f"{name}_ms_{key}", value, "ms")
-            add("output_tok_s", summary.output_tok_s, "tok/s")
-            add("total_tok_s", summary.total_tok_s, "tok/s")
-            add("request_per_s", summary.request_per_s, "req/s")
-            add("goodput_req_s", summary.goodput_req_s, "req/s")
+                    add(LATENCIES[name].metric(key), value)
+            for field_name, (metric, _) in _SUMMARY_RATES.items():
+                add(metric, getattr(summary, field_name))
         if self.capacity is not None and self.config.capacity is not None:
             rows += [MetricRow(*row) for row in capacity_rows(self.capacity, self.config.capacity,
                                                               self._workload_scenario())]
@@ -347,7 +356,7 @@ class BenchResult:
         """JSON-ready, versioned (``schema``); per-request records included."""
         slo, percentiles = self.config.slo, self.config.percentiles
         return {
-            "schema": RESULT_SCHEMA,
+            "schema": BENCH_RESULT_SCHEMA,  # evidence import reads its metric rows
             "started_at": self.started_at,
             "complete": self.complete,
             "error": self.error,
@@ -381,15 +390,13 @@ class BenchResult:
 
 def load_result(path: str | Path) -> BenchResult:
     """Read a result written by ``BenchResult.write_json``."""
-    from stackdecide.errors import EvidenceError
-
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise EvidenceError(f"{path}: cannot read a benchmark result: {exc}") from None
-    if not isinstance(data, dict) or data.get("schema") != RESULT_SCHEMA:
-        raise EvidenceError(f"{path}: not a benchmark result (schema '{RESULT_SCHEMA}')")
+    if not isinstance(data, dict) or data.get("schema") != BENCH_RESULT_SCHEMA:
+        raise EvidenceError(f"{path}: not a benchmark result (schema '{BENCH_RESULT_SCHEMA}')")
     cfg = data["config"]
     config = BenchConfig(
         url=cfg["url"], scenario=cfg["scenario"], model=cfg["model"],

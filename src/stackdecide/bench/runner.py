@@ -25,7 +25,6 @@ import numpy as np
 from stackdecide.bench.prompts import Prompt, PromptMaker, TokenIdPrompts, text_prompts
 from stackdecide.bench.results import (
     DEFAULTS,
-    RESULT_SCHEMA,
     SCENARIOS,
     BenchConfig,
     BenchConfigError,
@@ -52,7 +51,7 @@ from stackdecide.bench.stream import (
 
 # The results' names stay importable from here, where callers have always found them.
 __all__ = [
-    "DEFAULTS", "RESULT_SCHEMA", "SCENARIOS", "BenchConfig", "BenchConfigError", "BenchError",
+    "DEFAULTS", "SCENARIOS", "BenchConfig", "BenchConfigError", "BenchError",
     "BenchResult", "BenchRunner", "LevelResult", "MetricRow", "NotOpenAICompatibleError",
     "Progress", "RunAbortedError", "ScenarioDefaults", "ServerUnreachableError", "load_result",
     "make_prompts", "normalize_url", "run_bench", "runner_for",

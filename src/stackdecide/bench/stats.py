@@ -7,14 +7,16 @@ them down. Pure functions: no I/O, no clocks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, make_dataclass
+from typing import Any, Self
 
 import numpy as np
 
 from stackdecide.model import derived
+from stackdecide.model.metrics import GOODPUT_LATENCIES, percentile_key
 
+# The percentiles of each latency a summary holds unless more are asked for (an SLO's).
 PERCENTILES = (50.0, 90.0, 99.0)
 
 
@@ -46,6 +48,12 @@ class RequestRecord:
         if not self.success or self.output_tokens <= 1:
             return None
         return (self.latency_s - self.ttft_s) / (self.output_tokens - 1)
+
+    def latency_ms(self, latency: str) -> float:
+        """This request's value of a latency of ``GOODPUT_LATENCIES``, in milliseconds (a
+        one-token output's TPOT counts as 0, as vLLM's goodput counts it)."""
+        seconds = {"ttft": self.ttft_s, "tpot": self.tpot_s or 0.0, "e2el": self.latency_s}
+        return seconds[latency] * 1000.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,57 +89,61 @@ def distribution(values: Sequence[float], percentiles: Sequence[float] = PERCENT
     return Distribution(
         count=int(scaled.size), mean=float(scaled.mean()), median=float(np.median(scaled)),
         std=float(scaled.std()),
-        percentiles={_percentile_key(p): float(np.percentile(scaled, p)) for p in percentiles})
+        percentiles={percentile_key(p): float(np.percentile(scaled, p)) for p in percentiles})
 
 
-def _percentile_key(p: float) -> str:
-    return f"p{p:g}".replace(".", "_")
-
-
-@dataclass(frozen=True)
-class Slo:
-    """Service-level objectives for goodput, in milliseconds (``--goodput ttft:MS tpot:MS``)."""
-
-    ttft_ms: float | None = None
-    tpot_ms: float | None = None
-    e2el_ms: float | None = None
+class GoodputObjectives:
+    """What a ``Slo`` does with its fields, whichever latencies they are."""
 
     def __bool__(self) -> bool:
-        return any(v is not None for v in (self.ttft_ms, self.tpot_ms, self.e2el_ms))
+        return bool(self.to_dict())
 
     def to_dict(self) -> dict[str, float]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: v for k, v in asdict(self).items() if v is not None}  # type: ignore[call-overload]
+
+    def limits_ms(self) -> dict[str, float]:
+        """``{"ttft": 500.0}``: each objective given, by latency."""
+        return {key.removesuffix("_ms"): value for key, value in self.to_dict().items()}
+
+    @classmethod
+    def from_limits(cls, limits_ms: Mapping[str, float]) -> Self:
+        """The objectives of the latencies among ``limits_ms`` that a request can be held to."""
+        return cls(**{f"{key}_ms": value for key, value in limits_ms.items()
+                      if key in GOODPUT_LATENCIES})
 
 
-def parse_slo(pairs: Sequence[str]) -> Slo:
+# Service-level objectives for goodput, in milliseconds (``--goodput ttft:MS tpot:MS``): a field
+# ``<latency>_ms`` for each latency of the metric catalogue that a request has one value of.
+Slo = make_dataclass(
+    "Slo", [(f"{key}_ms", float | None, field(default=None)) for key in GOODPUT_LATENCIES],
+    bases=(GoodputObjectives,), frozen=True,
+    namespace={"__doc__": "Service-level objectives for goodput, in milliseconds."})
+Slo.__module__ = __name__  # where pickle (a config sent to a worker process) looks it up
+
+
+def parse_slo(pairs: Sequence[str]) -> GoodputObjectives:
     """``["ttft:500", "tpot:50"]`` (or one string with spaces) -> Slo. Raises ValueError."""
     values: dict[str, float] = {}
     for item in (part for text in pairs for part in text.replace(",", " ").split()):
         name, sep, number = item.partition(":")
         if not sep:
             raise ValueError(f"'{item}' is not KEY:MILLISECONDS (e.g. ttft:500)")
-        if name not in ("ttft", "tpot", "e2el"):
-            raise ValueError(f"unknown objective '{name}'; use ttft, tpot or e2el")
+        if name not in GOODPUT_LATENCIES:
+            *most, last = GOODPUT_LATENCIES
+            raise ValueError(f"unknown objective '{name}'; use {', '.join(most)} or {last}")
         try:
             value = float(number)
         except ValueError:
             raise ValueError(f"'{number}' in '{item}' is not a number of milliseconds") from None
         if not value >= 0:
             raise ValueError(f"objective '{item}' must be a non-negative number of milliseconds")
-        values[f"{name}_ms"] = value
-    return Slo(**values)
+        values[name] = value
+    return Slo.from_limits(values)
 
 
-def is_good(record: RequestRecord, slo: Slo) -> bool:
-    """Whether a successful request meets every objective (one-token outputs count TPOT as 0)."""
-    checks = []
-    if slo.ttft_ms is not None:
-        checks.append(record.ttft_s * 1000.0 <= slo.ttft_ms)
-    if slo.tpot_ms is not None:
-        checks.append((record.tpot_s or 0.0) * 1000.0 <= slo.tpot_ms)
-    if slo.e2el_ms is not None:
-        checks.append(record.latency_s * 1000.0 <= slo.e2el_ms)
-    return all(checks)
+def is_good(record: RequestRecord, slo: GoodputObjectives) -> bool:
+    """Whether a successful request meets every objective of ``slo``."""
+    return all(record.latency_ms(name) <= limit for name, limit in slo.limits_ms().items())
 
 
 @dataclass(frozen=True)
@@ -171,7 +183,8 @@ class Summary:
         return asdict(self)
 
 
-def summarize(records: Sequence[RequestRecord], duration_s: float, slo: Slo | None = None,
+def summarize(records: Sequence[RequestRecord], duration_s: float,
+              slo: GoodputObjectives | None = None,
               percentiles: Sequence[float] = PERCENTILES) -> Summary:
     """The run's summary from its request records; see docs/metrics.md for each definition and
     ``model.derived`` for the rates derived from them."""

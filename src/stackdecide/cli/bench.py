@@ -14,6 +14,7 @@ from stackdecide.cli._app import FORMATS, handle_errors, main
 from stackdecide.evidence.records import HardwareInfo
 from stackdecide.evidence.store import EvidenceStore
 from stackdecide.loop import result_records
+from stackdecide.model.metrics import GOODPUT_LATENCIES, LATENCIES, PERCENTILE_KEYS
 from stackdecide.report.bench import render
 
 
@@ -49,10 +50,11 @@ def _concurrency(ctx: click.Context, param: click.Parameter, value: str | None
               help="Warm-up requests before measuring (not counted).")
 @click.option("--goodput", multiple=True, metavar="KEY:MS",
               help="Service-level objectives for goodput, e.g. --goodput ttft:500 "
-                   "--goodput tpot:50 (keys ttft, tpot, e2el).")
+                   f"--goodput tpot:50 (keys {', '.join(GOODPUT_LATENCIES)}).")
 @click.option("--slo", "slo_text", metavar="KEY:MS,...",
-              help="capacity: limits such as ttft_ms_p99:1000,tpot_ms_p99:50 (ttft/tpot/itl/"
-                   "e2el at p50/p90/p95/p99), and min_goodput:0.95.")
+              help="capacity: limits such as ttft_ms_p99:1000,tpot_ms_p99:50 "
+                   f"({'/'.join(LATENCIES)} at {'/'.join(PERCENTILE_KEYS)}), and "
+                   "min_goodput:0.95.")
 @click.option("--search", type=click.Choice(["concurrency", "request_rate"]),
               default="concurrency", show_default=True,
               help="capacity: vary the concurrency (closed loop) or the request rate (Poisson "

@@ -15,7 +15,11 @@ from stackdecide.cli._app import handle_errors, main
 from stackdecide.decision import Decision
 from stackdecide.errors import EvidenceError
 from stackdecide.evidence.apply import check_candidates
-from stackdecide.evidence.importers import RunContext, parse_scenario_value, read_evidence_file
+from stackdecide.evidence.importers import (
+    KIND_LABELS,
+    RunContext,
+    read_evidence_file,
+)
 from stackdecide.evidence.provenance import (
     file_digest,
     imported_ids,
@@ -28,6 +32,7 @@ from stackdecide.evidence.records import (
     EvidenceRecord,
     HardwareInfo,
     dump_records,
+    parse_scenario_value,
 )
 from stackdecide.evidence.store import EvidenceStore, resolve_evidence_path
 from stackdecide.model.metrics import METRICS
@@ -178,8 +183,8 @@ def add(evidence_path: str | None, decision_file: str | None, candidate: str, me
 @evidence.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @_store_options
-@click.option("--candidate", help="Candidate that ran the vllm bench serve, vllm bench sweep, "
-                                  "GuideLLM or AIPerf results.")
+@click.option("--candidate", help="Candidate that ran the stackdecide bench, vllm bench serve, "
+                                  "vllm bench sweep, GuideLLM or AIPerf results.")
 @_provenance_options
 @click.option("--dry-run", is_flag=True, help="Read and check the files, store nothing.")
 @handle_errors
@@ -187,9 +192,9 @@ def import_files(files: tuple[str, ...], evidence_path: str | None, decision_fil
                  candidate: str | None, gpu: str | None, vram_gb: float | None,
                  compute_capability: str | None, driver: str | None, software: tuple[str, ...],
                  scenario: tuple[str, ...], config_sha256: str | None, dry_run: bool) -> None:
-    """Import stackdecide JSON/JSONL exports, `vllm bench serve --save-result` files, `vllm bench
-    sweep` experiment folders, GuideLLM benchmarks.json reports or AIPerf
-    profile_export_aiperf.json exports.
+    """Import stackdecide JSON/JSONL exports, `stackdecide bench --json` results, `vllm bench
+    serve --save-result` files, `vllm bench sweep` experiment folders, GuideLLM benchmarks.json
+    reports or AIPerf profile_export_aiperf.json exports.
 
     All files are stored in one transaction: either every record is stored or none is.
     """
@@ -212,7 +217,7 @@ def import_files(files: tuple[str, ...], evidence_path: str | None, decision_fil
     new: list[EvidenceRecord] = []  # as read, for messages that name their file
     taken: set[str] = set()
     for result, digest in zip(results, digests, strict=True):
-        kind = _KIND_LABELS[result.kind]
+        kind = KIND_LABELS[result.kind]
         ours = result.kind == "stackdecide"  # exports keep their records exactly as stored
         before = stored_copies(stored, result.records) if ours else imported_ids(stored, digest)
         if before or digest in taken:
@@ -235,11 +240,6 @@ def import_files(files: tuple[str, ...], evidence_path: str | None, decision_fil
         ids = store.add(records)
     shown = f" (ids {ids[0]}..{ids[-1]})" if ids else ""
     click.echo(f"stored {len(ids)} records{shown} in {path}")
-
-
-_KIND_LABELS = {"stackdecide": "stackdecide evidence", "vllm-bench-serve": "vllm bench serve result",
-                "vllm-bench-sweep": "vllm bench sweep folder", "guidellm": "GuideLLM report",
-                "aiperf": "AIPerf export"}
 
 
 def _id_range(ids: list[int]) -> str:

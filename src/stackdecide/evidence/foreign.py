@@ -1,5 +1,7 @@
 """Results of other benchmark tools as evidence: ``vllm bench sweep`` folders, GuideLLM reports and
 AIPerf exports, each run with its load (concurrency or request rate) as scenario parameters.
+Which of their metrics become which of ours is the metric catalogue's (``model.metrics``: each
+metric's and latency's ``known_as``).
 
 * ``vllm bench sweep serve`` / ``serve_workload`` write, under the experiment folder, one folder per
   parameter combination holding ``run=N.json`` (a ``vllm bench serve`` result with the serve and
@@ -33,17 +35,23 @@ from typing import Any
 
 from stackdecide._files import read_user_text
 from stackdecide.errors import EvidenceError, Location
-from stackdecide.evidence.importers import (
+from stackdecide.evidence.import_base import (
     MAX_FILE_BYTES,
+    Documents,
+    FileKind,
     ImportResult,
     RunContext,
-    vllm_result_records,
 )
 from stackdecide.evidence.records import EvidenceRecord, ScenarioValue
+from stackdecide.evidence.vllm_results import vllm_result_records
+from stackdecide.model.metrics import LATENCIES, PERCENTILE_KEYS, tool_latencies, tool_metrics
 
-PERCENTILE_KEYS = ("p50", "p90", "p95", "p99")
 _RUN_FILE = re.compile(r"^run=(\d+)\.json$")
 _UNIT_TO_MS = {"ms": 1.0, "s": 1000.0, "sec": 1000.0, "us": 1e-3, "ns": 1e-6}
+
+
+def looks_like_sweep_folder(path: Path) -> bool:
+    return next(path.rglob("run=*.json"), None) is not None
 
 
 def looks_like_guidellm(document: Mapping[str, Any]) -> bool:
@@ -99,11 +107,14 @@ def _failure(path: Path) -> str:
 
 
 # -- GuideLLM --------------------------------------------------------------------------------------
-_GUIDELLM_LATENCIES = {"time_to_first_token_ms": ("ttft", 1.0),
-                       "inter_token_latency_ms": ("tpot", 1.0),
-                       "request_latency": ("e2el", 1000.0)}
-_GUIDELLM_RATES = {"requests_per_second": "request_per_s",
-                   "output_tokens_per_second": "output_tok_s"}
+_GUIDELLM_LATENCIES = tool_latencies("guidellm")
+_GUIDELLM_RATES = tool_metrics("guidellm")
+
+
+def read_guidellm(documents: Documents, file: str, context: RunContext) -> ImportResult:
+    """A GuideLLM report: each of its benchmarks is one run."""
+    return _merged(file, "guidellm", [guidellm_records(document, file, context)
+                                      for document, _ in documents])
 
 
 def guidellm_records(document: Mapping[str, Any], file: str,
@@ -121,17 +132,18 @@ def guidellm_records(document: Mapping[str, Any], file: str,
             _successful(metrics.get("output_token_count"), "mean")), **context.scenario}
         values: list[tuple[str, float]] = []
         for key, (name, scale) in _GUIDELLM_LATENCIES.items():
+            latency = LATENCIES[name]
             summary = (metrics.get(key) or {}).get("successful") or {}
             if summary.get("mean") is not None:
-                values.append((f"{name}_ms_mean", float(summary["mean"]) * scale))
+                values.append((latency.metric("mean"), float(summary["mean"]) * scale))
             for p in PERCENTILE_KEYS:
                 value = (summary.get("percentiles") or {}).get(p)
                 if value is not None:
-                    values.append((f"{name}_ms_{p}", float(value) * scale))
-        for key, metric in _GUIDELLM_RATES.items():
+                    values.append((latency.metric(p), float(value) * scale))
+        for key, (metric, scale) in _GUIDELLM_RATES.items():
             value = _successful(metrics.get(key), "mean")
             if value is not None:
-                values.append((metric, value))
+                values.append((metric, value * scale))
         if not values:
             notes.append(f"{file}: benchmarks[{index}] holds no metric stackdecide knows")
         records += _records(values, context, scenario, f"{file}#benchmarks[{index}]",
@@ -168,9 +180,14 @@ def _guidellm_time(benchmark: Mapping[str, Any]) -> datetime | None:
 
 
 # -- AIPerf ----------------------------------------------------------------------------------------
-_AIPERF_LATENCIES = {"time_to_first_token": "ttft", "inter_token_latency": "tpot",
-                     "request_latency": "e2el"}
-_AIPERF_RATES = {"request_throughput": "request_per_s", "output_token_throughput": "output_tok_s"}
+_AIPERF_LATENCIES = tool_latencies("aiperf")  # each carries its unit, read as it says
+_AIPERF_RATES = tool_metrics("aiperf")
+
+
+def read_aiperf(documents: Documents, file: str, context: RunContext) -> ImportResult:
+    """An AIPerf export: one run."""
+    return _merged(file, "aiperf", [aiperf_records(document, file, context)
+                                    for document, _ in documents])
 
 
 def aiperf_records(document: Mapping[str, Any], file: str, context: RunContext) -> ImportResult:
@@ -180,7 +197,7 @@ def aiperf_records(document: Mapping[str, Any], file: str, context: RunContext) 
     where = Location(file)
     values: list[tuple[str, float]] = []
     notes: list[str] = []
-    for key, name in _AIPERF_LATENCIES.items():
+    for key, (name, _) in _AIPERF_LATENCIES.items():
         metric = document.get(key)
         if not isinstance(metric, dict):
             continue
@@ -190,11 +207,11 @@ def aiperf_records(document: Mapping[str, Any], file: str, context: RunContext) 
             continue
         for stat, suffix in (("avg", "mean"), *((p, p) for p in PERCENTILE_KEYS)):
             if isinstance(metric.get(stat), int | float):
-                values.append((f"{name}_ms_{suffix}", float(metric[stat]) * scale))
-    for key, name in _AIPERF_RATES.items():
+                values.append((LATENCIES[name].metric(suffix), float(metric[stat]) * scale))
+    for key, (name, rate_scale) in _AIPERF_RATES.items():
         metric = document.get(key)
         if isinstance(metric, dict) and isinstance(metric.get("avg"), int | float):
-            values.append((name, float(metric["avg"])))
+            values.append((name, float(metric["avg"]) * rate_scale))
     config = document.get("input_config") or {}
     scenario: dict[str, ScenarioValue] = {}
     concurrency = _find(config, "concurrency")
@@ -244,6 +261,11 @@ def _walk(data: Any, key: str) -> Iterator[Any]:
 
 
 # -- shared ----------------------------------------------------------------------------------------
+def _merged(file: str, kind: FileKind, results: list[ImportResult]) -> ImportResult:
+    return ImportResult(file, kind, tuple(r for result in results for r in result.records),
+                        tuple(n for result in results for n in result.notes))
+
+
 def _lengths(prompt: float | None, output: float | None) -> dict[str, ScenarioValue]:
     out: dict[str, ScenarioValue] = {}
     if prompt is not None and prompt >= 1:

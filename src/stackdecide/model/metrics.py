@@ -8,12 +8,20 @@ Each metric also carries its *domain*, the values it can physically take (a late
 a throughput not negative), and ``SCENARIO_DOMAINS`` those of the scenario parameters. This is the
 one place they are stated: every record is checked against them on the way in, whatever made it
 (``evidence add``, an import, the benchmark).
+
+It is also the one place metric names are written: the latencies (``LATENCIES``) and their
+statistics (``LATENCY_STATISTICS``, ``PERCENTILE_KEYS``) make the latency metrics, the keys an SLO
+can limit (``SLO_METRICS``: the decision file's ``benchmark.slo`` fields, ``bench --slo``) and
+the objectives goodput can hold a request to (``GOODPUT_LATENCIES``); what other tools call each
+quantity (``known_as``) makes the importers' maps (``tool_metrics``, ``tool_latencies``) and
+the rows ``stackdecide bench`` reports. A new metric is one entry here.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from stackdecide._text import did_you_mean
 from stackdecide.errors import EvidenceError, Location
@@ -137,6 +145,31 @@ def _short(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+Tool = Literal["vllm", "guidellm", "aiperf", "bench"]
+
+
+@dataclass(frozen=True)
+class Alias:
+    """What one tool's results call a quantity: ``key`` in its output, times ``scale`` in our unit.
+
+    Tools: ``vllm`` (a ``vllm bench serve --save-result`` key; for a latency, the ``X`` of
+    ``mean_X_ms``), ``guidellm`` (a metric of GuideLLM's ``benchmarks.json``), ``aiperf`` (a metric
+    of AIPerf's ``profile_export_aiperf.json``) and ``bench`` (a field of ``stackdecide bench``'s
+    summary of one level, ``bench.stats.Summary``).
+    """
+
+    tool: Tool
+    key: str
+    scale: float = 1.0
+
+
+def known_as(**keys: str | tuple[str, float]) -> tuple[Alias, ...]:
+    """``known_as(vllm="output_throughput", guidellm=("request_latency", 1000.0))``: each tool's
+    key, with the factor to our unit where it is not 1."""
+    return tuple(Alias(tool, key) if isinstance(key, str) else Alias(tool, *key)  # type: ignore[arg-type]
+                 for tool, key in keys.items())
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
@@ -148,6 +181,7 @@ class Metric:
     # What the metric means of a run: decode_tok_s is one stream's rate, so a criterion on it
     # compares runs at concurrency 1 unless its measure.scenario says otherwise.
     implied_scenario: tuple[tuple[str, int], ...] = ()
+    known_as: tuple[Alias, ...] = ()  # what benchmark tools call it (the importers read these)
 
     def problem(self, value: float) -> str | None:
         """Why ``value`` cannot be a measurement of this metric, or None when it can."""
@@ -156,15 +190,67 @@ class Metric:
 
 ONE_STREAM = (("concurrency", 1),)
 
-# Statistics reported for each latency of ``vllm bench serve``: mean, median and the percentiles
-# its --metric-percentiles option is most often given.
-LATENCY_STATISTICS = ("mean", "p50", "p90", "p95", "p99")
-_LATENCIES = {
-    "ttft": "time to first token",
-    "tpot": "time per output token after the first",
-    "itl": "inter-token latency",
-    "e2el": "end-to-end request latency",
-}
+# The percentiles a latency metric can be at: those vllm bench serve's --metric-percentiles is
+# most often given. Latency statistics add the mean.
+PERCENTILE_KEYS = ("p50", "p90", "p95", "p99")
+LATENCY_STATISTICS = ("mean", *PERCENTILE_KEYS)
+
+
+def percentile_key(percentile: float) -> str:
+    """``99.0`` -> ``"p99"``, ``99.9`` -> ``"p99_9"``: a percentile as metric names and
+    summaries write it."""
+    return f"p{percentile:g}".replace(".", "_")
+
+
+def percentile_of(key: str) -> float:
+    """``"p99"`` -> ``99.0``: the percentile a key names."""
+    return float(key.removeprefix("p").replace("_", "."))
+
+
+@dataclass(frozen=True)
+class Latency:
+    """A latency that benchmarks report as a mean and percentiles over a run, in milliseconds:
+    one metric ``<key>_ms_<statistic>`` per statistic of ``LATENCY_STATISTICS``."""
+
+    key: str
+    meaning: str
+    domain: Domain
+    # One value per request (ITL has one per gap between chunks), so a goodput objective can hold
+    # each request to a limit on it.
+    per_request: bool
+    known_as: tuple[Alias, ...] = ()
+
+    def metric(self, statistic: str) -> str:
+        return f"{self.key}_ms_{statistic}"
+
+
+LATENCIES: dict[str, Latency] = {latency.key: latency for latency in (
+    Latency("ttft", "time to first token", LATENCY, per_request=True, known_as=known_as(
+        vllm="ttft", bench="ttft", guidellm="time_to_first_token_ms",
+        aiperf="time_to_first_token")),
+    # GuideLLM's and AIPerf's inter-token latency is per request (last - first token) /
+    # (output tokens - 1), which is vLLM's TPOT, not its ITL.
+    Latency("tpot", "time per output token after the first", GAP, per_request=True,
+            known_as=known_as(vllm="tpot", bench="tpot", guidellm="inter_token_latency_ms",
+                              aiperf="inter_token_latency")),
+    Latency("itl", "inter-token latency", GAP, per_request=False,
+            known_as=known_as(vllm="itl", bench="itl")),
+    Latency("e2el", "end-to-end request latency", LATENCY, per_request=True, known_as=known_as(
+        vllm="e2el", bench="e2el", guidellm=("request_latency", 1000.0),  # seconds
+        aiperf="request_latency")),
+)}
+# Latencies a goodput objective can limit, request by request.
+GOODPUT_LATENCIES = tuple(key for key, latency in LATENCIES.items() if latency.per_request)
+# What an SLO can limit: every latency at every percentile (``ttft_ms_p99``).
+SLO_METRICS = tuple(latency.metric(p) for latency in LATENCIES.values() for p in PERCENTILE_KEYS)
+
+
+def latency_statistic(metric: str) -> tuple[str, str]:
+    """``"ttft_ms_p99"`` -> ``("ttft", "p99")``; ValueError for a name that is no latency metric."""
+    key, _, statistic = metric.partition("_ms_")
+    if key not in LATENCIES or statistic not in LATENCY_STATISTICS:
+        raise ValueError(f"{metric!r} is no latency metric")
+    return key, statistic
 
 
 def _build() -> dict[str, Metric]:
@@ -173,23 +259,29 @@ def _build() -> dict[str, Metric]:
                                               "decoding", RATE, implied_scenario=ONE_STREAM),
         Metric("prefill_tok_s", "tok/s", True, "prompt tokens per second processed before the first "
                                                "output token", RATE, implied_scenario=ONE_STREAM),
-        Metric("output_tok_s", "tok/s", True, "output tokens per second over all requests", RATE),
+        Metric("output_tok_s", "tok/s", True, "output tokens per second over all requests", RATE,
+               known_as=known_as(vllm="output_throughput", bench="output_tok_s",
+                                 guidellm="output_tokens_per_second",
+                                 aiperf="output_token_throughput")),
         Metric("total_tok_s", "tok/s", True, "prompt and output tokens per second over all requests",
-               RATE),
-        Metric("request_per_s", "req/s", True, "completed requests per second", RATE),
+               RATE, known_as=known_as(vllm="total_token_throughput", bench="total_tok_s")),
+        Metric("request_per_s", "req/s", True, "completed requests per second", RATE,
+               known_as=known_as(vllm="request_throughput", bench="request_per_s",
+                                 guidellm="requests_per_second", aiperf="request_throughput")),
         Metric("goodput_req_s", "req/s", True, "requests per second that met the service-level "
-                                               "objectives", RATE),
+                                               "objectives", RATE,
+               known_as=known_as(vllm="request_goodput", bench="goodput_req_s")),
         Metric("vram_gb", "GiB", False, "GPU memory held by the engine, in GiB (2**30 bytes)",
                AMOUNT),
         Metric("startup_s", "s", False, "seconds from launch until the server answers", DURATION),
         Metric("launch_ok", "bool", True, "1 when the engine started and served, 0 when it did not "
                                           "(with the reason in the note)", YES_NO, boolean=True),
     ]
-    for key, what in _LATENCIES.items():
-        domain = GAP if key in ("tpot", "itl") else LATENCY
+    for latency in LATENCIES.values():
         for statistic in LATENCY_STATISTICS:
             shown = "mean" if statistic == "mean" else f"{statistic[1:]}th percentile"
-            metrics.append(Metric(f"{key}_ms_{statistic}", "ms", False, f"{shown} {what}", domain))
+            metrics.append(Metric(latency.metric(statistic), "ms", False,
+                                  f"{shown} {latency.meaning}", latency.domain))
     metrics += [  # the capacity scenario (bench.capacity) and its cost
         Metric("capacity_req_s", "req/s", True, "highest request rate that met the SLO (the "
                                                 "capacity search's last passing probe)", RATE),
@@ -205,6 +297,21 @@ def _build() -> dict[str, Metric]:
 
 
 METRICS: dict[str, Metric] = _build()
+
+
+def tool_metrics(tool: Tool) -> dict[str, tuple[str, float]]:
+    """``{their key: (metric, factor)}`` of the metrics other than latencies that ``tool``
+    reports, in catalogue order: ``tool_metrics("vllm")["output_throughput"]`` is
+    ``("output_tok_s", 1.0)``."""
+    return {alias.key: (metric.name, alias.scale) for metric in METRICS.values()
+            for alias in metric.known_as if alias.tool == tool}
+
+
+def tool_latencies(tool: Tool) -> dict[str, tuple[str, float]]:
+    """``{their key: (latency, factor to ms)}`` of the latencies ``tool`` reports:
+    ``tool_latencies("guidellm")["request_latency"]`` is ``("e2el", 1000.0)``."""
+    return {alias.key: (latency.key, alias.scale) for latency in LATENCIES.values()
+            for alias in latency.known_as if alias.tool == tool}
 
 
 def get_metric(name: str, location: Location | None = None) -> Metric:

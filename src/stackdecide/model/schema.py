@@ -19,11 +19,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    create_model,
     field_validator,
     model_validator,
 )
 
-from stackdecide.model.metrics import MAX_COUNT, MAX_MEASURED
+from stackdecide.model.metrics import MAX_COUNT, MAX_MEASURED, SLO_METRICS
 
 SCHEMA_ID = "stackdecide/v1"
 # The largest magnitude of a number in a decision file: scores are normalised by
@@ -202,7 +203,8 @@ class Criterion(_Strict):
 
 
 class Stack(_Strict):
-    """Package pins of a candidate stack (PEP 440 specifiers or plain versions)."""
+    """Pins of a candidate stack (PEP 440 specifiers or plain versions); which fields are
+    packages, and what each names, is ``model.stack``."""
 
     vllm: str | None = None
     torch: str | None = None
@@ -230,7 +232,7 @@ class Candidate(_Strict):
     uncertainty: dict[str, NonNegative] = {}
     reported_total: FiniteFloat | None = None
     notes: str | None = None
-    gpus: Count | None = None  # GPUs it serves on; default: the engine's parallel sizes' product
+    gpus: Count | None = None  # GPUs it serves on; default: its engine's (model.stack.engine_gpus)
 
     @property
     def label(self) -> str:
@@ -308,34 +310,16 @@ class BenchScenario(_Strict):
         return self
 
 
-class Slo(_Strict):
+class _SloRules(_Strict):
     """Latency limits in ms at a percentile (any subset) and the least fraction of good requests.
 
     A request is good when it meets, for each latency named, the limit of the highest percentile
     given for it; ``min_goodput`` is the least fraction of a probe's requests that must be good.
     """
 
-    ttft_ms_p50: Positive | None = None
-    ttft_ms_p90: Positive | None = None
-    ttft_ms_p95: Positive | None = None
-    ttft_ms_p99: Positive | None = None
-    tpot_ms_p50: Positive | None = None
-    tpot_ms_p90: Positive | None = None
-    tpot_ms_p95: Positive | None = None
-    tpot_ms_p99: Positive | None = None
-    itl_ms_p50: Positive | None = None
-    itl_ms_p90: Positive | None = None
-    itl_ms_p95: Positive | None = None
-    itl_ms_p99: Positive | None = None
-    e2el_ms_p50: Positive | None = None
-    e2el_ms_p90: Positive | None = None
-    e2el_ms_p95: Positive | None = None
-    e2el_ms_p99: Positive | None = None
-    min_goodput: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
-
     @model_validator(mode="after")
-    def _something(self) -> Slo:
-        if not self.limits() and self.min_goodput is None:
+    def _something(self) -> _SloRules:
+        if all(value is None for value in self.model_dump().values()):
             raise ValueError("an SLO needs at least one limit such as ttft_ms_p99: 500")
         return self
 
@@ -343,6 +327,14 @@ class Slo(_Strict):
         """Latency limits by metric name, e.g. ``{"ttft_ms_p99": 500.0}``."""
         return {k: v for k, v in self.model_dump().items()
                 if k != "min_goodput" and v is not None}
+
+
+# One optional limit per latency percentile of the metric catalogue (``ttft_ms_p99: 500``, the
+# order of ``SLO_METRICS``), then ``min_goodput``.
+Slo = create_model(
+    "Slo", __base__=_SloRules, __module__=__name__, __doc__=_SloRules.__doc__,
+    **{name: (Positive | None, None) for name in SLO_METRICS},
+    min_goodput=(Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None, None))
 
 
 class Workload(_Strict):
