@@ -1,14 +1,14 @@
-"""The feedback loop: launch a candidate, benchmark it, store the measurements, re-score.
+"""Measuring one candidate: launch it, benchmark it, and the evidence records that come of it.
 
 ``measure`` runs one candidate end to end and always stores what it learned, a failed launch
-included (``launch_ok = 0`` with the reason). ``until_stable`` measures the leader, re-scores, and
-measures the new leader while the ranking keeps changing hands, so the final winner rests on
-measurements rather than judgements.
+included (``launch_ok = 0`` with the reason). ``measurement_records`` is the one builder of a
+launch's records; ``derive_seed`` the one rule for prompt seeds. What to measure next is a
+policy's choice (``orchestrate``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import numpy as np
 from stackdecide.bench.capacity_plan import bracket_note, lengths_from_spec, plan_from_spec
 from stackdecide.bench.runner import BenchConfig, BenchError, BenchResult, Progress, run_bench
 from stackdecide.decision import Decision
-from stackdecide.evidence.records import EvidenceRecord, EvidenceSet, HardwareInfo
+from stackdecide.evidence.records import EvidenceRecord, HardwareInfo
 from stackdecide.evidence.store import EvidenceStore
 from stackdecide.launch.memory_check import MemoryCheck, read_memory_check
 from stackdecide.launch.plan import LaunchOptions, LaunchRefused, plan_launch
@@ -27,13 +27,15 @@ from stackdecide.launch.server import LaunchFailed, ServerHandle, launch_server
 from stackdecide.model import derived
 from stackdecide.model.ranking import Ranking
 from stackdecide.model.schema import BenchmarkSpec, BenchScenario
+from stackdecide.model.stack import candidate_gpus
 
 Notify = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """One candidate launched and benchmarked; ``records`` are what went into the store."""
+    """One candidate launched and benchmarked; ``records`` are what went into the store (none
+    until it is stored: ``store_measurement``)."""
 
     candidate_id: str
     outcome: LaunchOutcome
@@ -45,17 +47,6 @@ class Measurement:
     @property
     def launched(self) -> bool:
         return self.outcome.ok
-
-
-@dataclass(frozen=True)
-class LoopResult:
-    """Rankings before and after, and every measurement made in between."""
-
-    before: Ranking
-    after: Ranking
-    measurements: tuple[Measurement, ...] = ()
-    stopped_because: str = ""
-    evidence: EvidenceSet | None = None  # what ``after`` rests on (how sure it is: certainty)
 
 
 def hardware_of(outcome: LaunchOutcome) -> HardwareInfo | None:
@@ -90,11 +81,15 @@ def software_of(outcome: LaunchOutcome) -> dict[str, str]:
     return software
 
 
+def _provenance(outcome: LaunchOutcome) -> dict[str, Any]:
+    """The fields every record of a launch shares: candidate, machine, packages, config, run."""
+    return {"candidate": outcome.candidate_id, "hardware": hardware_of(outcome),
+            "software": software_of(outcome), "config_sha256": outcome.engine_sha256,
+            "source": f"run {Path(outcome.run_dir).name}", "launch": Path(outcome.run_dir).name}
+
+
 def _record(outcome: LaunchOutcome, metric: str, value: float, **extra: Any) -> EvidenceRecord:
-    return EvidenceRecord(candidate=outcome.candidate_id, metric=metric, value=value,
-                          hardware=hardware_of(outcome), software=software_of(outcome),
-                          config_sha256=outcome.engine_sha256,
-                          source=f"run {Path(outcome.run_dir).name}", **extra)
+    return EvidenceRecord(**_provenance(outcome), metric=metric, value=value, **extra)
 
 
 def launch_records(outcome: LaunchOutcome) -> list[EvidenceRecord]:
@@ -124,7 +119,7 @@ def record_launch(store_path: str | Path, outcome: LaunchOutcome) -> list[int]:
         return store.add(launch_records(outcome))
 
 
-def bench_records(outcome: LaunchOutcome, result: BenchResult) -> list[EvidenceRecord]:
+def _bench_records(result: BenchResult, provenance: dict[str, Any]) -> list[EvidenceRecord]:
     """One record per measured metric and concurrency level of a (possibly partial) result.
 
     ``seed`` says which prompts were sent; a result cut short is kept with ``complete: false``,
@@ -135,36 +130,34 @@ def bench_records(outcome: LaunchOutcome, result: BenchResult) -> list[EvidenceR
     if not result.complete:
         extra["complete"] = False
     search = bracket_note(result.capacity) if result.capacity is not None else None
-    return [_record(outcome, row.metric, row.value,
-                    scenario={"scenario": result.scenario, **row.scenario, **extra},
-                    note=_join(partial, search if row.metric.startswith("capacity_") else None))
+    return [EvidenceRecord(**provenance, metric=row.metric, value=row.value,
+                           scenario={"scenario": result.scenario, **row.scenario, **extra},
+                           note=_join(partial, search if row.metric.startswith("capacity_")
+                                      else None))
             for row in result.metric_rows()]
+
+
+def _cost_record(record: EvidenceRecord, price: float, gpus: int) -> EvidenceRecord | None:
+    """``cost_per_mtok_out`` of a ``capacity_output_tok_s`` record: price x GPUs over that rate."""
+    cost = derived.cost_per_mtok_out(price, gpus, record.value)
+    if cost is None:
+        return None
+    return record.model_copy(update={
+        "metric": "cost_per_mtok_out", "value": cost, "unit": "per Mtok", "id": None,
+        "note": f"{price:g} per GPU hour x {gpus} GPU(s) at {record.value:.4g} output tok/s at "
+                "SLO capacity"})
 
 
 def result_records(result: BenchResult, candidate: str, *, hardware: HardwareInfo | None = None,
                    source: str | None = None, price_per_gpu_hour: float | None = None,
                    gpus: int = 1) -> list[EvidenceRecord]:
     """Records of a benchmark run against a server that stackdecide did not launch
-    (``bench --store``): the same rows as ``bench_records``, and the cost at SLO capacity."""
-    partial = None if result.complete else f"partial run: {result.error or 'incomplete'}"
-    extra: dict[str, Any] = {"seed": result.config.seed}
-    if not result.complete:
-        extra["complete"] = False
-    search = bracket_note(result.capacity) if result.capacity is not None else None
-    records = [EvidenceRecord(
-        candidate=candidate, metric=row.metric, value=row.value, hardware=hardware,
-        source=source or f"stackdecide bench {result.started_at}",
-        scenario={"scenario": result.scenario, **row.scenario, **extra},
-        note=_join(partial, search if row.metric.startswith("capacity_") else None))
-        for row in result.metric_rows()]
+    (``bench --store``): the same rows as a launch's, and the cost at SLO capacity."""
+    records = _bench_records(result, {"candidate": candidate, "hardware": hardware, "source":
+                                      source or f"stackdecide bench {result.started_at}"})
     if price_per_gpu_hour is not None:
-        for record in [r for r in records if r.metric == "capacity_output_tok_s"]:
-            cost = derived.cost_per_mtok_out(price_per_gpu_hour, gpus, record.value)
-            if cost is not None:
-                records.append(record.model_copy(update={
-                    "metric": "cost_per_mtok_out", "value": cost, "unit": "per Mtok",
-                    "note": f"{price_per_gpu_hour:g} per GPU hour x {gpus} GPU(s) at "
-                            f"{record.value:.4g} output tok/s at SLO capacity"}))
+        records += [cost for record in records if record.metric == "capacity_output_tok_s"
+                    if (cost := _cost_record(record, price_per_gpu_hour, gpus)) is not None]
     return records
 
 
@@ -173,14 +166,17 @@ def _join(*parts: str | None) -> str | None:
     return text[:2000] or None
 
 
-def scenario_seed(launch_seed: int, index: int) -> int:
-    """The prompt seed of the ``index``-th scenario of one launch.
+def derive_seed(seed: int, index: int) -> int:
+    """The prompt seed of the ``index``-th child of ``seed``: of a run's launch (``seed``: the
+    run's, ``index``: the launches already stored before it, ``orchestrate.launch_seeds``), or of a
+    launch's scenario (``seed``: the launch's, ``index``: the scenario's place).
 
     Each scenario of each launch gets its own prompts: the same seed twice sends the same token
     ids, whose prefixes the server's prefix cache then serves (64 streams on an H100: 7,048 ->
-    8,504 tok/s and TTFT p50 435 -> 169 ms on a repeat), which measures the cache, not the stack.
+    8,504 tok/s and TTFT p50 435 -> 169 ms on a repeat), which measures the cache, not the stack;
+    and replicates sent the same prompts would share their errors.
     """
-    return int(np.random.SeedSequence([launch_seed, index]).generate_state(1)[0] % 2**31)
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0] % 2**31)
 
 
 def bench_configs(url: str, model: str, scenarios: Sequence[BenchScenario],
@@ -193,7 +189,7 @@ def bench_configs(url: str, model: str, scenarios: Sequence[BenchScenario],
             "url": url, "scenario": s.scenario, "model": model,
             "concurrency": tuple(s.concurrency) if s.concurrency else None,
             "input_len": s.input_len, "output_len": s.output_len, "num_prompts": s.num_prompts,
-            "seed": scenario_seed(seed, index)}
+            "seed": derive_seed(seed, index)}
         if s.scenario == "capacity" and benchmark is not None and benchmark.slo is not None:
             workload = benchmark.workload
             varies = workload.lengths_file or workload.input_range or workload.output_range
@@ -217,14 +213,26 @@ def cost_records(decision: Decision, records: Sequence[EvidenceRecord]) -> list[
         if record.metric != "capacity_output_tok_s":
             continue
         candidate = decision.model.candidates[decision.candidate_ids.index(record.candidate)]
-        gpus = candidate.gpus or derived.engine_gpus(candidate.engine)
-        cost = derived.cost_per_mtok_out(price, gpus, record.value)
+        cost = _cost_record(record, price, candidate_gpus(candidate))
         if cost is not None:
-            out.append(record.model_copy(update={
-                "metric": "cost_per_mtok_out", "value": cost, "unit": "per Mtok", "id": None,
-                "note": f"{price:g} per GPU hour x {gpus} GPU(s) at {record.value:.4g} output "
-                        "tok/s at SLO capacity"}))
+            out.append(cost)
     return out
+
+
+def measurement_records(decision: Decision, outcome: LaunchOutcome,
+                        results: Sequence[BenchResult] = (),
+                        placement: Mapping[str, str] | None = None) -> list[EvidenceRecord]:
+    """Every record one launch gives: ``launch_ok`` (and ``startup_s``), one per metric row of
+    each benchmark result, and the cost at SLO capacity; ``placement`` (the GPUs it ran on, who
+    ran beside it) joins every record's scenario."""
+    records = launch_records(outcome)
+    for result in results:
+        records += _bench_records(result, _provenance(outcome))
+    records += cost_records(decision, records)
+    if placement:
+        records = [record.model_copy(update={"scenario": {**record.scenario, **placement}})
+                   for record in records]
+    return records
 
 
 def _bench(server: ServerHandle, scenarios: Sequence[BenchScenario], seed: int, say: Notify,
@@ -252,12 +260,13 @@ def run_candidate(decision: Decision, candidate_id: str, options: LaunchOptions 
                   seed: int = 0) -> Measurement:
     """Launch one candidate and run the decision's benchmark scenarios; store nothing.
 
-    Its ``records`` have no ids yet: ``measure`` stores them here, a scheduler running candidates
-    elsewhere (another process, a Ray worker) sends them back to the driver's store. The server
-    is always stopped before this returns. A refused or failed launch that is the candidate's
-    fault gives ``launch_ok = 0``; one that is the environment's (a busy port, a kill from
-    outside) nothing about the candidate. A benchmark that breaks off keeps what it measured,
-    flagged ``complete: false``. ``seed`` is this launch's prompt seed.
+    It has no ``records`` yet: the driver builds and stores them (``store_measurement``), here
+    (``measure``) or after a scheduler ran it elsewhere (another process, a Ray worker) and sent
+    it back, with where it ran. The server is always stopped before this returns. A refused or
+    failed launch that is the candidate's fault gives ``launch_ok = 0``; one that is the
+    environment's (a busy port, a kill from outside) nothing about the candidate. A benchmark that
+    breaks off keeps what it measured, flagged ``complete: false``. ``seed`` is this launch's
+    prompt seed.
     """
     say = notify or (lambda message: None)
     results: list[BenchResult] = []
@@ -284,18 +293,17 @@ def run_candidate(decision: Decision, candidate_id: str, options: LaunchOptions 
         say(f"{candidate_id} {verb}: {outcome.failure}: {outcome.reason}")
         if results and outcome.fault == "environment":
             outcome = replace(outcome, ok=True)  # it did start; what it measured stays partial
-    records = launch_records(outcome)
-    for result in results:
-        records += bench_records(outcome, result)
-    records += cost_records(decision, records)
-    return Measurement(candidate_id, outcome, tuple(results), tuple(records), error, memory)
+    return Measurement(candidate_id, outcome, tuple(results), error=error, memory=memory)
 
 
-def store_measurement(store: EvidenceStore, measurement: Measurement) -> Measurement:
-    """Store a measurement's records; the measurement with the stored records (ids set)."""
-    stored = store.add(list(measurement.records))
+def store_measurement(store: EvidenceStore, decision: Decision, measurement: Measurement,
+                      placement: Mapping[str, str] | None = None) -> Measurement:
+    """Store a measurement's records (``measurement_records``); the measurement with them, ids
+    set."""
+    built = measurement_records(decision, measurement.outcome, measurement.results, placement)
+    stored = store.add(built)
     records = tuple(record.model_copy(update={"id": record_id})
-                    for record, record_id in zip(measurement.records, stored, strict=True))
+                    for record, record_id in zip(built, stored, strict=True))
     return replace(measurement, records=records)
 
 
@@ -304,86 +312,11 @@ def measure(decision: Decision, candidate_id: str, store: EvidenceStore,
             bench_progress: Progress | None = None, seed: int = 0) -> Measurement:
     """Launch one candidate, run the decision's benchmark scenarios, store the evidence
     (``run_candidate``, then the store)."""
-    return store_measurement(store, run_candidate(decision, candidate_id, options, notify=notify,
-                                                  bench_progress=bench_progress, seed=seed))
+    return store_measurement(store, decision, run_candidate(
+        decision, candidate_id, options, notify=notify, bench_progress=bench_progress, seed=seed))
 
 
 def is_measured(ranking: Ranking, candidate_id: str) -> bool:
     """Whether any of the candidate's cells (or its feasibility) rests on a measurement."""
     index = ranking.decision.candidate_index(candidate_id)
     return any(cell.measured for cell in ranking.cells[index])
-
-
-def optimistic_totals(ranking: Ranking) -> np.ndarray:
-    """Weighted-sum totals if every measurable cell not yet measured scored the scale's best.
-
-    An unmeasured candidate whose optimistic total stays below the leader's total cannot overtake
-    it by being measured, so it need not be launched.
-    """
-    decision = ranking.decision
-    measurable = np.array([c.measure is not None for c in decision.criteria])
-    measured = np.array([[cell.measured for cell in row] for row in ranking.cells])
-    best_case = np.where(measurable[None, :] & ~measured, 1.0, ranking.normalized)
-    return (best_case * decision.weights).sum(axis=1) * 100.0
-
-
-def next_to_measure(ranking: Ranking) -> tuple[str | None, str]:
-    """The candidate to launch next, and why (or None and why the ranking is settled)."""
-    leader = ranking.winner
-    if leader is None:
-        return None, "no candidate is feasible"
-    if not is_measured(ranking, leader):
-        return leader, f"{leader} leads on judged scores"
-    leader_total = ranking.total(leader)
-    optimistic = optimistic_totals(ranking)
-    for index in ranking.order:
-        candidate_id = ranking.candidate_ids[index]
-        if ranking.ranks[index] == 0 or is_measured(ranking, candidate_id):
-            continue
-        if optimistic[index] > leader_total:
-            return candidate_id, (f"{candidate_id} could still overtake {leader} "
-                                  f"({optimistic[index]:.2f} at best vs {leader_total:.2f})")
-    return None, (f"the leader {leader} rests on measurements and no unmeasured candidate could "
-                  "overtake it")
-
-
-def until_stable(decision: Decision, store: EvidenceStore, options: LaunchOptions | None = None,
-                 *, max_launches: int = 4, stable: bool = True, first: str | None = None,
-                 any_hardware: bool = False, notify: Notify | None = None,
-                 bench_progress: Progress | None = None) -> LoopResult:
-    """Measure the leader and every candidate that could still overtake it, re-scoring each time.
-
-    ``first`` measures that candidate before anything else (default: the leader). With
-    ``stable=False`` only that first candidate is measured, once. Otherwise the loop stops when
-    the leader rests on measurements and no unmeasured candidate could beat it even with the best
-    possible measurements (``optimistic_totals``), or after ``max_launches`` launches.
-    """
-    say = notify or (lambda message: None)
-    evidence = store.load()
-    before = decision.score(evidence=evidence, any_hardware=any_hardware)
-    ranking = before
-    measurements: list[Measurement] = []
-    while True:
-        if not stable and measurements:
-            reason = f"measured {measurements[0].candidate_id}"
-            break
-        if first is not None and not measurements:
-            candidate_id, why = first, f"{first} was asked for"
-        elif stable:
-            candidate_id, why = next_to_measure(ranking)
-        else:
-            candidate_id, why = ranking.winner, (
-                "the leader" if ranking.winner else "no candidate is feasible")
-        if candidate_id is None:
-            reason = why
-            break
-        if len(measurements) >= max_launches:
-            reason = f"stopped after {max_launches} launches; next would be {candidate_id} ({why})"
-            break
-        say(f"next: {why}")
-        measurements.append(measure(decision, candidate_id, store, options, notify=say,
-                                    bench_progress=bench_progress))
-        evidence = store.load()
-        ranking = decision.score(evidence=evidence, any_hardware=any_hardware)
-        say(f"re-scored: leader is now {ranking.winner}")
-    return LoopResult(before, ranking, tuple(measurements), reason, evidence)

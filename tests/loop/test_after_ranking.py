@@ -25,7 +25,7 @@ def test_a_lead_inside_the_noise_is_printed_as_a_tie(capsys: pytest.CaptureFixtu
     before = decision.score()
     after = decision.score(evidence=evidence)
     assert after.winner == "new"
-    echo_after((), before, after, "after the tournament (t.db)", evidence=evidence)
+    echo_after((), before, after, "after the tournament (t.db)")
     out = capsys.readouterr().out
     assert "\nwinner:" not in out
     assert "leader: new (69.46), not certified: statistical tie between new and old (P 0." in out
@@ -36,6 +36,6 @@ def test_a_lead_beyond_the_noise_is_a_winner(capsys: pytest.CaptureFixture[str])
     decision = stackdecide.parse(TWO)
     evidence = _evidence({"new": [356.0, 357.1, 355.2, 356.4], "old": [278.0, 277.4, 276.9, 278.3]})
     after = decision.score(evidence=evidence)
-    echo_after((), decision.score(), after, "after measurement (t.db)", evidence=evidence)
+    echo_after((), decision.score(), after, "after measurement (t.db)")
     out = capsys.readouterr().out
     assert "winner: new (" in out and "statistical tie" not in out

@@ -7,7 +7,7 @@ import pytest
 import stackdecide
 from stackdecide.evidence import EvidenceRecord, EvidenceSet, HardwareInfo
 from stackdecide.launch.runs import LaunchOutcome
-from stackdecide.loop import launch_records
+from stackdecide.loop import launch_records, measurement_records
 from stackdecide.vllm.logs import fault_of
 
 
@@ -71,3 +71,14 @@ def test_a_benchmark_cut_short_is_left_out_unless_asked_for() -> None:
     decision = stackdecide.parse(PARTIAL)
     assert decision.score(evidence=evidence).cells[0][0].raw == 500.0
     assert decision.score(evidence=evidence, include_partial=True).cells[0][0].raw == 700.0
+
+
+def test_where_a_launch_ran_joins_every_record_of_it() -> None:
+    """A tournament's records say which GPUs they ran on and beside whom, after what they measured."""
+    decision = stackdecide.parse(PARTIAL)
+    records = measurement_records(decision, _outcome(ok=True, startup_s=12.0, compile_cache="cold"),
+                                  placement={"gpus": "0", "beside": "b"})
+    assert [(r.metric, r.scenario) for r in records] == [
+        ("launch_ok", {"gpus": "0", "beside": "b"}),
+        ("startup_s", {"start": "cold", "gpus": "0", "beside": "b"})]
+    assert all(r.source == "run run-a" for r in records)

@@ -5,13 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 from stackdecide.bench.runner import make_prompts
-from stackdecide.loop import bench_configs, scenario_seed
+from stackdecide.loop import bench_configs, derive_seed
 from stackdecide.model.schema import BenchScenario
+from stackdecide.orchestrate import launch_seeds
 
 
 def test_no_two_scenarios_or_launches_share_a_seed() -> None:
-    seeds = {scenario_seed(launch, index) for launch in range(50) for index in range(4)}
-    assert len(seeds) == 200
+    """Launches numbered by what the store already holds (a run resumed on it goes on counting),
+    scenarios by their place: under two run seeds, no two scenarios of 100 launches share prompts."""
+    launches = [seed for run_seed in (0, 1) for launched in range(0, 50, 5)
+                for seed in launch_seeds(run_seed, launched, ["a", "b", "c", "d", "e"]).values()]
+    assert len(set(launches)) == 100
+    scenarios = {derive_seed(launch, index) for launch in launches for index in range(4)}
+    assert len(scenarios) == 400
 
 
 def test_repeated_benchmarks_send_different_prompts() -> None:

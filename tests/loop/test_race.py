@@ -2,7 +2,8 @@
 
 ``measure`` is swapped for a function that stores what one launch of a candidate would: a launch
 record and a decode speed drawn around the candidate's true value, with the launch's own source.
-Everything else (scoring, certainty, the racing policy, the stop rule, the budget) is the real one.
+Everything else (scoring, certainty, the racing policy, the stop rule, the budget, the seeds) is the
+real one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 import stackdecide
-from stackdecide import race
+from stackdecide import orchestrate
 from stackdecide.evidence import EvidenceRecord, EvidenceStore, HardwareInfo
 from stackdecide.launch.runs import LaunchOutcome
 from stackdecide.loop import Measurement
@@ -36,14 +37,18 @@ candidates:
 
 
 def fake_measure(truth: dict[str, float], rel_sd: float, rng: np.random.Generator,
-                 launched: list[str]):
+                 launched: list[str], seeds: list[int] | None = None):
     def measure(decision, candidate_id, store, options=None, *, notify=None, bench_progress=None,
                 seed=0):
         launched.append(candidate_id)
+        if seeds is not None:
+            seeds.append(seed)
         source = f"run {len(launched):03d}-{candidate_id}"
         value = truth[candidate_id] * (1 + rel_sd * rng.standard_normal())
         hardware = HardwareInfo(gpu="NVIDIA H100 80GB HBM3")
-        records = [EvidenceRecord(candidate=candidate_id, metric="decode_tok_s", value=value,
+        records = [EvidenceRecord(candidate=candidate_id, metric="launch_ok", value=1.0,
+                                  hardware=hardware, source=source),
+                   EvidenceRecord(candidate=candidate_id, metric="decode_tok_s", value=value,
                                   hardware=hardware, source=source, scenario={"seed": seed})]
         store.add(records)
         outcome = LaunchOutcome(ok=True, candidate_id=candidate_id, decision_file=None,
@@ -61,32 +66,30 @@ def store(tmp_path: Path):
 def test_separated_candidates_are_certified_with_interleaved_replicates(
         store: EvidenceStore, monkeypatch: pytest.MonkeyPatch) -> None:
     launched: list[str] = []
-    monkeypatch.setattr(race, "measure", fake_measure({"a": 300, "b": 200, "c": 150}, 0.02,
-                                                       np.random.default_rng(0), launched))
+    monkeypatch.setattr(orchestrate, "measure", fake_measure({"a": 300, "b": 200, "c": 150}, 0.02,
+                                                              np.random.default_rng(0), launched))
     result = until_certain(stackdecide.parse(THREE), store, seed=3)
-    assert result.action.kind == "certified" and result.certified == "a"
+    assert result.stop.kind == "certified" and result.certified == "a"
     assert result.certainty.p_best["a"] >= 0.95
     # a first pass over every candidate that could win, in random order, then replicates of the
     # leader; b and c are dropped once their P(best) cannot matter
     assert sorted(launched[:3]) == ["a", "b", "c"]
     assert launched.count("a") >= 2 and set(launched[3:]) == {"a"}
-    assert set(result.action.dropped) == {"b", "c"}
-    assert not result.stopped_on_budget
+    assert set(result.stop.dropped) == {"b", "c"}
 
 
 def test_equal_candidates_end_in_a_tie_on_the_launch_budget(
         store: EvidenceStore, monkeypatch: pytest.MonkeyPatch) -> None:
     launched: list[str] = []
-    monkeypatch.setattr(race, "measure", fake_measure({"a": 200, "b": 200, "c": 100}, 0.03,
-                                                       np.random.default_rng(1), launched))
+    monkeypatch.setattr(orchestrate, "measure", fake_measure({"a": 200, "b": 200, "c": 100}, 0.03,
+                                                              np.random.default_rng(1), launched))
     result = until_certain(stackdecide.parse(THREE), store, seed=0,
                            limits=RaceLimits(max_launches=6))
     assert len(launched) == 6
-    assert result.action.kind == "budget" and result.stopped_on_budget
-    assert result.certified is None
-    tied = {name for name, _ in result.action.tied}
+    assert result.stop.kind == "budget" and result.certified is None
+    tied = {name for name, _ in result.stop.tied}
     assert {"a", "b"} <= tied and "c" not in tied
-    assert "statistical tie" in result.action.reason
+    assert "statistical tie" in result.stop.reason
 
 
 def test_a_hopeless_candidate_is_never_launched(store: EvidenceStore,
@@ -99,8 +102,8 @@ def test_a_hopeless_candidate_is_never_launched(store: EvidenceStore,
         "{id: a, scores: {decode: 5}}", "{id: a, scores: {decode: 5, speed: 9}}").replace(
         "{id: b, scores: {decode: 6}}", "{id: b, scores: {decode: 6, speed: 9}}")
     launched: list[str] = []
-    monkeypatch.setattr(race, "measure", fake_measure({"a": 300, "b": 200, "c": 400}, 0.02,
-                                                       np.random.default_rng(2), launched))
+    monkeypatch.setattr(orchestrate, "measure", fake_measure({"a": 300, "b": 200, "c": 400}, 0.02,
+                                                              np.random.default_rng(2), launched))
     result = until_certain(stackdecide.parse(text), store, seed=0)
     assert "c" not in launched  # 25% of the weight at best cannot beat 75% at 9/10
     assert result.certified == "a"
@@ -109,14 +112,18 @@ def test_a_hopeless_candidate_is_never_launched(store: EvidenceStore,
 def test_a_race_resumes_from_the_store(store: EvidenceStore,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     launched: list[str] = []
-    monkeypatch.setattr(race, "measure", fake_measure({"a": 300, "b": 200, "c": 150}, 0.02,
-                                                       np.random.default_rng(4), launched))
+    seeds: list[int] = []
+    monkeypatch.setattr(orchestrate, "measure", fake_measure({"a": 300, "b": 200, "c": 150}, 0.02,
+                                                              np.random.default_rng(4), launched,
+                                                              seeds))
     decision = stackdecide.parse(THREE)
     first = until_certain(decision, store, seed=0, limits=RaceLimits(max_launches=2))
-    assert first.action.kind == "budget" and len(launched) == 2
+    assert first.stop.kind == "budget" and len(launched) == 2
     second = until_certain(decision, store, seed=0)
     assert second.certified == "a"
     assert len(second.measurements) == len(launched) - 2  # the first two were not repeated
+    # every launch sent prompts of its own, also those of the resumed race
+    assert len(set(seeds)) == len(seeds) == len(launched)
 
 
 def test_an_environment_failure_stops_the_race_instead_of_retrying(
@@ -131,8 +138,9 @@ def test_an_environment_failure_stops_the_race_instead_of_retrying(
                                 reason="the server's port is already taken")
         return Measurement(candidate_id, outcome)
 
-    monkeypatch.setattr(race, "measure", busy_port)
+    monkeypatch.setattr(orchestrate, "measure", busy_port)
     result = until_certain(stackdecide.parse(THREE), store, seed=0)
     assert len(launched) == 1 and len(store.load()) == 0
-    assert result.action.reason.startswith(f"stopped: {launched[0]} could not be measured "
+    assert result.stop.kind == "budget"
+    assert result.stop.reason.startswith(f"stopped: {launched[0]} could not be measured "
                                            "(port_in_use: the server's port is already taken)")

@@ -8,10 +8,10 @@ import pytest
 from stackdecide.errors import StackdecideError
 from stackdecide.report.tournament import render_round, round_data
 from stackdecide.schedule.backends import parse_parallel
-from stackdecide.schedule.base import TaskOutcome, with_neighbours
+from stackdecide.schedule.base import Round, TaskOutcome, with_neighbours
 from stackdecide.schedule.progress import ParallelProgress, status_line
 from stackdecide.schedule.ray_backend import cluster_address
-from stackdecide.schedule.tournament import Round, placement_scenario
+from stackdecide.schedule.tournament import placement_scenario
 
 
 def two_at_once() -> Round:

@@ -26,10 +26,10 @@ from stackdecide.launch.plan import (
 from stackdecide.launch.runs import LaunchOutcome
 from stackdecide.launch.server import LaunchFailed, serve_until_interrupted, start_server
 from stackdecide.loop import record_launch
+from stackdecide.model.certainty import DEFAULT_CONFIDENCE
 from stackdecide.model.problems import errors
 from stackdecide.race import RaceLimits
 from stackdecide.report.launch import progress_line, render_plan
-from stackdecide.robustness.certainty import DEFAULT_CONFIDENCE
 
 
 def _host(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -250,6 +250,6 @@ def _tournament(file: str | None, bench: bool, looping: bool, starts_only: bool,
     result = run_tournament_cli(decision, store_path, options, cluster=cluster, limit=limit,
                                 only=only, seed=seed, confirm_top=confirm_top,
                                 any_hardware=any_hardware)
-    outcomes = result.measured.outcomes
-    if not any(m.launched for m in result.measurements) or any(o.failure for o in outcomes):
+    measured = result.rounds[0].outcomes  # every candidate, several at a time
+    if not any(m.launched for m in result.measurements) or any(o.failure for o in measured):
         sys.exit(1)

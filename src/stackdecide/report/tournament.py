@@ -7,7 +7,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from stackdecide.schedule.tournament import Round, TournamentResult
+from stackdecide.orchestrate import RunResult
+from stackdecide.schedule.base import Round
 
 
 def render_round(title: str, round_: Round, tablefmt: str = "simple") -> str:
@@ -33,10 +34,11 @@ def render_round(title: str, round_: Round, tablefmt: str = "simple") -> str:
     return f"{title}:\n{table}\n{summary}\n"
 
 
-def render_tournament(result: TournamentResult) -> str:
-    parts = [render_round("measured", result.measured)]
-    if result.confirmed is not None:
-        parts.append(render_round("re-measured alone (nothing beside them)", result.confirmed))
+def render_tournament(result: RunResult) -> str:
+    measured, *confirmed = result.rounds
+    parts = [render_round("measured", measured)]
+    if confirmed:
+        parts.append(render_round("re-measured alone (nothing beside them)", confirmed[0]))
     parts += [f"skipped {candidate}: {why}\n" for candidate, why in result.skipped]
     return "\n".join(parts)
 
@@ -53,9 +55,10 @@ def round_data(round_: Round) -> dict[str, Any]:
                       for o in round_.outcomes]}
 
 
-def tournament_data(result: TournamentResult) -> dict[str, Any]:
+def tournament_data(result: RunResult) -> dict[str, Any]:
     """The tournament as JSON-ready data (written beside the run folders)."""
-    return {"schema": "stackdecide/tournament/v1", "measured": round_data(result.measured),
-            "confirmed": round_data(result.confirmed) if result.confirmed else None,
+    measured, *confirmed = result.rounds
+    return {"schema": "stackdecide/tournament/v1", "measured": round_data(measured),
+            "confirmed": round_data(confirmed[0]) if confirmed else None,
             "skipped": [{"candidate": c, "why": w} for c, w in result.skipped],
-            "winner": result.after.winner, "stopped_because": result.stopped_because}
+            "winner": result.after.winner, "stopped_because": result.stop.reason}

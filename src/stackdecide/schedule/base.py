@@ -22,7 +22,7 @@ from stackdecide.loop import Measurement
 class CandidateTask:
     candidate_id: str
     gpus: int  # GPUs it needs (tensor x pipeline x data parallel; 0 on a CPU)
-    seed: int  # prompt seed of this launch (loop.scenario_seed derives each scenario's)
+    seed: int  # prompt seed of this launch (loop.derive_seed derives each scenario's from it)
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,28 @@ class TaskOutcome:
         """The progress event that closes this task's line: finished, or why the run failed."""
         phase = "finished" if self.failure is None else f"run failed: {self.failure}"
         return Event(self.candidate_id, phase, self.seconds, self.gpus, self.where)
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round of tasks: their outcomes (neighbours set), wall time and the limit it ran under."""
+
+    outcomes: tuple[TaskOutcome, ...]
+    wall_s: float
+    limit: int | None
+
+    @property
+    def measurements(self) -> tuple[Measurement, ...]:
+        return tuple(o.measurement for o in self.outcomes if o.measurement is not None)
+
+    @property
+    def slowest_s(self) -> float:
+        return max((o.seconds for o in self.outcomes), default=0.0)
+
+    @property
+    def ratio_to_slowest(self) -> float | None:
+        """Wall time over the slowest single candidate's own time (1.0: perfect overlap)."""
+        return self.wall_s / self.slowest_s if self.slowest_s else None
 
 
 class Scheduler(Protocol):
