@@ -1,11 +1,13 @@
 # Two entry points, both from a fresh clone with nothing installed but Python 3.11+:
 #   make demo   the whole loop on the CPU engine: score, launch the winner, benchmark, re-score
 #   make test   lint and the full test suite, real CPU engine and headless Chromium included
+# and, while working on the code, one more (docs/testing.md):
+#   make test-fast   lint and the fast tier: no engine, slow, network or browser tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install engine browser lint clean
+.PHONY: demo test test-fast install engine browser lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +35,10 @@ lint: install
 
 test: engine browser lint
 	$(BIN)/pytest -m "not timing"
+
+# the engine is installed, not started: the fast tier checks rendered commands against its arguments
+test-fast: engine lint
+	$(BIN)/pytest -m "not (engine or slow or network or browser or timing)"
 
 clean:
 	rm -rf $(VENV) .stackdecide

@@ -3,7 +3,8 @@
 ``tiny_server`` starts one server for the whole session (the ``cpu-bf16`` candidate of
 criteria/cpu.yaml: the scaffolded tiny shape with dummy weights) and yields its ``ServerHandle``
 (``url``, ``served_model_name``, ``pid``, ``pgid``, ``run_dir``, ``startup_s``). Tests that use it
-need the ``engine`` marker. Without vLLM installed they are skipped, except under CI (``CI`` set),
+get the ``engine`` marker (tests/conftest.py gives it to every test that uses a fixture of
+``ENGINE_FIXTURES``). Without vLLM installed they are skipped, except under CI (``CI`` set),
 where a missing engine is an error: `make test` installs it.
 """
 
@@ -19,6 +20,9 @@ from engine_support import CPU_DECISION, ENGINE_TIMEOUT_S, assert_group_gone, re
 from stackdecide.decision import Decision
 from stackdecide.launch.plan import LaunchOptions
 from stackdecide.launch.server import ServerHandle, launch_server
+
+# the fixtures that start a real engine
+ENGINE_FIXTURES = frozenset({"tiny_server"})
 
 
 @pytest.fixture(scope="session")

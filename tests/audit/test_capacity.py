@@ -3,7 +3,6 @@ checked against what vLLM itself logged (recorded H200 runs) and shown by check 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import stackdecide
+from engine_support import vllm_installed
 from stackdecide.audit.capacity import Capacity, capacity_of, decision_capacity
 from stackdecide.audit.engine_config import TargetHardware, check_max_num_seqs, model_facts
 from stackdecide.cli import main
@@ -109,13 +109,13 @@ def test_capacity_without_a_shape_or_budget_says_why() -> None:
 
 
 def test_check_prints_and_serialises_capacity() -> None:
-    text = CliRunner().invoke(main, ["check", str(CPU), "--no-engine-keys"])
+    text = CliRunner().invoke(main, ["check", str(CPU), "--no-engine-keys", "--no-stacks"])
     assert text.exit_code == 0, text.output
     row = next(line for line in text.output.splitlines() if line.startswith("cpu-fp32 "))
     assert row.split() == ["cpu-fp32", "tiny", "(bf16,", "--dtype", "float32)", "8.51", "MiB",
                            "2,048", "1.00", "GiB", "524,288", "1,024", "512.00x"]
     data = json.loads(CliRunner().invoke(main, ["check", str(CPU), "--no-engine-keys",
-                                                "--format", "json"]).output)
+                                                "--no-stacks", "--format", "json"]).output)
     assert data["capacity"][0] == {
         "candidate": "cpu-bf16", "model": "tiny (bf16, --dtype bfloat16)",
         "weights_bytes": 2.0 * SHAPES["tiny"].params, "kv_cache_dtype": "auto",
@@ -126,7 +126,7 @@ def test_check_prints_and_serialises_capacity() -> None:
     assert Capacity(**data["capacity"][0]).to_dict() == data["capacity"][0]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="needs vLLM's arguments")
+@pytest.mark.skipif(not vllm_installed(), reason="needs vLLM's arguments")
 def test_dry_run_shows_capacity_and_the_portable_command() -> None:
     result = CliRunner().invoke(main, ["launch", str(CPU), "--candidate", "cpu-bf16",
                                        "--dry-run", "--port", "18779"])

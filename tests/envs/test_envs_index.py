@@ -22,12 +22,14 @@ def _resolve(sources: Sources | None = None, **packages: str):
     return resolve(requirements, sources or Sources.from_environment())
 
 
+@pytest.mark.network
 def test_a_pinned_release_resolves_to_a_lock() -> None:
     resolution = _resolve(six="1.16.0")
     assert resolution.status == "ok", resolution.reason
     assert resolution.lock is not None and resolution.lock.packages == (("six", "1.16.0"),)
 
 
+@pytest.mark.network
 def test_an_unknown_package_is_the_resolvers_sentence() -> None:
     resolution = _resolve(**{"stackdecide-no-such-package-x7": "1.0"})
     assert resolution.status == "conflict"
@@ -37,6 +39,7 @@ def test_an_unknown_package_is_the_resolvers_sentence() -> None:
                                  "requirements are unsatisfiable.")
 
 
+@pytest.mark.network
 def test_pins_that_contradict_each_other() -> None:
     resolution = _resolve(**{"python-dateutil": "2.9.0.post0", "six": "1.4.0"})
     assert resolution.status == "conflict"
@@ -61,6 +64,7 @@ def _decision(tmp_path: Path, pin: str) -> Path:
     return path
 
 
+@pytest.mark.network
 def test_check_says_per_candidate_whether_its_stack_installs(tmp_path: Path) -> None:
     path = _decision(tmp_path, "2.6.2")
     result = CliRunner().invoke(main, ["check", str(path), "--no-engine-keys"])
@@ -86,6 +90,7 @@ def test_check_without_the_index_warns_could_not_check(tmp_path: Path) -> None:
         f"warning: {path}:6:12 candidates[0].stack", f"warning: {path}:9:12 candidates[1].stack"]
 
 
+@pytest.mark.network
 def test_score_marks_the_stack_that_cannot_be_installed(tmp_path: Path) -> None:
     path = _decision(tmp_path, "2.6.2")
     result = CliRunner().invoke(main, ["score", str(path), "--stacks"])

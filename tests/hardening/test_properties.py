@@ -205,6 +205,7 @@ def test_the_base_decision_is_valid(tmp_path: Path) -> None:
     check_decision_text(DECISION_TEXT, tmp_path)
 
 
+@pytest.mark.slow
 @_settings(400)
 @given(document=mutated(DECISION))
 def test_schema_any_value_anywhere(document: dict[str, Any], tmp_path: Path) -> None:

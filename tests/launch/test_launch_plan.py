@@ -151,6 +151,7 @@ time.sleep(300)  # the API server outlives its dead engine
 """
 
 
+@pytest.mark.slow
 def test_an_engine_that_logs_a_fatal_error_but_hangs_fails_fast(tmp_path: Path) -> None:
     require_vllm()
     from dataclasses import replace

@@ -123,6 +123,7 @@ def console_messages(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if ":CONSOLE" in line]
 
 
+@pytest.mark.browser
 def test_rtx4090_report_loads_in_chromium_with_its_charts(tmp_path: Path,
                                                          rtx4090_path: Path) -> None:
     out = tmp_path / "report.html"

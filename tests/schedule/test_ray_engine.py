@@ -73,7 +73,7 @@ def test_two_cpu_candidates_run_as_ray_tasks(ray_cluster: None, cpu_decision: De
         result = run_tournament(cpu_decision, store, scheduler(cpu_decision, tmp_path / "runs"),
                                 PAIR, limit=None, confirm_top=0)
         records = store.load()
-    outcomes = {o.candidate_id: o for o in result.measured.outcomes}
+    outcomes = {o.candidate_id: o for o in result.rounds[0].outcomes}
     assert sorted(outcomes) == sorted(PAIR)
     for candidate_id, outcome in outcomes.items():
         assert outcome.failure is None and outcome.measurement is not None

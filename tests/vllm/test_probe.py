@@ -9,6 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from engine_support import vllm_installed
 from stackdecide.cli import main
 from stackdecide.facts.pins import VLLM_DISTRIBUTIONS
 from stackdecide.vllm import _introspect, probe
@@ -22,8 +23,8 @@ def test_gpus_without_nvml_or_driver_are_reported_not_raised() -> None:
         assert report.driver
     else:
         assert report.unavailable  # why: nvidia-ml-py missing, or NVML without a driver
-        bindings = find_spec("pynvml") or find_spec("vllm")  # vLLM ships a copy of them
-        expected = "nvidia-ml-py is not installed" if bindings is None else "NVML"
+        bindings = find_spec("pynvml") is not None or vllm_installed()  # vLLM ships a copy
+        expected = "NVML" if bindings else "nvidia-ml-py is not installed"
         assert expected in report.unavailable
 
 
@@ -32,7 +33,7 @@ def test_runtime_versions_come_from_the_interpreter_that_runs_vllm() -> None:
     assert runtime.error is None
     assert runtime.python_version == ".".join(map(str, sys.version_info[:3]))
     assert (runtime.torch is not None) == (find_spec("torch") is not None)
-    if find_spec("vllm") is not None:
+    if vllm_installed():
         import vllm
 
         assert runtime.vllm == vllm.__version__
