@@ -36,8 +36,8 @@ from stackdecide.certify import (
     prior_strength_for,
     rank_probabilities,
     sample_t_cells,
-    weighted_sum_totals,
 )
+from stackdecide.mcda.methods import weighted_sum
 
 METRICS = ("decode_tok_s", "prefill_tok_s", "output_tok_s")
 TRUE_REL_SD = np.array([0.025, 0.065, 0.045])
@@ -107,7 +107,7 @@ def race_state(values: list[list[np.ndarray]], rng: np.random.Generator) -> Race
     launches = np.array([len(v) for v in values])
     center, scale, dof = cell_laws(values)
     raw = sample_t_cells(center, scale, dof, MC_SAMPLES, rng)
-    totals = weighted_sum_totals(normalize(raw), WEIGHTS)
+    totals = weighted_sum(normalize(raw), WEIGHTS)
     p = rank_probabilities(totals, feasible=launches > 0)
     # optimistic total of an unmeasured candidate: every measured cell at the scale's best
     optimistic = np.full(m, float(WEIGHTS.sum()))

@@ -23,9 +23,9 @@ import numpy as np
 from pymcdm.methods import WSM
 
 import stackdecide
+from stackdecide.mcda import methods
+from stackdecide.mcda.weights import sampled_weights
 from stackdecide.robustness import run_smaa
-from stackdecide.robustness.flips import weighted_totals
-from stackdecide.robustness.smaa import sampled_weights
 
 SCALE_HIGH = 10.0
 LOOP_BUDGET_S = 20.0  # longer pymcdm loops are timed on a prefix and extrapolated
@@ -118,7 +118,7 @@ def main() -> None:
         print(f"pymcdm (WSM per sample, Python loop): {loop_s:.3f} s for the first {looped:,} "
               f"samples, extrapolated to {pymcdm_s:.1f} s for {samples:,}")
 
-    ours_scores = weighted_totals(decision.normalize(), weights[:looped])
+    ours_scores = methods.weighted_sum(decision.normalize(), weights[:looped])
     score_diff = float(np.abs(ours_scores - scores).max())
     same = ours if looped == samples else run_smaa(decision, samples=looped, seed=args.seed)
     rank_diff = int(np.abs(same.rank_counts - counts).max())

@@ -13,14 +13,14 @@ from stackdecide.certify.probability import (
     rank_probabilities,
     sample_normal_cells,
     sample_t_cells,
-    weighted_sum_totals,
 )
+from stackdecide.mcda.methods import weighted_sum
 
 
 def two_normal_cells(samples: int, seed: int) -> RankProbabilities:
     rng = np.random.default_rng(seed)
     cells = sample_normal_cells(np.array([[0.60], [0.55]]), np.array([[0.03], [0.04]]), samples, rng)
-    return rank_probabilities(weighted_sum_totals(cells, np.array([1.0])), seed=seed)
+    return rank_probabilities(weighted_sum(cells, np.array([1.0])), seed=seed)
 
 
 def test_two_normal_cells_match_the_closed_form() -> None:
@@ -119,10 +119,10 @@ def test_sample_t_cells_has_student_spread() -> None:
         sample_t_cells(np.zeros(1), np.ones(1), np.zeros(1), 10, rng)
 
 
-def test_weighted_sum_totals_fixed_and_sampled_weights() -> None:
+def test_weighted_sum_fixed_and_sampled_weights() -> None:
     x = np.array([[[1.0, 0.0], [0.5, 0.5]], [[0.0, 1.0], [1.0, 1.0]]])  # (S=2, m=2, n=2)
-    np.testing.assert_allclose(weighted_sum_totals(x, np.array([0.75, 0.25])), [[0.75, 0.5], [0.25, 1.0]])
+    np.testing.assert_allclose(weighted_sum(x, np.array([0.75, 0.25])), [[0.75, 0.5], [0.25, 1.0]])
     per_draw = np.array([[1.0, 0.0], [0.0, 1.0]])
-    np.testing.assert_allclose(weighted_sum_totals(x, per_draw), [[1.0, 0.5], [1.0, 1.0]])
-    with pytest.raises(ValueError, match="weights shape"):
-        weighted_sum_totals(x, np.ones(3))
+    np.testing.assert_allclose(weighted_sum(x, per_draw), [[1.0, 0.5], [1.0, 1.0]])
+    with pytest.raises(ValueError):
+        weighted_sum(x, np.ones(3))

@@ -14,11 +14,11 @@ import stackdecide
 from stackdecide.cli import main
 from stackdecide.errors import DecisionFileError
 from stackdecide.mcda import methods
+from stackdecide.mcda.methods import rank_order
 from stackdecide.mcda.weights import WeightRegion, WeightStream, uniform_simplex
+from stackdecide.model.score_uncertainty import score_uncertainty
 from stackdecide.robustness import analyze, flip_distances, run_smaa, tradeoff
-from stackdecide.robustness.flips import weighted_totals
 from stackdecide.robustness.report import render
-from stackdecide.robustness.smaa import rank_order, score_uncertainty
 
 
 def decision_text(scores: dict[str, list[float]], weights: list[float], *,
@@ -143,14 +143,14 @@ def test_tradeoff_change_is_negative_for_a_cost_criterion() -> None:
 
 # -- SMAA-2 -------------------------------------------------------------------------------------
 
-def test_weighted_totals_equal_methods_wsm() -> None:
+def test_weighted_sum_equals_the_sum_of_its_contributions() -> None:
     rng = np.random.default_rng(1)
     matrix = rng.random((7, 5, 4))
     weights = uniform_simplex(rng, 7, 4)
-    np.testing.assert_allclose(weighted_totals(matrix, weights), methods.wsm(matrix, weights)[0],
-                               rtol=0, atol=1e-12)
-    np.testing.assert_allclose(weighted_totals(matrix[0], weights),
-                               methods.wsm(matrix[0], weights)[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(methods.weighted_sum(matrix, weights),
+                               methods.wsm(matrix, weights)[1].sum(axis=-1), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(methods.weighted_sum(matrix[0], weights),
+                               methods.wsm(matrix[0], weights)[1].sum(axis=-1), rtol=0, atol=1e-12)
 
 
 def test_dominated_candidate_never_ranks_first() -> None:
@@ -396,7 +396,7 @@ def test_analyze_carries_every_part(rtx4090_path: Path) -> None:
 
 
 def test_smaa_counts_equal_a_plain_loop_over_its_own_weights() -> None:
-    from stackdecide.robustness.smaa import sampled_weights
+    from stackdecide.mcda.weights import sampled_weights
 
     rng = np.random.default_rng(11)
     scores = {f"k{i}": [round(float(v), 2) for v in rng.uniform(0, 10, 4)] for i in range(6)}

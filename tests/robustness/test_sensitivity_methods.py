@@ -15,9 +15,10 @@ from stackdecide.cli import main
 from stackdecide.errors import StackdecideError
 from stackdecide.mcda import methods
 from stackdecide.mcda.methods import METHODS
+from stackdecide.mcda.weights import sampled_weights
+from stackdecide.model.score_uncertainty import score_uncertainty
 from stackdecide.robustness import analyze, flip_distances, run_smaa, tradeoff
 from stackdecide.robustness.flips import flip_points, numeric_flip_points
-from stackdecide.robustness.smaa import sampled_weights, score_uncertainty
 
 ROOT = Path(__file__).resolve().parents[2]
 H200 = ROOT / "docs/results/hopper-h200-certified/evidence.db"

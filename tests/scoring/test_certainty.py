@@ -12,7 +12,8 @@ import stackdecide
 from decode_pair import decode_launches, decode_pair
 from stackdecide.certify import normal_p_greater
 from stackdecide.evidence import EvidenceSet
-from stackdecide.robustness.certainty import certainty, replicate_values
+from stackdecide.evidence.records import replicates
+from stackdecide.model.certainty import Certainty, CertaintySettings
 
 H100 = "NVIDIA H100 80GB HBM3"
 TWO = decode_pair("a", "b", H100)
@@ -22,6 +23,13 @@ def _evidence(values: dict[str, list[float]], *, per_launch: int = 1) -> Evidenc
     return decode_launches(values, H100, per_launch=per_launch)
 
 
+def _certainty(decision: stackdecide.Decision, evidence: EvidenceSet,
+               settings: CertaintySettings | None = None) -> Certainty:
+    sure = decision.score(evidence=evidence, certainty=settings).certainty
+    assert sure is not None  # scored with evidence: the ranking carries its certainty
+    return sure
+
+
 def test_two_normal_cells_match_the_closed_form(tmp_path: Path) -> None:
     """With many launches the t errors of the means are nearly normal: P(a best) = Phi(d / s)."""
     decision = stackdecide.parse(TWO)
@@ -29,8 +37,7 @@ def test_two_normal_cells_match_the_closed_form(tmp_path: Path) -> None:
     a = list(200.0 * (1 + 0.03 * rng.standard_normal(40)))
     b = list(198.0 * (1 + 0.03 * rng.standard_normal(40)))
     evidence = _evidence({"a": a, "b": b})
-    ranking = decision.score(evidence=evidence)
-    sure = certainty(ranking, evidence, samples=40_000, seed=1)
+    sure = _certainty(decision, evidence, CertaintySettings(samples=40_000, seed=1))
     cell_a, cell_b = sure.cells[("a", "decode")].estimate, sure.cells[("b", "decode")].estimate
     assert cell_a.n == 40 and cell_b.n == 40
     # the Monte Carlo draws move each measured value (the median that scoring uses) by its error
@@ -49,7 +56,8 @@ def test_one_launch_each_is_a_tie_however_large_the_point_lead() -> None:
     evidence = _evidence({"a": [204.0], "b": [200.0]})
     ranking = decision.score(evidence=evidence)
     assert ranking.winner == "a" and ranking.total("a") > ranking.total("b")
-    sure = certainty(ranking, evidence)
+    sure = ranking.certainty
+    assert sure is not None
     assert sure.verdict.kind == "tie"
     assert sure.verdict.text.startswith("statistical tie between a and b (P 0.")
     assert "smaller than the noise" in sure.verdict.text
@@ -59,7 +67,7 @@ def test_one_launch_each_is_a_tie_however_large_the_point_lead() -> None:
 def test_separated_replicated_candidates_are_certified() -> None:
     decision = stackdecide.parse(TWO)
     evidence = _evidence({"a": [250.0, 251.0, 249.0], "b": [200.0, 201.0, 199.0]})
-    sure = certainty(decision.score(evidence=evidence), evidence)
+    sure = _certainty(decision, evidence)
     assert sure.verdict.kind == "certified" and sure.verdict.winner == "a"
     assert sure.verdict.text.startswith("certified: a (P = 1.00)")
     assert sure.launches() == {"a": 3, "b": 3}
@@ -68,14 +76,14 @@ def test_separated_replicated_candidates_are_certified() -> None:
 def test_a_sure_lead_on_one_launch_is_not_yet_certified() -> None:
     decision = stackdecide.parse(TWO)
     evidence = _evidence({"a": [300.0], "b": [150.0]})
-    sure = certainty(decision.score(evidence=evidence), evidence)
+    sure = _certainty(decision, evidence)
     assert sure.verdict.kind == "tie" and sure.p_best["a"] > 0.99
     assert sure.verdict.text == ("a leads (P = 1.00) on too few launches: a rests on 1 launch; a "
                                  "certificate needs 2 launches of the leader (launch "
                                  "--until-certain)")
     # the ranking's leader line says "not certified" once
     from stackdecide.report.text import render_text
-    line = next(ln for ln in render_text(sure.ranking, certainty=sure).splitlines()
+    line = next(ln for ln in render_text(decision.score(evidence=evidence)).splitlines()
                 if ln.startswith("leader:"))
     assert line.count("not certified") == 1
 
@@ -83,13 +91,17 @@ def test_a_sure_lead_on_one_launch_is_not_yet_certified() -> None:
 def test_records_of_one_launch_are_one_replicate() -> None:
     """Two benchmarks on one server are one replicate: the noise lives in restarts."""
     evidence = _evidence({"a": [200.0, 210.0]}, per_launch=3)
-    values, sources = replicate_values(list(evidence))
-    assert values == (200.0, 210.0) and sources == ("run a-0", "run a-1")
+    # launches before records named them said "run <folder>" in their source
+    assert replicates(list(evidence)) == (("a-0", 200.0), ("a-1", 210.0))
+    ranking = stackdecide.parse(TWO).score(evidence=evidence)
+    assert ranking.cells[0][0].replicates == (("a-0", 200.0), ("a-1", 210.0))
+    assert ranking.cells[0][0].samples == 6
 
 
 def test_judged_only_ranking_has_no_measurement_uncertainty(rtx4090_path: Path) -> None:
     decision = stackdecide.load(rtx4090_path)
-    sure = certainty(decision.score(), None)
+    assert decision.score().certainty is None
+    sure = _certainty(decision, EvidenceSet())
     assert sure.verdict.kind == "judged" and sure.probabilities is None
     assert sure.p_best["vllm-flashinfer-torch271"] == 1.0
 
@@ -99,8 +111,63 @@ def test_hopper_single_runs_are_not_presented_as_settled() -> None:
     root = Path(__file__).resolve().parents[2]
     decision = stackdecide.load(root / "criteria" / "hopper.yaml")
     evidence = stackdecide.evidence.load_evidence(root / "docs/results/hopper-h200/evidence.db")
-    ranking = decision.score(evidence=evidence)
-    sure = certainty(ranking, evidence)
+    sure = _certainty(decision, evidence)
     assert sure.verdict.kind == "tie"
     assert {name for name, _ in sure.verdict.tied} >= {"bf16-flash-attn", "fp8-flash-attn"}
     assert not math.isclose(sure.p_best["bf16-flash-attn"], 1.0)
+
+
+def test_a_json_evidence_file_gives_the_same_uncertainty_as_a_store(tmp_path: Path) -> None:
+    """Replicates travel with the cells, keyed by launch: records read from a JSON file (no store
+    ids) are as noisy as the same records in a store, not noise-free."""
+    from stackdecide.evidence import EvidenceRecord, EvidenceStore, HardwareInfo, load_evidence
+    from stackdecide.evidence.records import dump_jsonl
+
+    hardware = HardwareInfo(gpu=H100)
+    records = [EvidenceRecord(candidate=candidate, metric="decode_tok_s", value=value,
+                              hardware=hardware, launch=f"{candidate}-{launch}")
+               for candidate, values in {"a": [206.0, 208.0, 205.0], "b": [200.0, 201.0]}.items()
+               for launch, value in enumerate(values)]
+    (tmp_path / "records.jsonl").write_text(dump_jsonl(records))
+    with EvidenceStore(tmp_path / "evidence.db") as store:
+        store.add(records)
+    decision = stackdecide.parse(TWO)
+    from_file = _certainty(decision, load_evidence(tmp_path / "records.jsonl"))
+    from_store = _certainty(decision, load_evidence(tmp_path / "evidence.db"))
+    assert set(from_file.cells) == {("a", "decode"), ("b", "decode")}
+    assert from_file.cells == from_store.cells
+    assert from_file.launches() == from_store.launches() == {"a": 3, "b": 2}
+    assert from_file.p_best == from_store.p_best and 0.5 < from_file.p_best["a"] < 1.0
+    assert from_file.verdict == from_store.verdict
+
+
+def test_score_and_the_html_report_agree_on_p_best_and_the_verdict(tmp_path: Path) -> None:
+    """The settings given once travel with the ranking: at confidence 0.8 both certify a (P 0.91),
+    which at the default 0.95 would be a tie."""
+    import html
+    import json
+
+    from click.testing import CliRunner
+
+    from stackdecide.cli import main
+    from stackdecide.evidence import EvidenceStore
+
+    decision_file = tmp_path / "pair.yaml"
+    decision_file.write_text(TWO)
+    with EvidenceStore(tmp_path / "evidence.db") as store:
+        store.add(list(_evidence({"a": [206.0, 208.0, 205.0], "b": [200.0, 201.0, 202.0]})))
+    common = [str(decision_file), "--evidence", str(tmp_path / "evidence.db"), "--confidence", "0.8"]
+    scored = CliRunner().invoke(main, ["score", *common, "--format", "json"])
+    assert scored.exit_code == 0, scored.output
+    sure = json.loads(scored.output)["certainty"]
+    assert sure["confidence"] == 0.8 and sure["verdict"]["kind"] == "certified"
+    page = tmp_path / "report.html"
+    reported = CliRunner().invoke(main, ["report", *common, "--html", str(page),
+                                         "--no-engine-command"])
+    assert reported.exit_code == 0, reported.output
+    text = page.read_text()
+    assert html.escape(sure["verdict"]["text"]) in text
+    assert f'<span class="b ok">{sure["verdict"]["kind"]}</span>' in text
+    for candidate, p_best in sure["p_best"].items():
+        assert f"<b>{candidate}</b></td><td>{p_best:.3f}</td>" in text.replace('<td class="num">', "<td>")
+    assert sure["verdict"]["text"] in reported.output  # the line it prints names the same verdict

@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 
 
 def judged_wsm_totals(decision: DecisionMatrix) -> np.ndarray:
-    """Weighted-sum totals (0..100) of the judged scores: what a published table should show."""
-    totals, _ = methods.wsm(decision.normalize(), decision.weights)
-    return totals * 100.0
+    """Weighted-sum totals of the judged scores in points (0..100), as a published table shows
+    them: the audit compares them with the reported totals, which are points."""
+    return methods.to_points(methods.weighted_sum(decision.normalize(), decision.weights))
 
 
 def check_reported_totals(decision: DecisionMatrix, ranking: Ranking) -> list[Finding]:
@@ -46,8 +46,8 @@ def check_reported_totals(decision: DecisionMatrix, ranking: Ranking) -> list[Fi
                 round(total, 6)))
     reported_all = [c.reported_total for c in decision.candidates]
     if findings and all(r is not None for r in reported_all):
-        reported_order = methods.rank(np.array(reported_all))[0]
-        computed_order = methods.rank(computed)[0]
+        reported_order = methods.rank(np.array(reported_all) / methods.POINTS)[0]
+        computed_order = methods.rank(computed / methods.POINTS)[0]
         if reported_order[0] != computed_order[0]:
             ids = decision.candidate_ids
             findings.append(Finding(

@@ -13,7 +13,6 @@ from stackdecide.certify.probability import (
     rank_probabilities,
     sample_normal_cells,
     sample_t_cells,
-    weighted_sum_totals,
 )
 from stackdecide.certify.racing import Action, RaceState, next_action
 from stackdecide.certify.uncertainty import (
@@ -50,5 +49,4 @@ __all__ = [
     "rank_probabilities",
     "sample_normal_cells",
     "sample_t_cells",
-    "weighted_sum_totals",
 ]

@@ -5,9 +5,10 @@ row per draw of all uncertain quantities at once (measured cells, and weights wh
 sampled SMAA-style). Any dependence between candidates is carried by the rows, so the
 probabilities below are plain frequencies over rows.
 
-Ties inside a row are split equally: ``k`` candidates tied for first each get ``1/k`` of the
-win, and a tied group spanning ranks ``r .. r+k-1`` gives each member ``1/k`` of each of those
-ranks. Pairwise, a tie counts one half for each side. Infeasible candidates are ranked below
+Totals within ``mcda.methods.TIE_TOLERANCE`` tie, the one tie rule of every ranking. Ties inside
+a row are split equally: ``k`` candidates tied for first each get ``1/k`` of the win, and a tied
+group spanning ranks ``r .. r+k-1`` gives each member ``1/k`` of each of those ranks. Pairwise, a
+tie counts one half for each side. Infeasible candidates are ranked below
 every feasible one and never win (``p_best = 0``).
 """
 
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
+
+from stackdecide.mcda.methods import TIE_TOLERANCE, above_and_tied
 
 
 @dataclass(frozen=True)
@@ -49,13 +52,6 @@ class RankProbabilities:
         return sorted(idx, key=lambda i: (-self.p_best[i], i))
 
 
-def _tie_aware_ranks(totals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row and candidate: how many are strictly above, and how many are equal (self included)."""
-    above = (totals[:, None, :] > totals[:, :, None]).sum(axis=2)
-    equal = (totals[:, None, :] == totals[:, :, None]).sum(axis=2)
-    return above, equal
-
-
 def rank_probabilities(
     totals_samples: ArrayLike,
     feasible: ArrayLike | None = None,
@@ -73,13 +69,15 @@ def rank_probabilities(
         raise ValueError("feasible must have shape (m,)")
     # -inf puts infeasible candidates below every feasible one, ties among them split
     totals = np.where(ok[None, :], raw, -np.inf)
-    above, equal = _tie_aware_ranks(totals)
+    above, equal = above_and_tied(totals)
     ranks = np.arange(m)[None, None, :]
     occupies = (ranks >= above[:, :, None]) & (ranks < (above + equal)[:, :, None])
     rank_matrix = (occupies / equal[:, :, None]).mean(axis=0)
     p_best = np.where(ok, rank_matrix[:, 0], 0.0)
-    greater = (totals[:, :, None] > totals[:, None, :]).mean(axis=0)
-    ties = (totals[:, :, None] == totals[:, None, :]).mean(axis=0)
+    greater = (totals[:, :, None] > totals[:, None, :] + TIE_TOLERANCE).mean(axis=0)
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(totals[:, :, None] - totals[:, None, :])
+    ties = ((totals[:, :, None] == totals[:, None, :]) | (gap <= TIE_TOLERANCE)).mean(axis=0)
     pairwise = greater + 0.5 * ties
     np.fill_diagonal(pairwise, 0.0)
     mc_se = float(np.sqrt(p_best * (1 - p_best) / n_samples).max())
@@ -139,22 +137,6 @@ def sample_t_cells(
         raise ValueError("scales must be >= 0 and dof > 0")
     draws = mu + scale * rng.standard_t(nu, size=(samples, *mu.shape))
     return _clip(draws, lows, highs)
-
-
-def weighted_sum_totals(normalized_samples: ArrayLike, weights: ArrayLike) -> np.ndarray:
-    """Weighted-sum totals ``(S, m)`` from normalized scores ``(S, m, n)``.
-
-    ``weights`` is ``(n,)`` (fixed) or ``(S, n)`` (one weight vector per draw, e.g. Dirichlet).
-    """
-    x = np.asarray(normalized_samples, dtype=float)
-    w = np.asarray(weights, dtype=float)
-    if x.ndim != 3:
-        raise ValueError("normalized_samples must have shape (S, m, n)")
-    if w.shape == (x.shape[2],):
-        return x @ w
-    if w.shape == (x.shape[0], x.shape[2]):
-        return np.einsum("smn,sn->sm", x, w)
-    raise ValueError(f"weights shape {w.shape} does not match samples {x.shape}")
 
 
 def normal_p_greater(mean_a: float, sd_a: float, mean_b: float, sd_b: float) -> float:

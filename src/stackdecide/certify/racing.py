@@ -44,6 +44,7 @@ import numpy as np
 from scipy import stats
 
 from stackdecide.certify.probability import RankProbabilities
+from stackdecide.mcda.methods import to_points
 
 ActionKind = Literal["certified", "tie", "launch", "budget"]
 FirstPassOrder = Literal["optimistic", "random"]
@@ -161,8 +162,8 @@ def _hopeful_launch(state: RaceState, leader: int, dropped: tuple[str, ...],
     if opt is None:
         why = f"not measured yet and could still beat the leader {lead_name}"
     else:
-        why = (f"not measured yet; its best possible total {opt[best] * 100:.2f} beats "
-               f"the leader {lead_name}'s expected {lead_exp * 100:.2f}")
+        why = (f"not measured yet; its best possible total {to_points(opt[best]):.2f} beats "
+               f"the leader {lead_name}'s expected {to_points(lead_exp):.2f}")
     if order == "random":
         why += f" (first pass in random order, seed {seed})"
     return _launch(state, best, why, dropped)

@@ -18,9 +18,9 @@ from stackdecide.cli.env import env_dir_option, env_options, source_options
 from stackdecide.cli.launch import echo_progress
 from stackdecide.envs.decision import build_candidates
 from stackdecide.launch.plan import LaunchOptions
+from stackdecide.model.certainty import DEFAULT_CONFIDENCE
 from stackdecide.race import RaceLimits
 from stackdecide.report import text as report
-from stackdecide.robustness.certainty import DEFAULT_CONFIDENCE
 from stackdecide.state import state_dir
 
 

@@ -9,6 +9,7 @@ import click
 import stackdecide
 from stackdecide.cli._app import any_hardware_option, decision_argument, handle_errors, main, method_option
 from stackdecide.errors import StackdecideError
+from stackdecide.model.certainty import DEFAULT_CONFIDENCE, CertaintySettings
 
 
 @main.command()
@@ -27,7 +28,14 @@ from stackdecide.errors import StackdecideError
 @click.option("--samples", type=click.IntRange(min=1), default=None,
               help="SMAA weight vectors (default: the file's sensitivity.samples, 10,000).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="SMAA random seed; the same inputs and seed give the same report.")
+              help="Seed of SMAA and, with --evidence, of the P(best) draws; the same inputs and "
+                   "seed give the same report.")
+@click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=DEFAULT_CONFIDENCE,
+              show_default=True, help="With --evidence: the P(best) a winner needs to be certified "
+                                      "(as score --confidence).")
+@click.option("--sample-weights", is_flag=True,
+              help="With --evidence: also draw weights from the decision's weight region for "
+                   "P(best) (as score --sample-weights).")
 @click.option("--engine-command/--no-engine-command", default=True, show_default=True,
               help="Render the winner's engine config to the exact command for the installed "
                    "vLLM (the first run for a vLLM version imports it once: slow).")
@@ -36,7 +44,8 @@ from stackdecide.errors import StackdecideError
 @handle_errors
 def report(file: str, html_path: Path | None, fmt: str | None, output: Path | None,
            evidence_path: str | None, any_hardware: bool, method: str, samples: int | None,
-           seed: int, engine_command: bool, python: str | None) -> None:
+           seed: int, confidence: float, sample_weights: bool, engine_command: bool,
+           python: str | None) -> None:
     """Write decision FILE as one self-contained HTML page with charts, or as markdown.
 
     The report holds the ranking and each criterion's contribution, judged and measured scores
@@ -67,7 +76,9 @@ def report(file: str, html_path: Path | None, fmt: str | None, output: Path | No
     spec, why = (find_engine_spec(python) if engine_command
                  else (None, "--no-engine-command"))
     built = build_report(decision, evidence, method=method, any_hardware=any_hardware,
-                         samples=samples, seed=seed, engine_spec=spec, engine_note=why)
+                         samples=samples, seed=seed, engine_spec=spec, engine_note=why,
+                         certainty=CertaintySettings(confidence=confidence, seed=seed,
+                                                     sample_weights=sample_weights))
     text = render_html(built) if fmt == "html" else render_markdown(built)
     if output is None:
         click.echo(text, nl=False)

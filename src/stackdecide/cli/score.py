@@ -20,11 +20,11 @@ from stackdecide.cli._app import (
 from stackdecide.cli.env import base_env_option, env_options, source_options, target_options
 from stackdecide.envs.decision import resolve_candidates
 from stackdecide.launch.checks import check_decision
+from stackdecide.model.certainty import DEFAULT_CONFIDENCE, DEFAULT_SAMPLES, CertaintySettings
 from stackdecide.model.ranking import JSON_VERSION
 from stackdecide.report import text as report
 from stackdecide.report.envs import render_resolutions, render_stack_marks, stack_dict
 from stackdecide.report.launch import capacity_table
-from stackdecide.robustness.certainty import DEFAULT_CONFIDENCE, DEFAULT_SAMPLES, certainty
 from stackdecide.state import record_last_decision
 
 
@@ -71,17 +71,14 @@ def score(file: str, method: str, fmt: str, evidence_path: str | None, any_hardw
     decision = stackdecide.load(file)
     evidence = _load_evidence(evidence_path)
     ranking = decision.score(method=method, evidence=evidence, any_hardware=any_hardware,
-                             include_partial=include_partial)
-    sure = None
-    if evidence is not None:
-        sure = certainty(ranking, evidence, confidence=confidence, samples=samples, seed=seed,
-                         sample_weights=sample_weights)
+                             include_partial=include_partial,
+                             certainty=CertaintySettings(confidence, samples, seed, sample_weights))
     try:
         record_last_decision(file)
     except OSError as exc:  # a read-only folder: the ranking stands, only the memory is lost
         click.echo(f"note: cannot remember {file} as the decision last scored here "
                    f"({exc.strerror or exc}); pass FILE to launch explicitly", err=True)
-    rendered = report.render(ranking, fmt, sure)
+    rendered = report.render(ranking, fmt)
     if not stacks:
         click.echo(rendered, nl=False)
         return

@@ -20,8 +20,6 @@ and why.
 
 from __future__ import annotations
 
-import math
-import re
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -30,15 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 from stackdecide._text import did_you_mean
 from stackdecide.errors import EvidenceError, Location
-from stackdecide.evidence.importers import parse_scenario_value
-from stackdecide.evidence.records import EvidenceRecord, EvidenceSet
+from stackdecide.evidence.records import EvidenceRecord, EvidenceSet, replicates, scenario_value
 from stackdecide.facts.gpus import gpu_matches
 from stackdecide.facts.pins import pin_matches, vllm_version
 from stackdecide.mcda.value_functions import measured_score
 from stackdecide.model._yaml import format_path
 from stackdecide.model.cells import Cell
 from stackdecide.model.metrics import METRICS, Metric, unknown_metric_message
-from stackdecide.model.schema import Criterion, Stack
+from stackdecide.model.schema import Criterion
+from stackdecide.model.stack import evidence_pins, recorded_versions
 
 if TYPE_CHECKING:
     from stackdecide.model.decision import DecisionMatrix
@@ -74,27 +72,9 @@ class AppliedEvidence:
 
 
 # -- matching ------------------------------------------------------------------------------------
-def _normalize_package(name: str) -> str:
-    name = re.sub(r"[-_.]+", "-", name).lower()
-    return "flashinfer" if name == "flashinfer-python" else name
-
-
-def stack_pins(stack: Stack) -> dict[str, str]:
-    """Package -> pin text for every pinned package of a candidate's stack."""
-    pins = {name: getattr(stack, name) for name in ("vllm", "torch", "flashinfer", "transformers",
-                                                      "cuda", "python")}
-    pins.update(stack.packages)
-    return {_normalize_package(k): str(v).strip() for k, v in pins.items() if v}
-
-
-def installed_versions(software: Mapping[str, str]) -> dict[str, str]:
-    """Recorded versions keyed by normalised package name (``flashinfer-python`` -> ``flashinfer``)."""
-    return {_normalize_package(k): v for k, v in software.items()}
-
-
 def version_problems(pins: Mapping[str, str], software: Mapping[str, str]) -> dict[str, str]:
     """Pinned package -> ``mismatch`` or ``unknown`` for each pin the recorded versions fail."""
-    installed = installed_versions(software)
+    installed = recorded_versions(software)
     problems: dict[str, str] = {}
     for package, pin in pins.items():
         version = installed.get(package)
@@ -106,19 +86,9 @@ def version_problems(pins: Mapping[str, str], software: Mapping[str, str]) -> di
     return problems
 
 
-def _scenario_value(value: Any) -> Any:
-    if isinstance(value, str):
-        value = parse_scenario_value(value)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return "inf" if math.isinf(value) else float(value)
-    return value
-
-
 def scenario_matches(wanted: Mapping[str, Any], scenario: Mapping[str, Any]) -> bool:
     """Whether ``scenario`` has every parameter of ``wanted`` with an equal value (8 == 8.0 == "8")."""
-    return all(key in scenario and _scenario_value(scenario[key]) == _scenario_value(value)
+    return all(key in scenario and scenario_value(scenario[key]) == scenario_value(value)
                for key, value in wanted.items())
 
 
@@ -137,10 +107,10 @@ def scenario_mismatch(wanted: Mapping[str, Any], implied: Mapping[str, Any],
     for key, value in wanted.items():
         if key not in scenario:
             return f"no {key}"
-        if _scenario_value(scenario[key]) != _scenario_value(value):
+        if scenario_value(scenario[key]) != scenario_value(value):
             return f"{key} {scenario[key]}"
     for key, value in implied.items():
-        if key in scenario and _scenario_value(scenario[key]) != _scenario_value(value):
+        if key in scenario and scenario_value(scenario[key]) != scenario_value(value):
             return f"{key} {scenario[key]}"
     return None
 
@@ -152,17 +122,7 @@ def aggregate(records: Sequence[EvidenceRecord], flags: Mapping[int, tuple[str, 
     all_flags = tuple(sorted({f for r in records for f in flags.get(id(r), ())}))
     ids = tuple(r.id for r in records if r.id is not None)
     return Aggregate(float(statistics.median(values)), len(records), spread, all_flags, ids,
-                     len({comparable_key(r) for r in records}))
-
-
-# where a value came from, not what load it measured: the prompt seed, the GPUs a candidate ran
-# on and who ran beside it (schedule.tournament)
-PROVENANCE_KEYS = frozenset({"seed", "gpus", "beside"})
-
-
-def comparable_key(record: EvidenceRecord) -> str:
-    """The scenario without provenance keys: records that differ only in those measured alike."""
-    return str(sorted((k, str(v)) for k, v in record.scenario.items() if k not in PROVENANCE_KEYS))
+                     len({r.load for r in records}))
 
 
 def like_starts(selected: Mapping[int, list[EvidenceRecord]]
@@ -251,7 +211,7 @@ def apply_evidence(decision: DecisionMatrix, evidence: EvidenceSet,
             rows[i][j] = Cell(score=score, source="measured", judged=judged, raw=agg.raw,
                               unit=metric.unit, metric=metric.name, samples=agg.samples,
                               spread=agg.spread, flags=agg.flags, record_ids=agg.record_ids,
-                              stack=stack_of(selected[i]))
+                              replicates=replicates(selected[i]), stack=stack_of(selected[i]))
         notes.extend(_coverage_notes(decision, criterion, metric, found))
 
     metric_values = _metric_values(decision, usable, used_ids)
@@ -266,7 +226,7 @@ def stack_of(records: Sequence[EvidenceRecord]) -> tuple[str, ...]:
     lock:d37549daa95319ad)``; records that name no vLLM add nothing."""
     found: dict[str, None] = {}
     for record in records:
-        installed = installed_versions(record.software)
+        installed = recorded_versions(record.software)
         vllm = vllm_version(installed.get)
         if vllm:
             env = record.software.get("env")
@@ -306,7 +266,7 @@ def _select(decision: DecisionMatrix, evidence: EvidenceSet, any_hardware: bool
     hardware = decision.model.decision.hardware
     wanted_gpu = hardware.gpu if hardware else None
     candidates = {c.id: c for c in decision.candidates}
-    pins = {c.id: stack_pins(c.stack) for c in decision.candidates}
+    pins = {c.id: evidence_pins(c.stack) for c in decision.candidates}
     configs = {c.id: c.config_sha256 for c in decision.candidates}  # once, not per record
     usable: list[EvidenceRecord] = []
     flags: dict[int, tuple[str, ...]] = {}
@@ -342,7 +302,7 @@ def _select(decision: DecisionMatrix, evidence: EvidenceSet, any_hardware: bool
         for package, problem in sorted(problems.items()):
             pin = pins[record.candidate][package]
             if problem == "mismatch":
-                found = installed_versions(record.software)[package]
+                found = recorded_versions(record.software)[package]
                 mismatches.add(f"{record.candidate}: {package} {found} is outside '{pin}'")
             else:
                 unknown_versions.add(f"{record.candidate}: {package} (pinned '{pin}')")
@@ -449,9 +409,10 @@ def _metric_values(decision: DecisionMatrix, usable: Sequence[EvidenceRecord],
     operators: dict[str, set[str]] = defaultdict(set)
     for constraint in decision.constraints:
         operators[constraint.metric].add(constraint.op)
-    groups: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[tuple[str, str], dict[tuple[tuple[str, Any], ...], list[float]]] = defaultdict(
+        lambda: defaultdict(list))
     for record in usable:
-        groups[(record.candidate, record.metric)][record.scenario_key].append(record.value)
+        groups[(record.candidate, record.metric)][record.load].append(record.value)
     values: dict[str, dict[str, float]] = defaultdict(dict)
     for (candidate, metric), by_scenario in groups.items():
         medians = [float(statistics.median(v)) for v in by_scenario.values()]

@@ -13,7 +13,9 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
@@ -41,6 +43,7 @@ from stackdecide.model.metrics import (
 from stackdecide.model.schema import Identifier
 
 EXPORT_FORMAT = "stackdecide-evidence/v1"
+LEGACY_RUN = "run "  # how a launch's records named it in ``source`` before ``launch`` existed
 
 ScenarioValue = str | int | float | bool
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -92,6 +95,8 @@ class EvidenceRecord(_Frozen):
     tool_version: str = __version__
     source: str | None = None  # run id or imported file
     note: str | None = None  # e.g. why launch_ok is 0, or how a value was derived
+    # the launch (run folder) the record came from: records of one launch are one replicate
+    launch: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -101,10 +106,16 @@ class EvidenceRecord(_Frozen):
 
     @model_validator(mode="before")
     @classmethod
-    def _default_unit(cls, data: Any) -> Any:
-        metric = data.get("metric") if isinstance(data, Mapping) else None
+    def _defaults(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        metric = data.get("metric")
         if isinstance(metric, str) and metric in METRICS and not data.get("unit"):
-            return {**data, "unit": METRICS[data["metric"]].unit}
+            data = {**data, "unit": METRICS[metric].unit}
+        source = data.get("source")
+        if data.get("launch") is None and isinstance(source, str) and source.startswith(LEGACY_RUN):
+            # records written before they named their launch said it only as "run <folder>"
+            data = {**data, "launch": source.removeprefix(LEGACY_RUN)}
         return data
 
     @field_validator("metric")
@@ -172,8 +183,16 @@ class EvidenceRecord(_Frozen):
 
     @property
     def scenario_key(self) -> str:
-        """The scenario as canonical JSON text: equal scenarios give equal keys."""
+        """The scenario as canonical JSON text, as stored."""
         return json.dumps(self.scenario, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def load(self) -> tuple[tuple[str, Any], ...]:
+        """The load the record measured: its scenario by meaning (``scenario_value``), without
+        the keys that say where a value came from (``PROVENANCE_KEYS``). Records with equal loads
+        measured alike; the one rule every comparison of scenarios uses."""
+        return tuple(sorted((key, scenario_value(value)) for key, value in self.scenario.items()
+                            if key not in PROVENANCE_KEYS))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; ``EvidenceRecord.from_dict`` reads it back to an equal record."""
@@ -241,6 +260,53 @@ def _short(value: Any, width: int = 40) -> str:
     return shown if len(shown) <= width else shown[: width - 3] + "..."
 
 
+# where a value came from, not what load it measured: the prompt seed, the GPUs a candidate ran
+# on and who ran beside it (schedule.tournament)
+PROVENANCE_KEYS = frozenset({"seed", "gpus", "beside"})
+
+
+def parse_scenario_value(text: str) -> ScenarioValue:
+    """``"8"`` -> 8, ``"0.5"`` -> 0.5, ``"true"`` -> True, anything else stays text."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            number = kind(text)
+        except ValueError:
+            continue
+        if isinstance(number, float) and not math.isfinite(number):
+            return text.strip()
+        return number
+    return text.strip()
+
+
+def scenario_value(value: Any) -> Any:
+    """A scenario value by meaning, for comparing: 8 == 8.0 == "8", and infinity is "inf"."""
+    if isinstance(value, str):
+        value = parse_scenario_value(value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return "inf" if math.isinf(value) else float(value)
+    return value
+
+
+def replicates(records: Sequence[EvidenceRecord]) -> tuple[tuple[str, float], ...]:
+    """One value per launch, ``(launch, median of its records)``, sorted by launch.
+
+    The records of one launch (one server start) are one replicate: the noise that separates
+    candidates lives between restarts. A record that names no launch is its import's (``source``);
+    one with neither is a launch of its own.
+    """
+    groups: dict[str, list[float]] = defaultdict(list)
+    for index, record in enumerate(records):
+        key = record.launch or record.source or \
+            f"record {record.id if record.id is not None else index}"
+        groups[key].append(record.value)
+    return tuple((key, float(statistics.median(groups[key]))) for key in sorted(groups))
+
+
 @dataclass(frozen=True)
 class EvidenceSet:
     """An immutable collection of evidence records, in the order they were stored."""
@@ -292,7 +358,7 @@ def dump_jsonl(records: Iterable[EvidenceRecord]) -> str:
 
 CSV_COLUMNS = ("id", "candidate", "metric", "value", "unit", "repeats", "spread", "scenario", "gpu",
                "gpu_count", "vram_gb", "compute_capability", "driver", "software", "config_sha256",
-               "timestamp", "tool_version", "source", "note")
+               "timestamp", "tool_version", "source", "note", "launch")
 
 
 def dump_csv(records: Iterable[EvidenceRecord]) -> str:
@@ -309,7 +375,7 @@ def dump_csv(records: Iterable[EvidenceRecord]) -> str:
             "" if hw is None or hw.vram_gb is None else hw.vram_gb,
             (hw.compute_capability or "") if hw else "", (hw.driver or "") if hw else "",
             json.dumps(r.software, sort_keys=True, separators=(",", ":")), r.config_sha256 or "",
-            r.timestamp.isoformat(), r.tool_version, r.source or "", r.note or "",
+            r.timestamp.isoformat(), r.tool_version, r.source or "", r.note or "", r.launch or "",
         ])
     return out.getvalue()
 

@@ -63,11 +63,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX records_candidate_metric ON records (candidate, metric)",
     ),
+    (  # 2: the launch each record came from, which groups records into replicates
+        "ALTER TABLE records ADD COLUMN launch TEXT",
+        # launches before this step named their run folder only in the source, as "run <folder>"
+        "UPDATE records SET launch = substr(source, 5) WHERE source LIKE 'run %'",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _COLUMNS = ("candidate", "metric", "value", "unit", "repeats", "spread", "scenario", "hardware",
-            "software", "config_sha256", "timestamp", "tool_version", "source", "note")
+            "software", "config_sha256", "timestamp", "tool_version", "source", "note", "launch")
 _INSERT = (f"INSERT INTO records ({', '.join(_COLUMNS)}) "
            f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
 
@@ -363,11 +368,18 @@ class EvidenceStore:
             return EvidenceSet()
         try:
             rows = self._db.execute(
-                f"SELECT id, {', '.join(_COLUMNS)} FROM records{clauses} ORDER BY id", params
+                f"SELECT id, {self._columns()} FROM records{clauses} ORDER BY id", params
             ).fetchall()
         except sqlite3.DatabaseError as exc:
             raise self._error("cannot read the evidence store", exc) from None
         return EvidenceSet(tuple(self._record(row) for row in rows))
+
+    def _columns(self) -> str:
+        """The columns to read; a store not yet migrated (one opened read-only) has no launch
+        column, and its records name their launch by their source (``EvidenceRecord``)."""
+        if self._version() >= 2:
+            return ", ".join(_COLUMNS)
+        return ", ".join(column if column != "launch" else "NULL" for column in _COLUMNS)
 
     def count(self, candidate: str | None = None, metric: str | None = None) -> int:
         clauses, params = self._where_clause(candidate, metric, None)
@@ -434,4 +446,5 @@ def _row(record: EvidenceRecord) -> tuple[Any, ...]:
             record.spread, record.scenario_key,
             json.dumps(hardware, sort_keys=True) if hardware else None,
             json.dumps(record.software, sort_keys=True), record.config_sha256,
-            record.timestamp.isoformat(), record.tool_version, record.source, record.note)
+            record.timestamp.isoformat(), record.tool_version, record.source, record.note,
+            record.launch)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 def scale_normalize(matrix: np.ndarray, lows: np.ndarray, highs: np.ndarray,
@@ -24,10 +25,28 @@ def scale_normalize(matrix: np.ndarray, lows: np.ndarray, highs: np.ndarray,
     return np.where(benefit, unit, 1.0 - unit)
 
 
+POINTS = 100.0  # totals are computed on 0..1; views show them as points on 0..100
+
+
+def to_points(totals: ArrayLike) -> np.ndarray:
+    """Totals on 0..1 as the points a reader sees (0..100): the one place the scale changes."""
+    return np.asarray(totals, dtype=float) * POINTS
+
+
+def weighted_sum(matrix: ArrayLike, weights: ArrayLike) -> np.ndarray:
+    """Weighted-sum totals (..., candidates) of benefit-form scores (..., candidates, criteria).
+
+    ``weights`` is (criteria,) or (..., criteria), one vector per leading index (sampled weights).
+    A matrix product, which never builds the (..., candidates, criteria) contributions: for
+    10,000 sampled weight vectors over 1,000 candidates that array alone is 1.6 GB.
+    """
+    matrix, weights = np.asarray(matrix, dtype=float), np.asarray(weights, dtype=float)
+    return np.matmul(matrix, weights[..., :, None])[..., 0]
+
+
 def wsm(matrix: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted sum: totals (..., candidates) and additive contributions (..., candidates, criteria)."""
-    contributions = matrix * weights[..., None, :]
-    return contributions.sum(axis=-1), contributions
+    return weighted_sum(matrix, weights), matrix * weights[..., None, :]
 
 
 def wpm(matrix: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -131,8 +150,12 @@ def get_method(name: str) -> Method:
         raise ValueError(f"unknown method '{name}'; choose one of {', '.join(METHODS)}") from None
 
 
-def rank(totals: np.ndarray, tolerance: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
-    """Order (best first) and competition ranks ("1, 1, 3") of one vector of totals.
+# -- ties: one rule for every ranking, on the 0..1 scale ------------------------------------------
+TIE_TOLERANCE = 1e-9  # totals (0..1) this close tie; the first in the file wins them
+
+
+def rank(totals: ArrayLike, tolerance: float = TIE_TOLERANCE) -> tuple[np.ndarray, np.ndarray]:
+    """Order (best first) and competition ranks ("1, 1, 3") of one vector of totals on 0..1.
 
     Totals within ``tolerance`` tie: they share a rank and keep their order in the file, so the
     same input always prints the same table.
@@ -141,3 +164,45 @@ def rank(totals: np.ndarray, tolerance: float = 1e-9) -> tuple[np.ndarray, np.nd
     ranks = 1 + (totals[None, :] > totals[:, None] + tolerance).sum(axis=1)
     order = np.lexsort((np.arange(totals.size), ranks))
     return order, ranks
+
+
+def winner_index(totals: ArrayLike) -> int:
+    """The winner under ``rank``: best total, ties within tolerance to the first in the file."""
+    return int(rank(totals)[0][0])
+
+
+def winners(totals: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Index of the winner along ``axis``: the first within tolerance of the best total (the same
+    rule as ``winner_index``, for a batch)."""
+    best = totals.max(axis=axis, keepdims=True)
+    return np.argmax(totals >= best - TIE_TOLERANCE, axis=axis)
+
+
+def rank_order(totals: np.ndarray) -> np.ndarray:
+    """Candidate indices best first for each row of totals (samples, candidates).
+
+    Totals within ``TIE_TOLERANCE`` of each other tie and go in file order, as in ``rank``. A fast
+    unstable sort handles all rows; only rows that contain a tie are re-sorted.
+    """
+    order = np.argsort(-totals, axis=1)
+    ordered = np.take_along_axis(totals, order, axis=1)
+    gaps = ordered[:, :-1] - ordered[:, 1:]
+    tie_rows = np.flatnonzero(np.any(gaps <= TIE_TOLERANCE, axis=1))
+    if tie_rows.size:
+        # group runs of near-equal totals, then sort by (group, candidate index)
+        groups = np.concatenate([np.zeros((tie_rows.size, 1), dtype=np.int64),
+                                 np.cumsum(gaps[tie_rows] > TIE_TOLERANCE, axis=1)], axis=1)
+        sub = order[tie_rows]
+        order[tie_rows] = np.take_along_axis(sub, np.lexsort((sub, groups), axis=1), axis=1)
+    return order
+
+
+def above_and_tied(totals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of totals (samples, candidates) and candidate: how many are above it beyond the
+    tolerance, and how many tie with it within the tolerance (itself included). Equal infinite
+    totals (infeasible candidates at -inf) tie too."""
+    mine, theirs = totals[:, :, None], totals[:, None, :]
+    above = (theirs > mine + TIE_TOLERANCE).sum(axis=2)
+    with np.errstate(invalid="ignore"):
+        tied = ((theirs == mine) | (np.abs(theirs - mine) <= TIE_TOLERANCE)).sum(axis=2)
+    return above, tied

@@ -8,11 +8,11 @@ to the scale, so a measurement can never push a score outside what the file's sc
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 class _Range(Protocol):
@@ -32,27 +32,28 @@ class MeasureSpec(Protocol):
     penalize: str
 
 
-def clamp(value: float, low: float, high: float) -> float:
-    return min(max(value, low), high)
+def clamp(value: ArrayLike, low: float, high: float) -> np.ndarray:
+    return np.minimum(np.maximum(value, low), high)
 
 
-def on_scale(goodness: float, low: float, high: float, benefit: bool) -> float:
+def on_scale(goodness: ArrayLike, low: float, high: float, benefit: bool) -> np.ndarray:
     """Goodness 0..1 -> score: 1 lands on the scale's best end, 0 on its worst end."""
     goodness = clamp(goodness, 0.0, 1.0)
     worst, best = (low, high) if benefit else (high, low)
     return worst + goodness * (best - worst)
 
 
-def linear(raw: float, worst: float, best: float) -> float:
+def linear(raw: ArrayLike, worst: float, best: float) -> np.ndarray:
     """Goodness rising linearly from ``worst`` (0) to ``best`` (1); either may be the larger."""
-    return clamp((raw - worst) / (best - worst), 0.0, 1.0)
+    return clamp((np.asarray(raw, dtype=float) - worst) / (best - worst), 0.0, 1.0)
 
 
-def points(raw: float, pairs: Sequence[tuple[float, float]], low: float, high: float) -> float:
+def points(raw: ArrayLike, pairs: Sequence[tuple[float, float]], low: float, high: float
+           ) -> np.ndarray:
     """Score by piecewise-linear interpolation of ``(raw, score)`` pairs, flat beyond the ends."""
     xs = [x for x, _ in pairs]
     ys = [y for _, y in pairs]
-    return clamp(float(np.interp(raw, xs, ys)), low, high)
+    return clamp(np.interp(raw, xs, ys), low, high)
 
 
 def default_falloff(target_low: float, target_high: float) -> float:
@@ -67,62 +68,63 @@ def default_falloff(target_low: float, target_high: float) -> float:
     return abs(target_high) / 2 or 1.0
 
 
-def target(raw: float, target_low: float, target_high: float, falloff: float | None = None,
-           penalize: str = "both") -> float:
+def target(raw: ArrayLike, target_low: float, target_high: float, falloff: float | None = None,
+           penalize: str = "both") -> np.ndarray:
     """Goodness 1 inside ``[target_low, target_high]``, falling linearly to 0 at ``falloff`` outside.
 
     ``penalize`` picks the sides that lose score: ``both``, ``below`` (values above the target
     keep full score, e.g. decode speed) or ``above`` (values below keep it, e.g. memory).
     """
+    raw = np.asarray(raw, dtype=float)
     distance_falloff = default_falloff(target_low, target_high) if falloff is None else falloff
-    if raw < target_low:
-        distance = target_low - raw if penalize in ("both", "below") else 0.0
-    elif raw > target_high:
-        distance = raw - target_high if penalize in ("both", "above") else 0.0
-    else:
-        distance = 0.0
-    return clamp(1.0 - distance / distance_falloff, 0.0, 1.0)
+    below = np.maximum(target_low - raw, 0.0) if penalize in ("both", "below") else 0.0
+    above = np.maximum(raw - target_high, 0.0) if penalize in ("both", "above") else 0.0
+    return clamp(1.0 - (below + above) / distance_falloff, 0.0, 1.0)
 
 
-def relative_to_best(raw: float, best_raw: float, higher_is_better: bool) -> float:
+def relative_to_best(raw: ArrayLike, best_raw: ArrayLike, higher_is_better: bool) -> np.ndarray:
     """Goodness as a share of the best measured candidate: raw/best, or best/raw for lower-better.
 
     Ratios need positive values: a non-positive best of a higher-better metric gives 0 to all; a
     non-positive raw of a lower-better metric is the best possible (1).
     """
-    if higher_is_better:
-        return clamp(raw / best_raw, 0.0, 1.0) if best_raw > 0 else 0.0
-    if raw <= 0:
-        return 1.0
-    return clamp(max(best_raw, 0.0) / raw, 0.0, 1.0)
+    raw, best_raw = np.asarray(raw, dtype=float), np.asarray(best_raw, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if higher_is_better:
+            return np.where(best_raw > 0, clamp(raw / best_raw, 0.0, 1.0), 0.0)
+        return np.where(raw <= 0, 1.0, clamp(np.maximum(best_raw, 0.0) / raw, 0.0, 1.0))
 
 
 PASS_THRESHOLD_BOOLEAN = 0.5
 
 
-def pass_fail(raw: float, threshold: float, higher_is_better: bool, strict: bool = False) -> float:
+def pass_fail(raw: ArrayLike, threshold: float, higher_is_better: bool, strict: bool = False
+              ) -> np.ndarray:
     """Goodness 1 when ``raw`` reaches ``threshold`` in the metric's good direction, else 0.
 
     ``strict`` requires going past the threshold. 1/0 metrics use threshold 0.5, strict: the median
     of repeated launches passes only when most launches passed (a tie fails).
     """
+    raw = np.asarray(raw, dtype=float)
     if higher_is_better:
         passed = raw > threshold if strict else raw >= threshold
     else:
         passed = raw < threshold if strict else raw <= threshold
-    return 1.0 if passed else 0.0
+    return np.where(passed, 1.0, 0.0)
 
 
-def measured_score(measure: MeasureSpec, raw: float, *, scale_low: float, scale_high: float,
-                   benefit: bool, higher_is_better: bool, best_raw: float | None = None,
-                   boolean: bool = False) -> float:
-    """The criterion score for an aggregated raw value, by the criterion's ``measure`` block.
+def measured_scores(measure: MeasureSpec, raw: ArrayLike, *, scale_low: float, scale_high: float,
+                    benefit: bool, higher_is_better: bool, best_raw: ArrayLike | None = None,
+                    boolean: bool = False) -> np.ndarray:
+    """The criterion scores for raw values of any shape, by the criterion's ``measure`` block.
 
-    ``best_raw`` (the best aggregated value among measured candidates) is needed by
-    ``relative_to_best``; ``boolean`` marks 1/0 metrics, whose pass threshold defaults to 0.5.
+    ``best_raw`` (the best aggregated value among measured candidates, broadcast against ``raw``)
+    is needed by ``relative_to_best``; ``boolean`` marks 1/0 metrics, whose pass threshold defaults
+    to 0.5. One array call scores every Monte Carlo draw of a cell at once.
     """
-    if not math.isfinite(raw):
-        raise ValueError(f"raw value {raw} is not finite")
+    raw = np.asarray(raw, dtype=float)
+    if not np.isfinite(raw).all():
+        raise ValueError(f"raw value {raw[~np.isfinite(raw)].flat[0]} is not finite")
     kind = measure.value
     if kind == "points":
         assert measure.points is not None  # schema guarantees it
@@ -146,3 +148,12 @@ def measured_score(measure: MeasureSpec, raw: float, *, scale_low: float, scale_
         else:
             raise ValueError("pass_fail on a metric that is not 1/0 needs 'best' as the threshold")
     return on_scale(goodness, scale_low, scale_high, benefit)
+
+
+def measured_score(measure: MeasureSpec, raw: float, *, scale_low: float, scale_high: float,
+                   benefit: bool, higher_is_better: bool, best_raw: float | None = None,
+                   boolean: bool = False) -> float:
+    """``measured_scores`` of one aggregated raw value, as a float."""
+    return float(measured_scores(measure, raw, scale_low=scale_low, scale_high=scale_high,
+                                 benefit=benefit, higher_is_better=higher_is_better,
+                                 best_raw=best_raw, boolean=boolean))

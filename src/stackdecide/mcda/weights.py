@@ -168,3 +168,14 @@ class WeightStream:
                 f"{MIN_ACCEPTANCE:g}); the region is too small to sample: widen the bounds")
         self._queue.append(proposals)
         self._queued += proposals.shape[0]
+
+
+def smaa_streams(seed: int) -> list[np.random.Generator]:
+    """Independent generators of SMAA-2 for weights, scores and confidence factors, in that order."""
+    return np.random.default_rng(seed).spawn(3)
+
+
+def sampled_weights(region: WeightRegion, samples: int, seed: int) -> np.ndarray:
+    """The weight vectors (samples, criteria) that SMAA-2 with this seed uses, in order; the
+    certainty of a ranking with sampled weights draws the same ones."""
+    return WeightStream(region, smaa_streams(seed)[0]).take(samples)

@@ -26,7 +26,9 @@ class Cell:
     samples: int = 0  # evidence records aggregated
     spread: float | None = None  # of the raw values (max - min), when samples > 1
     flags: tuple[str, ...] = field(default=())  # e.g. "other-hardware", "version-mismatch"
-    record_ids: tuple[int, ...] = field(default=())
+    record_ids: tuple[int, ...] = field(default=())  # stored records behind it (a store's ids)
+    # (launch, median of its records): one replicate per launch, the cell's measurement noise
+    replicates: tuple[tuple[str, float], ...] = field(default=())
     stack: tuple[str, ...] = field(default=())  # the vLLM (and environment) its records ran on
 
     @property

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stackdecide.mcda.methods import METHODS
+from stackdecide.mcda.methods import METHODS, to_points
 from stackdecide.model.cells import Cell
+from stackdecide.model.certainty import Certainty
 from stackdecide.model.findings import Finding
 
 if TYPE_CHECKING:
@@ -22,7 +23,11 @@ JSON_VERSION = 1
 
 @dataclass(frozen=True)
 class Ranking:
-    """Scores of every candidate under one method, on 0..100, with their intermediates.
+    """Scores of every candidate under one method, with their intermediates.
+
+    ``scores`` are the method's totals on 0..1, the scale every computation uses; ``totals`` shows
+    them as points on 0..100, the scale every view prints. With evidence, ``certainty`` says how
+    sure the ranking is (P(best), the verdict), computed once where it was scored.
 
     ``terms`` are the per-criterion pieces of each total, in the unit the method's registry entry
     names (``terms_unit``): additive contributions in points for the weighted sum (they add up to
@@ -33,7 +38,7 @@ class Ranking:
 
     decision: DecisionMatrix
     method: str
-    totals: np.ndarray  # (candidates,) on 0..100
+    scores: np.ndarray  # (candidates,) totals on 0..1
     ranks: np.ndarray  # (candidates,) competition ranks among feasible candidates; 0 = infeasible
     order: np.ndarray  # candidate indices, best first, infeasible last
     normalized: np.ndarray  # (candidates, criteria) benefit form on 0..1
@@ -43,11 +48,17 @@ class Ranking:
     findings: tuple[Finding, ...] = ()
     notes: tuple[str, ...] = ()
     extra: Mapping[str, np.ndarray] = field(default_factory=dict)
+    certainty: Certainty | None = None  # with evidence: P(best) and the verdict
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{self.candidate_ids[i]}={self.totals[i]:.2f}" for i in self.order[:4])
         more = f", +{len(self.order) - 4} more" if len(self.order) > 4 else ""
         return f"<Ranking {self.method}: winner={self.winner!r}; {shown}{more}>"
+
+    @property
+    def totals(self) -> np.ndarray:
+        """Totals as points on 0..100, for display (``scores`` on 0..1 for computing)."""
+        return to_points(self.scores)
 
     @property
     def terms_unit(self) -> str:
@@ -71,10 +82,6 @@ class Ranking:
 
     def total(self, candidate_id: str) -> float:
         return float(self.totals[self.decision.candidate_index(candidate_id)])
-
-    def rank_of(self, candidate_id: str) -> int | None:
-        value = int(self.ranks[self.decision.candidate_index(candidate_id)])
-        return value or None
 
     @property
     def measured_cells(self) -> int:
@@ -122,7 +129,9 @@ def _cell_dict(cell: Cell) -> dict[str, Any]:
     data: dict[str, Any] = {"score": cell.score, "source": cell.source, "judged": cell.judged}
     if cell.measured:
         data.update(raw=cell.raw, unit=cell.unit, metric=cell.metric, samples=cell.samples,
-                    spread=cell.spread, flags=list(cell.flags), record_ids=list(cell.record_ids))
+                    spread=cell.spread, flags=list(cell.flags), record_ids=list(cell.record_ids),
+                    replicates=[{"launch": launch, "value": value}
+                                for launch, value in cell.replicates])
     return data
 
 

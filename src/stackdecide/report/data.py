@@ -31,10 +31,11 @@ from stackdecide.facts.roofline import (
 )
 from stackdecide.facts.shapes import ModelShape
 from stackdecide.launch import preflight
-from stackdecide.mcda.methods import METHODS
+from stackdecide.mcda.methods import METHODS, to_points, wsm
+from stackdecide.model.certainty import Certainty, CertaintySettings
 from stackdecide.model.problems import Problem, errors
+from stackdecide.model.stack import engine_kv_cache_dtype
 from stackdecide.robustness import Sensitivity, analyze
-from stackdecide.robustness.certainty import Certainty, certainty
 from stackdecide.scoring import measured_decision
 from stackdecide.vllm.render import RenderedCommand, render
 
@@ -149,7 +150,11 @@ class Report:
     sensitivity_basis: str
     roofline: Roofline
     winner_config: WinnerConfig | None
-    certainty: Certainty | None = None  # with evidence: P(best) and the verdict
+
+    @property
+    def certainty(self) -> Certainty | None:
+        """With evidence: P(best) and the verdict, as the ranking carries them."""
+        return self.ranking.certainty
 
     @property
     def has_evidence(self) -> bool:
@@ -158,7 +163,7 @@ class Report:
     @property
     def contributions(self) -> np.ndarray:
         """(candidates, criteria) weighted-sum points: weight x normalised score x 100, any method."""
-        return self.ranking.normalized * self.decision.weights[None, :] * 100.0
+        return to_points(wsm(self.ranking.normalized, self.decision.weights)[1])
 
     def rank_changes(self) -> tuple[RankChange, ...]:
         """Judged-only vs with-evidence places, in the order of the evidence ranking."""
@@ -187,17 +192,21 @@ def _rank(ranking: Ranking, index: int) -> int | None:
 
 def build_report(decision: Decision, evidence: EvidenceSet | None = None, *, method: str = "wsm",
                  any_hardware: bool = False, samples: int | None = None,
-                 seed: int = DEFAULT_SEED, engine_spec: VllmArgSpec | None = None,
+                 seed: int = DEFAULT_SEED, certainty: CertaintySettings | None = None,
+                 engine_spec: VllmArgSpec | None = None,
                  engine_note: str = "") -> Report:
     """Score ``decision`` (with ``evidence`` when given) and gather what the report shows.
 
     Sensitivity (flip distances, SMAA-2) is computed under the weighted sum of the scores the
     ranking used: measured scores where evidence replaced judged ones. ``samples`` defaults to the
     file's ``sensitivity.samples``; the fixed ``seed`` makes the same inputs give the same report.
+    With evidence the ranking's certainty is computed with ``certainty`` (by default the settings
+    ``score`` uses, with this ``seed``), so the report and ``score`` agree on P(best).
     With ``engine_spec`` (see ``find_engine_spec``) the winner's engine config is rendered to the
     exact command for that vLLM; otherwise ``engine_note`` says why it was not.
     """
-    ranking = decision.score(method=method, evidence=evidence, any_hardware=any_hardware)
+    ranking = decision.score(method=method, evidence=evidence, any_hardware=any_hardware,
+                             certainty=certainty or CertaintySettings(seed=seed))
     judged = decision.score(method=method) if evidence is not None else None
     scored = measured_decision(decision, ranking)
     measured = ranking.measured_cells
@@ -210,8 +219,7 @@ def build_report(decision: Decision, evidence: EvidenceSet | None = None, *, met
     return Report(decision, ranking, judged, evidence,
                   analyze(scored, samples=samples, seed=seed, method=method), basis,
                   roofline_of(decision, evidence, ranking),
-                  winner_config(decision, winner, engine_spec, engine_note) if winner else None,
-                  certainty(ranking, evidence, seed=seed) if evidence is not None else None)
+                  winner_config(decision, winner, engine_spec, engine_note) if winner else None)
 
 
 
@@ -287,7 +295,7 @@ def roofline_of(decision: Decision, evidence: EvidenceSet | None = None,
 
 
 def _kv_dtype(decision: Decision, candidate_id: str) -> str:
-    return str(decision.candidate(candidate_id).engine.get("kv_cache_dtype") or "auto")
+    return engine_kv_cache_dtype(decision.candidate(candidate_id).engine)
 
 
 def _ceilings(decision: Decision, setups: dict[str, RooflineSetup | RooflineSkipped]
@@ -323,12 +331,13 @@ def _number(value: Any) -> float | None:
 def _measurement_rows(decision: Decision, evidence: EvidenceSet, models: dict[str, ModelFacts],
                       used: set[int]) -> tuple[RooflineRow, ...]:
     ids = set(decision.candidate_ids)
-    groups: dict[tuple[str, str, str, str | None, int], list[EvidenceRecord]] = defaultdict(list)
+    groups: dict[tuple[str, str, tuple[tuple[str, Any], ...], str | None, int],
+                 list[EvidenceRecord]] = defaultdict(list)
     for record in evidence:
         if record.candidate in ids and record.metric in ROOFLINE_METRICS:
             gpu = record.hardware.gpu if record.hardware else None
             count = record.hardware.count if record.hardware else 1
-            groups[(record.candidate, record.metric, record.scenario_key, gpu, count)].append(record)
+            groups[(record.candidate, record.metric, record.load, gpu, count)].append(record)
     order = {cid: k for k, cid in enumerate(decision.candidate_ids)}
     rows = []
     for (candidate, metric, _, gpu, count), records in sorted(

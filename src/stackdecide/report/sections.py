@@ -195,7 +195,7 @@ def certainty_section(report: Report) -> str:
     if sure is None or sure.probabilities is None:
         return section("certainty", "Certainty", "<p>No measured cell: nothing to be unsure of "
                        "beyond the judged scores.</p>")
-    ranking, probabilities = sure.ranking, sure.probabilities
+    ranking, probabilities = report.ranking, sure.probabilities
     launches = sure.launches()
     rows = []
     for index in ranking.order:

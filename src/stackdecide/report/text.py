@@ -16,10 +16,10 @@ from stackdecide.model.ranking import ranking_to_dict
 if TYPE_CHECKING:
     from stackdecide.loop import Measurement
     from stackdecide.model.cells import Cell
+    from stackdecide.model.certainty import CellEstimate
     from stackdecide.model.findings import Finding
     from stackdecide.model.ranking import Ranking
-    from stackdecide.race import RaceResult
-    from stackdecide.robustness.certainty import CellEstimate, Certainty
+    from stackdecide.orchestrate import RunResult
 
 
 
@@ -72,10 +72,11 @@ def _shows_stack(ranking: Ranking) -> bool:
     return any(cell.stack for cells in ranking.cells for cell in cells)
 
 
-def _measured_rows(ranking: Ranking, certainty: Certainty | None = None) -> list[list[Any]]:
+def _measured_rows(ranking: Ranking) -> list[list[Any]]:
     rows = []
     decision = ranking.decision
     stack = _shows_stack(ranking)
+    certainty = ranking.certainty
     for i, candidate in enumerate(decision.candidates):
         for j, criterion in enumerate(decision.criteria):
             cell = ranking.cells[i][j]
@@ -100,9 +101,11 @@ def _interval_text(found: CellEstimate | None) -> str:
     return f"{est.low:.4g} .. {est.high:.4g} (±{est.rel_sd:.1%}/launch, {basis})"
 
 
-def certainty_lines(certainty: Certainty, tablefmt: str = "simple") -> list[str]:
+def certainty_lines(ranking: Ranking, tablefmt: str = "simple") -> list[str]:
     """P(best) of each candidate under measurement noise, and the verdict."""
-    ranking = certainty.ranking
+    certainty = ranking.certainty
+    if certainty is None:
+        return []
     probabilities = certainty.probabilities
     if probabilities is None:
         return [f"certainty: {certainty.verdict.text}"]
@@ -130,13 +133,14 @@ def _raw_text(cell: Cell) -> str:
     return text
 
 
-def render_text(ranking: Ranking, tablefmt: str = "simple", certainty: Certainty | None = None) -> str:
+def render_text(ranking: Ranking, tablefmt: str = "simple") -> str:
     """Table (``simple``) or markdown (``github``) view with its explanations.
 
-    With ``certainty`` the measured cells show their launches and interval, the winner line says
-    whether the lead is certified, and P(best) follows.
+    With the ranking's certainty (scored with evidence) the measured cells show their launches and
+    interval, the winner line says whether the lead is certified, and P(best) follows.
     """
     decision = ranking.decision
+    certainty = ranking.certainty
     markdown = tablefmt == "github"
     headers, rows = table_rows(ranking)
     if markdown:
@@ -160,7 +164,7 @@ def render_text(ranking: Ranking, tablefmt: str = "simple", certainty: Certainty
         lines.append(f"winner: {decision.candidate(winner).label} ({ranking.total(winner):.2f})"
                      + (f", tied with {', '.join(t for t in tied if t != winner)}"
                         if len(tied) > 1 else ""))
-    measured = _measured_rows(ranking, certainty)
+    measured = _measured_rows(ranking)
     if measured:
         headers = ["candidate", "criterion", "metric", "measured", "n"]
         if certainty is not None:
@@ -172,7 +176,7 @@ def render_text(ranking: Ranking, tablefmt: str = "simple", certainty: Certainty
                                               *(["stack"] if _shows_stack(ranking) else [])],
                            tablefmt=tablefmt, disable_numparse=True)]
         if certainty is not None:
-            lines += ["", *certainty_lines(certainty, tablefmt)]
+            lines += ["", *certainty_lines(ranking, tablefmt)]
     else:
         lines += ["all cells judged (no measurements used)"]
     for candidate_id, reasons in ranking.infeasible.items():
@@ -187,10 +191,10 @@ def render_text(ranking: Ranking, tablefmt: str = "simple", certainty: Certainty
     return "\n".join(lines) + "\n"
 
 
-def render_json(ranking: Ranking, certainty: Certainty | None = None) -> str:
+def render_json(ranking: Ranking) -> str:
     data = ranking_to_dict(ranking)
-    if certainty is not None:
-        data["certainty"] = certainty.to_dict()
+    if ranking.certainty is not None:
+        data["certainty"] = ranking.certainty.to_dict()
     return json.dumps(data, indent=2, allow_nan=False) + "\n"
 
 
@@ -213,12 +217,12 @@ def render_csv(ranking: Ranking) -> str:
     return buffer.getvalue()
 
 
-def render(ranking: Ranking, fmt: str = "table", certainty: Certainty | None = None) -> str:
+def render(ranking: Ranking, fmt: str = "table") -> str:
     if fmt == "json":
-        return render_json(ranking, certainty)
+        return render_json(ranking)
     if fmt == "csv":
         return render_csv(ranking)
-    return render_text(ranking, "github" if fmt == "markdown" else "simple", certainty)
+    return render_text(ranking, "github" if fmt == "markdown" else "simple")
 
 
 def finding_lines(findings: Sequence[Finding]) -> list[str]:
@@ -294,15 +298,15 @@ def render_measurements(measurements: Sequence[Measurement], tablefmt: str = "si
                                    "run folder"], tablefmt=tablefmt, disable_numparse=True) + "\n"
 
 
-def render_race_end(result: RaceResult) -> str:
+def render_race_end(result: RunResult) -> str:
     """How the race ended, in one paragraph: certified, a tie, or stopped on its budget."""
     launches = len(result.measurements)
     spent = (f"{launches} launch{'es' if launches != 1 else ''} in {result.elapsed_s / 60:.1f} min "
              f"(race seed {result.seed})")
-    action = result.action
-    if action.kind == "certified":
-        return f"certified: {action.reason.removeprefix('certified: ')}; {spent}"
-    if result.stopped_on_budget:
-        return (f"stopped on the budget, not on a certificate: {action.reason}\n"
+    stop = result.stop
+    if stop.kind == "certified":
+        return f"certified: {stop.reason.removeprefix('certified: ')}; {spent}"
+    if stop.kind == "budget":
+        return (f"stopped on the budget, not on a certificate: {stop.reason}\n"
                 f"verdict so far: {result.certainty.verdict.text}; {spent}")
-    return f"{action.reason}; {spent}"
+    return f"{stop.reason}; {spent}"

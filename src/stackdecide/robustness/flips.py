@@ -34,7 +34,6 @@ from stackdecide.mcda import methods
 if TYPE_CHECKING:
     from stackdecide.model.decision import DecisionMatrix
 
-TIE_TOLERANCE = 1e-9  # totals this close tie, as in methods.rank; the first in the file wins them
 Direction = Literal["increase", "decrease"]
 Totals = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -48,42 +47,20 @@ EDGE = 1e-12
 SCAN_BYTES = 2**20
 
 
-def weighted_totals(normalized: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted sums (..., candidates) of normalised scores (..., candidates, criteria).
-
-    The same numbers as ``methods.wsm(...)[0]`` (tests hold them to 1e-12) computed as a matrix
-    product, which does not build the (..., candidates, criteria) contributions: for 10,000 sampled
-    weight vectors over 1,000 candidates that array alone is 1.6 GB and most of the time.
-    """
-    return np.matmul(normalized, weights[..., :, None])[..., 0]
-
-
 def method_totals(method: str) -> Totals:
     """``totals(normalized, weights)`` of a registered method, broadcasting like the methods.
 
-    The weighted sum goes through ``weighted_totals`` (same numbers, far less memory); the others
+    The weighted sum goes through ``methods.weighted_sum`` (a matrix product); the others
     through their function in ``methods.METHODS``. ValueError for an unknown name.
     """
     if method == "wsm":
-        return weighted_totals
+        return methods.weighted_sum
     aggregate = methods.get_method(method)
 
     def totals(normalized: np.ndarray, weights: np.ndarray) -> np.ndarray:
         return aggregate(normalized, weights).totals
 
     return totals
-
-
-def winner_index(totals: np.ndarray) -> int:
-    """The winner under ``methods.rank``: best total, ties within tolerance to the first in file."""
-    return int(methods.rank(totals, TIE_TOLERANCE)[0][0])
-
-
-def winners(totals: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Index of the winner along ``axis``: the first within tolerance of the best total (the same
-    rule as ``winner_index``, for a batch)."""
-    best = totals.max(axis=axis, keepdims=True)
-    return np.argmax(totals >= best - TIE_TOLERANCE, axis=axis)
 
 
 def flip_points(normalized: np.ndarray, weights: np.ndarray,
@@ -109,7 +86,7 @@ def flip_points(normalized: np.ndarray, weights: np.ndarray,
     # slope of D_b in t: (x_aj - x_bj) - (R_aj - R_bj)
     slope = (x[winner] - rest[winner])[None, :] - (x[others] - rest[others])
     lead = np.maximum(lead, 0.0)[:, None]  # a tie within tolerance counts as no lead
-    tied = lead <= TIE_TOLERANCE
+    tied = lead <= methods.TIE_TOLERANCE
     candidates = np.flatnonzero(others)
     with np.errstate(divide="ignore", invalid="ignore"):
         # raising the weight: b catches up where slope < 0, at w + lead / -slope
@@ -166,7 +143,7 @@ def numeric_flip_points(normalized: np.ndarray, weights: np.ndarray, winner: int
     t = w[js, None] + (ends - w[js])[:, None] * np.linspace(0.0, 1.0, grid + 1)[None, :]
     # the tie rule, not the sign of a lead, decides who wins on the grid: two candidates that stay
     # exactly tied (equal scores on the moving criterion) differ only by rounding, and must not flip
-    won = winners(_evaluate(totals_of, x, _moved(w, np.repeat(js, grid + 1), t.ravel()))
+    won = methods.winners(_evaluate(totals_of, x, _moved(w, np.repeat(js, grid + 1), t.ravel()))
                   ).reshape(t.shape)
     changed = won[:, 1:] != winner
     keep = np.flatnonzero(changed.any(axis=1))
@@ -205,7 +182,7 @@ def _thresholds(totals_of: Totals, x: np.ndarray, w: np.ndarray, winner: int,
     totals = _evaluate(totals_of, x, _moved(w, np.repeat(criteria, 5), where.ravel()))
     gap = (totals[:, winner] - totals[np.arange(totals.shape[0]), np.repeat(rivals, 5)]
            ).reshape(where.shape)
-    tied = (at == 1) & (gap[:, 0] <= TIE_TOLERANCE)
+    tied = (at == 1) & (gap[:, 0] <= methods.TIE_TOLERANCE)
     before = gap[:, 2] > 0  # the root lies after grid point at - 1, else after at - 2
     lo = np.where(before, where[:, 2], where[:, 1])
     after = gap[:, 3] <= 0  # the root lies before grid point at, else before at + 1
@@ -249,7 +226,7 @@ def _bisect(totals_of: Totals, x: np.ndarray, w: np.ndarray, winner: int, criter
         mid = 0.5 * (lo + hi)
         totals = _evaluate(totals_of, x, _moved(w, criteria, mid))
         ahead = np.where(strict, totals[:, winner] - totals[rows, rivals] > 0,
-                         winners(totals) == winner)
+                         methods.winners(totals) == winner)
         lo, hi = np.where(ahead, mid, lo), np.where(ahead, hi, mid)
     return lo, hi
 
@@ -324,7 +301,7 @@ def flip_distances(decision: DecisionMatrix, method: str = "wsm",
     normalized = decision.normalize()
     weights = np.asarray(decision.weights, dtype=float)
     totals = method_totals(method)(normalized, weights)
-    winner = winner_index(totals)
+    winner = methods.winner_index(totals)
     exact = method == "wsm"
     up_w, up_who, down_w, down_who = (
         flip_points(normalized, weights, winner) if exact
@@ -383,20 +360,21 @@ def tradeoff(decision: DecisionMatrix, method: str = "wsm") -> Tradeoff | None:
         return _method_tradeoff(decision, method)
     normalized = decision.normalize()
     weights = np.asarray(decision.weights, dtype=float)
-    totals = weighted_totals(normalized, weights)
-    order, _ = methods.rank(totals, TIE_TOLERANCE)
+    totals, contributions = methods.wsm(normalized, weights)
+    order, _ = methods.rank(totals)
     a, b = int(order[0]), int(order[1])
-    points = normalized * weights * 100.0
-    margin = float(totals[a] - totals[b]) * 100.0
+    points = methods.to_points(contributions)
+    margin = float(totals[a] - totals[b])
     span = decision.highs - decision.lows
     changes: list[float | None] = []
     for j in range(len(weights)):
-        needed = margin / 100.0 / weights[j]  # normalised units the runner-up must gain
+        needed = margin / weights[j]  # normalised units the runner-up must gain
         sign = 1.0 if decision.benefit[j] else -1.0
         fits = normalized[b, j] + needed <= 1.0 + 1e-12
         changes.append(float(sign * needed * span[j]) if fits else None)
-    return Tradeoff(decision.candidate_ids[a], decision.candidate_ids[b], margin,
-                    decision.criterion_ids, points[a], points[b], tuple(changes))
+    return Tradeoff(decision.candidate_ids[a], decision.candidate_ids[b],
+                    float(methods.to_points(margin)), decision.criterion_ids, points[a], points[b],
+                    tuple(changes))
 
 
 def _method_tradeoff(decision: DecisionMatrix, method: str) -> Tradeoff:
@@ -405,7 +383,7 @@ def _method_tradeoff(decision: DecisionMatrix, method: str) -> Tradeoff:
     normalized = decision.normalize()
     weights = np.asarray(decision.weights, dtype=float)
     result = methods.get_method(method)(normalized, weights)
-    order, _ = methods.rank(result.totals, TIE_TOLERANCE)
+    order, _ = methods.rank(result.totals)
     a, b = int(order[0]), int(order[1])
     tying = _tying_scores(method_totals(method), normalized, weights, a, b)
     span = decision.highs - decision.lows
@@ -413,7 +391,7 @@ def _method_tradeoff(decision: DecisionMatrix, method: str) -> Tradeoff:
     changes = tuple(None if np.isnan(s) else float(sign[j] * (s - normalized[b, j]) * span[j])
                     for j, s in enumerate(tying))
     return Tradeoff(decision.candidate_ids[a], decision.candidate_ids[b],
-                    float(result.totals[a] - result.totals[b]) * 100.0, decision.criterion_ids,
+                    float(methods.to_points(result.totals[a] - result.totals[b])), decision.criterion_ids,
                     np.asarray(result.terms[a]), np.asarray(result.terms[b]), changes, method)
 
 

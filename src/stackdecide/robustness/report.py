@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tabulate import tabulate
 
-from stackdecide.mcda.methods import METHODS
+from stackdecide.mcda.methods import METHODS, to_points
 from stackdecide.robustness.flips import BISECT_WIDTH
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def sensitivity_to_dict(result: Sensitivity) -> dict[str, Any]:
         candidates.append({
             "id": candidate.id,
             "name": candidate.label,
-            "total": _number(flips.totals[i] * 100.0),
+            "total": _number(float(to_points(flips.totals[i]))),
             "rank_acceptability": [_number(b) for b in smaa.acceptability[i]],
             "rank_acceptability_stderr": [_number(s) for s in stderr[i]],
             "central_weights": None if np.isnan(central[0]) else {
@@ -157,7 +157,7 @@ def _tradeoff_rows(result: Sensitivity) -> list[list[str]]:
         rows.append(["total", f"{trade.winner_points.sum():.2f}",
                      f"{trade.runner_up_points.sum():.2f}", f"{trade.margin:+.2f}", ""])
     else:  # the terms do not add up to the total: show the method's totals, x 100
-        totals = result.flips.totals * 100.0
+        totals = to_points(result.flips.totals)
         rows.append(["total (x 100)", f"{totals[decision.candidate_index(trade.winner)]:.2f}",
                      f"{totals[decision.candidate_index(trade.runner_up)]:.2f}",
                      f"{trade.margin:+.2f}", ""])
@@ -241,7 +241,7 @@ def render_text(result: Sensitivity, tablefmt: str = "simple") -> str:
 
     lines = [f"## {decision.title}" if markdown else decision.title,
              f"method: {result.method_label} of the {result.basis}; winner {flips.winner} "
-             f"({flips.totals[decision.candidate_index(flips.winner)] * 100:.2f})"
+             f"({to_points(flips.totals[decision.candidate_index(flips.winner)]):.2f})"
              + ("" if result.tradeoff is None else
                 f", runner-up {result.tradeoff.runner_up} by {result.tradeoff.margin:.2f} points")]
     lines += ["", heading("Weight needed to change the winner"), *_flip_text(result), "",

@@ -24,70 +24,22 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from stackdecide.errors import DecisionFileError, StackdecideError
-from stackdecide.mcda.weights import WeightRegion, WeightRegionError, WeightStream, weight_region
-from stackdecide.robustness.flips import TIE_TOLERANCE, method_totals, winners
+from stackdecide.mcda.methods import rank_order, winners
+from stackdecide.mcda.weights import (
+    WeightRegion,
+    WeightRegionError,
+    WeightStream,
+    smaa_streams,
+    weight_region,
+)
+from stackdecide.model.score_uncertainty import score_uncertainty
+from stackdecide.robustness.flips import method_totals
 
 if TYPE_CHECKING:
     from stackdecide.model.decision import DecisionMatrix
 
 CHUNK_BYTES = 32 * 2**20  # size of the largest per-chunk array; peak memory is a few of these
 DEFAULT_RANKS = 1000  # ranks counted by default: (candidates x ranks) counts stay small
-
-
-@dataclass(frozen=True)
-class ScoreUncertainty:
-    """Judged scores and how far each may be off (± in the criterion's scale units)."""
-
-    matrix: np.ndarray  # (candidates, criteria), scale units
-    spread: np.ndarray  # (candidates, criteria), >= 0
-    lows: np.ndarray  # (criteria,) scale ends: perturbed scores are clipped to them
-    highs: np.ndarray
-
-    @property
-    def any(self) -> bool:
-        return bool(np.any(self.spread > 0))
-
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """n perturbed matrices (n, candidates, criteria): uniform within ± spread, clipped."""
-        cells = np.flatnonzero(self.spread > 0)  # draw only for uncertain cells
-        out = np.repeat(self.matrix[None], n, axis=0)
-        flat = out.reshape(n, -1)
-        noise = rng.uniform(-1.0, 1.0, size=(n, cells.size)) * self.spread.ravel()[cells]
-        columns = cells % self.matrix.shape[1]
-        flat[:, cells] = np.clip(flat[:, cells] + noise, self.lows[columns], self.highs[columns])
-        return out
-
-
-def score_uncertainty(decision: DecisionMatrix) -> ScoreUncertainty:
-    """Spread per cell: the candidate's own ``uncertainty`` entry, else the criterion's, else 0."""
-    spread = np.zeros(decision.matrix.shape)
-    for j, criterion in enumerate(decision.criteria):
-        if criterion.uncertainty:
-            spread[:, j] = criterion.uncertainty
-    for i, candidate in enumerate(decision.candidates):
-        for cid, value in candidate.uncertainty.items():
-            spread[i, decision.criterion_index(cid)] = value
-    return ScoreUncertainty(np.asarray(decision.matrix, dtype=float), spread, decision.lows,
-                            decision.highs)
-
-
-def rank_order(totals: np.ndarray) -> np.ndarray:
-    """Candidate indices best first for each row of totals (samples, candidates).
-
-    Totals within ``TIE_TOLERANCE`` of each other tie and go in file order, as in ``methods.rank``.
-    A fast unstable sort handles all rows; only rows that contain a tie are re-sorted.
-    """
-    order = np.argsort(-totals, axis=1)
-    ordered = np.take_along_axis(totals, order, axis=1)
-    gaps = ordered[:, :-1] - ordered[:, 1:]
-    tie_rows = np.flatnonzero(np.any(gaps <= TIE_TOLERANCE, axis=1))
-    if tie_rows.size:
-        # group runs of near-equal totals, then sort by (group, candidate index)
-        groups = np.concatenate([np.zeros((tie_rows.size, 1), dtype=np.int64),
-                                 np.cumsum(gaps[tie_rows] > TIE_TOLERANCE, axis=1)], axis=1)
-        sub = order[tie_rows]
-        order[tie_rows] = np.take_along_axis(sub, np.lexsort((sub, groups), axis=1), axis=1)
-    return order
 
 
 @dataclass(frozen=True)
@@ -157,7 +109,7 @@ def smaa(normalized: np.ndarray, region: WeightRegion, samples: int, seed: int,
     # other methods build (candidates, criteria) arrays per sample, a few of them for TOPSIS
     per_sample = n * (m if perturb else 1) * 8 if method == "wsm" else 4 * n * m * 8
     chunk = chunk or max(1, min(samples, CHUNK_BYTES // per_sample))
-    weight_rng, score_rng, confidence_rng = _streams(seed)
+    weight_rng, score_rng, confidence_rng = smaa_streams(seed)
     stream = WeightStream(region, weight_rng)
     ranks = min(n, DEFAULT_RANKS if ranks is None else max(1, ranks))
     rank_counts = np.zeros(n * ranks, dtype=np.int64)
@@ -179,16 +131,6 @@ def smaa(normalized: np.ndarray, region: WeightRegion, samples: int, seed: int,
     confidence = confidence_factors(fixed, central, confidence_rng, samples, perturb, chunk,
                                     method)
     return SmaaArrays(counts, central, confidence, stream.draws, stream.accepted, chunk)
-
-
-def _streams(seed: int) -> list[np.random.Generator]:
-    """Independent generators for weights, scores and confidence factors."""
-    return np.random.default_rng(seed).spawn(3)
-
-
-def sampled_weights(region: WeightRegion, samples: int, seed: int) -> np.ndarray:
-    """The weight vectors (samples, criteria) that ``smaa`` with this seed uses, in order."""
-    return WeightStream(region, _streams(seed)[0]).take(samples)
 
 
 def confidence_factors(normalized: np.ndarray, central: np.ndarray, rng: np.random.Generator,

@@ -1,7 +1,9 @@
-"""Scoring: evidence -> method -> constraints -> audit, the one path every ranking takes.
+"""Scoring: evidence -> method -> constraints -> audit -> certainty, the one path every ranking takes.
 
-``score`` is pure apart from reading the evidence set it is given: the same decision, evidence and
-method always give the same ranking.
+``score`` is pure apart from reading the evidence set it is given: the same decision, evidence,
+method and certainty settings always give the same ranking. With evidence, the ranking carries its
+certainty (``scoring.certainty``), computed once here with the settings given here, so every view
+of it (table, JSON, HTML, the race) shows the same P(best) and verdict.
 """
 
 from __future__ import annotations
@@ -16,20 +18,25 @@ from stackdecide.errors import StackdecideError
 from stackdecide.evidence.apply import apply_evidence
 from stackdecide.evidence.records import EvidenceSet
 from stackdecide.mcda import methods
+from stackdecide.model.certainty import CertaintySettings
 from stackdecide.model.constraints import violations
 from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.ranking import Ranking
+from stackdecide.scoring.certainty import certainty as assess
 
 D = TypeVar("D", bound=DecisionMatrix)
 
 
 def score(decision: DecisionMatrix, method: str = "wsm", evidence: EvidenceSet | None = None,
-          any_hardware: bool = False, include_partial: bool = False) -> Ranking:
+          any_hardware: bool = False, include_partial: bool = False,
+          certainty: CertaintySettings | None = None) -> Ranking:
     """Rank the candidates; with ``evidence``, measured scores replace judged ones.
 
     ``method`` is a name in ``stackdecide.mcda.methods.METHODS``: ``wsm`` (weighted sum, default),
     ``wpm`` (weighted product) or ``topsis`` (with the scale's ends as ideal and anti-ideal).
     Measurements of a benchmark cut short (``complete: false``) count only with ``include_partial``.
+    With ``evidence``, ``Ranking.certainty`` says how sure the ranking is under measurement noise,
+    computed with ``certainty`` (default settings when not given).
     """
     try:
         aggregate = methods.get_method(method)
@@ -49,7 +56,7 @@ def score(decision: DecisionMatrix, method: str = "wsm", evidence: EvidenceSet |
     infeasible = {cid: tuple(reasons) for cid in decision.candidate_ids
                   if (reasons := violations(decision.constraints, metric_values.get(cid, {})))}
     feasible = np.array([cid not in infeasible for cid in decision.candidate_ids])
-    totals = result.totals * 100.0
+    totals = result.totals
     _require_finite(decision, totals)
     ranks = np.zeros(len(totals), dtype=int)
     if feasible.any():
@@ -58,7 +65,10 @@ def score(decision: DecisionMatrix, method: str = "wsm", evidence: EvidenceSet |
     order = np.lexsort((np.arange(len(totals)), np.where(feasible, ranks, len(totals) + 1)))
     ranking = Ranking(decision, method, totals, ranks, order, normalized, result.terms, cells,
                       infeasible, (), tuple(notes), dict(result.extra))
-    return dataclasses.replace(ranking, findings=tuple(audit(decision, ranking)))
+    ranking = dataclasses.replace(ranking, findings=tuple(audit(decision, ranking)))
+    if evidence is None:
+        return ranking
+    return dataclasses.replace(ranking, certainty=assess(ranking, certainty or CertaintySettings()))
 
 
 def _require_finite(decision: DecisionMatrix, totals: np.ndarray) -> None:

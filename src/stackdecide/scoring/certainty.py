@@ -1,8 +1,10 @@
 """How sure a measured ranking is: each measured cell's uncertainty, carried through the ranking.
 
-A **replicate** of a candidate is one launch (the records of one run folder, ``source``): the same
-configuration differs from restart to restart (an H100 gave decode -0.7% / +3.7%, prefill +7.7% /
-+4.7%, throughput +3.9% / +4.9%), so two benchmarks on one server are one replicate, not two.
+A **replicate** of a candidate is one launch (``Cell.replicates``: the median of each launch's
+records): the same configuration differs from restart to restart (an H100 gave decode -0.7% /
++3.7%, prefill +7.7% / +4.7%, throughput +3.9% / +4.9%), so two benchmarks on one server are one
+replicate, not two. The replicates travel with the cell, so records from a store and the same
+records from a JSON file give the same uncertainty.
 
 For every measured cell the replicates give an ``Estimate`` (``certify.uncertainty``: a relative
 noise per metric from a prior, the other candidates' replicates of the same criterion and the
@@ -22,10 +24,7 @@ racing policy's rule), or ``judged`` when no cell is measured.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -38,131 +37,49 @@ from stackdecide.certify.racing import (
 )
 from stackdecide.certify.uncertainty import (
     DEFAULT_PRIOR_STRENGTH,
-    Estimate,
     estimate,
     pooled_rel_sd,
     prior_rel_sd_for,
     prior_strength_for,
 )
-from stackdecide.evidence.records import EvidenceRecord, EvidenceSet
 from stackdecide.mcda import methods
-from stackdecide.mcda.value_functions import measured_score
-from stackdecide.mcda.weights import weight_region
+from stackdecide.mcda.value_functions import measured_scores
+from stackdecide.mcda.weights import sampled_weights, weight_region
+from stackdecide.model.certainty import (
+    CellEstimate,
+    Certainty,
+    CertaintySettings,
+    Verdict,
+    launches_of,
+)
 from stackdecide.model.metrics import METRICS
 from stackdecide.model.ranking import Ranking
-from stackdecide.robustness.smaa import sampled_weights, score_uncertainty
-
-DEFAULT_CONFIDENCE = 0.95
-DEFAULT_SAMPLES = 4000
-VerdictKind = Literal["certified", "tie", "judged"]
+from stackdecide.model.score_uncertainty import score_uncertainty
 
 
-@dataclass(frozen=True)
-class CellEstimate:
-    """A measured cell's replicates (one value per launch) and the estimate of its true value."""
-
-    candidate: str
-    criterion: str
-    metric: str
-    replicates: tuple[float, ...]
-    sources: tuple[str, ...]
-    estimate: Estimate
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"candidate": self.candidate, "criterion": self.criterion, "metric": self.metric,
-                "replicates": list(self.replicates), "sources": list(self.sources),
-                **{key: value for key, value in self.estimate.to_dict().items()}}
-
-
-@dataclass(frozen=True)
-class Verdict:
-    kind: VerdictKind
-    winner: str | None  # certified winner, or the leader of a tie
-    tied: tuple[tuple[str, float], ...]  # (candidate, P(best)) of the contenders
-    text: str
-
-
-@dataclass(frozen=True)
-class Certainty:
-    """Measurement uncertainty of a ranking: per-cell estimates, P(best), ranks, pairwise, verdict."""
-
-    ranking: Ranking
-    cells: Mapping[tuple[str, str], CellEstimate]  # (candidate, criterion) -> estimate
-    probabilities: RankProbabilities | None  # None when no cell is measured
-    confidence: float
-    samples: int
-    seed: int
-    weights_sampled: bool
-    verdict: Verdict
-
-    @property
-    def p_best(self) -> dict[str, float]:
-        ids = self.ranking.candidate_ids
-        if self.probabilities is None:
-            return {cid: float(cid == self.ranking.winner) for cid in ids}
-        return {cid: float(p) for cid, p in zip(ids, self.probabilities.p_best, strict=True)}
-
-    def launches(self) -> dict[str, int]:
-        """Distinct launches behind each candidate's measured cells (its replicates)."""
-        return _launches(self.cells, self.ranking.candidate_ids)
-
-    def to_dict(self) -> dict[str, Any]:
-        probabilities = self.probabilities
-        ids = self.ranking.candidate_ids
-        data: dict[str, Any] = {
-            "confidence": self.confidence, "samples": self.samples, "seed": self.seed,
-            "weights_sampled": self.weights_sampled,
-            "verdict": {"kind": self.verdict.kind, "winner": self.verdict.winner,
-                        "tied": [{"candidate": c, "p_best": round(p, 6)}
-                                 for c, p in self.verdict.tied], "text": self.verdict.text},
-            "p_best": {cid: round(p, 6) for cid, p in self.p_best.items()},
-            "launches": self.launches(),
-            "cells": [cell.to_dict() for cell in self.cells.values()],
-        }
-        if probabilities is not None:
-            data["rank_probabilities"] = {cid: np.round(probabilities.rank_matrix[i], 6).tolist()
-                                          for i, cid in enumerate(ids)}
-            data["pairwise"] = {cid: {other: round(float(probabilities.pairwise[i, k]), 6)
-                                      for k, other in enumerate(ids) if k != i}
-                                for i, cid in enumerate(ids)}
-            data["mc_standard_error"] = round(probabilities.mc_standard_error, 6)
-        return data
-
-
-def replicate_values(records: Sequence[EvidenceRecord]) -> tuple[tuple[float, ...], tuple[str, ...]]:
-    """One value per launch: the median of each run's records (a record with no run is its own)."""
-    groups: dict[str, list[float]] = defaultdict(list)
-    for index, record in enumerate(records):
-        groups[record.source or f"record {record.id if record.id is not None else index}"].append(
-            record.value)
-    sources = tuple(sorted(groups))
-    return tuple(float(np.median(groups[s])) for s in sources), sources
-
-
-def cell_estimates(ranking: Ranking, evidence: EvidenceSet,
-                   confidence: float = DEFAULT_CONFIDENCE) -> dict[tuple[str, str], CellEstimate]:
-    """The estimate of every measured cell, noise pooled per criterion across candidates."""
-    by_id = {record.id: record for record in evidence if record.id is not None}
+def cell_estimates(ranking: Ranking, confidence: float) -> dict[tuple[str, str], CellEstimate]:
+    """The estimate of every measured cell from its replicates, noise pooled per criterion
+    across candidates."""
     decision = ranking.decision
     found: dict[tuple[str, str], CellEstimate] = {}
     for j, criterion in enumerate(decision.criteria):
         replicates: dict[int, tuple[tuple[float, ...], tuple[str, ...]]] = {}
         for i in range(len(decision.candidates)):
             cell = ranking.cells[i][j]
-            records = [by_id[r] for r in cell.record_ids if r in by_id]
             # pass/fail metrics have no noise to speak of; a zero has no relative spread
-            if cell.measured and records and not METRICS[str(cell.metric)].boolean \
-                    and all(r.value != 0 for r in records):
-                replicates[i] = replicate_values(records)
+            if cell.measured and cell.replicates and not METRICS[str(cell.metric)].boolean \
+                    and all(value != 0 for _, value in cell.replicates):
+                replicates[i] = (tuple(value for _, value in cell.replicates),
+                                 tuple(launch for launch, _ in cell.replicates))
         stated = decision.model.benchmark.noise
-        for i, (values, sources) in replicates.items():
+        for i, (values, launches) in replicates.items():
             metric = str(ranking.cells[i][j].metric)
             pooled, dof = pooled_rel_sd([v for k, (v, _) in replicates.items() if k != i])
             # noise the decision states for its hardware outranks the GPU-measured default prior
             prior = (stated[metric], DEFAULT_PRIOR_STRENGTH) if metric in stated else \
                 (prior_rel_sd_for(metric), prior_strength_for(metric))
             found[(decision.candidate_ids[i], criterion.id)] = CellEstimate(
-                decision.candidate_ids[i], criterion.id, metric, values, sources,
+                decision.candidate_ids[i], criterion.id, metric, values, launches,
                 estimate(values, confidence, *prior, pooled if dof else None, dof))
     return found
 
@@ -189,12 +106,11 @@ def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate]
             center = ranking.cells[i][j].raw or found.center
             raw[:, column] = center * (1.0 + relative_se * rng.standard_t(found.dof, samples))
         best = raw.max(axis=1) if metric.higher_is_better else raw.min(axis=1)
-        for column, i in enumerate(rows):
-            draws[:, i, j] = [measured_score(
-                criterion.measure, float(value), scale_low=criterion.scale.low,
-                scale_high=criterion.scale.high, benefit=criterion.direction == "benefit",
-                higher_is_better=metric.higher_is_better, best_raw=float(top),
-                boolean=metric.boolean) for value, top in zip(raw[:, column], best, strict=True)]
+        draws[:, rows, j] = measured_scores(
+            criterion.measure, raw, scale_low=criterion.scale.low,
+            scale_high=criterion.scale.high, benefit=criterion.direction == "benefit",
+            higher_is_better=metric.higher_is_better, best_raw=best[:, None],
+            boolean=metric.boolean)
     return draws
 
 
@@ -225,34 +141,23 @@ def _verdict(ranking: Ranking, probabilities: RankProbabilities | None, launches
                    "--until-certain) or a weight change would separate them")
 
 
-def _launches(cells: Mapping[tuple[str, str], CellEstimate],
-              candidate_ids: Sequence[str]) -> dict[str, int]:
-    """Distinct launches behind each candidate's measured cells (its replicates)."""
-    sources: dict[str, set[str]] = defaultdict(set)
-    for cell in cells.values():
-        sources[cell.candidate].update(cell.sources)
-    return {cid: len(sources.get(cid, ())) for cid in candidate_ids}
-
-
-def certainty(ranking: Ranking, evidence: EvidenceSet | None, *,
-              confidence: float = DEFAULT_CONFIDENCE, samples: int = DEFAULT_SAMPLES,
-              seed: int = 0, sample_weights: bool = False) -> Certainty:
+def certainty(ranking: Ranking, settings: CertaintySettings) -> Certainty:
     """P(best), rank and pairwise probabilities of ``ranking`` under measurement noise."""
-    cells = cell_estimates(ranking, evidence, confidence) if evidence is not None else {}
+    cells = cell_estimates(ranking, settings.confidence)
     decision = ranking.decision
     probabilities = None
     if cells:
-        rng = np.random.default_rng(seed)
-        normalized = decision.normalize(_score_draws(ranking, cells, rng, samples))
+        rng = np.random.default_rng(settings.seed)
+        normalized = decision.normalize(_score_draws(ranking, cells, rng, settings.samples))
         weights = decision.weights
-        if sample_weights:
+        if settings.sample_weights:
             spec = decision.model.sensitivity
             region = weight_region(decision.criterion_ids, spec.weight_bounds,
                                    spec.importance_order)
-            weights = sampled_weights(region, samples, seed)
+            weights = sampled_weights(region, settings.samples, settings.seed)
         totals = methods.get_method(ranking.method)(normalized, weights).totals
         feasible = np.array([cid not in ranking.infeasible for cid in decision.candidate_ids])
-        probabilities = rank_probabilities(totals, feasible, seed)
-    return Certainty(ranking, cells, probabilities, confidence, samples, seed, sample_weights,
-                     _verdict(ranking, probabilities, _launches(cells, decision.candidate_ids),
-                              confidence))
+        probabilities = rank_probabilities(totals, feasible, settings.seed)
+    verdict = _verdict(ranking, probabilities, launches_of(cells.values(), decision.candidate_ids),
+                       settings.confidence)
+    return Certainty(decision.candidate_ids, cells, probabilities, settings, verdict)
