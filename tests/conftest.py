@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 # fixtures of the real CPU engine (tiny_server, ...), for tests in every folder
@@ -26,9 +27,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(autouse=True)
+def no_model_hub(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test reaches the real Hugging Face hub: a model id without a local config is looked up
+    at a closed local port, in an empty cache (tests/model/test_hub.py serves its own hub)."""
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path_factory.getbasetemp() / "hf-hub-cache"))
+
+
 @pytest.fixture
 def rtx4090_path() -> Path:
     return ROOT / "criteria" / "rtx4090.yaml"
+
+
+@pytest.fixture
+def rtx4090_table_path(tmp_path: Path) -> Path:
+    """The seed report's decision with its engine configuration changed where it cannot start (an
+    fp8 (e4m3) KV cache, FLASHINFER, 32,768 tokens of context), so that all three candidates are
+    feasible: its criteria, weights, scores and published totals as written."""
+    data = yaml.safe_load((ROOT / "criteria" / "rtx4090.yaml").read_text())
+    data = {key: value for key, value in data.items() if not key.startswith("x-")}
+    for candidate in data["candidates"]:
+        candidate["engine"].update(kv_cache_dtype="fp8", attention_backend="FLASHINFER",
+                                   max_model_len=32768)
+    path = tmp_path / "rtx4090-table.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
 
 
 SMALL = """\

@@ -1,9 +1,9 @@
 """stackdecide: score, audit, launch and measure LLM serving stacks from a YAML decision file.
 
 >>> import stackdecide
->>> decision = stackdecide.load("criteria/rtx4090.yaml")
+>>> decision = stackdecide.load("criteria/hopper.yaml")
 >>> ranking = decision.score()          # weighted sum; also method="wpm" or "topsis"
->>> ranking.winner, ranking.totals_by_candidate
+>>> ranking.winner, ranking.totals_by_candidate, ranking.infeasible
 >>> stackdecide.sensitivity(decision).flips.nearest
 """
 

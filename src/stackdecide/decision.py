@@ -1,8 +1,8 @@
 """The public decision: a decision matrix that can score itself and say how robust its winner is.
 
->>> decision = stackdecide.load("criteria/rtx4090.yaml")
+>>> decision = stackdecide.load("criteria/hopper.yaml")
 >>> decision.score().winner
-'vllm-flashinfer-torch271'
+'fp8-flashinfer-fp8kv'
 >>> decision.sensitivity(samples=1_000).flips.nearest
 """
 
@@ -56,13 +56,19 @@ def sensitivity(decision: DecisionMatrix, *, evidence: EvidenceSet | None = None
     in each weight) and found numerically for the others: a 2,000-step scan of each weight, then
     bisection to 1e-12. With ``evidence``, measured cells are analysed as measured (the same matrix
     ``score`` ranks), so the CLI and the HTML report never disagree about robustness.
+    Candidates the ranking finds infeasible (they cannot start as written, or break a constraint)
+    are left out (``Sensitivity.left_out``); ``NoFeasibleCandidate`` when that leaves none.
     """
-    if evidence is None:
-        return analyze(decision, samples=samples, seed=seed, method=method)
     ranking = scoring.score(decision, method, evidence, any_hardware)
-    basis = f"scores ranked with evidence ({ranking.measured_cells} measured, the rest judged)"
+    basis = "judged scores" if evidence is None else \
+        f"scores ranked with evidence ({ranking.measured_cells} measured, the rest judged)"
     return analyze(scoring.measured_decision(decision, ranking), samples=samples, seed=seed,
-                   basis=basis, method=method)
+                   basis=basis, method=method, left_out=left_out_of(ranking))
+
+
+def left_out_of(ranking: Ranking) -> dict[str, str]:
+    """The candidates robustness leaves out: the infeasible ones, with why (one line each)."""
+    return {cid: ranking.why_infeasible(cid) for cid in ranking.infeasible}
 
 
 def load(path: str | Path) -> Decision:

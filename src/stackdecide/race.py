@@ -114,6 +114,10 @@ class RacePolicy(Policy):
                             "fault, not the candidate's: fix it and run again to resume")
             heard = ("P(best): " + ", ".join(f"{cid} {p:.2f}" for cid, p in sorted(
                 state.certainty.p_best.items(), key=lambda item: -item[1]) if p >= 0.005),)
+        if state.ranking.winner is None:  # the leader of P(best) would be an infeasible one
+            return Stop("settled", "no candidate is feasible, so there is nothing to race: "
+                        + "; ".join(f"{cid}: {state.ranking.why_infeasible(cid)}"
+                                    for cid in state.ranking.infeasible), heard)
         action = next_action(race_state(state.ranking), limits.confidence,
                              launches_used=len(state.measurements),
                              max_launches=limits.max_launches,

@@ -132,9 +132,9 @@ def test_memory_checks_use_the_candidate_model(decision_file: Path) -> None:
         "    engine: {model: /models/llama-70b,")
     decision_file.write_text(text)
     decision = stackdecide.load(decision_file)
-    too_small = [(f.subject, f.code) for f in decision.score().findings
-                 if f.code == "launch:kv-cache-too-small"]
-    assert too_small == [("fp8-online", "launch:kv-cache-too-small")]  # 141 GB of weights
+    too_big = [(f.subject, f.code) for f in decision.score().findings
+               if f.code == "launch:weights-do-not-fit"]
+    assert too_big == [("fp8-online", "launch:weights-do-not-fit")]  # 141 GB of weights
     assert candidate_model(decision, "fp8-online").shape_source == (
         "candidates[2].model.id meta-llama/Llama-3.1-70B-Instruct is the built-in shape "
         "llama-3.1-70b")

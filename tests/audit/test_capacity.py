@@ -72,11 +72,17 @@ H100 = TargetHardware("gpu", 80 * GIB, "9.0", "test H100")
 
 
 def test_sliding_window_layers_raise_concurrency_not_tokens_per_layer() -> None:
+    """vLLM 0.32 vllm/v1/kv_cache_interface.py SlidingWindowSpec.max_admission_blocks_per_request:
+    a request holds min(window - 1 + in-flight tokens, max_model_len) on a sliding layer, where
+    config/vllm.py max_in_flight_tokens is 2 x max_num_batched_tokens (async scheduling)."""
     facts = model_facts({}, ModelSpec(id="m", shape="mistral-7b-v0.1"))
-    engine = {"max_model_len": 32768, "gpu_memory_utilization": 0.9}
+    engine = {"max_model_len": 32768, "gpu_memory_utilization": 0.9,
+              "max_num_batched_tokens": 2048}
     fit = capacity_of("m", engine, {}, facts, H100)
-    per_sequence = memory.kv_bytes_per_sequence(SHAPES["mistral-7b-v0.1"], 32768)
-    assert per_sequence == 4096 * 131072  # every layer keeps the 4,096-token window only
+    per_sequence = memory.kv_bytes_per_sequence(SHAPES["mistral-7b-v0.1"], 32768,
+                                                in_flight_tokens=2 * 2048)
+    assert per_sequence == (4095 + 4096) * 131072  # every layer keeps the window and 2 batches
+    assert fit.bytes_per_sequence == per_sequence
     assert fit.concurrency == pytest.approx(fit.kv_budget_bytes / per_sequence)
     assert fit.tokens == int(fit.concurrency * 32768)  # as vLLM counts them
 
@@ -122,7 +128,8 @@ def test_check_prints_and_serialises_capacity() -> None:
         "kv_bytes_per_token": 1024, "max_model_len": 1024, "max_model_len_source": "max_model_len",
         "kv_budget_bytes": GIB, "budget": "the KV cache is set to 1.00 GiB", "tokens": 1_048_576,
         "concurrency": 1024.0, "max_num_seqs": None, "target": "decision.hardware (CPU)",
-        "skipped": None, "layout": "TP 1", "gpus": 1}
+        "skipped": None, "layout": "TP 1", "gpus": 1, "bytes_per_sequence": 1024 * 1024,
+        "defaults": "", "engine_defaults": ""}
     assert Capacity(**data["capacity"][0]).to_dict() == data["capacity"][0]
 
 

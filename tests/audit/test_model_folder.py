@@ -45,8 +45,8 @@ def test_a_model_folder_and_the_built_in_shape_get_the_same_verdict(tmp_path: Pa
     built_in = "{id: mistralai/Mistral-7B-Instruct-v0.3, shape: mistral-7b-v0.3}"
     from_folder = "{id: mistralai/Mistral-7B-Instruct-v0.3}"
     # 14.5 GB of BF16 weights: refused on an 8 GB card, accepted on 24 GB, whichever way it is known
-    assert _codes(8, built_in, "mistralai/Mistral-7B-Instruct-v0.3") == ["kv-cache-too-small"]
-    assert _codes(8, from_folder, str(folder)) == ["kv-cache-too-small"]
+    assert _codes(8, built_in, "mistralai/Mistral-7B-Instruct-v0.3") == ["weights-do-not-fit"]
+    assert _codes(8, from_folder, str(folder)) == ["weights-do-not-fit"]
     assert _codes(24, built_in, "mistralai/Mistral-7B-Instruct-v0.3") == []
     assert _codes(24, from_folder, str(folder)) == []
 

@@ -20,8 +20,8 @@ def run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_score_prints_the_ranking_and_the_audit(rtx4090_path: Path) -> None:
-    code, out, _ = run("score", str(rtx4090_path))
+def test_score_prints_the_ranking_and_the_audit(rtx4090_table_path: Path) -> None:
+    code, out, _ = run("score", str(rtx4090_table_path))
     assert code == 0
     lines = out.splitlines()
     first = next(line for line in lines if line.startswith("1 "))
@@ -29,6 +29,20 @@ def test_score_prints_the_ranking_and_the_audit(rtx4090_path: Path) -> None:
     assert "MISMATCH -0.50" in first
     assert "reported total 83.5 does not follow" in out
     assert "winner: vllm[flashinfer] + PyTorch 2.7.1 (89.75)" in out
+
+
+def test_score_of_the_seed_report_says_no_candidate_can_start(rtx4090_path: Path) -> None:
+    """Its recommended configuration cannot start: no winner, the published totals still
+    audited, and the audit column leads with what stops each candidate."""
+    code, out, _ = run("score", str(rtx4090_path))
+    assert code == 0
+    rows = [line for line in out.splitlines() if line.startswith("- ")]
+    assert len(rows) == 3 and "vllm[flashinfer] + PyTorch 2.7.1" in rows[0]
+    assert all("launch:fp8-e5m2-with-fp8-checkpoint (+2)" in row for row in rows)
+    assert "winner: none: no candidate is feasible (3 cannot start as written)" in out
+    assert "reported total 83.5 does not follow" in out
+    assert ("infeasible: vllm-cuda-torch271: cannot start as written (launch:fp8-e5m2-with-fp8-"
+            "checkpoint, launch:fp8-kv-unsupported-backend, launch:kv-cache-too-small)") in out
 
 
 def test_the_audit_column_says_mismatch_only_for_a_reported_total() -> None:
@@ -46,9 +60,13 @@ def test_score_json_is_versioned_and_complete(rtx4090_path: Path) -> None:
     assert code == 0
     data = json.loads(out)
     assert data["version"] == 1
-    assert data["winner"] == "vllm-flashinfer-torch271"
+    assert data["winner"] is None  # none of the report's configurations can start
     first = data["candidates"][0]
-    assert first["rank"] == 1 and first["total"] == pytest.approx(89.75)
+    assert first["id"] == "vllm-flashinfer-torch271"
+    assert first["rank"] is None and first["total"] == pytest.approx(89.75)
+    assert first["feasible"] is False
+    assert [reason.rsplit(" [", 1)[1] for reason in first["infeasible_reasons"]] == [
+        "launch:fp8-e5m2-with-fp8-checkpoint]", "launch:kv-cache-too-small]"]
     assert first["terms"] == pytest.approx({"fp8_performance": 33.25, "rtx4090_optimization": 22.5,
                                             "installation_stability": 16.0,
                                             "performance_targets": 18.0})
@@ -60,18 +78,21 @@ def test_score_json_is_versioned_and_complete(rtx4090_path: Path) -> None:
                                                      "launch:kv-cache-too-small"}
 
 
-def test_score_csv_and_markdown(rtx4090_path: Path) -> None:
-    _, out, _ = run("score", str(rtx4090_path), "--format", "csv")
+def test_score_csv_and_markdown(rtx4090_table_path: Path, rtx4090_path: Path) -> None:
+    _, out, _ = run("score", str(rtx4090_table_path), "--format", "csv")
     header, first = out.splitlines()[:2]
     assert header.startswith("rank,id,name,total,fp8_performance")
-    assert first.startswith("1,vllm-flashinfer-torch271,")
+    assert header.endswith(",reported_total,audit,feasible,infeasible_reasons")
+    assert first.startswith("1,vllm-flashinfer-torch271,") and first.endswith(",true,")
+    _, out, _ = run("score", str(rtx4090_path), "--format", "csv")
+    assert out.splitlines()[1].startswith(",vllm-flashinfer-torch271,")  # no rank: infeasible
     _, out, _ = run("score", str(rtx4090_path), "--format", "markdown")
     assert "| rank" in out and "|---" in out.replace("-|-", "|-")
 
 
 @pytest.mark.parametrize("method", ["wpm", "topsis"])
-def test_other_methods_keep_the_winner(rtx4090_path: Path, method: str) -> None:
-    code, out, _ = run("score", str(rtx4090_path), "--method", method, "--format", "json")
+def test_other_methods_keep_the_winner(rtx4090_table_path: Path, method: str) -> None:
+    code, out, _ = run("score", str(rtx4090_table_path), "--method", method, "--format", "json")
     assert code == 0
     assert json.loads(out)["winner"] == "vllm-flashinfer-torch271"
 

@@ -27,8 +27,8 @@ FP8, OPT, STABILITY, TARGETS = ("fp8_performance", "rtx4090_optimization",
 
 
 def test_rtx4090_decode_measurements_replace_judged_scores_and_change_the_winner(
-        rtx4090_path: Path, tmp_path: Path) -> None:
-    decision = stackdecide.load(rtx4090_path)
+        rtx4090_table_path: Path, tmp_path: Path) -> None:
+    decision = stackdecide.load(rtx4090_table_path)
     judged = decision.score()
     assert judged.winner == FI271
     assert judged.totals == pytest.approx([72.5, 89.75, 85.0])
@@ -223,7 +223,8 @@ def test_evidence_of_an_earlier_engine_configuration_is_left_out() -> None:
     decision = stackdecide.parse(DECISION.replace(
         "  - {id: b, scores: {speed: 5, stability: 5, latency: 3}}",
         "  - {id: b, scores: {speed: 5, stability: 5, latency: 3},\n"
-        "     engine: {tensor_parallel_size: 2}}"), "scenario.yaml")
+        "     engine: {tensor_parallel_size: 2}}").replace(
+        "hardware: {gpu: H100}", "hardware: {gpu: H100, count: 2}"), "scenario.yaml")
     now = decision.candidate("b").config_sha256
     before_fix = stackdecide.parse(DECISION, "scenario.yaml").candidate("b").config_sha256
     assert now != before_fix

@@ -16,8 +16,13 @@ from stackdecide.facts.shapes import SHAPES, find_shape, parse_shape, shape_for_
 
 # name: (params B, active params B, KV bytes/token in BF16, checkpoint format, sliding window,
 # sliding layers, checkpoint GB). Published totals: Qwen3-30B-A3B "30.5B, 3.3B activated",
-# gpt-oss-20b "21B (20.9B), 13.8 GB of MXFP4 checkpoint", Llama-3.1-70B 70.6B, Mistral 7.24B.
+# gpt-oss-20b "21B (20.9B), 13.8 GB of MXFP4 checkpoint", Llama-3.1-70B 70.6B, Mistral 7.24B,
+# Gemma-2-9B 9.24B, Mixtral-8x7B 46.7B (12.9B active), DeepSeek-V2-Lite 15.7B, Qwen3-Next 80B.
 EXPECTED = {
+    "deepseek-v2-lite": (15.706, 2.661, 31104, None, None, 0, 31.41),
+    "gemma-2-9b": (9.241, 9.241, 344064, None, 4096, 21, 18.48),
+    "mixtral-8x7b-v0.1": (46.703, 12.88, 131072, None, None, 0, 93.41),
+    "qwen3-next-80b-a3b": (79.674, 3.875, 24576, None, None, 0, 159.35),
     "gpt-oss-20b": (20.908, 4.187, 49152, "mxfp4", 128, 12, 13.75),
     "llama-3.1-70b": (70.554, 70.554, 327680, None, None, 0, 141.11),
     "llama-3.1-8b": (8.03, 8.03, 131072, None, None, 0, 16.06),

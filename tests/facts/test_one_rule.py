@@ -236,3 +236,25 @@ def test_json_is_written_whole_and_leaves_no_temporary_file(tmp_path: Path) -> N
 def test_did_you_mean() -> None:
     assert did_you_mean("titel", ["title", "date"]) == "; did you mean 'title'?"
     assert did_you_mean("zzz", ["title", "date"]) == ""
+
+
+def test_one_rule_reads_a_vllm_pin_for_every_versioned_table() -> None:
+    """Flag history, backend rules and engine defaults pick a candidate's release alike."""
+    from packaging.version import Version
+
+    from stackdecide.facts import backends, vllm_defaults
+    from stackdecide.facts.pins import release_for
+    from stackdecide.vllm import flags
+
+    known = ("0.20.0", "0.24.0", "0.26.0", "0.32.0")
+    assert release_for("==0.26.0", "0.32.0", known) == (Version("0.26.0"), "stack.vllm ==0.26.0")
+    assert release_for(">=0.20,<0.25", None, known)[0] == Version("0.24.0")
+    assert release_for(">=0.20", "0.32.0", known)[0] == Version("0.32.0")  # admitted: installed
+    assert release_for(None, "0.30.0", known)[0] == Version("0.30.0")
+    assert release_for(None, None, known)[0] == Version("0.32.0")
+    assert release_for("<0.1", None, known)[0] is None
+    assert release_for("latest", None, known)[0] is None
+    for pin in ("==0.26.0", ">=0.20,<0.25"):
+        chosen = {str(backends.rules_version(pin, None).version),
+                  str(vllm_defaults.vllm_release(pin, None).version), flags.release_for_pin(pin)[0]}
+        assert len(chosen) == 1, (pin, chosen)

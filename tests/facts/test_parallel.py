@@ -27,15 +27,18 @@ def test_weights_per_gpu_split_projections_and_vocab_but_not_norms() -> None:
     assert dp2.total == pytest.approx(parts.total)
 
 
-def test_expert_parallel_spreads_experts_over_tp_x_dp() -> None:
+def test_data_parallel_splits_the_experts_with_or_without_expert_parallel() -> None:
+    """vLLM 0.32 vllm/model_executor/layers/fused_moe/config.py FusedMoEParallelConfig.make:
+    flatten_tp_across_dp_and_pcp shards the experts over tp x dp ranks; EP only changes how."""
     moe = SHAPES["qwen3-30b-a3b"]
     parts = memory.weight_parts(moe, "bf16")
     plain = parallel.gpu_weight_bytes(parts, moe, ParallelLayout(tp=1, dp=2))
     spread = parallel.gpu_weight_bytes(parts, moe, ParallelLayout(tp=1, dp=2,
                                                                   expert_parallel=True))
     experts = moe.expert_params * 2  # bf16
-    assert plain.sharded == pytest.approx(parts.linear)
-    assert spread.sharded == pytest.approx(parts.linear - experts / 2)
+    assert plain == spread
+    assert plain.sharded == pytest.approx(parts.linear - experts / 2)
+    assert plain.vocab == parts.embedding + parts.lm_head  # the rest is whole on each replica
 
 
 def test_kv_heads_split_until_replicated() -> None:

@@ -27,14 +27,21 @@ NO_GPU = GpuReport((), unavailable="test: no GPU")
 
 
 def test_dry_run_refuses_the_reports_recommendation() -> None:
-    """The report's winner cannot start: e5m2 with an FP8 checkpoint, and 128k tokens of KV cache
-    do not fit 16 GiB; use_v2_block_manager is dropped (vLLM removed it in 0.10.0)."""
+    """The report's recommendation cannot start: e5m2 with an FP8 checkpoint, and 128k tokens of
+    KV cache do not fit 16 GiB; use_v2_block_manager is dropped (vLLM removed it in 0.10.0). None
+    of its candidates can, so there is no winner to launch."""
     require_vllm()
-    result = CliRunner().invoke(main, ["launch", str(ROOT / "criteria/rtx4090.yaml"), "--winner",
-                                       "--dry-run", "--use-current-env"])
+    decision = str(ROOT / "criteria/rtx4090.yaml")
+    result = CliRunner().invoke(main, ["launch", decision, "--winner", "--dry-run",
+                                       "--use-current-env"])
+    assert result.exit_code == 1, result.output
+    assert "no candidate is feasible, so there is no winner to launch" in result.output
+    result = CliRunner().invoke(main, ["launch", decision, "--candidate",
+                                       "vllm-flashinfer-torch271", "--dry-run",
+                                       "--use-current-env"])
     assert result.exit_code == 1, result.output
     out = result.output
-    assert "candidate: vllm-flashinfer-torch271 (the winner by weighted sum)" in out
+    assert "candidate: vllm-flashinfer-torch271\n" in out
     assert "error: engine.kv_cache_dtype: vLLM refuses an fp8_e5m2 KV cache with an FP8 " \
            "checkpoint" in out
     assert "[kv-cache-too-small]" in out and "max_model_len 131072 needs 9.00 GiB" in out

@@ -72,7 +72,8 @@ def test_preflight_names_the_run_that_holds_the_gpu(leftover: tuple[Path, int]) 
     gpu = GpuInfo(index=0, name="NVIDIA H100 80GB HBM3", total_bytes=80 * 2**30,
                   free_bytes=2 * 2**30, compute_capability="9.0",
                   processes=(GpuProcess(pid=pid, name="python", used_bytes=70 * 2**30),))
-    (problem,) = preflight.check_free_memory({}, gpu, 0.9, runs=live_runs())
+    (problem,) = preflight.check_free_memory({"gpu_memory_utilization": 0.9}, gpu,
+                                             runs=live_runs())
     assert problem.code == "gpu-memory-busy"
     assert f"a leftover server of run {run_dir.name}: `stackdecide stop {run_dir.name}`" in \
         problem.message

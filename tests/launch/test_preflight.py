@@ -31,7 +31,6 @@ def _codes(problems) -> list[str]:
 
 @pytest.mark.parametrize(("engine", "spec"), [
     ({"model": "x", "quantization": "fp8"}, None),
-    ({"model": "x"}, QWEN_FP8),
     ({"model": "x"}, ModelSpec(id="x", shape="qwen3-4b-fp8")),
 ])
 def test_fp8_checkpoint_refuses_e5m2(engine, spec) -> None:
@@ -44,6 +43,17 @@ def test_fp8_checkpoint_refuses_e5m2(engine, spec) -> None:
     assert problems[0].field == "engine.kv_cache_dtype"
     ok = engine_config.check_fp8_kv_with_fp8_checkpoint({**engine, "kv_cache_dtype": "fp8"}, facts)
     assert ok == []
+
+
+def test_fp8_weights_said_without_the_checkpoints_config_are_a_warning() -> None:
+    # model.weights says FP8, but quantization_config decides (quant_method fp8 refuses,
+    # compressed-tensors without kv_cache_scheme does not): not known, so not refused
+    facts = engine_config.model_facts({"model": "x"}, QWEN_FP8)
+    assert facts.fp8_checkpoint and facts.quantization_unknown
+    [problem] = engine_config.check_fp8_kv_with_fp8_checkpoint(
+        {"model": "x", "kv_cache_dtype": "fp8_e5m2"}, facts)
+    assert (problem.code, problem.severity) == ("fp8-e5m2-checkpoint-unchecked", "warning")
+    assert "decision.model.config" in problem.message
 
 
 def test_fp8_checkpoint_read_from_a_local_config(tmp_path: Path) -> None:
@@ -60,6 +70,7 @@ def test_an_fp8_model_id_marks_the_candidate_not_the_decision() -> None:
     named = engine_config.model_facts({"model": "Qwen/Qwen3-4B-Instruct-2507-FP8"}, QWEN_BF16)
     assert named.fp8_checkpoint and named.weights == "fp8"
     assert "names an FP8 checkpoint" in (named.fp8_reason or "")
+    assert named.quantization_unknown  # the id says FP8, never how it is quantized
     folder = engine_config.model_facts({"model": "/data/fp8-models/qwen3"}, QWEN_BF16)
     assert not folder.fp8_checkpoint and folder.weights == "bf16"
 
@@ -72,7 +83,7 @@ def test_an_fp8_model_id_marks_the_candidate_not_the_decision() -> None:
     ("FLASH_ATTN", "fp8", (9, 0), False),  # Hopper: FlashAttention 3
     ("FLASH_ATTN", "fp8_e4m3", (10, 0), False),  # Blackwell: FlashAttention 4
     ("FLASHINFER", "fp8_e5m2", (8, 9), False),
-    ("FLASHINFER", "fp8", (7, 5), True),
+    ("FLASHINFER", "fp8", (7, 5), False),  # the GPU, not the KV cache: check_attention_backend
     ("TRITON_ATTN", "fp8_e5m2", (7, 5), False),
     ("FLASH_ATTN", "fp8", None, False),  # generation unknown: only the dtype rule applies
 ])
@@ -147,7 +158,7 @@ def test_kv_fit_on_cpu_uses_the_explicit_kv_space() -> None:
 def test_unset_max_model_len_means_the_models_own() -> None:
     facts = engine_config.model_facts({}, QWEN_BF16)
     target = preflight.target_hardware((), Hardware(gpu="L4", vram_gb=24))
-    problems = engine_config.check_kv_fits({}, {}, facts, target, 0.9)
+    problems = engine_config.check_kv_fits({}, {}, facts, target)
     assert problems and "max_position_embeddings (max_model_len unset) 262144" in \
         problems[0].message
 

@@ -11,8 +11,8 @@ import stackdecide
 from stackdecide import StackdecideError
 
 
-def test_seed_table_reproduced_from_its_weights_and_scores(rtx4090_path: Path) -> None:
-    ranking = stackdecide.load(rtx4090_path).score()
+def test_seed_table_reproduced_from_its_weights_and_scores(rtx4090_table_path: Path) -> None:
+    ranking = stackdecide.load(rtx4090_table_path).score()
     # 0.35*7 + 0.25*6 + 0.2*9.5 + 0.2*7 = 7.25; 0.35*9.5 + 0.25*9 + 0.2*8 + 0.2*9 = 8.975;
     # 0.35*8.5 + 0.25*8.5 + 0.2*9 + 0.2*8 = 8.5
     np.testing.assert_allclose(ranking.totals, [72.5, 89.75, 85.0])
@@ -75,8 +75,8 @@ def test_ties_share_a_rank_and_keep_file_order(small_text: str) -> None:
     assert [f.code for f in ranking.findings] == ["tied-winner"]
 
 
-def test_replace_returns_a_new_decision(rtx4090_path: Path) -> None:
-    decision = stackdecide.load(rtx4090_path)
+def test_replace_returns_a_new_decision(rtx4090_table_path: Path) -> None:
+    decision = stackdecide.load(rtx4090_table_path)
     heavier = decision.replace(weights={"installation_stability": 0.45})
     assert heavier is not decision
     # the named weight becomes 45%; the others keep their proportions in the remaining 55%

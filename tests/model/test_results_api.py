@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 H200 = ROOT / "docs/results/hopper-h200-certified/evidence.db"
 
 
-def test_totals_and_terms_are_labelled(rtx4090_path: Path) -> None:
-    ranking = stackdecide.load(rtx4090_path).score()
+def test_totals_and_terms_are_labelled(rtx4090_table_path: Path) -> None:
+    ranking = stackdecide.load(rtx4090_table_path).score()
     assert ranking.totals_by_candidate == pytest.approx({
         "vllm-cuda-torch271": 72.5, "vllm-flashinfer-torch271": 89.75,
         "vllm-flashinfer-torch262": 85.0})
@@ -28,12 +28,13 @@ def test_totals_and_terms_are_labelled(rtx4090_path: Path) -> None:
                              "vllm-cuda-torch271=72.50>")
 
 
-def test_to_frame_is_best_first_with_the_method_in_attrs(rtx4090_path: Path) -> None:
-    frame = stackdecide.load(rtx4090_path).score(method="topsis").to_frame()
+def test_to_frame_is_best_first_with_the_method_in_attrs(rtx4090_table_path: Path) -> None:
+    frame = stackdecide.load(rtx4090_table_path).score(method="topsis").to_frame()
     assert list(frame.index) == ["vllm-flashinfer-torch271", "vllm-flashinfer-torch262",
                                  "vllm-cuda-torch271"]
-    assert list(frame.columns) == ["rank", "total", "fp8_performance", "rtx4090_optimization",
-                                   "installation_stability", "performance_targets"]
+    assert list(frame.columns) == ["rank", "total", "feasible", "fp8_performance",
+                                   "rtx4090_optimization", "installation_stability",
+                                   "performance_targets"]
     assert frame.attrs == {"method": "topsis", "terms_unit": "weighted score"}
 
 

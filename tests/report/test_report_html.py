@@ -125,9 +125,9 @@ def console_messages(stderr: str) -> list[str]:
 
 @pytest.mark.browser
 def test_rtx4090_report_loads_in_chromium_with_its_charts(tmp_path: Path,
-                                                         rtx4090_path: Path) -> None:
+                                                         rtx4090_table_path: Path) -> None:
     out = tmp_path / "report.html"
-    code, stdout, _ = run("report", str(rtx4090_path), "--html", str(out))
+    code, stdout, _ = run("report", str(rtx4090_table_path), "--html", str(out))
     assert code == 0, stdout
     assert f"wrote {out}" in stdout and "winner: vllm-flashinfer-torch271" in stdout
 
@@ -141,7 +141,7 @@ def test_rtx4090_report_loads_in_chromium_with_its_charts(tmp_path: Path,
         assert f'data-chart="{chart}"><svg' in html_dom
     for text in ("vLLM stack for Qwen3-4B-Instruct-2507-FP8", "89.75", "reported-total-mismatch",
                  "target-above-roofline", "SMAA-2 rank acceptability", "FLASHINFER", "45.8%",
-                 "fp8-e5m2-with-fp8-checkpoint"):
+                 "max-num-seqs-above-capacity"):
         assert text in html_dom, text
 
     shot = tmp_path / "report.png"
@@ -161,8 +161,8 @@ def test_rtx4090_report_loads_in_chromium_with_its_charts(tmp_path: Path,
 
 
 # -- content --------------------------------------------------------------------------------------
-def test_html_is_self_contained_and_every_chart_is_valid_svg(rtx4090_path: Path) -> None:
-    page = render_html(build_report(stackdecide.load(rtx4090_path)))
+def test_html_is_self_contained_and_every_chart_is_valid_svg(rtx4090_table_path: Path) -> None:
+    page = render_html(build_report(stackdecide.load(rtx4090_table_path)))
     assert page.startswith("<!DOCTYPE html>")
     lowered = page.lower()
     for fetch in ("<script", "<link", "<img", "<iframe", "@import", " src="):
@@ -194,18 +194,26 @@ def test_ranking_table_shows_contributions_and_audit(rtx4090_path: Path) -> None
     for points in ("33.25", "22.50", "16.00", "18.00"):
         assert f"<td>{points}</td>" in first
     assert "reported-total-mismatch -0.50" in first
-    # the report's configuration cannot start on its own 16 GB card: flagged for every candidate
+    # the report's configuration cannot start on its own 16 GB card: flagged for every candidate,
+    # which is infeasible, the finding that says so first
+    assert first.index("launch:fp8-e5m2-with-fp8-checkpoint") < first.index("reported-total")
+    assert ("infeasible: cannot start as written (launch:fp8-e5m2-with-fp8-checkpoint, "
+            "launch:kv-cache-too-small)") in first
     assert '<span class="b error">launch:kv-cache-too-small</span>' in rows[2]
+    assert all("<td>–</td>" in row for row in rows)  # no rank
     assert "M</span>" not in table  # nothing measured
     assert "0 of 12" in page and "9 errors, 1 warnings" in page
+    assert "no candidate is feasible (3 cannot start as written)" in page
+    assert "Not analysed: no candidate is feasible" in page
+    assert set(charts_in(page)) == {"contributions"}
 
 
-def test_sensitivity_numbers_match_the_sensitivity_command(rtx4090_path: Path) -> None:
-    report = build_report(stackdecide.load(rtx4090_path), samples=2000, seed=3)
+def test_sensitivity_numbers_match_the_sensitivity_command(rtx4090_table_path: Path) -> None:
+    report = build_report(stackdecide.load(rtx4090_table_path), samples=2000, seed=3)
     flips = report.sensitivity.flips
     assert flips.of("installation_stability").increase.threshold == pytest.approx(27 / 59)
     page = render_html(report)
-    _, out, _ = run("sensitivity", str(rtx4090_path), "--samples", "2000", "--seed", "3",
+    _, out, _ = run("sensitivity", str(rtx4090_table_path), "--samples", "2000", "--seed", "3",
                        "--format", "json")
     import json
 
@@ -218,9 +226,9 @@ def test_sensitivity_numbers_match_the_sensitivity_command(rtx4090_path: Path) -
     assert "raising <b>installation_stability</b> from 20.0% to 45.8%" in page
 
 
-def test_evidence_adds_before_after_provenance_and_roofline(rtx4090_path: Path,
+def test_evidence_adds_before_after_provenance_and_roofline(rtx4090_table_path: Path,
                                                             evidence_db: Path) -> None:
-    decision = stackdecide.load(rtx4090_path)
+    decision = stackdecide.load(rtx4090_table_path)
     report = build_report(decision, load_evidence(evidence_db))
     changes = {c.candidate: c for c in report.rank_changes()}
     assert changes["vllm-cuda-torch271"].judged_rank == 3
@@ -266,19 +274,21 @@ def test_evidence_adds_before_after_provenance_and_roofline(rtx4090_path: Path,
     assert f"{cuda.percent:.0f}%" in markdown
 
 
-def test_any_hardware_and_infeasible_candidates(rtx4090_path: Path, evidence_db: Path,
+def test_any_hardware_and_infeasible_candidates(rtx4090_table_path: Path, evidence_db: Path,
                                                 tmp_path: Path) -> None:
     with EvidenceStore(evidence_db) as store:
         store.add([EvidenceRecord(candidate="vllm-flashinfer-torch271", metric="vram_gb",
                                   value=17.5, hardware=HardwareInfo(gpu=LAPTOP),
                                   software=SOFTWARE)])
     out = tmp_path / "r.html"
-    code, stdout, _ = run("report", str(rtx4090_path), "--evidence", str(evidence_db),
+    code, stdout, _ = run("report", str(rtx4090_table_path), "--evidence", str(evidence_db),
                           "--any-hardware", "--no-engine-command", "--html", str(out))
     assert code == 0, stdout
     page = out.read_text()
     assert "infeasible: vram_gb = 17.5 breaks &#x27;vram_gb &lt;= 16&#x27;" in page
-    assert "constraints are not applied here" in page
+    assert "1 infeasible left out" in page  # of SMAA-2
+    left_out = page.split("Left out, being infeasible", 1)[1].split("</ul>", 1)[0]
+    assert "<b>vllm-flashinfer-torch271</b>: vram_gb = 17.5 breaks" in left_out
     assert "vllm[flashinfer] + PyTorch 2.7.1 (infeasible)" in charts_in(page)["contributions"]
     assert "run-h100" in table_after(page, "Evidence records used")
     assert "other-hardware" in page
@@ -322,8 +332,8 @@ candidates:
     assert r"$5 \| pipe" in ranking_row  # a pipe in a name does not split the table row
 
 
-def test_topsis_report_marks_the_method_total(rtx4090_path: Path) -> None:
-    report = build_report(stackdecide.load(rtx4090_path), method="topsis")
+def test_topsis_report_marks_the_method_total(rtx4090_table_path: Path) -> None:
+    report = build_report(stackdecide.load(rtx4090_table_path), method="topsis")
     page = render_html(report)
     assert "TOPSIS total" in charts_in(page)["contributions"]
     winner = report.ranking.winner
@@ -425,28 +435,44 @@ def test_100_candidates_by_20_criteria_stay_readable(tmp_path: Path) -> None:
 
 # -- markdown and the command line ----------------------------------------------------------------
 def test_markdown_report_of_rtx4090(rtx4090_path: Path, tmp_path: Path) -> None:
+    """The seed report as published: none of its configurations can start, so no winner, no
+    robustness and no winner's configuration; its totals are audited all the same."""
     code, out, _ = run("report", str(rtx4090_path), "--format", "markdown", "--no-engine-command")
     assert code == 0
     assert out.startswith("## vLLM stack for Qwen3-4B-Instruct-2507-FP8")
-    assert ("**Winner: vllm[flashinfer] + PyTorch 2.7.1** (`vllm-flashinfer-torch271`), 89.75 of "
-            "100 by weighted sum, 4.75 points ahead of `vllm-flashinfer-torch262`.") in out
-    first = next(line for line in out.splitlines() if line.startswith("| 1 "))
-    assert "89.75" in first and "33.25" in first and "MISMATCH -0.50" in first
+    assert ("**Winner: none**: no candidate is feasible (3 cannot start as written); the totals "
+            "are shown as scored, none is ranked.") in out
+    first = next(line for line in out.splitlines() if line.startswith("| - "))
+    assert "89.75" in first and "33.25" in first
+    assert "launch:fp8-e5m2-with-fp8-checkpoint (+2)" in first
+    assert ("infeasible: `vllm-cuda-torch271`: cannot start as written (launch:fp8-e5m2-with-fp8-"
+            "checkpoint, launch:fp8-kv-unsupported-backend, launch:kv-cache-too-small)") in out
     assert "- **error** `reported-total-mismatch`" in out
     assert "- **warning** `target-above-roofline`" in out
-    assert ("raise `installation_stability` from 20.0% to 45.8%; `vllm-flashinfer-torch262` "
-            "then wins") in out
-    assert "not rendered for a vLLM (--no-engine-command)" in out
-    assert "```yaml\nmodel: Qwen/Qwen3-4B-Instruct-2507-FP8\n" in out
-    assert "**`stackdecide launch` would refuse this configuration**" in out
-    assert "[fp8-e5m2-with-fp8-checkpoint]" in out
-    assert "use_v2_block_manager: true" in out
-    assert "stack: `vllm >=0.10.1`" in out
+    assert "Not analysed: no candidate is feasible" in out
+    assert "### Engine configuration" not in out
     assert "<svg" not in out
     target = tmp_path / "report.md"
     code, stdout, _ = run("report", str(rtx4090_path), "--format", "markdown", "--output",
                           str(target), "--no-engine-command")
-    assert code == 0 and target.read_text() == out and f"wrote {target}" in stdout
+    assert code == 0 and target.read_text() == out
+    assert f"wrote {target}" in stdout and "winner: none (no candidate is feasible)" in stdout
+
+
+def test_markdown_report_with_a_winner(rtx4090_table_path: Path) -> None:
+    code, out, _ = run("report", str(rtx4090_table_path), "--format", "markdown",
+                       "--no-engine-command")
+    assert code == 0
+    assert ("**Winner: vllm[flashinfer] + PyTorch 2.7.1** (`vllm-flashinfer-torch271`), 89.75 of "
+            "100 by weighted sum, 4.75 points ahead of `vllm-flashinfer-torch262`.") in out
+    first = next(line for line in out.splitlines() if line.startswith("| 1 "))
+    assert "89.75" in first and "33.25" in first and "MISMATCH -0.50" in first
+    assert ("raise `installation_stability` from 20.0% to 45.8%; `vllm-flashinfer-torch262` "
+            "then wins") in out
+    assert "not rendered for a vLLM (--no-engine-command)" in out
+    assert "```yaml\nmodel: Qwen/Qwen3-4B-Instruct-2507-FP8\n" in out
+    assert "use_v2_block_manager: true" in out
+    assert "stack: `vllm >=0.10.1`" in out
 
 
 def test_command_line_errors(rtx4090_path: Path, tmp_path: Path) -> None:

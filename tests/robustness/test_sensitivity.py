@@ -49,8 +49,8 @@ def winner_of(normalized: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 # -- flip distances -----------------------------------------------------------------------------
 
-def test_rtx4090_installation_stability_threshold_is_exact(rtx4090_path: Path) -> None:
-    decision = stackdecide.load(rtx4090_path)
+def test_rtx4090_installation_stability_threshold_is_exact(rtx4090_table_path: Path) -> None:
+    decision = stackdecide.load(rtx4090_table_path)
     flips = flip_distances(decision)
     assert flips.winner == "vllm-flashinfer-torch271"
     stability = flips.of("installation_stability")
@@ -116,8 +116,8 @@ def test_no_flip_when_one_candidate_dominates_and_single_criterion() -> None:
     assert flips.winner == "b" and flips.nearest is None
 
 
-def test_tradeoff_differences_add_up_and_tie_when_applied(rtx4090_path: Path) -> None:
-    decision = stackdecide.load(rtx4090_path)
+def test_tradeoff_differences_add_up_and_tie_when_applied(rtx4090_table_path: Path) -> None:
+    decision = stackdecide.load(rtx4090_table_path)
     trade = tradeoff(decision)
     assert trade is not None
     assert (trade.winner, trade.runner_up) == ("vllm-flashinfer-torch271",
@@ -183,8 +183,8 @@ def test_weights_are_uniform_on_the_simplex_not_normalised_uniforms() -> None:
     assert result.acceptability[0, 0] == pytest.approx(0.25, abs=0.01)
 
 
-def test_acceptability_is_a_doubly_stochastic_matrix(rtx4090_path: Path) -> None:
-    result = run_smaa(stackdecide.load(rtx4090_path), samples=3000, seed=4)
+def test_acceptability_is_a_doubly_stochastic_matrix(rtx4090_table_path: Path) -> None:
+    result = run_smaa(stackdecide.load(rtx4090_table_path), samples=3000, seed=4)
     np.testing.assert_array_equal(result.rank_counts.sum(axis=0), 3000)
     np.testing.assert_array_equal(result.rank_counts.sum(axis=1), 3000)
     # with fixed scores a candidate's winning region is convex, so it wins at its central weights
@@ -204,7 +204,7 @@ def test_rank_order_breaks_near_ties_by_file_order() -> None:
     np.testing.assert_array_equal(rank_order(totals), [[1, 2, 0, 3], [2, 0, 1, 3]])
 
 
-def test_same_seed_same_numbers_whatever_the_chunk(rtx4090_path: Path) -> None:
+def test_same_seed_same_numbers_whatever_the_chunk(rtx4090_table_path: Path) -> None:
     text = decision_text({"a": [5, 5, 5], "b": [6, 4, 7], "c": [9, 1, 3]}, [0.4, 0.3, 0.3],
                          criterion_extra=[", uncertainty: 1.5"] * 3,
                          extra="sensitivity: {weight_bounds: {c0: [0.1, 0.6]}}\n")
@@ -336,8 +336,8 @@ def _run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_cli_states_flip_distances_and_acceptability(rtx4090_path: Path) -> None:
-    code, out, _ = _run("sensitivity", str(rtx4090_path), "--samples", "2000", "--seed", "1")
+def test_cli_states_flip_distances_and_acceptability(rtx4090_table_path: Path) -> None:
+    code, out, _ = _run("sensitivity", str(rtx4090_table_path), "--samples", "2000", "--seed", "1")
     assert code == 0
     row = next(line for line in out.splitlines() if line.startswith("Installation Stability"))
     assert "20.0%" in row and "45.8% (+25.8)" in row and "vllm-flashinfer-torch262" in row
@@ -349,8 +349,8 @@ def test_cli_states_flip_distances_and_acceptability(rtx4090_path: Path) -> None
     assert "2,000 weight vectors" in out and "seed 1" in out
 
 
-def test_cli_json_is_versioned_stable_and_consistent(rtx4090_path: Path) -> None:
-    args = ("sensitivity", str(rtx4090_path), "--samples", "2000", "--format", "json")
+def test_cli_json_is_versioned_stable_and_consistent(rtx4090_table_path: Path) -> None:
+    args = ("sensitivity", str(rtx4090_table_path), "--samples", "2000", "--format", "json")
     code, out, _ = _run(*args)
     assert code == 0 and _run(*args)[1] == out  # same seed (default 0): same bytes
     data = json.loads(out)
@@ -371,8 +371,8 @@ def test_cli_json_is_versioned_stable_and_consistent(rtx4090_path: Path) -> None
     assert data["tradeoff"]["margin"] == pytest.approx(4.75)
 
 
-def test_cli_markdown_has_tables(rtx4090_path: Path) -> None:
-    code, out, _ = _run("sensitivity", str(rtx4090_path), "--samples", "500", "--format",
+def test_cli_markdown_has_tables(rtx4090_table_path: Path) -> None:
+    code, out, _ = _run("sensitivity", str(rtx4090_table_path), "--samples", "500", "--format",
                         "markdown")
     assert code == 0 and "### SMAA-2 rank acceptability" in out and "|---" in out
 
@@ -388,8 +388,8 @@ def test_cli_reports_bad_input_without_traceback(tmp_path: Path) -> None:
     assert _run("sensitivity", str(path), "--samples", "0")[0] == 2
 
 
-def test_analyze_carries_every_part(rtx4090_path: Path) -> None:
-    result = analyze(stackdecide.load(rtx4090_path), samples=1000, seed=0)
+def test_analyze_carries_every_part(rtx4090_table_path: Path) -> None:
+    result = analyze(stackdecide.load(rtx4090_table_path), samples=1000, seed=0)
     assert result.winner == result.flips.winner == "vllm-flashinfer-torch271"
     assert result.tradeoff is not None and result.smaa.samples == 1000
     assert result.to_dict()["smaa"]["acceptance_rate"] == 1.0

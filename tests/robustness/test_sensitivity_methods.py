@@ -68,8 +68,8 @@ def assert_same_flips(exact: tuple[np.ndarray, ...], numeric: tuple[np.ndarray, 
 
 # -- numeric search against the exact weighted-sum roots ------------------------------------------
 
-def test_numeric_search_agrees_with_the_exact_roots_on_rtx4090(rtx4090_path: Path) -> None:
-    decision = stackdecide.load(rtx4090_path)
+def test_numeric_search_agrees_with_the_exact_roots_on_rtx4090(rtx4090_table_path: Path) -> None:
+    decision = stackdecide.load(rtx4090_table_path)
     x, w = decision.normalize(), np.asarray(decision.weights)
     winner = decision.candidate_index(decision.score().winner)
     numeric = numeric_flip_points(x, w, winner, "wsm")
@@ -156,8 +156,8 @@ def test_flip_points_change_the_winner_exactly_there(method: str, seed: int) -> 
 
 
 @pytest.mark.parametrize("method", NUMERIC)
-def test_rtx4090_thresholds_hold_through_the_public_api(rtx4090_path: Path, method: str) -> None:
-    decision = stackdecide.load(rtx4090_path)
+def test_rtx4090_thresholds_hold_through_the_public_api(rtx4090_table_path: Path, method: str) -> None:
+    decision = stackdecide.load(rtx4090_table_path)
     flips = flip_distances(decision, method)
     assert flips.method == method and flips.grid == 2000
     stability = flips.of("installation_stability").increase
@@ -237,7 +237,7 @@ def test_topsis_smaa_matches_the_analytic_shares() -> None:
     np.testing.assert_allclose(result.central_weights, [[0.75, 0.25], [0.25, 0.75]], atol=0.01)
 
 
-def test_every_method_samples_the_same_weights(rtx4090_path: Path) -> None:
+def test_every_method_samples_the_same_weights(rtx4090_table_path: Path) -> None:
     # a candidate that dominates wins every sample under every method, so its central weight is
     # the mean of the sampled weights: equal across methods only if the stream is the same
     text = decision_text({"a": [9, 9, 9], "b": [5, 6, 4], "c": [3, 8, 2]}, [0.5, 0.3, 0.2])
@@ -279,8 +279,8 @@ def test_tradeoff_terms_and_changes_that_tie(method: str) -> None:
 # -- the public API, the command and the reports -------------------------------------------------
 
 @pytest.mark.parametrize("method", NUMERIC)
-def test_sensitivity_api_records_and_reports_the_method(rtx4090_path: Path, method: str) -> None:
-    decision = stackdecide.load(rtx4090_path)
+def test_sensitivity_api_records_and_reports_the_method(rtx4090_table_path: Path, method: str) -> None:
+    decision = stackdecide.load(rtx4090_table_path)
     result = stackdecide.sensitivity(decision, method=method, samples=500)
     assert result.method == method and result.smaa.method == method
     assert result.winner == decision.score(method=method).winner
@@ -295,9 +295,9 @@ def test_sensitivity_api_records_and_reports_the_method(rtx4090_path: Path, meth
     assert analyze(decision, samples=500, seed=0).to_dict()["flip_search"] == {"kind": "exact"}
 
 
-def test_cli_sensitivity_takes_a_method(rtx4090_path: Path) -> None:
+def test_cli_sensitivity_takes_a_method(rtx4090_table_path: Path) -> None:
     runner = CliRunner()
-    args = ["sensitivity", str(rtx4090_path), "--samples", "500", "--method"]
+    args = ["sensitivity", str(rtx4090_table_path), "--samples", "500", "--method"]
     text = runner.invoke(main, [*args, "topsis"])
     assert text.exit_code == 0, text.output
     assert text.stdout.splitlines()[1].startswith(
@@ -315,7 +315,7 @@ def test_cli_sensitivity_takes_a_method(rtx4090_path: Path) -> None:
     assert runner.invoke(main, [*args, "borda"]).exit_code == 2
 
 
-def test_sensitivity_with_evidence_uses_the_method(rtx4090_path: Path) -> None:
+def test_sensitivity_with_evidence_uses_the_method(rtx4090_table_path: Path) -> None:
     decision = stackdecide.load(ROOT / "criteria" / "hopper.yaml")
     evidence = stackdecide.evidence.load_evidence(H200)
     result = stackdecide.sensitivity(decision, evidence=evidence, method="topsis", samples=300)
@@ -325,6 +325,6 @@ def test_sensitivity_with_evidence_uses_the_method(rtx4090_path: Path) -> None:
     np.testing.assert_allclose(result.flips.totals * 100, ranking.totals, rtol=0, atol=1e-9)
 
 
-def test_unknown_method_is_refused(rtx4090_path: Path) -> None:
+def test_unknown_method_is_refused(rtx4090_table_path: Path) -> None:
     with pytest.raises(StackdecideError, match="unknown method 'borda'; choose one of wsm"):
-        analyze(stackdecide.load(rtx4090_path), samples=10, method="borda")
+        analyze(stackdecide.load(rtx4090_table_path), samples=10, method="borda")

@@ -98,8 +98,8 @@ def test_records_of_one_launch_are_one_replicate() -> None:
     assert ranking.cells[0][0].samples == 6
 
 
-def test_judged_only_ranking_has_no_measurement_uncertainty(rtx4090_path: Path) -> None:
-    decision = stackdecide.load(rtx4090_path)
+def test_judged_only_ranking_has_no_measurement_uncertainty(rtx4090_table_path: Path) -> None:
+    decision = stackdecide.load(rtx4090_table_path)
     assert decision.score().certainty is None
     sure = _certainty(decision, EvidenceSet())
     assert sure.verdict.kind == "judged" and sure.probabilities is None

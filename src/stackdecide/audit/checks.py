@@ -1,17 +1,20 @@
 """Audit: what a decision claims, checked against what follows from it.
 
-Each check is a function ``(decision, ranking) -> list[Finding]``; ``audit`` runs them all. Published
-numbers are only compared, never copied into results.
+Each check is a function ``(decision, ranking) -> list[Finding]``; ``audit`` runs them all. The
+static launch checks (``engine_config.check_launchability``) need no ranking: scoring runs them
+once before it ranks, since an error among them makes a candidate infeasible (``cannot_start``),
+and hands them to ``audit``.
+Published numbers are only compared, never copied into results.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stackdecide.audit.engine_config import check_hardware_facts, check_launchability
+from stackdecide.audit.engine_config import check_hardware_facts
 from stackdecide.audit.targets import check_roofline_targets
 from stackdecide.mcda import methods
 from stackdecide.mcda.ahp import CONSISTENCY_LIMIT, ahp_weights, matrix_from_rows
@@ -20,7 +23,6 @@ from stackdecide.model.findings import Finding
 if TYPE_CHECKING:
     from stackdecide.model.decision import DecisionMatrix
     from stackdecide.model.ranking import Ranking
-
 
 
 def judged_wsm_totals(decision: DecisionMatrix) -> np.ndarray:
@@ -86,12 +88,23 @@ def check_tied_winner(decision: DecisionMatrix, ranking: Ranking) -> list[Findin
 
 Check = Callable[["DecisionMatrix", "Ranking"], list[Finding]]
 CHECKS: list[Check] = [check_reported_totals, check_ahp_consistency, check_tied_winner,
-                       check_hardware_facts, check_roofline_targets, check_launchability]
+                       check_hardware_facts, check_roofline_targets]
 
 
-def audit(decision: DecisionMatrix, ranking: Ranking) -> list[Finding]:
-    """Run every registered check."""
+def cannot_start(launch: Sequence[Finding]) -> dict[str, tuple[Finding, ...]]:
+    """The launch findings that make each candidate infeasible: the errors, which say that its
+    configuration cannot start or cannot run as written. Warnings and infos leave it feasible."""
+    refused: dict[str, list[Finding]] = {}
+    for finding in launch:
+        if finding.severity == "error":
+            refused.setdefault(finding.subject, []).append(finding)
+    return {subject: tuple(found) for subject, found in refused.items()}
+
+
+def audit(decision: DecisionMatrix, ranking: Ranking,
+          launch: Sequence[Finding]) -> list[Finding]:
+    """Every registered check, then the ``launch`` findings computed before ranking."""
     findings: list[Finding] = []
     for check in CHECKS:
         findings.extend(check(decision, ranking))
-    return findings
+    return [*findings, *launch]

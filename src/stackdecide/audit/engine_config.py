@@ -12,22 +12,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from importlib import metadata
 from typing import TYPE_CHECKING, Any, Literal
 
-from stackdecide.audit.models import FP8_NAME, ModelFacts, candidate_model, model_facts
-from stackdecide.facts import memory, parallel
-from stackdecide.facts.dtypes import dtype_name, is_fp8
+from packaging.version import Version
+
+from stackdecide.audit.models import FP8_NAME, ModelFacts, candidate_model, model_facts, model_label
+from stackdecide.facts import backends, memory, parallel, vllm_defaults
+from stackdecide.facts.dtypes import is_fp8
 from stackdecide.facts.gpus import find_gpu
 from stackdecide.facts.memory import gib
+from stackdecide.facts.pins import vllm_version
+from stackdecide.facts.shapes import ModelShape, text_config
+from stackdecide.facts.vllm_defaults import VllmRelease
 from stackdecide.model.findings import Finding
 from stackdecide.model.problems import Problem
 from stackdecide.model.schema import Hardware
+from stackdecide.model.space import candidate_hardware
 from stackdecide.model.stack import (
+    attention_backend_named,
     bad_parallel_sizes,
     engine_dtype,
     engine_key,
     engine_kv_cache_dtype,
+    engine_value,
     is_cpu_target,
     layout_of,
 )
@@ -38,12 +47,13 @@ if TYPE_CHECKING:
 
 __all__ = ["FP8_NAME", "ModelFacts", "TargetHardware", "candidate_model", "model_facts"]
 
-DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # when the installed vLLM's default is unknown
-
-
 @dataclass(frozen=True)
 class TargetHardware:
-    """The machine the configuration is checked against, and where its numbers come from."""
+    """The machine the configuration is checked against, and where its numbers come from.
+
+    ``total_bytes`` is what vLLM's memory budget multiplies by ``gpu_memory_utilization``: CUDA's
+    total of the GPU (``facts.gpus.DriverMemory``), or ``decision.hardware.vram_gb`` as written.
+    ``nvml_bytes`` is NVML's total, which vLLM picks its batch defaults by (None: the same)."""
 
     device: Literal["gpu", "cpu"]
     total_bytes: float | None
@@ -52,33 +62,39 @@ class TargetHardware:
     filled: tuple[str, ...] = ()  # what came from the GPU table, not the decision file
     name: str = ""
     count: int | None = None  # GPUs available for one configuration; None: not known
+    nvml_bytes: float | None = None
 
 
 def file_hardware(hardware: Hardware | None) -> TargetHardware | None:
     """The target a decision file's ``hardware`` block describes (no GPU probed); memory and
-    compute capability it leaves out come from the GPU table (``facts.gpus``), and ``filled``
-    says which."""
+    compute capability it leaves out come from the GPU table (``facts.gpus``: the memory the
+    driver reports, not the datasheet's GB), and ``filled`` says which. ``vram_gb`` given is
+    taken as written, in GiB."""
     if hardware is None:
         return None
     if is_cpu_target(hardware):
         return TargetHardware("cpu", None, None, "decision.hardware (CPU)", name="cpu")
     spec = find_gpu(hardware.gpu)
-    vram, capability, filled = hardware.vram_gb, hardware.compute_capability, []
-    if vram is None and spec is not None:
-        vram = spec.memory_gb
-        filled.append(f"vram_gb {vram:g}")
+    capability, filled = hardware.compute_capability, []
+    total: float | None = None
+    nvml: float | None = None
+    if hardware.vram_gb is not None:
+        total = hardware.vram_gb * memory.GIB
+        source = (f"decision.hardware.vram_gb = {hardware.vram_gb:g} GiB, taken as written "
+                  f"({hardware.gpu}; no GPU visible here)")
+    elif spec is not None:
+        total, nvml = spec.usable_memory_bytes, spec.nvml_memory_bytes
+        filled.append(f"vram_gb {total / memory.GIB:.2f}, {spec.memory_basis()} "
+                      f"({spec.memory_source})")
+        source = (f"the GPU table's {gib(total)} for {spec.name}, {spec.memory_basis()} "
+                  "(decision.hardware gives no vram_gb; no GPU visible here)")
+    else:
+        source = f"decision.hardware ({hardware.gpu}; no GPU visible here)"
     if capability is None and spec is not None and spec.compute_capability:
         capability = spec.compute_capability
         filled.append(f"compute_capability {capability}")
-    if vram is None:
-        source = f"decision.hardware ({hardware.gpu}; no GPU visible here)"
-    elif hardware.vram_gb is None and spec is not None:
-        source = (f"the GPU table's {vram:g} GiB for {spec.name} (decision.hardware gives no "
-                  "vram_gb; no GPU visible here)")
-    else:
-        source = f"decision.hardware.vram_gb = {vram:g} GiB ({hardware.gpu}; no GPU visible here)"
-    return TargetHardware("gpu", vram * memory.GIB if vram else None, capability, source,
-                          tuple(filled), spec.name if spec else hardware.gpu, hardware.count)
+    return TargetHardware("gpu", total, capability, source, tuple(filled),
+                          spec.name if spec else hardware.gpu, hardware.count, nvml)
 
 
 def parse_token_count(value: Any) -> int | None:
@@ -104,54 +120,184 @@ def _capability(text: str | None) -> tuple[int, int] | None:
 
 # -- static checks -----------------------------------------------------------------------------
 
-def check_fp8_kv_with_fp8_checkpoint(engine: Mapping[str, Any], model: ModelFacts) -> list[Problem]:
-    if dtype_name(engine_kv_cache_dtype(engine)) != "fp8_e5m2" or not model.fp8_checkpoint:
+def installed_vllm() -> str | None:
+    """The version of the vLLM distribution installed beside stackdecide, if any."""
+    def version_of(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+    return vllm_version(version_of)
+
+
+def vllm_rules_version(pin: str | None) -> backends.RulesVersion:
+    """The vLLM release the backend and KV-cache rules are applied for: the candidate's
+    ``stack.vllm`` pin, else the installed vLLM, else the newest release the rules read."""
+    return backends.rules_version(pin, installed_vllm())
+
+
+def _cite(source: str, releases: str, version: backends.RulesVersion) -> str:
+    return f"(vLLM {releases}: {source}; release from {version.said_by})"
+
+
+def _checkpoint_kv(engine: Mapping[str, Any], model: ModelFacts,
+                   version: backends.RulesVersion) -> backends.CheckpointKv | None:
+    """How vLLM quantizes the checkpoint's KV cache; None when its quantization_config or the
+    release is not known."""
+    if model.quantization_unknown or version.version is None:
+        return None
+    return backends.checkpoint_kv(model.quantization_config, engine.get("quantization"),
+                                  version.version)
+
+
+def check_fp8_kv_with_fp8_checkpoint(engine: Mapping[str, Any], model: ModelFacts,
+                                     version: backends.RulesVersion | None = None) -> list[Problem]:
+    """vLLM refuses an fp8_e5m2 KV cache when the checkpoint's quantization gives its attention
+    layers a KV-cache method (``facts.backends.checkpoint_kv``); a checkpoint whose
+    quantization_config is not known gets a warning saying what to give."""
+    if str(engine_kv_cache_dtype(engine)).lower() != "fp8_e5m2":
+        return []
+    version = version or vllm_rules_version(None)
+    field = f"engine.{engine_key(engine, 'kv_cache_dtype')}"
+    if model.quantization_unknown:
+        # most FP8 checkpoints are refused: a warning; other formats rarely are: a note
+        return [Problem(
+            "fp8-e5m2-checkpoint-unchecked" if model.fp8_checkpoint else "check-skipped",
+            "could not check whether the checkpoint refuses an fp8_e5m2 KV cache (vLLM does "
+            "with quant_method fp8, quark, modelopt with a KV-cache algorithm, compressed-tensors "
+            f"with a kv_cache_scheme): {model.quantization_unknown}", field,
+            "warning" if model.fp8_checkpoint else "info")]
+    checkpoint = _checkpoint_kv(engine, model, version)
+    if checkpoint is None or not checkpoint.refuses_e5m2 or not version.covered:
         return []
     return [Problem(
         "fp8-e5m2-with-fp8-checkpoint",
-        f"vLLM refuses an fp8_e5m2 KV cache with an FP8 checkpoint ({model.fp8_reason}): "
-        "\"fp8_e5m2 kv-cache is not supported with fp8 checkpoints\"; use fp8 (e4m3) or auto",
-        f"engine.{engine_key(engine, 'kv_cache_dtype')}")]
+        f"vLLM refuses an fp8_e5m2 KV cache with an FP8 checkpoint ({checkpoint.reason}): "
+        "\"fp8_e5m2 kv-cache is not supported with fp8 checkpoints\"; use fp8 (e4m3) or auto "
+        + _cite(checkpoint.source, checkpoint.releases, version), field)]
 
 
 def fp8_kv_unsupported(backend: str, kv_dtype: str, capability: tuple[int, int] | None,
-                       backend_dtypes: tuple[str, ...] | None = None) -> str | None:
-    """Why ``backend`` cannot hold an FP8 KV cache of ``kv_dtype`` on ``capability``, or None.
+                       backend_dtypes: tuple[str, ...] | None = None,
+                       version: Version | None = None) -> str | None:
+    """Why ``backend`` cannot hold a KV cache of ``kv_dtype`` on ``capability``, or None.
 
     ``backend_dtypes`` is the backend's ``supported_kv_cache_dtypes`` read from the installed vLLM
-    when its kernels could be imported. The compute-capability rules follow vLLM 0.32's
-    FlashAttention (FP8 KV needs FA3 on SM 9.x or FA4 on SM 10.x; never e5m2) and FlashInfer
-    (SM 8.0 to 12.1) backends.
+    when its kernels could be imported; it wins. Otherwise the rules of ``facts.backends`` for
+    vLLM ``version`` (default: the newest release they read): FlashAttention's FP8 KV cache needs
+    FA3 on SM 9.x (FA4 on SM 10.x too from 0.27) and is never e5m2.
     """
     if backend_dtypes is not None and kv_dtype not in backend_dtypes:
         return f"{backend} supports KV-cache dtypes {', '.join(backend_dtypes)}"
-    if backend == "FLASH_ATTN":
-        if kv_dtype == "fp8_e5m2":
-            return "FLASH_ATTN has no fp8_e5m2 KV cache (FlashAttention's FP8 is e4m3)"
-        if capability is not None and capability[0] not in (9, 10):
-            return (f"FLASH_ATTN's FP8 KV cache needs FlashAttention 3 (SM 9.x) or 4 (SM 10.x); "
-                    f"SM {capability[0]}.{capability[1]} runs FlashAttention 2, which has none")
-    if backend == "FLASHINFER" and capability is not None and not (8, 0) <= capability <= (12, 1):
-        return f"FLASHINFER runs on SM 8.0 to 12.1, not SM {capability[0]}.{capability[1]}"
-    return None
+    rules = backends.backend_rules(backend, version or Version(backends.NEWEST_READ))
+    return None if rules is None else backends.fp8_kv_refusal(rules, kv_dtype, capability)
 
 
 def check_fp8_kv_backend(engine: Mapping[str, Any], env: Mapping[str, str],
                          target: TargetHardware | None,
-                         backend_dtypes: Mapping[str, tuple[str, ...]] | None = None) -> list[Problem]:
-    kv_dtype = engine_kv_cache_dtype(engine)
-    backend = engine.get("attention_backend") or env.get("VLLM_ATTENTION_BACKEND")
-    if not is_fp8(kv_dtype) or not backend:
+                         backend_dtypes: Mapping[str, tuple[str, ...]] | None = None,
+                         model: ModelFacts | None = None,
+                         version: backends.RulesVersion | None = None) -> list[Problem]:
+    """The KV cache the candidate runs (``auto`` as the checkpoint declares it) against the
+    attention backend it names, on its GPU. vLLM ignores the backend on a CPU."""
+    named = attention_backend_named(engine, env)
+    if named is None or (target is not None and target.device == "cpu"):
         return []
-    backend = str(backend)
+    version = version or vllm_rules_version(None)
+    written = engine_kv_cache_dtype(engine)
+    checkpoint = _checkpoint_kv(engine, model, version) if model is not None else None
+    kv_dtype = backends.effective_kv_cache_dtype(written, checkpoint)
+    if not is_fp8(kv_dtype) or version.version is None:
+        return []
+    backend = named[0]
     capability = _capability(target.compute_capability) if target else None
     dtypes = backend_dtypes.get(backend) if backend_dtypes else None
-    reason = fp8_kv_unsupported(backend, kv_dtype, capability, dtypes)
+    reason = fp8_kv_unsupported(backend, kv_dtype, capability, dtypes, version.version)
     if reason is None:
         return []
     where = f" (SM from {target.source})" if target and "SM " in reason else ""
+    rules = backends.backend_rules(backend, version.version)
+    kv_span = backends.span_of(rules, "fp8_kv", "fp8_kv_capabilities") if rules is not None else ""
+    cite = f" {_cite(rules.source + '.supports_kv_cache_dtype', kv_span, version)}" \
+        if rules is not None and dtypes is None else ""
+    declared = f" (auto: the checkpoint's {checkpoint.reason})" \
+        if kv_dtype != written and checkpoint is not None else ""
     return [Problem("fp8-kv-unsupported-backend",
-                    f"kv_cache_dtype {kv_dtype} with attention backend {backend}: {reason}{where}",
+                    f"kv_cache_dtype {kv_dtype}{declared} with attention backend {backend}: "
+                    f"{reason}{where}{cite}", f"engine.{engine_key(engine, 'kv_cache_dtype')}")]
+
+
+def check_attention_backend(engine: Mapping[str, Any], env: Mapping[str, str], model: ModelFacts,
+                            target: TargetHardware | None,
+                            version: backends.RulesVersion | None = None) -> list[Problem]:
+    """The attention backend the candidate names against the GPU's compute capability and the
+    model's attention (MLA or not, head size, sliding window), as vLLM validates it before it
+    starts (``facts.backends``); with no backend named, a KV cache no backend vLLM could pick
+    takes. What the rules do not know is an info problem, never a silent pass. The FP8 KV-cache
+    dtype of the backend named is ``check_fp8_kv_backend``'s."""
+    if not engine or (target is not None and target.device == "cpu"):
+        return []  # vLLM ignores the backend on a CPU (vllm/platforms/cpu.py)
+    version = version or vllm_rules_version(None)
+    named = attention_backend_named(engine, env)
+    shape = model.shape
+    needs = backends.attention_needs(text_config(shape.config), shape.head_dim,
+                                     bool(shape.sliding_window and shape.sliding_layers), env) \
+        if shape is not None else None
+    capability = _capability(target.compute_capability) if target else None
+    if named is None:
+        return _check_picked_backend(engine, model, needs, version)
+    backend, field = named
+    checkpoint = _checkpoint_kv(engine, model, version)
+    kv_dtype = backends.effective_kv_cache_dtype(engine_kv_cache_dtype(engine), checkpoint)
+    verdict = backends.check_backend(backend, needs, kv_dtype, capability, version)
+    problems = [Problem("attention-backend-unsupported",
+                        f"attention backend {backend}: {refusal.reason}"
+                        + (f" (SM from {target.source})" if target and refusal.about == "capability"
+                           else "") + f" {_cite(refusal.source, refusal.releases, version)}",
+                        field)
+                for refusal in verdict.refusals if refusal.about != "kv_cache_dtype"]
+    unchecked = list(verdict.unchecked)
+    if needs is None:
+        unchecked.append(f"the model's attention is not known ({model.missing or 'no model shape'})")
+    problems += [Problem("check-skipped", f"could not check attention backend {backend}: {why}",
+                         field, "info") for why in unchecked]
+    rules = backends.backend_rules(backend, version.version) if version.covered and \
+        version.version is not None else None
+    gpu_bound = rules is not None and (rules.capabilities != backends.ANY_GPU or (
+        is_fp8(kv_dtype) and rules.fp8_kv_capabilities is not None))
+    if capability is None and gpu_bound:
+        what = "its FP8 KV cache and the GPUs it runs on" if is_fp8(kv_dtype) else "the GPUs it runs on"
+        problems.append(Problem(
+            "check-skipped", f"skipped the check of attention backend {backend} against the GPU "
+            f"({what}): the GPU's compute capability is unknown; give "
+            "decision.hardware.compute_capability", "decision.hardware", "info"))
+    return problems
+
+
+def _check_picked_backend(engine: Mapping[str, Any], model: ModelFacts,
+                          needs: backends.AttentionNeeds | None,
+                          version: backends.RulesVersion) -> list[Problem]:
+    """With no backend named vLLM picks one that takes the configuration, and refuses to start
+    when none does (vllm/platforms/cuda.py CudaPlatform.get_attn_backend_cls: "No valid attention
+    backend found"): an MLA model's FP8 KV cache of a dtype no MLA backend takes."""
+    if needs is None or needs.unknown or not needs.mla or not version.covered:
+        return []
+    assert version.version is not None
+    checkpoint = _checkpoint_kv(engine, model, version)
+    kv_dtype = str(backends.effective_kv_cache_dtype(engine_kv_cache_dtype(engine), checkpoint))
+    if kv_dtype.lower() not in backends.FP8_KV_DTYPES:
+        return []
+    mla_backends = [rules for name in backends.BACKENDS
+                    if (rules := backends.backend_rules(name, version.version)) is not None
+                    and rules.mla]
+    if any(kv_dtype.lower() in rules.fp8_kv for rules in mla_backends):
+        return []
+    takes = "; ".join(f"{rules.name}: {', '.join(rules.fp8_kv) or 'none'}" for rules in mla_backends)
+    return [Problem("no-attention-backend",
+                    f"no MLA attention backend of vLLM takes a {kv_dtype} KV cache (FP8 ones: "
+                    f"{takes}), so vLLM finds no valid attention backend for this MLA model "
+                    + _cite("vllm/platforms/cuda.py CudaPlatform.get_valid_backends",
+                            backends.COVERED_LABEL, version),
                     f"engine.{engine_key(engine, 'kv_cache_dtype')}")]
 
 
@@ -169,9 +315,82 @@ def check_max_model_len(engine: Mapping[str, Any], env: Mapping[str, str],
                     "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1", "engine.max_model_len")]
 
 
+def vllm_defaults_release(pin: str | None = None) -> VllmRelease:
+    """The vLLM whose defaults a candidate gets (``facts.vllm_defaults.vllm_release``): its exact
+    ``stack.vllm`` pin, else the vLLM installed beside stackdecide, else the newest release read."""
+    return vllm_defaults.vllm_release(pin, installed_vllm())
+
+
+@dataclass(frozen=True)
+class EngineDefaults:
+    """What vLLM runs a configuration with where its engine keys leave them out, and which rule
+    gave each (``facts.vllm_defaults``): the budget uses them, the capacity plan prints them."""
+
+    scheduler: vllm_defaults.SchedulerLimits
+    utilization: vllm_defaults.Utilization
+    release: VllmRelease
+
+    @property
+    def assumed(self) -> bool:
+        """Whether any of the three came from vLLM rather than the engine config."""
+        return not (self.scheduler.batched_set and self.scheduler.seqs_set
+                    and self.utilization.said_by == "set")
+
+    def describe(self) -> str:
+        """Each value, whether the engine config set it, and the rules that gave the others."""
+        scheduler, utilization = self.scheduler, self.utilization
+
+        def given(value: bool) -> str:
+            return "set" if value else "vLLM's default"
+        values = (f"max_num_batched_tokens {scheduler.max_num_batched_tokens} "
+                  f"({given(scheduler.batched_set)}), max_num_seqs {scheduler.max_num_seqs} "
+                  f"({given(scheduler.seqs_set)}), gpu_memory_utilization {utilization.value:g} "
+                  f"({given(utilization.said_by == 'set')})")
+        rules = [scheduler.rule] if scheduler.rule else []
+        if utilization.said_by != "set":
+            rules.append(f"gpu_memory_utilization: {utilization.said_by}")
+        if rules:
+            rules.append(f"release from {self.release.said_by}")
+        return values + (": " + "; ".join(rules) if rules else "")
+
+
+def _switched_off(value: Any) -> bool:
+    return str(value).strip().lower() in ("false", "0", "no")
+
+
+def engine_defaults(engine: Mapping[str, Any], model: ModelFacts, target: TargetHardware,
+                    release: VllmRelease | None = None) -> EngineDefaults:
+    """``max_num_batched_tokens``, ``max_num_seqs`` and ``gpu_memory_utilization`` as vLLM
+    ``release`` (default: ``vllm_defaults_release()``) sets them for this configuration on
+    ``target``: the batch defaults by the GPU's NVML total and name, adjusted by the keys that
+    move them (``enable_chunked_prefill``, ``performance_mode``, batched data-parallel MoE)."""
+    release = release or vllm_defaults_release()
+    layout = layout_of(engine)
+    length = parse_token_count(engine_value(engine, "max_model_len")) or \
+        (model.shape.max_position_embeddings if model.shape is not None else None)
+    batch = vllm_defaults.batch_defaults(
+        release, target.device, target.nvml_bytes or target.total_bytes, target.name,
+        target.compute_capability, layout.tp * layout.pp)
+    all2all = str(engine_value(engine, "all2all_backend") or "").lower()
+    scheduler = vllm_defaults.scheduler_limits(
+        release, batch, length, parse_token_count(engine_value(engine, "max_num_batched_tokens")),
+        parse_token_count(engine_value(engine, "max_num_seqs")),
+        chunked_prefill=not _switched_off(engine_value(engine, "enable_chunked_prefill")),
+        throughput_mode=str(engine_value(engine, "performance_mode")).lower() == "throughput",
+        batched_dp_moe=all2all in vllm_defaults.BATCHED_DP_ALL2ALL and layout.expert_parallel
+        and layout.dp > 1)
+    configured = engine_value(engine, "gpu_memory_utilization")
+    if not isinstance(configured, int | float) or isinstance(configured, bool):
+        configured = None
+    return EngineDefaults(scheduler, vllm_defaults.memory_utilization(release, configured),
+                          release)
+
+
 def kv_budget(engine: Mapping[str, Any], env: Mapping[str, str], model: ModelFacts,
-              target: TargetHardware, default_utilization: float) -> memory.KvBudget | None:
-    """What the configuration leaves for the KV cache on ``target``; None when it can't be told."""
+              target: TargetHardware, release: VllmRelease | None = None
+              ) -> memory.KvBudget | None:
+    """What the configuration leaves for the KV cache on ``target``; None when it can't be told.
+    Keys the engine leaves out take vLLM ``release``'s defaults (``engine_defaults``)."""
     explicit = engine.get("kv_cache_memory_bytes")
     if isinstance(explicit, int) and not isinstance(explicit, bool) and explicit > 0:
         return memory.KvBudget(0, 0, 0, 0, 0, float(explicit))
@@ -183,45 +402,161 @@ def kv_budget(engine: Mapping[str, Any], env: Mapping[str, str], model: ModelFac
     if target.total_bytes is None or model.shape is None:
         return None
     dtype = engine_dtype(engine)
-    utilization = engine.get("gpu_memory_utilization")
-    if not isinstance(utilization, int | float) or isinstance(utilization, bool):
-        utilization = default_utilization
-    batched = parse_token_count(engine.get("max_num_batched_tokens")) or \
-        memory.ASSUMED_MAX_NUM_BATCHED_TOKENS
-    seqs = parse_token_count(engine.get("max_num_seqs")) or memory.ASSUMED_MAX_NUM_SEQS
+    defaults = engine_defaults(engine, model, target, release)
     return memory.KvBudget(
-        target.total_bytes, float(utilization),
+        target.total_bytes, float(defaults.utilization.value),
         gpu_weight_bytes(engine, model, dtype),
-        memory.activation_peak_bytes(model.shape, batched, seqs, dtype),
+        memory.activation_peak_bytes(model.shape, defaults.scheduler.max_num_batched_tokens,
+                                     defaults.scheduler.max_num_seqs, dtype),
         memory.NON_TORCH_BYTES)
+
+
+def in_flight_tokens(engine: Mapping[str, Any], model: ModelFacts, target: TargetHardware,
+                     release: VllmRelease | None = None) -> int:
+    """Tokens of the scheduler's steps in flight under this engine config, which sliding-window
+    layers hold besides their window (``facts.memory.in_flight_tokens``): its
+    ``max_num_batched_tokens`` (else vLLM's default, ``engine_defaults``) over its pipeline
+    stages, async scheduling unless ``async_scheduling`` is false."""
+    batched = engine_defaults(engine, model, target, release).scheduler.max_num_batched_tokens
+    synchronous = _switched_off(engine_value(engine, "async_scheduling"))
+    return memory.in_flight_tokens(batched, layout_of(engine).pp, not synchronous)
+
+
+def _shape_notes(model: ModelFacts) -> list[Problem]:
+    """What the memory checks say of the shape itself: the defaults it took for keys its
+    config.json leaves out (info), and layers whose memory it cannot size (a warning: the
+    checks that need it do not run)."""
+    shape = model.shape
+    assert shape is not None
+    notes = []
+    if shape.defaults:
+        notes.append(Problem("config-defaults", f"{shape.name}: {shape.defaults}", "model", "info"))
+    if shape.unsized_layer_types:
+        notes.append(Problem(
+            "kv-cache-unsized",
+            f"could not check the KV cache: {shape.name} has layers of kind "
+            f"{', '.join(shape.unsized_layer_types)}, which stackdecide cannot size (it sizes "
+            "full_attention, sliding_attention, multi-latent attention and linear_attention with "
+            "its linear_* sizes, as vLLM 0.32 does); the memory checks of this candidate are "
+            "skipped", "model", "warning"))
+    return notes
+
+
+def _layer_note(shape: ModelShape, in_flight: int, state_share: float, model_dtype: str) -> str:
+    """How the layers other than full attention count in one sequence, for a message."""
+    parts = []
+    if shape.sliding_layers and shape.sliding_window:
+        parts.append(f"its {shape.sliding_layers} sliding-window layers hold at most "
+                     f"{shape.sliding_window - 1 + in_flight:,} tokens (the window and the "
+                     f"{in_flight:,} tokens of the steps in flight)")
+    if shape.linear_layers:
+        state = memory.state_bytes_per_sequence(shape, model_dtype) * state_share
+        parts.append(f"its {shape.linear_layers} linear-attention layers a fixed state of "
+                     f"{gib(state)}")
+    return "; " + " and ".join(parts) if parts else ""
 
 
 def check_kv_fits(engine: Mapping[str, Any], env: Mapping[str, str], model: ModelFacts,
                   target: TargetHardware | None,
-                  default_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION) -> list[Problem]:
-    """One sequence of ``max_model_len`` tokens must fit the KV cache left after the weights."""
-    if target is None or model.shape is None:
+                  release: VllmRelease | None = None) -> list[Problem]:
+    """The weights must leave memory for the KV cache, and that must hold one request of
+    ``max_model_len`` tokens, each layer kind sized as vLLM sizes it (``facts.memory``): vLLM
+    0.32 ``vllm/v1/core/kv_cache_utils.py`` ``_check_enough_kv_cache_memory`` stops with "No
+    available memory for the cache blocks" (``weights-do-not-fit``) or "To serve at least one
+    request with the model's max seq len ..." (``kv-cache-too-small``)."""
+    if model.shape is None:
         return []
+    shape = model.shape
+    notes = _shape_notes(model)
+    if target is None or shape.unsized_layer_types:
+        return notes
     length = parse_token_count(engine.get("max_model_len"))
     length_source = "max_model_len"
     if length is None:
-        length, length_source = model.shape.max_position_embeddings, \
+        length, length_source = shape.max_position_embeddings, \
             "the model's max_position_embeddings (max_model_len unset)"
-    budget = kv_budget(engine, env, model, target, default_utilization)
+    budget = kv_budget(engine, env, model, target, release)
     if budget is None:
-        return []
-    kv_dtype = engine_kv_cache_dtype(engine)
-    per_token = gpu_kv_bytes_per_token(engine, model)
-    needed = length * per_token
-    if needed <= budget.kv_bytes:
-        return []
-    fits = memory.tokens_that_fit(budget, per_token)
-    return [Problem(
+        return notes
+    if budget.explicit_kv_bytes is None and budget.kv_bytes <= 0:
+        return [*notes, _weights_do_not_fit(engine, env, model, target, release, budget, length)]
+    kv_dtype, dtype, layout = engine_kv_cache_dtype(engine), engine_dtype(engine), layout_of(engine)
+    in_flight = in_flight_tokens(engine, model, target, release)
+    fit = memory.capacity(shape, budget, length, kv_dtype, dtype, layout=layout,
+                          in_flight_tokens=in_flight)
+    if fit.fits_one:
+        return notes
+    longest = memory.longest_sequence(shape, budget, length, kv_dtype, dtype, layout=layout,
+                                      in_flight_tokens=in_flight)
+    note = _layer_note(shape, in_flight, parallel.state_share(shape, layout), dtype)
+    return [*notes, Problem(
         "kv-cache-too-small",
-        f"{length_source} {length} needs {gib(needed)} of KV cache for one sequence "
-        f"({kv_dtype}: {per_token:,.0f} bytes/token for {model.shape.name}), but {budget.describe()}"
-        f" (memory from {target.source}; weights and activations estimated from the shape); "
-        f"about {fits} tokens fit", "engine.max_model_len")]
+        f"{length_source} {length} needs {gib(fit.bytes_per_sequence)} of KV cache for one sequence "
+        f"({kv_dtype}: {fit.kv_bytes_per_token:,.0f} bytes/token for {shape.name}{note}), but "
+        f"{budget.describe()} (memory from {target.source}; weights and activations estimated "
+        f"from the shape); about {longest} tokens fit", "engine.max_model_len")]
+
+
+def _weights_do_not_fit(engine: Mapping[str, Any], env: Mapping[str, str], model: ModelFacts,
+                        target: TargetHardware, release: VllmRelease | None,
+                        budget: memory.KvBudget, length: int) -> Problem:
+    """The weights leave no memory for the KV cache: no max_model_len helps; say what would."""
+    assert model.shape is not None
+    layout = layout_of(engine)
+    usable = budget.budget_bytes - budget.activation_bytes - budget.non_torch_bytes
+    stops = "loading them runs out of GPU memory" if budget.weight_bytes > budget.total_bytes \
+        else "vLLM stops with \"No available memory for the cache blocks\""
+    return Problem(
+        "weights-do-not-fit",
+        f"the weights take {gib(budget.weight_bytes)} per GPU ({layout.label}, {model_label(model)})"
+        f" of {gib(usable)} usable ({gib(budget.total_bytes)} x {budget.utilization:g}, minus an "
+        f"activation peak of ~{gib(budget.activation_bytes)} and ~{gib(budget.non_torch_bytes)} "
+        f"outside PyTorch; memory from {target.source}): nothing is left for the KV cache and "
+        f"{stops}, whatever max_model_len is; "
+        + _what_would_fit(engine, env, model, target, release, length),
+        f"engine.{engine_key(engine, 'tensor_parallel_size')}")
+
+
+def _what_would_fit(engine: Mapping[str, Any], env: Mapping[str, str], model: ModelFacts,
+                    target: TargetHardware, release: VllmRelease | None, length: int) -> str:
+    """What each of the smallest tensor-parallel size that holds one request of ``length``
+    tokens (up to 8 GPUs a replica) and FP8 weights would leave for the KV cache."""
+    assert model.shape is not None
+    shape, layout = model.shape, layout_of(engine)
+
+    def left(trial_engine: Mapping[str, Any], trial_model: ModelFacts) -> tuple[float, int] | None:
+        """KV-cache bytes per GPU and the longest request they hold; None when none is left."""
+        trial = kv_budget(trial_engine, env, trial_model, target, release)
+        if trial is None or trial.kv_bytes <= 0:
+            return None
+        return trial.kv_bytes, memory.longest_sequence(
+            shape, trial, length, engine_kv_cache_dtype(engine), engine_dtype(engine),
+            layout=layout_of(trial_engine),
+            in_flight_tokens=in_flight_tokens(trial_engine, trial_model, target, release))
+
+    options = []
+    tp = layout.tp * 2
+    while tp * layout.pp <= 8:
+        wider = {**engine, engine_key(engine, "tensor_parallel_size"): tp}
+        room = None if parallel.layout_problems(shape, layout_of(wider)) else left(wider, model)
+        if room is not None and room[1] >= length:
+            gpus = layout_of(wider).gpus
+            have = f"; the hardware has {target.count}" if target.count and target.count < gpus else ""
+            options.append(f"tensor_parallel_size {tp} ({gpus} GPUs{have}) would leave "
+                           f"{gib(room[0])} per GPU for the KV cache")
+            break
+        tp *= 2
+    if model.weights_or_default in ("bf16", "fp16"):
+        room = left(engine, replace(model, weights="fp8"))
+        if room is not None:
+            options.append(f"FP8 weights (an FP8 checkpoint, or quantization: fp8) would leave "
+                           f"{gib(room[0])} for the KV cache" + (
+                               "" if room[1] >= length else
+                               f", about {room[1]:,} tokens: max_model_len {length} would not fit"))
+    if not options:
+        return "neither more tensor parallelism (up to 8 GPUs a replica) nor FP8 weights leave " \
+            f"room for one request of {length} tokens on this GPU"
+    return "; ".join(options)
 
 
 def gpu_weight_bytes(engine: Mapping[str, Any], model: ModelFacts, dtype: str = "auto") -> float:
@@ -232,8 +567,8 @@ def gpu_weight_bytes(engine: Mapping[str, Any], model: ModelFacts, dtype: str = 
 
 
 def gpu_kv_bytes_per_token(engine: Mapping[str, Any], model: ModelFacts) -> float:
-    """KV-cache bytes per token on the fullest GPU: heads split by TP (replicated past
-    num_kv_heads), layers split by PP."""
+    """KV-cache bytes per token on the fullest GPU, attention layers only: heads split by TP
+    (replicated past num_kv_heads), layers split by PP."""
     assert model.shape is not None
     per_token = memory.kv_bytes_per_token(model.shape, engine_kv_cache_dtype(engine),
                                           engine_dtype(engine))
@@ -270,21 +605,21 @@ KV_BLOCK_TOKENS = 16
 
 
 def check_max_num_seqs(engine: Mapping[str, Any], env: Mapping[str, str], model: ModelFacts,
-                       target: TargetHardware | None,
-                       default_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION
+                       target: TargetHardware | None, release: VllmRelease | None = None
                        ) -> list[Problem]:
     """A ``max_num_seqs`` the KV cache cannot hold: a warning when not even that many sequences
     of one block each fit, an info when fewer than that many full-length sequences fit."""
     seqs = parse_token_count(engine.get("max_num_seqs"))
-    if seqs is None or target is None or model.shape is None:
-        return []
-    budget = kv_budget(engine, env, model, target, default_utilization)
+    if seqs is None or target is None or model.shape is None or model.shape.unsized_layer_types:
+        return []  # check_kv_fits says why layers it cannot size are not checked
+    budget = kv_budget(engine, env, model, target, release)
     if budget is None or budget.kv_bytes <= 0:
         return []  # check_kv_fits says that nothing fits
     length = parse_token_count(engine.get("max_model_len")) or \
         model.shape.max_position_embeddings
     fit = memory.capacity(model.shape, budget, length, engine_kv_cache_dtype(engine),
-                          engine_dtype(engine), parallel.kv_share(model.shape, layout_of(engine)))
+                          engine_dtype(engine), layout=layout_of(engine),
+                          in_flight_tokens=in_flight_tokens(engine, model, target, release))
     if not fit.fits_one:
         return []  # check_kv_fits refuses max_model_len itself
     if fit.tokens < seqs * KV_BLOCK_TOKENS:
@@ -334,16 +669,9 @@ def skipped_checks(engine: Mapping[str, Any], env: Mapping[str, str], model: Mod
     elif target.device == "gpu" and target.total_bytes is None:
         skipped.append(("memory checks", f"GPU '{target.name}' is not in the GPU table; give "
                         "decision.hardware.vram_gb", "decision.hardware.vram_gb"))
-    elif target.device == "cpu" and kv_budget(engine, env, model, target, 0) is None:
+    elif target.device == "cpu" and kv_budget(engine, env, model, target) is None:
         skipped.append(("KV-cache checks", "vLLM sizes the CPU KV cache from free memory; set "
                         "VLLM_CPU_KVCACHE_SPACE (GiB) in the candidate's env", "env"))
-    kv_dtype = engine_kv_cache_dtype(engine)
-    backend = engine.get("attention_backend") or env.get("VLLM_ATTENTION_BACKEND")
-    if is_fp8(kv_dtype) and backend and (target is None or (
-            target.device == "gpu" and _capability(target.compute_capability) is None)):
-        skipped.append((f"the FP8 KV-cache check of backend {backend}",
-                        "the GPU's compute capability is unknown; give "
-                        "decision.hardware.compute_capability", "decision.hardware"))
     return [Problem("check-skipped", f"skipped {what}: {why}", field, "info")
             for what, why, field in skipped]
 
@@ -351,17 +679,24 @@ def skipped_checks(engine: Mapping[str, Any], env: Mapping[str, str], model: Mod
 def static_problems(engine: Mapping[str, Any], env: Mapping[str, str], model: ModelFacts,
                     target: TargetHardware | None,
                     backend_dtypes: Mapping[str, tuple[str, ...]] | None = None,
-                    default_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION) -> list[Problem]:
+                    release: VllmRelease | None = None,
+                    vllm_pin: str | None = None) -> list[Problem]:
     """Checks that need only the decision file; ``backend_dtypes`` (each attention backend's
-    supported KV-cache dtypes) comes from the installed vLLM when there is one. Checks that
-    cannot run are info problems (``skipped_checks``)."""
+    supported KV-cache dtypes) comes from the installed vLLM when there is one, ``vllm_pin`` (the
+    candidate's ``stack.vllm``) says which release's backend rules apply, and ``release`` whose
+    defaults fill the engine keys left out (default: ``vllm_defaults_release(vllm_pin)``; a
+    launch passes the vLLM that will run it). Checks that cannot run are info problems
+    (``skipped_checks``)."""
+    rules = vllm_rules_version(vllm_pin)
+    release = release or vllm_defaults_release(vllm_pin)
     return [*check_env(env),
             *check_parallel(engine, model, target),
-            *check_fp8_kv_with_fp8_checkpoint(engine, model),
-            *check_fp8_kv_backend(engine, env, target, backend_dtypes),
+            *check_fp8_kv_with_fp8_checkpoint(engine, model, rules),
+            *check_fp8_kv_backend(engine, env, target, backend_dtypes, model, rules),
+            *check_attention_backend(engine, env, model, target, rules),
             *check_max_model_len(engine, env, model),
-            *check_kv_fits(engine, env, model, target, default_utilization),
-            *check_max_num_seqs(engine, env, model, target, default_utilization),
+            *check_kv_fits(engine, env, model, target, release),
+            *check_max_num_seqs(engine, env, model, target, release),
             *skipped_checks(engine, env, model, target)]
 
 
@@ -396,11 +731,13 @@ def check_hardware_facts(decision: DecisionMatrix, ranking: Ranking) -> list[Fin
 
 def decision_problems(decision: DecisionMatrix, candidate_id: str) -> list[Problem]:
     """The static checks of one candidate of a decision (its own model), against the decision's
-    ``hardware`` block only (what ``stackdecide check`` can report without a GPU or vLLM)."""
+    ``hardware`` block only, or a space's configuration against its own hardware (what
+    ``stackdecide check`` can report without a GPU or vLLM)."""
     candidate = decision.candidate(candidate_id)
     facts = candidate_model(decision, candidate_id)
     return static_problems(candidate.engine, candidate.env, facts,
-                           file_hardware(decision.model.decision.hardware))
+                           file_hardware(candidate_hardware(decision.model, candidate_id)),
+                           vllm_pin=candidate.stack.vllm)
 
 
 def problem_location(decision: DecisionMatrix, index: int, problem: Problem) -> str | None:
@@ -412,10 +749,10 @@ def problem_location(decision: DecisionMatrix, index: int, problem: Problem) -> 
     return problem.field
 
 
-def check_launchability(decision: DecisionMatrix, ranking: Ranking) -> list[Finding]:
-    """An audit check: each candidate whose engine configuration cannot start as written, and
-    each check that could not run (info; said once for the decision when every candidate shares
-    the reason)."""
+def check_launchability(decision: DecisionMatrix) -> list[Finding]:
+    """Each candidate whose engine configuration cannot start as written, and each check that
+    could not run (info; said once for the decision when every candidate shares the reason).
+    Scoring runs it once, before ranking: an error here makes the candidate infeasible."""
     findings: list[Finding] = []
     skipped: dict[tuple[str, str], list[str]] = {}
     for index, candidate_id in enumerate(decision.candidate_ids):

@@ -6,9 +6,14 @@ One rule for every reader (memory checks, rooflines, capacity, the report, launc
 * the shape comes from, in order: the ``config.json`` of a local folder the engine serves
   (``engine.model``), ``model.config`` (a config.json or a model folder, relative to the decision
   file), the built-in ``model.shape``, a built-in published under the engine's or the spec's model
-  id; else there is none, and every check that needs one says so (``ModelFacts.missing``);
+  id, the ``config.json`` the hub publishes under that id (``model.hub``); else there is none,
+  and every check that needs one says so (``ModelFacts.missing``);
 * the weight format comes from facts about the checkpoint first (its ``quantization_config``, the
-  engine's ``quantization``, an FP8 model id), then ``model.weights``; unset means 16 bit.
+  engine's ``quantization``, an FP8 model id), then ``model.weights``; unset means 16 bit;
+* the checkpoint's ``quantization_config`` itself (what vLLM's rules on the KV cache read:
+  ``quant_method``, ``kv_cache_scheme``...) comes only from a ``config.json`` of that checkpoint.
+  A model id or ``model.weights`` can say the weights are quantized, never how: with either
+  saying so and no such config, ``ModelFacts.quantization_unknown`` says what to give.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stackdecide.errors import StackdecideError
-from stackdecide.facts.dtypes import format_from_engine, is_fp8
-from stackdecide.facts.shapes import SHAPES, ModelShape, shape_for_id, shape_from_path
+from stackdecide.facts.dtypes import UnknownDtypeError, format_from_engine, is_fp8, weight_format
+from stackdecide.facts.shapes import SHAPES, ModelShape, shape_for_id, shape_from_path, text_config
+from stackdecide.model.hub import candidate_hub_shape
 from stackdecide.model.schema import ModelSpec
 
 if TYPE_CHECKING:
@@ -43,6 +49,10 @@ class ModelFacts:
     shape_source: str | None  # "decision.model.shape", "<dir>/config.json", ...
     weights_source: str | None = None  # which fact set ``weights``
     missing: str | None = None  # why there is no shape: what the file should give
+    # the checkpoint's quantization_config as its config.json has it (None: unquantized), and
+    # why it is not known when it is not (quantized weights said by the id or model.weights only)
+    quantization_config: Mapping[str, Any] | None = None
+    quantization_unknown: str | None = None
 
     @property
     def weights_or_default(self) -> str:
@@ -88,6 +98,8 @@ def _shape(engine: Mapping[str, Any], spec: ModelSpec | None, where: str,
         found = shape_for_id(str(model_id) if model_id else None)
         if found is not None:
             return found, f"{label} {model_id} is the built-in shape {found.name}", None
+    if (fetched := candidate_hub_shape(engine, spec.id if spec else None, where)) is not None:
+        return fetched
     name = (spec.id if spec else None) or engine.get("model")
     return None, None, (f"no shape for '{name}'; give {where}.config (a config.json or model "
                         f"folder) or {where}.shape" if name else
@@ -118,8 +130,33 @@ def model_facts(engine: Mapping[str, Any], spec: ModelSpec | None, where: str = 
     if weights is None:
         source = None
     fp8 = is_fp8(weights)
+    config, unknown = _quantization_config(shape, weights, source, from_engine, where, missing)
     return ModelFacts(spec.id if spec else engine.get("model"), shape, weights, fp8,
-                      source if fp8 else None, shape_source, source, missing)
+                      source if fp8 else None, shape_source, source, missing, config, unknown)
+
+
+def _quantized(weights: str | None) -> bool:
+    try:
+        return weights is not None and weight_format(weights).quantized
+    except UnknownDtypeError:
+        return True  # a format this table does not know: not the 16 bit of an unquantized one
+
+
+def _quantization_config(shape: ModelShape | None, weights: str | None, source: str | None,
+                         from_engine: str | None, where: str, missing: str | None
+                         ) -> tuple[Mapping[str, Any] | None, str | None]:
+    """The checkpoint's quantization_config, or why it is not known. A shape's config is the
+    checkpoint's own when it has a quantization_config, or when nothing says the weights are
+    quantized (unset means 16 bit); the engine's ``quantization`` is a fact of its own."""
+    config = text_config(shape.config).get("quantization_config") if shape is not None else None
+    if isinstance(config, Mapping) and config:
+        return config, None
+    if from_engine is not None or not _quantized(weights):
+        return None, None
+    if shape is None:
+        return None, missing or "no model shape"
+    return None, (f"{source} ({weights}), but no config.json of that checkpoint gives its "
+                  f"quantization_config; give {where}.config (the checkpoint's config.json)")
 
 
 def candidate_model(decision: DecisionMatrix, candidate_id: str | None = None) -> ModelFacts:

@@ -19,9 +19,9 @@ from stackdecide.launch.plan import (
     LaunchOptions,
     LaunchRefused,
     Progress,
+    pick_winner,
     plan_launch,
     resolve_decision_file,
-    winner_id,
 )
 from stackdecide.launch.runs import LaunchOutcome
 from stackdecide.launch.server import LaunchFailed, serve_until_interrupted, start_server
@@ -52,7 +52,8 @@ def _record(store_path: str, outcome: LaunchOutcome) -> None:
 
 @main.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
-@click.option("--winner", is_flag=True, help="Launch the best-ranked candidate (weighted sum).")
+@click.option("--winner", is_flag=True,
+              help="Launch the best-ranked feasible candidate (weighted sum).")
 @click.option("--candidate", "candidate_id", metavar="ID", help="Launch this candidate.")
 @click.option("--dry-run", is_flag=True,
               help="Print the exact command and environment after preflight; start nothing.")
@@ -152,10 +153,9 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
     path, why = resolve_decision_file(file)
     click.echo(f"decision: {why}", err=True)
     decision = stackdecide.load(path)
-    chosen = winner_id(decision) if winner else str(candidate_id)
+    chosen, how = pick_winner(decision) if winner else (str(candidate_id), "")
     decision.candidate(chosen)  # unknown ids fail here, listing the candidates
-    click.echo(f"candidate: {chosen}" + (" (the winner by weighted sum)" if winner else ""),
-               err=True)
+    click.echo(f"candidate: {chosen}" + (f" ({how})" if how else ""), err=True)
     environments = build_candidates(decision, None if bench and winner else [chosen],
                                     env_options(env_kwargs), notify=echo_step) \
         if build_envs else {}

@@ -7,8 +7,9 @@ import click
 from stackdecide.cli._app import handle_errors, main
 from stackdecide.facts.dtypes import MODEL_DTYPE_BYTES
 from stackdecide.facts.memory import gib, kv_bytes_per_token, weight_bytes
-from stackdecide.facts.shapes import SHAPES, find_shape
+from stackdecide.facts.shapes import SHAPES
 from stackdecide.launch.scaffold import scaffold_model
+from stackdecide.model.hub import find_model_shape
 from stackdecide.report.model import model_text
 
 
@@ -21,7 +22,9 @@ SHOW_HELP = (
     "What stackdecide derives from MODEL's config.json: layers, heads, KV heads, head dim, "
     "experts, sliding windows, parameters (total and active), weight bytes per checkpoint format "
     "and KV-cache bytes per token per KV-cache dtype.\n\nMODEL is a built-in shape ("
-    + ", ".join(SHAPES) + "), the hub id of one, a model folder or a config.json file.")
+    + ", ".join(SHAPES) + "), the hub id of one, a model folder, a config.json file, or any "
+    "hub id (ORG/NAME): its config.json is fetched from the hub (HF_ENDPOINT) into the hub cache, "
+    "and the source line names the commit it came from.")
 
 
 @model_group.command("show", help=SHOW_HELP)
@@ -31,7 +34,7 @@ SHOW_HELP = (
               help="vLLM's --dtype: the bytes of tensors a checkpoint keeps unquantized.")
 @handle_errors
 def show(model: str, model_dtype: str) -> None:
-    click.echo(model_text(find_shape(model), model_dtype), nl=False)
+    click.echo(model_text(find_model_shape(model), model_dtype), nl=False)
 
 
 @model_group.command("scaffold")

@@ -87,7 +87,7 @@ def report(file: str, html_path: Path | None, fmt: str | None, output: Path | No
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise StackdecideError(f"cannot write {output}: {exc.strerror or exc}") from None
-    winner = built.ranking.winner or "none"
+    winner = built.ranking.winner or "none (no candidate is feasible)"
     sure = built.certainty
     verdict = f"; {sure.verdict.text}" if sure is not None else ""
     role = "leader" if sure is not None and sure.verdict.kind == "tie" else "winner"

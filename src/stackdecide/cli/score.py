@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 import stackdecide
+from stackdecide.audit.space import prune_space
 from stackdecide.cli._app import (
     any_hardware_option,
     decision_argument,
@@ -25,6 +26,7 @@ from stackdecide.model.ranking import JSON_VERSION
 from stackdecide.report import text as report
 from stackdecide.report.envs import render_resolutions, render_stack_marks, stack_dict
 from stackdecide.report.launch import capacity_table
+from stackdecide.report.space import counts, summary_line
 from stackdecide.state import record_last_decision
 
 
@@ -120,15 +122,19 @@ def check(file: str, fmt: str, python: str | None, no_engine_keys: bool, no_stac
     decision = stackdecide.load(file)
     result = check_decision(decision, python, engine_keys=not no_engine_keys,
                             stacks=None if no_stacks else env_options(env_kwargs))
+    pruning = prune_space(decision) if decision.model.space is not None else None
     if fmt == "json":
+        space = {"space": counts(pruning)} if pruning else {}
         click.echo(json.dumps({"version": JSON_VERSION, "file": file, "note": result.note,
                                "findings": [f.to_dict() for f in result.findings],
                                "capacity": [c.to_dict() for c in result.capacity],
-                               "stacks": [stack_dict(r) for r in result.stacks]},
+                               "stacks": [stack_dict(r) for r in result.stacks], **space},
                               indent=2, allow_nan=False))
     else:
         click.echo(f"{file}: valid decision, {len(decision.candidates)} candidates x "
                    f"{len(decision.criteria)} criteria")
+        if pruning:
+            click.echo(f"{summary_line(pruning)}; `stackdecide space {file}` lists them")
         click.echo(report.render_findings(result.findings), nl=False)
         if result.capacity:
             click.echo("capacity on the decision's hardware (estimates; vLLM logs the real "

@@ -15,10 +15,17 @@ The split follows vLLM's model code (0.26 to 0.32):
 * **Pipeline parallel (PP)** gives each stage ``layers / pp`` layers; the first stage holds the
   embedding table, the last the LM head (and, with tied embeddings, its own copy of the table).
   The largest stage is planned for.
-* **Data parallel (DP)** runs ``dp`` full replicas, each on ``tp x pp`` GPUs of its own.
-* **Expert parallel (EP)**, with ``enable_expert_parallel``: the routed experts are spread over
-  the ``tp x dp`` ranks instead of being sharded inside each expert; attention stays TP-sharded
-  and is replicated per DP rank.
+* **Data parallel (DP)** runs ``dp`` replicas, each on ``tp x pp`` GPUs of its own: a dense
+  model is whole on every replica. A mixture-of-experts model is not: its routed experts are
+  split over all ``tp x dp`` ranks, expert parallel or not (vLLM 0.32
+  ``vllm/model_executor/layers/fused_moe/config.py`` ``FusedMoEParallelConfig.make`` flattens TP
+  across DP: "the tensors are sharded across" ``tp x dp`` devices), while attention, shared experts,
+  embeddings and norms are whole on every replica.
+* **Expert parallel (EP)**, with ``enable_expert_parallel``: each of the ``tp x dp`` ranks holds
+  whole experts instead of a slice of every expert: the same bytes per GPU.
+* **Linear-attention state** (Gated DeltaNet): split over TP like the heads it belongs to
+  (``MambaStateShapeCalculator.gated_delta_net_state_shape`` divides the value heads and the
+  convolution channels by the TP size).
 """
 
 from __future__ import annotations
@@ -51,6 +58,11 @@ class ParallelLayout:
         return self.tp * self.pp * self.dp
 
     @property
+    def expert_shards(self) -> int:
+        """The ranks that split a stage's routed experts: ``tp x dp`` (see the module doc)."""
+        return self.tp * self.dp
+
+    @property
     def label(self) -> str:
         parts = [f"TP {self.tp}"] + ([f"PP {self.pp}"] if self.pp > 1 else []) + (
             [f"DP {self.dp}"] if self.dp > 1 else []) + (["EP"] if self.expert_parallel else [])
@@ -71,24 +83,25 @@ class GpuWeights:
         return self.sharded + self.vocab + self.replicated
 
 
-def gpu_weight_bytes(weights: WeightBytes, shape: ModelShape, layout: ParallelLayout,
-                     weight_bytes_per_param: float | None = None) -> GpuWeights:
+def gpu_weight_bytes(weights: WeightBytes, shape: ModelShape, layout: ParallelLayout) -> GpuWeights:
     """Weights on the fullest GPU of ``layout``; ``weights`` are one replica's
-    (``facts.dtypes.weight_bytes``). ``weight_bytes_per_param`` (bytes + scale bytes of one
-    projection weight) splits experts from attention when expert parallel is on."""
+    (``facts.dtypes.weight_bytes``). Projections split over ``tp x pp``, the routed experts among
+    them over ``tp x dp x pp`` (see the module doc); attention a checkpoint keeps in 16 bit
+    (``ModelShape.unquantized_attention``, counted with ``weights.norms``) is TP-sharded too."""
+    # 16-bit attention sits in weights.norms beside the norms: split it out in proportion
+    kept_share = shape.attention_params / (shape.attention_params + shape.norm_params) \
+        if shape.unquantized_attention else 0.0
+    kept = weights.norms * kept_share
     projections = weights.linear + weights.scales
-    if layout.expert_parallel and shape.expert_params and projections:
-        per_param = weight_bytes_per_param or projections / max(shape.linear_params, 1)
-        experts = shape.expert_params * per_param
-        sharded = (projections - experts) / layout.gpus_per_replica + experts / (
-            layout.tp * layout.dp * layout.pp)
-    else:
-        sharded = projections / layout.gpus_per_replica
+    quantized = shape.linear_params - (shape.attention_params if shape.unquantized_attention else 0)
+    experts = projections * shape.expert_params / quantized if quantized > 0 else 0.0
+    sharded = (projections - experts + kept) / layout.gpus_per_replica \
+        + experts / (layout.expert_shards * layout.pp)
     if layout.pp > 1:  # the first stage holds the table, the last the head (tied: a copy)
         vocab = max(weights.embedding or weights.lm_head, weights.lm_head) / layout.tp
     else:
         vocab = (weights.embedding + weights.lm_head) / layout.tp
-    return GpuWeights(sharded, vocab, weights.norms / layout.pp, weights.total)
+    return GpuWeights(sharded, vocab, (weights.norms - kept) / layout.pp, weights.total)
 
 
 def kv_heads_per_gpu(shape: ModelShape, tp: int) -> int:
@@ -102,6 +115,12 @@ def kv_share(shape: ModelShape, layout: ParallelLayout) -> float:
     """The fraction of one replica's KV cache per token that its fullest GPU holds."""
     heads = 1.0 if shape.mla else kv_heads_per_gpu(shape, layout.tp) / shape.num_kv_heads
     return heads * math.ceil(shape.num_layers / layout.pp) / shape.num_layers
+
+
+def state_share(shape: ModelShape, layout: ParallelLayout) -> float:
+    """The fraction of one replica's linear-attention state per sequence that its fullest GPU
+    holds: split by TP, layers by PP."""
+    return math.ceil(shape.num_layers / layout.pp) / shape.num_layers / layout.tp
 
 
 def kv_replicated(shape: ModelShape, tp: int) -> bool:
@@ -120,6 +139,13 @@ def layout_problems(shape: ModelShape, layout: ParallelLayout) -> list[tuple[str
         if (kv >= layout.tp and kv % layout.tp) or (kv < layout.tp and layout.tp % kv):
             found.append(("tensor_parallel_size", f"{kv} KV heads and tensor_parallel_size "
                           f"{layout.tp}: one must divide the other"))
+    if shape.linear_layers and layout.tp > 1:
+        # vLLM 0.32 MambaStateShapeCalculator.gated_delta_net_state_shape: divide() asserts
+        for key in ("linear_num_key_heads", "linear_num_value_heads"):
+            heads = getattr(shape, key)
+            if heads % layout.tp:
+                found.append(("tensor_parallel_size", f"{key} {heads} is not divisible by "
+                              f"tensor_parallel_size {layout.tp}"))
     if layout.pp > shape.num_layers:
         found.append(("pipeline_parallel_size", f"pipeline_parallel_size {layout.pp} exceeds "
                       f"the model's {shape.num_layers} layers"))

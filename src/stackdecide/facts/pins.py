@@ -12,7 +12,7 @@ is a fact to compare, not a release to choose.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -50,3 +50,41 @@ def specifier_matches(specifier: SpecifierSet, installed: str) -> bool | None:
     except InvalidVersion:
         return None
     return specifier.contains(version, prereleases=True)
+
+
+def release_for(pin: str | None, installed: str | None,
+                known: Sequence[str]) -> tuple[Version | None, str]:
+    """The vLLM release whose rules apply to a candidate, and why that one: the one rule every
+    versioned table (flag history, backend rules, engine defaults) reads a ``stack.vllm`` pin by.
+
+    An exact pin names it. A range takes the installed vLLM when the range admits it, else the
+    newest release of ``known`` (the releases a table was read from) that it admits. Without a
+    pin: the installed vLLM, else the newest of ``known``. None when the pin is not a version or
+    admits no release of ``known``.
+    """
+    newest = max(known, key=Version)
+    if not pin:
+        if installed and (version := _parsed(installed)) is not None:
+            return version, f"the installed vLLM {installed} (no stack.vllm pin)"
+        return Version(newest), (f"vLLM {newest}, the newest release read (no stack.vllm pin, no "
+                                 "vLLM installed)")
+    specifier = pin_specifier(pin)
+    if specifier is None:
+        return None, f"stack.vllm {pin!r} is not a version"
+    exact = [spec.version for spec in specifier if spec.operator in ("==", "===")
+             and not spec.version.endswith(".*")]
+    if len(list(specifier)) == 1 and exact and (version := _parsed(exact[0])) is not None:
+        return version, f"stack.vllm {pin}"
+    if installed and pin_matches(pin, installed) and (version := _parsed(installed)) is not None:
+        return version, f"the installed vLLM {installed} (stack.vllm {pin} admits it)"
+    admitted = [v for v in map(Version, known) if specifier.contains(v, prereleases=True)]
+    if admitted:
+        return max(admitted), f"stack.vllm {pin}: the newest release read that it admits"
+    return None, f"stack.vllm {pin} admits no release read ({min(known, key=Version)} to {newest})"
+
+
+def _parsed(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None

@@ -1,5 +1,6 @@
 """What ``launch`` would start: the candidate's engine config rendered for the installed vLLM, with
-everything preflight found. Nothing here starts a process or writes a file (``launch --dry-run``).
+everything preflight found, and the portable ``vllm serve`` line for the vLLM the candidate pins.
+Nothing here starts a process or writes a file (``launch --dry-run``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any
 
 from stackdecide.audit import engine_config
 from stackdecide.audit.capacity import Capacity, capacity_of
-from stackdecide.decision import Decision
+from stackdecide.decision import Decision, left_out_of
 from stackdecide.envs.build import BuiltEnv
 from stackdecide.errors import EngineError, StackdecideError
 from stackdecide.facts.parallel import ParallelLayout
+from stackdecide.facts.pins import pin_matches
 from stackdecide.facts.shapes import SHAPES
 from stackdecide.launch import gpus as gpu_selection
 from stackdecide.launch import preflight
@@ -25,9 +27,11 @@ from stackdecide.launch.leftovers import live_runs
 from stackdecide.launch.process import DEFAULT_GRACE_S
 from stackdecide.launch.runs import LaunchOutcome, runs_dir
 from stackdecide.model.problems import Problem, errors
+from stackdecide.model.ranking import NoFeasibleCandidate
 from stackdecide.model.stack import layout_of
 from stackdecide.state import last_decision
 from stackdecide.vllm.args import VllmArgSpec, load_arg_spec
+from stackdecide.vllm.flags import release_for_pin
 from stackdecide.vllm.probe import (
     VLLM_PYTHON_ENV,
     GpuReport,
@@ -36,7 +40,7 @@ from stackdecide.vllm.probe import (
     probe_runtime,
     vllm_python,
 )
-from stackdecide.vllm.render import RenderedCommand, render, serve_command
+from stackdecide.vllm.render import RenderedCommand, render, render_for_version, serve_command
 
 DEFAULT_TIMEOUT_S = 900.0  # a first GPU start compiles kernels and fills caches for minutes
 READY_PROMPT = "Hello"
@@ -149,11 +153,20 @@ def resolve_decision_file(file: str | None, base: Path | None = None) -> tuple[P
                            f"first so launch can use the decision last scored{found}")
 
 
-def winner_id(decision: Decision) -> str:
-    winner = decision.score().winner
-    if winner is None:
-        raise StackdecideError("no feasible candidate: every candidate breaks a constraint")
-    return winner
+def pick_winner(decision: Decision) -> tuple[str, str]:
+    """The candidate ``launch --winner`` starts, and how it was picked: the best feasible one by
+    the weighted sum. ``NoFeasibleCandidate`` (exit 1), naming why each is infeasible, when every
+    candidate cannot start as written or breaks a constraint."""
+    ranking = decision.score()
+    left_out = left_out_of(ranking)
+    if ranking.winner is None:
+        raise NoFeasibleCandidate(left_out, "to launch (`stackdecide check` says what each "
+                                  "configuration must change)")
+    how = "the winner by weighted sum"
+    if left_out:
+        how += ("; passed over as infeasible: "
+                + "; ".join(f"{cid}: {why}" for cid, why in left_out.items()))
+    return ranking.winner, how
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -245,14 +258,15 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
         command = render(effective, spec, host=options.host, port=port,
                          served_model_name=served_name, env=env, python=python)
         problems += command.problems
-    problems += preflight.static_problems(engine, env, model, target, spec)
-    fit = capacity_of(candidate_id, engine, env, model, target,
-                      preflight.parser_default_utilization(spec))
-    portable, portable_note = _portable(engine, env, spec, candidate.stack.vllm, options, port)
+    release = preflight.launch_release(candidate.stack.vllm, spec, runtime.vllm)
+    problems += preflight.static_problems(engine, env, model, target, spec, release)
+    fit = capacity_of(candidate_id, engine, env, model, target, release)
+    portable, portable_note, portable_changes = _portable(engine, env, spec, candidate.stack.vllm,
+                                                          options, port)
+    notes += portable_changes
     leftovers = live_runs()
     for visible in (g for g in gpu.gpus if g.index in (used or selection.indices[:1])):
-        problems += preflight.check_free_memory(engine, visible,
-                                                preflight.parser_default_utilization(spec),
+        problems += preflight.check_free_memory(engine, visible, release,
                                                 _process_groups(visible), leftovers)
     problems += preflight.check_port(preflight.port_state(options.host, port), leftovers)
     chosen = options.use_current_env or bool(options.python) or bool(
@@ -283,15 +297,33 @@ def _gpu_notes(gpu: GpuReport, layout: ParallelLayout,
 
 
 def _portable(engine: dict[str, Any], env: dict[str, str], spec: VllmArgSpec | None,
-              pin: str | None, options: LaunchOptions, port: int) -> tuple[str | None, str]:
-    """The engine config as written, as a `vllm serve` line, and which vLLM it was rendered
-    against (argument spellings differ between releases)."""
-    if spec is None:
-        return None, "no vLLM to render against here"
-    command = render(engine, spec, host=options.host, port=port, env=env)
+              pin: str | None, options: LaunchOptions, port: int
+              ) -> tuple[str | None, str, list[str]]:
+    """The engine config as written, as a `vllm serve` line, which vLLM it was rendered against
+    (argument spellings differ between releases), and what rendering for that release changed.
+    The installed vLLM's parser renders it where the candidate's pin allows that vLLM; otherwise
+    the flag history renders it for the pinned release (``vllm.flags.release_for_pin``)."""
     pinned = f"; the candidate pins vllm {pin}" if pin else ""
-    return serve_command(command), (f"rendered for the installed vLLM {spec.vllm_version} "
-                                    f"({spec.python}){pinned}")
+    if spec is not None and (not pin or pin_matches(pin, spec.vllm_version) is not False):
+        command = render(engine, spec, host=options.host, port=port, env=env)
+        return serve_command(command), (f"rendered for the installed vLLM {spec.vllm_version} "
+                                        f"({spec.python}){pinned}"), []
+    version, how = release_for_pin(pin)
+    here = f"the installed vLLM is {spec.vllm_version}" if spec else "no vLLM installed here"
+    if version is None:
+        return None, f"{how}; {here}", []
+    command = render_for_version(engine, version, host=options.host, port=port, env=env)
+    changes = [f"portable command for vLLM {version}: {_said(problem)}"
+               for problem in command.problems]
+    return serve_command(command), (f"rendered for vLLM {version} from stackdecide's flag "
+                                    f"history: {how}; {here}"), changes
+
+
+def _said(problem: Problem) -> str:
+    """A rendering problem as a note: ``[warning: ]engine.key: what happened``."""
+    severity = "" if problem.severity == "info" else f"{problem.severity}: "
+    where = f"{problem.field}: " if problem.field else ""
+    return f"{severity}{where}{problem.message}"
 
 
 def _dummy_model(decision: Decision, candidate_id: str, model: engine_config.ModelFacts

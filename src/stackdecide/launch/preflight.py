@@ -18,19 +18,19 @@ from typing import TYPE_CHECKING, Any
 
 from stackdecide.audit import engine_config
 from stackdecide.audit.engine_config import ModelFacts, TargetHardware, file_hardware
+from stackdecide.facts import vllm_defaults
 from stackdecide.facts.memory import gib
 from stackdecide.facts.pins import pin_matches
+from stackdecide.facts.vllm_defaults import VllmRelease
 from stackdecide.launch.leftovers import LiveRun, run_of_pid
 from stackdecide.model.problems import Problem
 from stackdecide.model.schema import Hardware, Stack
-from stackdecide.model.stack import PACKAGES
+from stackdecide.model.stack import PACKAGES, engine_value
 from stackdecide.vllm.args import VllmArgSpec
 from stackdecide.vllm.probe import GpuInfo, RuntimeVersions
 
 if TYPE_CHECKING:
     pass
-
-DEFAULT_GPU_MEMORY_UTILIZATION = engine_config.DEFAULT_GPU_MEMORY_UTILIZATION
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,17 @@ class PortState:
 def target_hardware(gpus: tuple[GpuInfo, ...] = (), hardware: Hardware | None = None,
                     visible_index: int = 0, count: int | None = None) -> TargetHardware | None:
     """The visible GPU when there is one, else the decision's ``hardware`` block; ``count``: the
-    GPUs this launch may use (default: every probed GPU, or ``hardware.count``)."""
+    GPUs this launch may use (default: every probed GPU, or ``hardware.count``). A probed GPU's
+    memory is what CUDA can hand out (NVML's total less the driver's reservation), the figure
+    vLLM's budget starts from; its batch defaults read NVML's total."""
     if gpus:
         gpu = next((g for g in gpus if g.index == visible_index), gpus[0])
-        return TargetHardware("gpu", gpu.total_bytes, gpu.compute_capability,
-                              f"GPU {gpu.index} ({gpu.name}, read through NVML)",
-                              count=count if count is not None else len(gpus))
+        reserved = f", {gib(gpu.reserved_bytes)} of its {gib(gpu.total_bytes)} reserved by the " \
+            "driver" if gpu.reserved_bytes else ""
+        return TargetHardware("gpu", gpu.cuda_total_bytes, gpu.compute_capability,
+                              f"GPU {gpu.index} ({gpu.name}, read through NVML{reserved})",
+                              name=gpu.name, count=count if count is not None else len(gpus),
+                              nvml_bytes=gpu.total_bytes)
     target = file_hardware(hardware)
     if target is not None and count is not None and target.device == "gpu":
         return replace(target, count=count)
@@ -58,35 +63,59 @@ def target_hardware(gpus: tuple[GpuInfo, ...] = (), hardware: Hardware | None = 
 
 
 def static_problems(engine: Mapping[str, Any], env: Mapping[str, str], model: ModelFacts,
-                    target: TargetHardware | None, spec: VllmArgSpec | None = None) -> list[Problem]:
+                    target: TargetHardware | None, spec: VllmArgSpec | None = None,
+                    release: VllmRelease | None = None) -> list[Problem]:
     """The static checks (``audit.engine_config``), with the installed vLLM's own facts when known:
-    its attention backends' KV-cache dtypes and its default ``gpu_memory_utilization``."""
+    its attention backends' KV-cache dtypes, and the release whose defaults fill the keys left
+    out (default: ``launch_release`` of ``spec``, else of the vLLM installed here)."""
     return engine_config.static_problems(
         engine, env, model, target, spec.attention_backends if spec else None,
-        parser_default_utilization(spec))
+        release or launch_release(None, spec, engine_config.installed_vllm()))
 
 
-def parser_default_utilization(spec: VllmArgSpec | None) -> float:
+def parser_default_utilization(spec: VllmArgSpec | None) -> float | None:
+    """The ``--gpu-memory-utilization`` default of the installed vLLM's parser; None without a
+    parser, or where it has no number (vLLM 0.34 leaves it unset and resolves it later)."""
     action = spec.action("gpu_memory_utilization") if spec else None
     default = action.default if action else None
     return float(default) if isinstance(default, int | float) and not isinstance(default, bool) \
-        else DEFAULT_GPU_MEMORY_UTILIZATION
+        else None
+
+
+def launch_release(pin: str | None, spec: VllmArgSpec | None,
+                   installed: str | None = None) -> VllmRelease:
+    """The vLLM whose defaults a launch gets: the one that will run it (``spec``'s, else
+    ``installed``, the probed interpreter's), with its parser's ``gpu_memory_utilization``
+    default; else the candidate's ``stack.vllm`` pin; else the newest release read."""
+    parser = parser_default_utilization(spec)
+    running = spec.vllm_version if spec else installed
+    if running:
+        release = vllm_defaults.vllm_release(None, running, parser)
+        where = f" in {spec.python}" if spec else ""
+        return replace(release, said_by=f"the vLLM that runs it ({running}{where})")
+    return vllm_defaults.vllm_release(pin, None, parser)
 
 
 # -- runtime checks ----------------------------------------------------------------------------
 
 def check_free_memory(engine: Mapping[str, Any], gpu: GpuInfo | None,
-                      default_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
+                      release: VllmRelease | None = None,
                       process_groups: Mapping[int, int] | None = None,
                       runs: Sequence[LiveRun] = ()) -> list[Problem]:
-    """vLLM needs ``gpu_memory_utilization`` x total to be free when it starts; ``runs`` name the
-    holders that are leftover servers of our own runs."""
+    """vLLM needs ``gpu_memory_utilization`` x CUDA's total to be free when it starts (vLLM 0.32
+    ``vllm/v1/worker/utils.py`` ``request_memory``: "Free memory on device ... is less than
+    desired GPU memory utilization"); unset, the utilization is ``release``'s default (default:
+    the vLLM installed here). ``runs`` name the holders that are leftover servers of our
+    own runs."""
     if gpu is None:
         return []
-    utilization = engine.get("gpu_memory_utilization", default_utilization)
-    if not isinstance(utilization, int | float) or isinstance(utilization, bool):
+    configured = engine_value(engine, "gpu_memory_utilization")
+    if configured is not None and (not isinstance(configured, int | float)
+                                   or isinstance(configured, bool)):
         return []
-    if utilization <= gpu.free_fraction:
+    release = release or launch_release(None, None, engine_config.installed_vllm())
+    utilization = vllm_defaults.memory_utilization(release, configured).value
+    if gpu.cuda_total_bytes * utilization <= gpu.free_bytes:
         return []
     holders = []
     for process in gpu.processes:
@@ -99,7 +128,7 @@ def check_free_memory(engine: Mapping[str, Any], gpu: GpuInfo | None,
            "stop another's process group (kill -TERM -- -PGID)") if holders else ""
     return [Problem(
         "gpu-memory-busy",
-        f"gpu_memory_utilization {utilization:g} asks for {gib(gpu.total_bytes * utilization)} of "
+        f"gpu_memory_utilization {utilization:g} asks for {gib(gpu.cuda_total_bytes * utilization)} of "
         f"GPU {gpu.index} ({gpu.name}), but only {gib(gpu.free_bytes)} "
         f"({gpu.free_fraction:.2f}) is free{who}", "engine.gpu_memory_utilization")]
 

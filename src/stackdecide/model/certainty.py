@@ -21,7 +21,7 @@ from stackdecide.certify.uncertainty import Estimate
 
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_SAMPLES = 4000
-VerdictKind = Literal["certified", "tie", "judged"]
+VerdictKind = Literal["certified", "tie", "judged", "infeasible"]  # infeasible: no candidate is
 
 
 @dataclass(frozen=True)

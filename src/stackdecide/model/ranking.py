@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stackdecide.errors import StackdecideError
 from stackdecide.mcda.methods import METHODS, to_points
 from stackdecide.model.cells import Cell
 from stackdecide.model.certainty import Certainty
@@ -19,6 +20,20 @@ if TYPE_CHECKING:
     from stackdecide.model.decision import DecisionMatrix
 
 JSON_VERSION = 1
+
+
+class NoFeasibleCandidate(StackdecideError):
+    """Every candidate is infeasible, so there is no winner to launch or to analyse (exit 1).
+
+    ``reasons`` maps each candidate id to why it is infeasible (``Ranking.why_infeasible``).
+    """
+
+    exit_code = 1
+
+    def __init__(self, reasons: Mapping[str, str], what: str) -> None:
+        super().__init__(f"no candidate is feasible, so there is no winner {what}: "
+                         + "; ".join(f"{cid}: {why}" for cid, why in reasons.items()))
+        self.reasons = dict(reasons)
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,11 @@ class Ranking:
     the total), factors for the weighted product, and weighted normalised values for TOPSIS.
     ``extra`` keeps the method's other intermediates by name (TOPSIS: ``ideal``, ``anti_ideal``,
     ``distance_to_ideal``, ``distance_to_anti_ideal``), as scikit-criteria's ``extra_`` does.
+
+    A candidate is infeasible when it breaks a constraint (``violations``) or when a static launch
+    check says its configuration cannot start as written (``cannot_start``: the error-level
+    findings, also among ``findings``). It has no rank, is never the winner and comes after every
+    feasible candidate in ``order`` (infeasible ones by total among themselves).
     """
 
     decision: DecisionMatrix
@@ -44,7 +64,8 @@ class Ranking:
     normalized: np.ndarray  # (candidates, criteria) benefit form on 0..1
     terms: np.ndarray  # (candidates, criteria)
     cells: tuple[tuple[Cell, ...], ...]  # (candidates, criteria)
-    infeasible: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    violations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # constraints broken
+    cannot_start: Mapping[str, tuple[Finding, ...]] = field(default_factory=dict)  # launch errors
     findings: tuple[Finding, ...] = ()
     notes: tuple[str, ...] = ()
     extra: Mapping[str, np.ndarray] = field(default_factory=dict)
@@ -54,6 +75,27 @@ class Ranking:
         shown = ", ".join(f"{self.candidate_ids[i]}={self.totals[i]:.2f}" for i in self.order[:4])
         more = f", +{len(self.order) - 4} more" if len(self.order) > 4 else ""
         return f"<Ranking {self.method}: winner={self.winner!r}; {shown}{more}>"
+
+    @property
+    def infeasible(self) -> dict[str, tuple[str, ...]]:
+        """Why each infeasible candidate is, in file order: the constraints it breaks, then each
+        launch finding that says it cannot start (its message and ``[code]``)."""
+        reasons = {}
+        for cid in self.candidate_ids:
+            found = (*self.violations.get(cid, ()),
+                     *(refusal_reason(f) for f in self.cannot_start.get(cid, ())))
+            if found:
+                reasons[cid] = found
+        return reasons
+
+    def why_infeasible(self, candidate_id: str) -> str:
+        """One line for views: the constraints broken, and the codes of the launch findings that
+        say the candidate cannot start (their messages are in the audit); "" when feasible."""
+        parts = list(self.violations.get(candidate_id, ()))
+        refused = self.cannot_start.get(candidate_id, ())
+        if refused:
+            parts.append(f"cannot start as written ({', '.join(f.code for f in refused)})")
+        return "; ".join(parts)
 
     @property
     def totals(self) -> np.ndarray:
@@ -111,7 +153,8 @@ class Ranking:
         rows = []
         for index in self.order:
             row: dict[str, Any] = {"rank": int(self.ranks[index]) or None,
-                                   "total": float(self.totals[index])}
+                                   "total": float(self.totals[index]),
+                                   "feasible": bool(self.ranks[index] > 0)}
             row.update({crit: float(self.terms[index, j])
                         for j, crit in enumerate(self.decision.criterion_ids)})
             rows.append(row)
@@ -123,6 +166,11 @@ class Ranking:
     def to_dict(self) -> dict[str, Any]:
         """A stable, versioned, JSON-ready view (see docs/file-format.md, 'JSON output')."""
         return ranking_to_dict(self)
+
+
+def refusal_reason(finding: Finding) -> str:
+    """A launch finding as a reason its candidate is infeasible: its message, then its code."""
+    return f"{finding.message} [{finding.code}]"
 
 
 def _cell_dict(cell: Cell) -> dict[str, Any]:
@@ -138,6 +186,7 @@ def _cell_dict(cell: Cell) -> dict[str, Any]:
 def ranking_to_dict(ranking: Ranking) -> dict[str, Any]:
     """Stable JSON view; ``version`` changes only when a key changes meaning or goes away."""
     decision = ranking.decision
+    infeasible = ranking.infeasible
     candidates = []
     for index in ranking.order:
         candidate = decision.candidates[index]
@@ -146,8 +195,8 @@ def ranking_to_dict(ranking: Ranking) -> dict[str, Any]:
             "name": candidate.label,
             "rank": int(ranking.ranks[index]) or None,
             "total": round(float(ranking.totals[index]), 6),
-            "feasible": candidate.id not in ranking.infeasible,
-            "infeasible_reasons": list(ranking.infeasible.get(candidate.id, ())),
+            "feasible": candidate.id not in infeasible,
+            "infeasible_reasons": list(infeasible.get(candidate.id, ())),
             "reported_total": candidate.reported_total,
             "terms": {c.id: round(float(ranking.terms[index, j]), 6)
                       for j, c in enumerate(decision.criteria)},

@@ -125,9 +125,13 @@ def bad_parallel_sizes(engine: Mapping[str, Any]) -> list[str]:
 
 
 def layout_of(engine: Mapping[str, Any]) -> ParallelLayout:
-    """The layout an engine config asks for; a size that is not a positive integer counts as 1."""
+    """The layout an engine config asks for; a size that is not a positive integer counts as 1.
+    ``enable_expert_parallel`` is on as vLLM's flag reads it (``true``, ``1``; ``false`` is off);
+    with ``data_parallel_size`` above 1 an MoE model's experts are split over the DP ranks either
+    way (``ParallelLayout.expert_shards``)."""
     tp, pp, dp = (parallel_size(engine, option) or 1 for option in PARALLEL_OPTIONS)
-    return ParallelLayout(tp, pp, dp, bool(engine_value(engine, "enable_expert_parallel")))
+    expert_parallel = str(engine_value(engine, "enable_expert_parallel")).strip().lower()
+    return ParallelLayout(tp, pp, dp, expert_parallel in ("true", "1", "yes"))
 
 
 def engine_gpus(engine: Mapping[str, Any]) -> int:
@@ -144,6 +148,20 @@ def candidate_gpus(candidate: Candidate) -> int:
 def engine_dtype(engine: Mapping[str, Any]) -> str:
     """vLLM's ``dtype`` of an engine config as written; ``auto`` when unset."""
     return str(engine_value(engine, "dtype") or "auto")
+
+
+ATTENTION_ENV = "VLLM_ATTENTION_BACKEND"  # how releases before 0.13 named the backend
+
+
+def attention_backend_named(engine: Mapping[str, Any], env: Mapping[str, str]
+                            ) -> tuple[str, str] | None:
+    """The attention backend a candidate names, and where: ``engine.attention_backend`` (either
+    spelling), else the ``VLLM_ATTENTION_BACKEND`` env var; None when it names none."""
+    if value := engine_value(engine, "attention_backend"):
+        return str(value), f"engine.{engine_key(engine, 'attention_backend')}"
+    if value := env.get(ATTENTION_ENV):
+        return str(value), f"env.{ATTENTION_ENV}"
+    return None
 
 
 def engine_kv_cache_dtype(engine: Mapping[str, Any]) -> str:

@@ -203,7 +203,8 @@ def contributions_chart(report: Report, colors: list[str]) -> str:
 def acceptability_chart(report: Report) -> str:
     """SMAA-2 rank acceptability: the share of sampled weights giving each candidate each rank."""
     matplotlib = require_matplotlib()
-    smaa, decision = report.sensitivity.smaa, report.decision
+    assert report.sensitivity is not None, "drawn only when the feasible candidates were analysed"
+    smaa, decision = report.sensitivity.smaa, report.sensitivity.decision
     shares = smaa.acceptability
     n = len(decision.candidates)
     ranks_shown = min(n, 5)
@@ -239,7 +240,8 @@ def acceptability_chart(report: Report) -> str:
 
 def flip_chart(report: Report, colors: list[str]) -> str:
     """Per criterion: the weight range that keeps the winner, the current weight, the flip points."""
-    flips, decision = report.sensitivity.flips, report.decision
+    assert report.sensitivity is not None, "drawn only when the feasible candidates were analysed"
+    flips, decision = report.sensitivity.flips, report.sensitivity.decision
     rows = sorted(range(len(flips.criteria)), key=lambda j: -flips.weights[j])[:MAX_CRITERIA_SHOWN]
     winner = plain(decision.candidate(flips.winner).label, 48)
     with _figure("flips", _height(len(rows), 1)) as figure:

@@ -5,6 +5,7 @@ Pure data: no matplotlib and no HTML here, so the markdown view works without th
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import statistics
 from collections import defaultdict
@@ -21,6 +22,7 @@ from stackdecide.audit.targets import (
     hardware_of,
     roofline_setup,
 )
+from stackdecide.decision import left_out_of
 from stackdecide.evidence.apply import gpu_matches
 from stackdecide.facts.roofline import (
     RooflineError,
@@ -34,6 +36,7 @@ from stackdecide.launch import preflight
 from stackdecide.mcda.methods import METHODS, to_points, wsm
 from stackdecide.model.certainty import Certainty, CertaintySettings
 from stackdecide.model.problems import Problem, errors
+from stackdecide.model.ranking import NoFeasibleCandidate
 from stackdecide.model.stack import engine_kv_cache_dtype
 from stackdecide.robustness import Sensitivity, analyze
 from stackdecide.scoring import measured_decision
@@ -140,13 +143,14 @@ class WinnerConfig:
 @dataclass(frozen=True)
 class Report:
     """A decision's full report. ``ranking`` is what the report ranks by (with evidence when given);
-    ``judged`` is the judged-only ranking beside it when evidence was given."""
+    ``judged`` is the judged-only ranking beside it when evidence was given. ``sensitivity`` is of
+    the feasible candidates; None when there is none."""
 
     decision: Decision
     ranking: Ranking
     judged: Ranking | None
     evidence: EvidenceSet | None
-    sensitivity: Sensitivity
+    sensitivity: Sensitivity | None
     sensitivity_basis: str
     roofline: Roofline
     winner_config: WinnerConfig | None
@@ -198,7 +202,8 @@ def build_report(decision: Decision, evidence: EvidenceSet | None = None, *, met
     """Score ``decision`` (with ``evidence`` when given) and gather what the report shows.
 
     Sensitivity (flip distances, SMAA-2) is computed under the weighted sum of the scores the
-    ranking used: measured scores where evidence replaced judged ones. ``samples`` defaults to the
+    ranking used: measured scores where evidence replaced judged ones, for the feasible candidates
+    only (none feasible: no sensitivity). ``samples`` defaults to the
     file's ``sensitivity.samples``; the fixed ``seed`` makes the same inputs give the same report.
     With evidence the ranking's certainty is computed with ``certainty`` (by default the settings
     ``score`` uses, with this ``seed``), so the report and ``score`` agree on P(best).
@@ -213,14 +218,14 @@ def build_report(decision: Decision, evidence: EvidenceSet | None = None, *, met
     label = METHODS[method].label
     basis = (f"{label} of the judged scores" if not measured else
              f"{label} of the scores ranked above ({measured} measured, the rest judged)")
-    if ranking.infeasible:
-        basis += "; constraints are not applied here, so infeasible candidates take part"
+    sensitivity: Sensitivity | None = None
+    with contextlib.suppress(NoFeasibleCandidate):  # the views say that nothing was analysed
+        sensitivity = analyze(scored, samples=samples, seed=seed, method=method,
+                              left_out=left_out_of(ranking))
     winner = ranking.winner
-    return Report(decision, ranking, judged, evidence,
-                  analyze(scored, samples=samples, seed=seed, method=method), basis,
+    return Report(decision, ranking, judged, evidence, sensitivity, basis,
                   roofline_of(decision, evidence, ranking),
                   winner_config(decision, winner, engine_spec, engine_note) if winner else None)
-
 
 
 def winner_config(decision: Decision, candidate_id: str, spec: VllmArgSpec | None = None,

@@ -35,6 +35,7 @@ def capacity_lines(capacity: Capacity) -> list[str]:
         return [*lines, f"  KV tokens that fit: not estimated: {capacity.skipped}"]
     assert capacity.tokens is not None and capacity.concurrency is not None
     lines += [f"  KV cache: {_gib(capacity.kv_budget_bytes)} ({capacity.budget})",
+              *([f"  vLLM settings: {capacity.engine_defaults}"] if capacity.engine_defaults else []),
               f"  KV tokens that fit: {capacity.tokens:,} (vLLM logs \"KV cache size: "
               f"{capacity.tokens:,} tokens\")",
               f"  sequences of {capacity.max_model_len:,} tokens ({capacity.max_model_len_source})"
@@ -48,8 +49,18 @@ def capacity_lines(capacity: Capacity) -> list[str]:
     return lines
 
 
+def engine_defaults_lines(capacities: Sequence[Capacity]) -> list[str]:
+    """The scheduler and memory settings each estimate took from vLLM's defaults, and from
+    which release and rule: once when every candidate took the same."""
+    assumed = {c.candidate: c.engine_defaults for c in capacities if c.engine_defaults}
+    if len(assumed) == len(capacities) > 1 and len(set(assumed.values())) == 1:
+        return [f"vLLM settings of every candidate: {next(iter(assumed.values()))}"]
+    return [f"vLLM settings of {candidate}: {text}" for candidate, text in assumed.items()]
+
+
 def capacity_table(capacities: Sequence[Capacity], tablefmt: str = "simple") -> str:
-    """One row per candidate: weights, KV bytes per token, KV tokens and sequences that fit."""
+    """One row per candidate: weights, KV bytes per token, KV tokens and sequences that fit;
+    then the settings the estimates took from vLLM's defaults (``engine_defaults_lines``)."""
     multi = any(c.gpus > 1 for c in capacities)
     rows = [[c.candidate, c.model, *([f"{c.layout} ({c.gpus} GPU{'s' if c.gpus > 1 else ''})"]
                                      if multi else []), _gib(c.weights_bytes),
@@ -61,7 +72,8 @@ def capacity_table(capacities: Sequence[Capacity], tablefmt: str = "simple") -> 
     return tabulate(rows, ["candidate", "model", *(["layout"] if multi else []),
                            "weights" + (" per GPU" if multi else ""), "KV bytes/token", "KV cache",
                            "KV tokens", "max_model_len", "sequences at once", "not estimated"],
-                    tablefmt=tablefmt, disable_numparse=True) + "\n"
+                    tablefmt=tablefmt, disable_numparse=True) + "\n" \
+        + "".join(f"{line}\n" for line in engine_defaults_lines(capacities))
 
 
 def render_plan(plan: LaunchPlan) -> str:

@@ -12,7 +12,7 @@ from tabulate import tabulate
 
 from stackdecide.mcda.methods import METHODS
 from stackdecide.report.data import command_lines
-from stackdecide.report.text import before_after_rows, table_rows
+from stackdecide.report.text import before_after_rows, no_winner_text, table_rows
 from stackdecide.robustness.report import _share
 
 if TYPE_CHECKING:
@@ -67,11 +67,10 @@ def _summary(report: Report) -> list[str]:
         out.append(f"source: {md(meta.source)}")
     out.append("")
     winner = ranking.winner
-    smaa, flips = report.sensitivity.smaa, report.sensitivity.flips
     cells = len(decision.candidates) * len(decision.criteria)
     sure = report.certainty
     if winner is None:
-        out.append("**Winner: none** (every candidate breaks a constraint)")
+        out.append(f"**Winner: none**: {md(no_winner_text(ranking))}.")
     else:
         title = "Leader, not certified" if sure is not None and sure.verdict.kind == "tie" \
             else "Winner"
@@ -84,18 +83,26 @@ def _summary(report: Report) -> list[str]:
         out.append(line + ".")
         if sure is not None:
             out.append(f"Under measurement noise: {md(sure.verdict.text)}.")
-    first = float(smaa.first_rank[decision.candidate_index(flips.winner)])
-    aside = " constraints aside" if ranking.infeasible else ""
-    out.append(f"`{md(flips.winner)}` wins under {_pct(first)} of {smaa.samples:,} sampled "
-               f"weightings (SMAA-2, seed {smaa.seed}{aside}); {ranking.measured_cells} of "
-               f"{cells} cells measured, the rest judged.")
+    sensitivity = report.sensitivity
+    if sensitivity is not None:
+        smaa, flips = sensitivity.smaa, sensitivity.flips
+        first = float(smaa.first_rank[sensitivity.decision.candidate_index(flips.winner)])
+        among = " among the feasible candidates" if sensitivity.left_out else ""
+        out.append(f"`{md(flips.winner)}` wins under {_pct(first)} of {smaa.samples:,} sampled "
+                   f"weightings (SMAA-2, seed {smaa.seed}{among}); {ranking.measured_cells} of "
+                   f"{cells} cells measured, the rest judged.")
+    else:
+        out.append(f"{ranking.measured_cells} of {cells} cells measured, the rest judged.")
     out += ["", "### Ranking", "", "criterion columns: " + (
         "points of the weighted sum, adding up to the total" if ranking.method == "wsm"
         else f"the {ranking.method} terms") + "; `*` marks a measured score", ""]
     headers, rows = table_rows(ranking)
     out.append(_table([md(h) for h in headers], [[md(c) for c in row] for row in rows]))
-    for candidate_id, reasons in ranking.infeasible.items():
-        out.append(f"\ninfeasible: `{md(candidate_id)}`: {md('; '.join(reasons))}")
+    for index in ranking.order:
+        if ranking.ranks[index] == 0:
+            candidate_id = ranking.candidate_ids[index]
+            out.append(f"\ninfeasible: `{md(candidate_id)}`: "
+                       f"{md(ranking.why_infeasible(candidate_id))}")
     return out
 
 
@@ -160,9 +167,16 @@ def _audit(report: Report) -> list[str]:
 
 
 def _robustness(report: Report) -> list[str]:
-    decision = report.decision
-    smaa, flips = report.sensitivity.smaa, report.sensitivity.flips
-    out = ["", "### Robustness", "", f"on the {md(report.sensitivity_basis)}", ""]
+    sensitivity = report.sensitivity
+    out = ["", "### Robustness", ""]
+    if sensitivity is None:
+        return [*out, "Not analysed: no candidate is feasible, and flip distances, the trade-off "
+                "and SMAA-2 are about feasible candidates."]
+    decision, smaa, flips = sensitivity.decision, sensitivity.smaa, sensitivity.flips
+    out += [f"on the {md(report.sensitivity_basis)}", ""]
+    if sensitivity.left_out:
+        out += ["left out (infeasible, so never the winner):", "",
+                *[f"- `{md(cid)}`: {md(why)}" for cid, why in sensitivity.left_out.items()], ""]
     nearest = flips.nearest
     if nearest is not None and nearest.threshold is not None:
         verb = "raise" if nearest.direction == "increase" else "lower"

@@ -24,6 +24,7 @@ from stackdecide.report.sections import (
     roofline_section,
     scores_section,
 )
+from stackdecide.report.text import no_winner_text
 
 if TYPE_CHECKING:
     from stackdecide.report.data import Report
@@ -64,7 +65,7 @@ def _cards(report: Report) -> str:
     winner = ranking.winner
     cards = []
     if winner is None:
-        cards.append(("winner", "none", "every candidate breaks a constraint"))
+        cards.append(("winner", "none", no_winner_text(ranking)))
     else:
         tied = [t for t in ranking.tied_winners if t != winner]
         detail = f"{ranking.total(winner):.2f} of 100 ({ranking.method})"
@@ -82,12 +83,15 @@ def _cards(report: Report) -> str:
             runner = decision.candidates[order[1]]
             margin = ranking.total(winner) - ranking.total(runner.id)
             cards.append(("lead", f"{margin:.2f} points", f"over {runner.label}"))
-    smaa = report.sensitivity.smaa
-    index = decision.candidate_index(report.sensitivity.winner)
-    cards.append(("wins under sampled weights", pct(float(smaa.first_rank[index])),
-                  f"{decision.candidate(report.sensitivity.winner).label}; SMAA-2, "
-                  f"{smaa.samples:,} samples"
-                  + ("; constraints not applied" if ranking.infeasible else "")))
+    sensitivity = report.sensitivity
+    if sensitivity is not None:
+        smaa, analysed = sensitivity.smaa, sensitivity.decision
+        index = analysed.candidate_index(sensitivity.winner)
+        left_out = len(sensitivity.left_out)
+        cards.append(("wins under sampled weights", pct(float(smaa.first_rank[index])),
+                      f"{analysed.candidate(sensitivity.winner).label}; SMAA-2, "
+                      f"{smaa.samples:,} samples"
+                      + (f"; {left_out} infeasible left out" if left_out else "")))
     total_cells = len(decision.candidates) * len(decision.criteria)
     cards.append(("measured cells", f"{ranking.measured_cells} of {total_cells}",
                   "the rest are judged scores" if ranking.measured_cells else
@@ -218,4 +222,5 @@ def render_html(report: Report) -> str:
         version=esc(__version__), title=esc(report.decision.title), css=CSS,
         header=_header(report), nav=nav, cards=_cards(report),
         sections="\n".join(body for _, _, body in sections),
-        method=esc(report.ranking.method), seed=esc(report.sensitivity.smaa.seed))
+        method=esc(report.ranking.method),
+        seed=esc(report.sensitivity.smaa.seed if report.sensitivity else "–"))

@@ -13,6 +13,7 @@ from stackdecide.mcda.methods import METHODS
 from stackdecide.report import charts
 from stackdecide.report.data import command_lines
 from stackdecide.report.html_kit import esc, figure, g, pct, section, table
+from stackdecide.report.text import no_winner_text, worst_first
 from stackdecide.robustness.report import REFERENCE, _share
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ def swatch(color: str) -> str:
 
 
 def audit_badges(report: Report, candidate_id: str) -> str:
-    found = [f for f in report.ranking.findings if f.subject == candidate_id]
+    """A badge per finding about the candidate, the worst first."""
+    found = worst_first(report.ranking, report.decision.candidate_index(candidate_id))
     if not found:
         reported = report.decision.candidate(candidate_id).reported_total
         return '<span class="b ok">ok</span>' if reported is not None else ""
@@ -53,11 +55,11 @@ def ranking_section(report: Report, colors: list[str]) -> str:
     for i in ranking.order:
         candidate = decision.candidates[i]
         rank = int(ranking.ranks[i])
-        infeasible = ranking.infeasible.get(candidate.id)
         name = f"<b>{esc(candidate.label)}</b>" + (
             f"<br><small>{esc(candidate.id)}</small>" if candidate.name else "")
-        if infeasible:
-            name += f'<br><span class="b error">infeasible: {esc("; ".join(infeasible))}</span>'
+        if not rank:
+            name += (f'<br><span class="b error">infeasible: '
+                     f'{esc(ranking.why_infeasible(candidate.id))}</span>')
         row = [str(rank) if rank else "–", name, f"<b>{ranking.totals[i]:.2f}</b>"]
         for j in range(len(decision.criteria)):
             mark = ' <span class="m" title="measured">M</span>' if ranking.cells[i][j].measured else ""
@@ -299,8 +301,13 @@ def _flip_text(flip: WeightFlip) -> str:
 
 
 def robustness_section(report: Report, colors: list[str]) -> str:
-    sensitivity, decision = report.sensitivity, report.decision
-    flips, smaa = sensitivity.flips, sensitivity.smaa
+    """Flip distances, the trade-off and SMAA-2 of the feasible candidates (those analysed)."""
+    sensitivity = report.sensitivity
+    if sensitivity is None:
+        return section("robustness", "How robust is the winner?",
+                       "<p>Not analysed: no candidate is feasible, and flip distances, the "
+                       "trade-off and SMAA-2 are about feasible candidates.</p>")
+    decision, flips, smaa = sensitivity.decision, sensitivity.flips, sensitivity.smaa
     nearest = flips.nearest
     if nearest is not None and nearest.threshold is not None:
         verb = "raising" if nearest.direction == "increase" else "lowering"
@@ -312,6 +319,11 @@ def robustness_section(report: Report, colors: list[str]) -> str:
     flip_rows = [[esc(decision.criteria[j].label), pct(c.weight), _flip_text(c.decrease),
                   _flip_text(c.increase)] for j, c in enumerate(flips.criteria)]
     parts = [f"<p>{summary}</p>"]
+    if sensitivity.left_out:
+        items = "".join(f"<li><b>{esc(cid)}</b>: {esc(why)}</li>"
+                        for cid, why in sensitivity.left_out.items())
+        parts.append(f"<p>Left out, being infeasible (never the winner, so no flip target and "
+                     f"no share of first places):</p><ul>{items}</ul>")
     if len(decision.criteria) > 1 and len(decision.candidates) > 1:
         parts.append(figure("flips", charts.flip_chart(report, colors),
                              "One weight moves, the others keep their proportions (they still add "
@@ -370,7 +382,7 @@ def config_section(report: Report) -> str:
     config = report.winner_config
     if config is None:
         return section("engine", "Winner's engine configuration",
-                        "<p>No winner: every candidate breaks a constraint.</p>")
+                        f"<p>No winner: {esc(no_winner_text(report.ranking))}.</p>")
     verdict = (' <span class="b error">stackdecide launch would refuse it</span>'
                if config.refused else "")
     parts = [f"<p><b>{esc(config.label)}</b> <small>({esc(config.candidate)})</small>{verdict}</p>"]

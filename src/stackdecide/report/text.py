@@ -39,14 +39,37 @@ def _term_text(ranking: Ranking, i: int, j: int) -> str:
     return text + ("*" if ranking.cells[i][j].measured else "")
 
 
-def _audit_text(ranking: Ranking, index: int) -> str:
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+def worst_first(ranking: Ranking, index: int) -> list[Finding]:
+    """A candidate's findings, worst first: errors, then warnings, then infos; among errors, those
+    that say it cannot start before the others (a wrong published total leaves it feasible)."""
+    refused = ranking.cannot_start.get(ranking.candidate_ids[index], ())
     flags = _candidate_flags(ranking, index)
+    return sorted(flags, key=lambda f: (SEVERITY_ORDER[f.severity], f not in refused))
+
+
+def _audit_text(ranking: Ranking, index: int) -> str:
+    """The worst finding, with the count of the others: ``launch:kv-cache-too-small (+2)``."""
+    flags = worst_first(ranking, index)
     if not flags:
         return "ok" if ranking.decision.candidates[index].reported_total is not None else ""
     first = flags[0]
+    text = first.code
     if first.code == "reported-total-mismatch" and first.difference is not None:
-        return f"MISMATCH {first.difference:+.2f}"
-    return first.code
+        text = f"MISMATCH {first.difference:+.2f}"
+    return text + (f" (+{len(flags) - 1})" if len(flags) > 1 else "")
+
+
+def no_winner_text(ranking: Ranking) -> str:
+    """Why there is no winner: how many candidates cannot start, how many break a constraint."""
+    refused, broken = len(ranking.cannot_start), len(ranking.violations)
+    why = [f"{refused} cannot start as written"] if refused else []
+    if broken:
+        why.append(f"{broken} break{'s' if broken == 1 else ''} a constraint")
+    return (f"no candidate is feasible ({' and '.join(why)}); the totals are shown as scored, "
+            "none is ranked")
 
 
 def table_rows(ranking: Ranking) -> tuple[list[str], list[list[Any]]]:
@@ -155,7 +178,7 @@ def render_text(ranking: Ranking, tablefmt: str = "simple") -> str:
     lines.append("")
     winner = ranking.winner
     if winner is None:
-        lines.append("winner: none (every candidate is infeasible)")
+        lines.append(f"winner: none: {no_winner_text(ranking)}")
     elif certainty is not None and certainty.verdict.kind == "tie":
         lines.append(f"leader: {decision.candidate(winner).label} ({ranking.total(winner):.2f}), "
                      f"not certified: {certainty.verdict.text}")
@@ -179,8 +202,10 @@ def render_text(ranking: Ranking, tablefmt: str = "simple") -> str:
             lines += ["", *certainty_lines(ranking, tablefmt)]
     else:
         lines += ["all cells judged (no measurements used)"]
-    for candidate_id, reasons in ranking.infeasible.items():
-        lines.append(f"infeasible: {candidate_id}: {'; '.join(reasons)}")
+    for index in ranking.order:
+        if ranking.ranks[index] == 0:
+            candidate_id = ranking.candidate_ids[index]
+            lines.append(f"infeasible: {candidate_id}: {ranking.why_infeasible(candidate_id)}")
     if ranking.findings:
         lines += ["", "audit:"]
         lines += [f"  {line}" for line in finding_lines(ranking.findings)]
@@ -203,7 +228,9 @@ def render_csv(ranking: Ranking) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["rank", "id", "name", "total", *[f"{c.id}" for c in decision.criteria],
-                     *[f"{c.id}_source" for c in decision.criteria], "reported_total", "audit"])
+                     *[f"{c.id}_source" for c in decision.criteria], "reported_total", "audit",
+                     "feasible", "infeasible_reasons"])
+    infeasible = ranking.infeasible
     for index in ranking.order:
         candidate = decision.candidates[index]
         writer.writerow([
@@ -213,6 +240,8 @@ def render_csv(ranking: Ranking) -> str:
             *[ranking.cells[index][j].source for j in range(len(decision.criteria))],
             "" if candidate.reported_total is None else candidate.reported_total,
             _audit_text(ranking, index),
+            "false" if candidate.id in infeasible else "true",
+            "; ".join(infeasible.get(candidate.id, ())),
         ])
     return buffer.getvalue()
 

@@ -69,6 +69,7 @@ def sensitivity_to_dict(result: Sensitivity) -> dict[str, Any]:
         "weights": {cid: _number(w, 9) for cid, w in zip(flips.criterion_ids, flips.weights,
                                                          strict=True)},
         "winner": flips.winner,
+        "left_out": [{"id": cid, "reason": why} for cid, why in result.left_out.items()],
         "flip_distances": [
             {"criterion": c.criterion, "weight": _number(c.weight, 9),
              "increase": _flip_dict(c.increase), "decrease": _flip_dict(c.decrease)}
@@ -228,6 +229,20 @@ def _sampling_text(result: Sensitivity) -> str:
     return f"{smaa.samples:,} weight vectors {where}, seed {smaa.seed}; {scores}"
 
 
+def _left_out_lines(result: Sensitivity, markdown: bool) -> list[str]:
+    """The infeasible candidates that take no part, with why."""
+    if not result.left_out:
+        return []
+    count = len(result.left_out)
+    lines = ["", f"left out: {count} infeasible candidate{'s' if count != 1 else ''} (flip "
+             "distances, the trade-off and SMAA-2 are about feasible candidates; none of these "
+             "can win)"]
+    if markdown:  # a list needs a blank line before it
+        lines.append("")
+    bullet = "- " if markdown else "  "
+    return lines + [f"{bullet}{cid}: {why}" for cid, why in result.left_out.items()]
+
+
 def render_text(result: Sensitivity, tablefmt: str = "simple") -> str:
     """Table (``simple``) or markdown (``github``) view with a line explaining each number."""
     markdown = tablefmt == "github"
@@ -244,6 +259,7 @@ def render_text(result: Sensitivity, tablefmt: str = "simple") -> str:
              f"({to_points(flips.totals[decision.candidate_index(flips.winner)]):.2f})"
              + ("" if result.tradeoff is None else
                 f", runner-up {result.tradeoff.runner_up} by {result.tradeoff.margin:.2f} points")]
+    lines += _left_out_lines(result, markdown)
     lines += ["", heading("Weight needed to change the winner"), *_flip_text(result), "",
               table(["criterion", "weight", "raise to", "then wins", "lower to", "then wins"],
                     _flip_rows(result)), ""]

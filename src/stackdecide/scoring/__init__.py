@@ -1,5 +1,9 @@
 """Scoring: evidence -> method -> constraints -> audit -> certainty, the one path every ranking takes.
 
+A candidate is infeasible when it breaks a constraint or when a static launch check (run once,
+before ranking) finds an error in its configuration: it cannot start as written. Infeasible
+candidates have no rank and are never the winner.
+
 ``score`` is pure apart from reading the evidence set it is given: the same decision, evidence,
 method and certainty settings always give the same ranking. With evidence, the ranking carries its
 certainty (``scoring.certainty``), computed once here with the settings given here, so every view
@@ -13,7 +17,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from stackdecide.audit import audit
+from stackdecide.audit import audit, cannot_start, check_launchability
 from stackdecide.errors import StackdecideError
 from stackdecide.evidence.apply import apply_evidence
 from stackdecide.evidence.records import EvidenceSet
@@ -36,7 +40,9 @@ def score(decision: DecisionMatrix, method: str = "wsm", evidence: EvidenceSet |
     ``wpm`` (weighted product) or ``topsis`` (with the scale's ends as ideal and anti-ideal).
     Measurements of a benchmark cut short (``complete: false``) count only with ``include_partial``.
     With ``evidence``, ``Ranking.certainty`` says how sure the ranking is under measurement noise,
-    computed with ``certainty`` (default settings when not given).
+    computed with ``certainty`` (default settings when not given). A candidate whose configuration
+    cannot start as written (an error of the static launch checks) is infeasible, as is one that
+    breaks a constraint.
     """
     try:
         aggregate = methods.get_method(method)
@@ -50,22 +56,28 @@ def score(decision: DecisionMatrix, method: str = "wsm", evidence: EvidenceSet |
                                  include_partial=include_partial)
         cells, metric_values = applied.cells, applied.metric_values
         notes.extend(applied.notes)
+    launch = check_launchability(decision)
+    refused = cannot_start(launch)
     matrix = np.array([[cell.score for cell in row] for row in cells])
     normalized = decision.normalize(matrix)
     result = aggregate(normalized, decision.weights)
-    infeasible = {cid: tuple(reasons) for cid in decision.candidate_ids
-                  if (reasons := violations(decision.constraints, metric_values.get(cid, {})))}
-    feasible = np.array([cid not in infeasible for cid in decision.candidate_ids])
+    broken = {cid: tuple(reasons) for cid in decision.candidate_ids
+              if (reasons := violations(decision.constraints, metric_values.get(cid, {})))}
+    feasible = np.array([cid not in broken and cid not in refused
+                         for cid in decision.candidate_ids])
     totals = result.totals
     _require_finite(decision, totals)
-    ranks = np.zeros(len(totals), dtype=int)
-    if feasible.any():
-        _, feasible_ranks = methods.rank(totals[feasible])
-        ranks[feasible] = feasible_ranks
-    order = np.lexsort((np.arange(len(totals)), np.where(feasible, ranks, len(totals) + 1)))
+    # places among the feasible candidates are their ranks; infeasible ones come after them, in
+    # the places they take among themselves, and have no rank
+    places = np.zeros(len(totals), dtype=int)
+    for group in (feasible, ~feasible):
+        if group.any():
+            places[group] = methods.rank(totals[group])[1]
+    ranks = np.where(feasible, places, 0)
+    order = np.lexsort((np.arange(len(totals)), places, ~feasible))
     ranking = Ranking(decision, method, totals, ranks, order, normalized, result.terms, cells,
-                      infeasible, (), tuple(notes), dict(result.extra))
-    ranking = dataclasses.replace(ranking, findings=tuple(audit(decision, ranking)))
+                      broken, refused, (), tuple(notes), dict(result.extra))
+    ranking = dataclasses.replace(ranking, findings=tuple(audit(decision, ranking, launch)))
     if evidence is None:
         return ranking
     return dataclasses.replace(ranking, certainty=assess(ranking, certainty or CertaintySettings()))

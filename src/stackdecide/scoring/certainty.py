@@ -118,6 +118,8 @@ def _verdict(ranking: Ranking, probabilities: RankProbabilities | None, launches
              confidence: float) -> Verdict:
     """The racing policy's rule (``certify.racing``), applied to the evidence at hand."""
     ids = ranking.candidate_ids
+    if ranking.winner is None:  # P(best) is 0 for all: no leader to certify or tie
+        return Verdict("infeasible", None, (), "no candidate is feasible: nothing to certify")
     if probabilities is None:
         return Verdict("judged", ranking.winner, (), "no measured cell: the ranking rests on judged "
                        "scores alone (no measurement uncertainty to weigh)")

@@ -33,12 +33,23 @@ class GpuProcess:
 
 @dataclass(frozen=True)
 class GpuInfo:
+    """One GPU as NVML reports it. ``total_bytes`` is NVML's total (nvidia-smi's ``memory.total``);
+    ``reserved_bytes`` what the driver keeps of it (NVML memory info v2; 0 where the driver or
+    bindings do not say), which CUDA never hands out: ``cuda_total_bytes`` is what vLLM's memory
+    budget multiplies by ``gpu_memory_utilization`` (vLLM 0.32 ``vllm/v1/worker/utils.py``
+    ``request_memory``: ``MemorySnapshot.total_memory``, from ``cudaMemGetInfo``)."""
+
     index: int
     name: str
     total_bytes: int
     free_bytes: int
     compute_capability: str | None  # "9.0"
     processes: tuple[GpuProcess, ...] = ()
+    reserved_bytes: int = 0
+
+    @property
+    def cuda_total_bytes(self) -> int:
+        return self.total_bytes - self.reserved_bytes
 
     @property
     def free_fraction(self) -> float:
@@ -184,6 +195,18 @@ def _nvml() -> Any:
     return module
 
 
+def _reserved_bytes(pynvml: Any, handle: Any) -> int:
+    """Memory the driver reserves on a GPU (NVML memory info v2, drivers 510 on); 0 when the
+    driver or the bindings cannot say (older drivers leave it out of the total already)."""
+    version = getattr(pynvml, "nvmlMemory_v2", None)
+    if version is None:
+        return 0
+    try:
+        return int(pynvml.nvmlDeviceGetMemoryInfo(handle, version=version).reserved)
+    except (pynvml.NVMLError, TypeError, AttributeError):
+        return 0
+
+
 def probe_gpus() -> GpuReport:
     """GPUs through NVML; a report without GPUs (and the reason) when NVML is not usable."""
     pynvml = _nvml()
@@ -220,7 +243,8 @@ def probe_gpus() -> GpuReport:
                            _process_name(p.pid))
                 for p in running)
             gpus.append(GpuInfo(index, _decode(pynvml.nvmlDeviceGetName(handle)),
-                                int(memory.total), int(memory.free), capability, processes))
+                                int(memory.total), int(memory.free), capability, processes,
+                                _reserved_bytes(pynvml, handle)))
         return GpuReport(tuple(gpus), driver, cuda_driver, links=_links(pynvml, handles))
     except pynvml.NVMLError as exc:
         return GpuReport((), unavailable=f"NVML: {exc}")

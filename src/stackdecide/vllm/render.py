@@ -1,8 +1,10 @@
 """A candidate's engine config -> the argv and environment of the vLLM that will run it.
 
 Which keys exist, how booleans are spelled and which values a choice accepts all come from that
-vLLM's own parser (``vllm_args.load_arg_spec``). The only fixed knowledge here is the table of keys
-vLLM removed, so that a dropped key can say since when; the valid-key set never comes from it.
+vLLM's own parser (``vllm_args.load_arg_spec``). The flag history of ``vllm.flags`` only says,
+for a key the parser lacks, since when vLLM removed it or from when it has it; the valid-key set
+never comes from it. Without that vLLM's parser (none installed, or another version than the
+candidate pins), ``render_for_version`` renders for the pinned release from the flag history.
 """
 
 from __future__ import annotations
@@ -10,52 +12,23 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stackdecide._text import did_you_mean
 from stackdecide.model.problems import Problem, errors
 from stackdecide.model.stack import option_name
 from stackdecide.vllm.args import ArgAction, VllmArgSpec
-
-ATTENTION_ENV = "VLLM_ATTENTION_BACKEND"
-
-
-@dataclass(frozen=True)
-class RemovedKey:
-    removed_in: str  # first vLLM release without it
-    last_in: str  # last release that accepted it
-    note: str
-
-
-# Checked against the EngineArgs of each vLLM release from 0.9.2 to 0.13.0 and 0.32.0.
-REMOVED_KEYS: dict[str, RemovedKey] = {
-    "use_v2_block_manager": RemovedKey(
-        "0.10.0", "0.9.2", "the v2 block manager has been the only one since 0.6.x; the flag had "
-        "no effect"),
-    "tokenizer_pool_size": RemovedKey("0.10.0", "0.9.2", "tokenizer pools are gone"),
-    "tokenizer_pool_type": RemovedKey("0.10.0", "0.9.2", "tokenizer pools are gone"),
-    "tokenizer_pool_extra_config": RemovedKey("0.10.0", "0.9.2", "tokenizer pools are gone"),
-    "device": RemovedKey("0.10.0", "0.9.2", "the platform picks the device"),
-    "num_scheduler_steps": RemovedKey("0.10.1", "0.10.0", "multi-step scheduling was a V0 "
-                                      "feature"),
-    "multi_step_stream_outputs": RemovedKey("0.10.1", "0.10.0", "multi-step scheduling was a V0 "
-                                            "feature"),
-    "enable_prompt_adapter": RemovedKey("0.10.2", "0.10.1", "prompt adapters were removed"),
-    "override_neuron_config": RemovedKey("0.10.2", "0.10.1", "the Neuron backend moved out"),
-    "max_seq_len_to_capture": RemovedKey("0.11.0", "0.10.2", "CUDA graph sizes are set through "
-                                         "compilation_config"),
-    "preemption_mode": RemovedKey("0.11.0", "0.10.2", "V1 always preempts by recomputation"),
-    "disable_async_output_proc": RemovedKey("0.11.0", "0.10.2", "a V0 option"),
-    "scheduler_delay_factor": RemovedKey("0.11.0", "0.10.2", "a V0 option"),
-    "rope_scaling": RemovedKey("0.11.1", "0.11.0", "set it through hf_overrides"),
-    "rope_theta": RemovedKey("0.11.1", "0.11.0", "set it through hf_overrides"),
-    "guided_decoding_backend": RemovedKey("0.12.0", "0.11.2", "use structured_outputs_config"),
-    "num_lookahead_slots": RemovedKey("0.12.0", "0.11.2", "a V0 speculative-decoding option"),
-    "lora_extra_vocab_size": RemovedKey("0.12.0", "0.11.2", "LoRA adapters no longer add "
-                                        "vocabulary"),
-    "task": RemovedKey("0.13.0", "0.12.0", "use runner and convert"),
-}
+from stackdecide.vllm.flags import (
+    ATTENTION_ENV,
+    KEYS,
+    REMOVED_KEYS,
+    adapt,
+    removed_problem,
+    table_spec,
+    too_new_problem,
+    unknown_problems,
+)
 
 # Keys the launcher owns: it binds the server itself.
 LAUNCHER_KEYS = ("host", "port")
@@ -158,16 +131,6 @@ def render_value(key: str, value: Any, action: ArgAction) -> tuple[list[str], Pr
     return [action.long_option, _scalar(value)], None
 
 
-def removed_problem(key: str, spec: VllmArgSpec | None) -> Problem:
-    """A key vLLM removed: dropped from the command with a warning, since newer vLLMs refuse it."""
-    entry = REMOVED_KEYS[key]
-    installed = f"vLLM {spec.vllm_version} has no such argument" if spec else \
-        f"a vLLM of {entry.removed_in} or later refuses it"
-    return Problem("removed-key",
-                   f"dropped: vLLM removed '{key}' in {entry.removed_in} (last accepted by "
-                   f"{entry.last_in}; {entry.note}); {installed}", f"engine.{key}", "warning")
-
-
 def render(engine: Mapping[str, Any], spec: VllmArgSpec, *, host: str = "127.0.0.1",
            port: int = 8000, served_model_name: str | None = None,
            env: Mapping[str, str] | None = None, python: str | None = None) -> RenderedCommand:
@@ -218,13 +181,14 @@ def render(engine: Mapping[str, Any], spec: VllmArgSpec, *, host: str = "127.0.0
                 rendered[key] = f"{ATTENTION_ENV}={value}"
                 problems.append(Problem(
                     "attention-backend-env", f"vLLM {spec.vllm_version} has no "
-                    f"--attention-backend; set through {ATTENTION_ENV}", f"engine.{key}", "info"))
+                    f"--attention-backend (it came with {KEYS[key].added_in}); set through "
+                    f"{ATTENTION_ENV}", f"engine.{key}", "info"))
                 continue
         if action is None:
             if key in REMOVED_KEYS:
-                problems.append(removed_problem(key, spec))
+                problems.append(removed_problem(key, spec.vllm_version))
             else:
-                problems.append(Problem(
+                problems.append(too_new_problem(key, spec.vllm_version) or Problem(
                     "unknown-key", f"vLLM {spec.vllm_version} has no argument '{key}'"
                     f"{did_you_mean(key, spec.keys)}", f"engine.{key}"))
             continue
@@ -244,6 +208,19 @@ def render(engine: Mapping[str, Any], spec: VllmArgSpec, *, host: str = "127.0.0
         "model")
     return RenderedCommand(tuple(argv + words), environment, tuple(problems), spec.vllm_version,
                            str(served_name) if served_name is not None else None, rendered)
+
+
+def render_for_version(engine: Mapping[str, Any], version: str, *, host: str = "127.0.0.1",
+                       port: int = 8000, env: Mapping[str, str] | None = None) -> RenderedCommand:
+    """Render ``engine`` for vLLM ``version`` from the flag history (``vllm.flags``), with no vLLM
+    to ask: keys moved or renamed since are written where that release reads them, keys it does
+    not have are dropped, the attention backend becomes ``VLLM_ATTENTION_BACKEND`` before 0.13.0.
+    Each change is a problem of the command saying so. Display only (``serve_command``): the
+    launcher renders with the parser of the vLLM it starts."""
+    adapted, changes = adapt({option_name(key): value for key, value in engine.items()}, version)
+    command = render(adapted, table_spec(adapted, version), host=host, port=port, env=env)
+    return replace(command, problems=(*changes, *unknown_problems(adapted, version),
+                                      *command.problems))
 
 
 def serve_command(command: RenderedCommand) -> str:
