@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("facts", "mcda", "certify"),
     ("model",),
     ("audit", "evidence"),
-    ("scoring",),
+    ("scoring", "predict"),
     ("robustness",),
     ("decision",),
     ("envs",),

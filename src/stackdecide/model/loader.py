@@ -2,6 +2,9 @@
 
 Pydantic checks each part's shape; the checks here relate parts to each other (ids, weights,
 scores against the criteria and their scales), so an error can name the exact field that is wrong.
+A ``space:`` is expanded (``model.space``) before the schema sees the candidates: its
+configurations follow the file's own, and an error about one names the axis or base key it came
+from.
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ from stackdecide.model.constraints import parse_constraint
 from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.lengths import read_lengths_file
 from stackdecide.model.metrics import METRICS, unknown_metric_message
-from stackdecide.model.schema import ENV_NAME, MAX_MAGNITUDE, SCHEMA_ID, DecisionFile
+from stackdecide.model.schema import ENV_NAME, MAX_MAGNITUDE, SCHEMA_ID, DecisionFile, Space
+from stackdecide.model.space import (
+    Expansion,
+    SpaceError,
+    SpacePositions,
+    candidates_of,
+    expansion_of,
+    midpoint_scores,
+)
 
 WEIGHT_SUM_TOLERANCE = 1e-6
 MIN_WEIGHT, MAX_WEIGHT = 1 / MAX_MAGNITUDE, MAX_MAGNITUDE
@@ -43,12 +54,27 @@ def parse(text: str, file: str = "<string>", cls: type[D] = DecisionMatrix) -> D
                          f"got {type(data).__name__}")
     if "schema" in data and data["schema"] != SCHEMA_ID:
         checker.fail(("schema",), f"unknown schema '{data['schema']}', this version reads '{SCHEMA_ID}'")
+    expansion = checker.expansion(data)
+    if expansion is not None:
+        data = _with_generated(data, expansion)
     try:
         model = DecisionFile.model_validate(data)
     except ValidationError as exc:
         raise checker.from_pydantic(exc, data) from None
+    notes: tuple[str, ...] = ()
+    if expansion is not None:
+        model, notes = checker.space(model, expansion)
     _check_lengths_file(model, file, checker)
-    return checker.build(model, cls)
+    return checker.build(model, cls, notes)
+
+
+def _with_generated(data: dict[str, Any], expansion: tuple[Space, Expansion]) -> dict[str, Any]:
+    """The file's data with the space's configurations after its own candidates (a ``candidates``
+    that is not a list is left for the schema to refuse)."""
+    written = data.get("candidates")
+    if written is not None and not isinstance(written, list):
+        return data
+    return {**data, "candidates": [*(written or []), *candidates_of(*expansion)]}
 
 
 def _check_lengths_file(model: DecisionFile, file: str, checker: _Checker) -> None:
@@ -121,10 +147,10 @@ class _Checker:
     def fail(self, path: PathKey, message: str, key: bool = False) -> None:
         raise self.error(path, message, key)
 
-    def from_pydantic(self, exc: ValidationError, data: Any) -> DecisionFileError:
+    def from_pydantic(self, exc: ValidationError, data: Any, within: PathKey = ()) -> DecisionFileError:
         errors = exc.errors(include_url=False)
         first = errors[0]
-        path = tuple(p for p in first["loc"] if not _is_model_tag(p))
+        path = (*within, *(p for p in first["loc"] if not _is_model_tag(p)))
         kind = first["type"]
         if kind == "extra_forbidden":
             key = str(path[-1])
@@ -139,7 +165,61 @@ class _Checker:
             message += f" (and {more} more error{'s' if more > 1 else ''})"
         return self.error(path, message, key=kind == "extra_forbidden")
 
-    def build(self, model: DecisionFile, cls: type[D]) -> D:
+    def expansion(self, data: Any) -> tuple[Space, Expansion] | None:
+        """The file's space, validated and expanded; None without one."""
+        if not isinstance(data, dict) or data.get("space") is None:
+            return None
+        try:
+            space = Space.model_validate(data["space"])
+        except ValidationError as exc:
+            raise self.from_pydantic(exc, data, ("space",)) from None
+        try:
+            return space, expansion_of(space)
+        except SpaceError as exc:
+            raise self.error(exc.path, exc.message, exc.key) from None
+
+    def space(self, model: DecisionFile, generated: tuple[Space, Expansion]
+              ) -> tuple[DecisionFile, tuple[str, ...]]:
+        """Checks of the space against the rest of the file; its configurations scored at the
+        middle of each scale when its base gives no scores (and a note that says so)."""
+        space, expansion = generated
+        first = len(model.candidates) - len(expansion.configurations)
+        self.positions = SpacePositions(self.positions, first, expansion)
+        for i, candidate in enumerate(model.candidates[:first]):
+            if candidate.id in expansion.by_id:
+                self.fail(("candidates", i, "id"),
+                          f"duplicate id '{candidate.id}': the space generates a configuration of "
+                          "that id; rename this candidate or give the space a prefix "
+                          "(space.prefix)")
+        hardware_axis = next((a for a in expansion.axes if a.section == "hardware"), None)
+        if hardware_axis is not None and model.decision.hardware is None:
+            self.fail(("space", "axes", hardware_axis.key),
+                      "a hardware axis needs decision.hardware: the hardware the decision is "
+                      "measured on, which other hardware is marked against", key=True)
+        criteria_ids = [c.id for c in model.criteria]
+        for section in ("scores", "uncertainty"):
+            for key in getattr(space.base, section):
+                if key not in criteria_ids:
+                    self.fail(("space", "base", section, key),
+                              f"no criterion '{key}'{_closest(key, criteria_ids)}", key=True)
+        scored = space.base.scores
+        missing = [c for c in criteria_ids if c not in scored]
+        if scored and missing:
+            self.fail(("space", "base", "scores"),
+                      f"the base scores {', '.join(scored)} but not {', '.join(missing)}: score "
+                      "every criterion, or none (each configuration then scores the middle of "
+                      "each scale)")
+        if scored:
+            return model, ()
+        middle = midpoint_scores(model.criteria)
+        candidates = [*model.candidates[:first],
+                      *(c.model_copy(update={"scores": middle}) for c in model.candidates[first:])]
+        note = (f"space: the base gives no judged scores, so its {len(expansion.configurations)} "
+                "configurations all score the middle of each criterion's scale, and no judgement "
+                "tells them apart until measurements (or predictions) do")
+        return model.model_copy(update={"candidates": candidates}), (note,)
+
+    def build(self, model: DecisionFile, cls: type[D], space_notes: tuple[str, ...] = ()) -> D:
         criteria_ids = self._unique([c.id for c in model.criteria], "criteria")
         self._unique([c.id for c in model.candidates], "candidates")
         weights, weight_note = self._weights(model, criteria_ids)
@@ -183,7 +263,7 @@ class _Checker:
                           "the capacity scenario needs benchmark.slo, e.g. "
                           "{ttft_ms_p99: 1000, tpot_ms_p99: 50}")
         self._sensitivity(model, criteria_ids)
-        notes = (weight_note,) if weight_note else ()
+        notes = ((weight_note,) if weight_note else ()) + space_notes
         return cls.from_model(model, np.array(weights, dtype=float), notes, self.positions)
 
     def _engine_and_env(self, index: int, engine: dict[str, Any], env: dict[str, str]) -> None:

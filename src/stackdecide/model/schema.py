@@ -365,11 +365,62 @@ class AuditSpec(_Strict):
     tolerance: NonNegative = 0.05  # points of 100
 
 
+# A space expands to at most this many configurations unless its ``limit`` says otherwise, and
+# never to more than ``MAX_SPACE_LIMIT``: each becomes a candidate that every view, check and
+# Monte Carlo draw carries.
+DEFAULT_SPACE_LIMIT = 500
+MAX_SPACE_LIMIT = 10_000
+
+
+def _axis_form(value: Any) -> Any:
+    # An axis is written as a list of values, or in full as a mapping with ``values``.
+    if isinstance(value, list):
+        return {"values": value}
+    if isinstance(value, dict):
+        return value
+    raise ValueError("an axis is a list of values, or a mapping with values (a list, or "
+                     "names -> values) and optionally name and when")
+
+
+class SpaceAxis(_Strict):
+    """One axis of a space: the values it takes, the short name its part of an id starts with,
+    and the values of other axes it applies under (``model.space`` reads them)."""
+
+    values: list[Any] | dict[str, Any]  # a list, or short names -> values
+    name: str | None = None  # the id part's prefix: tp in tp2; "" for the value alone
+    when: dict[str, Any] = {}  # axis -> value (or list of values) this axis applies under
+
+
+class SpaceBase(_Strict):
+    """What every configuration of a space starts from: a candidate without an id."""
+
+    stack: Stack = Stack()
+    model: CandidateModel | None = None
+    engine: dict[str, Any] = {}
+    env: dict[str, str] = {}
+    scores: dict[str, FiniteFloat] = {}  # judged scores shared by every configuration, or none
+    uncertainty: dict[str, NonNegative] = {}
+    notes: str | None = None
+
+
+class Space(_Strict):
+    """Configurations as axes over a base: engine keys, env vars, stack pins and the hardware,
+    with exclusions and conditions; ``model.space`` expands it to candidates."""
+
+    base: SpaceBase = SpaceBase()
+    axes: Annotated[dict[str, Annotated[SpaceAxis, BeforeValidator(_axis_form)]],
+                    Field(min_length=1)]
+    exclude: list[dict[str, Any]] = []  # combinations never generated: axis -> value(s)
+    limit: Annotated[int, Field(ge=1, le=MAX_SPACE_LIMIT)] = DEFAULT_SPACE_LIMIT
+    prefix: Identifier | None = None  # every configuration's id starts with it
+
+
 class DecisionFile(_Strict):
     schema_: Literal["stackdecide/v1"] = Field(alias="schema")
     decision: DecisionMeta
     criteria: Annotated[list[Criterion], Field(min_length=1)]
     candidates: Annotated[list[Candidate], Field(min_length=1)]
+    space: Space | None = None  # more candidates, generated (model.space)
     constraints: list[str] = []
     weighting: Weighting = Weighting()
     sensitivity: SensitivitySpec = SensitivitySpec()

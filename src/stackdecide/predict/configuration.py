@@ -1,0 +1,121 @@
+"""What a launch ran, as prediction sees it: the axes configurations share, and the roofline setup.
+
+A configuration is read from a decision's candidate (its model, engine config, env and pins) on
+one GPU model. Its **levels** name it on each axis evidence is pooled over:
+
+* ``gpu``: the GPU table's name (``facts.gpus``), else the name as given;
+* ``model``: the model's geometry (architecture and parameters), the same for a checkpoint in
+  BF16 and FP8;
+* ``weights``: the checkpoint format (``audit.models``); ``kv_cache_dtype``; ``attention_backend``
+  (``engine.attention_backend`` or ``VLLM_ATTENTION_BACKEND``; ``auto`` when vLLM chooses);
+* ``layout``: tensor x pipeline x data parallel (``model.stack.layout_of``);
+* ``vllm``: the version that ran (a record's), or the candidate's pin;
+* ``config``: all of these with the engine config and env as written: the configuration itself,
+  where whatever no other axis names (interactions, scheduler keys) shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stackdecide.audit.capacity import capacity_of
+from stackdecide.audit.engine_config import (
+    TargetHardware,
+    engine_defaults,
+    file_hardware,
+    vllm_defaults_release,
+)
+from stackdecide.audit.models import ModelFacts, candidate_model
+from stackdecide.facts.dtypes import UnknownDtypeError, weight_format
+from stackdecide.facts.gpus import find_gpu, gpu_matches
+from stackdecide.facts.pins import pin_specifier
+from stackdecide.facts.roofline import GpuPeaks, hardware_from
+from stackdecide.model.decision import DecisionMatrix
+from stackdecide.model.schema import Hardware
+from stackdecide.model.stack import attention_backend_named, engine_kv_cache_dtype, layout_of
+from stackdecide.predict.ceilings import ServingSetup
+
+AXES = ("gpu", "model", "weights", "kv_cache_dtype", "attention_backend", "layout", "vllm",
+        "config")
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One candidate's configuration on one GPU model: its levels and its roofline setup (None,
+    with ``missing`` saying why, when the model shape or the GPU's peaks are unknown)."""
+
+    candidate: str
+    levels: dict[str, str]
+    setup: ServingSetup | None
+    missing: str | None = None
+
+
+def attention_backend(engine: dict, env: dict[str, str]) -> str:
+    named = attention_backend_named(engine, env)
+    return named[0].upper() if named else "auto"
+
+
+def pinned_version(pin: str | None) -> str | None:
+    """The one version a pin allows (``==0.26.0``, ``0.26.0``), else the pin as written."""
+    if not pin:
+        return None
+    specifier = pin_specifier(pin)
+    exact = [s.version for s in specifier or () if s.operator in ("==", "===")]
+    return exact[0] if len(exact) == 1 and "*" not in exact[0] else pin.strip()
+
+
+def model_geometry(facts: ModelFacts) -> str:
+    if facts.shape is None:
+        return facts.id or "unknown model"
+    return f"{facts.shape.architecture} {facts.shape.params / 1e9:.1f}B"
+
+
+def gpu_target(decision: DecisionMatrix, gpu: str | None, vram_gb: float | None = None,
+               count: int = 1) -> tuple[GpuPeaks | None, TargetHardware | None, str]:
+    """Peaks and memory of ``gpu`` (None: the decision's own GPU), and its name. A GPU the
+    decision names is read from the decision's ``hardware`` block (its bandwidth and memory),
+    any other from the GPU table."""
+    own = decision.model.decision.hardware
+    if own is not None and (gpu is None or gpu_matches(own.gpu, gpu)):
+        peaks = hardware_from(own.gpu, own.memory_bandwidth_gb_s)
+        return peaks, file_hardware(own), find_gpu(own.gpu).name if find_gpu(own.gpu) else own.gpu
+    if gpu is None:
+        return None, None, "no GPU"
+    spec = find_gpu(gpu)
+    return (hardware_from(gpu), file_hardware(Hardware(gpu=gpu, vram_gb=vram_gb, count=count)),
+            spec.name if spec else gpu)
+
+
+def configuration(decision: DecisionMatrix, candidate_id: str, gpu: str | None = None,
+                  vram_gb: float | None = None, vllm: str | None = None) -> Configuration:
+    """Candidate ``candidate_id`` of ``decision`` on ``gpu`` (None: the decision's GPU), running
+    vLLM ``vllm`` (None: the candidate's pin)."""
+    candidate = decision.candidate(candidate_id)
+    engine, env = candidate.engine, candidate.env
+    facts = candidate_model(decision, candidate_id)
+    layout = layout_of(engine)
+    peaks, target, gpu_name = gpu_target(decision, gpu, vram_gb, layout.gpus)
+    weights = facts.weights_or_default
+    kv_dtype = engine_kv_cache_dtype(engine)
+    levels = {
+        "gpu": gpu_name, "model": model_geometry(facts), "weights": weights,
+        "kv_cache_dtype": kv_dtype.lower(), "attention_backend": attention_backend(engine, env),
+        "layout": layout.label, "vllm": vllm or pinned_version(candidate.stack.vllm) or "any"}
+    levels["config"] = " | ".join([*(levels[a] for a in AXES[:-1]), candidate.config_sha256[:16]])
+    if facts.shape is None:
+        return Configuration(candidate_id, levels, None, facts.missing or "no model shape")
+    if target is not None and target.device == "cpu":
+        return Configuration(candidate_id, levels, None, "the CPU engine has no roofline here")
+    if peaks is None:
+        return Configuration(candidate_id, levels, None, f"GPU '{gpu_name}' is not in the GPU "
+                             "table; give decision.hardware.memory_bandwidth_gb_s")
+    try:
+        weight_format(weights)
+        release = vllm_defaults_release(vllm or candidate.stack.vllm)
+        capacity = capacity_of(candidate_id, engine, env, facts, target, release)
+    except UnknownDtypeError as exc:
+        return Configuration(candidate_id, levels, None, str(exc))
+    seqs = engine_defaults(engine, facts, target, release).scheduler.max_num_seqs \
+        if target is not None else capacity.max_num_seqs
+    setup = ServingSetup(facts.shape, peaks, weights, kv_dtype, layout, seqs, capacity.tokens)
+    return Configuration(candidate_id, levels, setup)

@@ -1,0 +1,93 @@
+"""Predicted values as a table or JSON: each marked predicted, never shown as measured. Pure:
+returns text."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from tabulate import tabulate
+
+from stackdecide.predict import Predicted, Prediction
+
+# what the text shows of each axis in the basis column
+AXIS_LABELS = {"gpu": "GPU", "model": "model", "weights": "weights", "kv_cache_dtype": "KV",
+               "attention_backend": "attention", "layout": "layout", "vllm": "vLLM",
+               "load": "load", "start": "start"}
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def basis_text(predicted: Predicted) -> str:
+    """Where a prediction comes from: launches of the configuration itself, else which of its
+    axes no launch shares (their prior widths count in full); ``basis`` has every count."""
+    counts = {axis: n for axis, _, n in predicted.basis}
+    if counts.get("config"):
+        n = counts["config"]
+        return f"this configuration: {n} launch value{'s' if n != 1 else ''}"
+    if not any(counts.values()):
+        return "no launch shares an axis: prior only"
+    unseen = [AXIS_LABELS[axis] for axis, n in counts.items()
+              if not n and axis not in ("config", "config_load")]
+    return "never launched" + (f"; no launch shares its {', '.join(unseen)}" if unseen else "")
+
+
+def _efficiency_text(predicted: Predicted) -> str:
+    if predicted.efficiency is None:
+        return "no roofline"
+    assert predicted.efficiency_low is not None and predicted.efficiency_high is not None
+    return (f"{predicted.efficiency:.0%} ({predicted.efficiency_low:.0%}-"
+            f"{predicted.efficiency_high:.0%})")
+
+
+def prediction_rows(prediction: Prediction) -> tuple[list[str], list[list[Any]]]:
+    level = f"{prediction.level:.0%}"
+    headers = ["candidate", "criterion", "metric", "load", "predicted", f"{level} interval",
+               "ceiling", "efficiency", "judged", "basis"]
+    rows = []
+    for p in prediction.predictions:
+        rows.append([
+            p.candidate, p.criterion, p.metric, p.load.label if p.load else "",
+            f"~{_number(p.value)} {p.unit}", f"{_number(p.low)} .. {_number(p.high)}",
+            f"{_number(p.ceiling.value)} ({p.ceiling.bound})" if p.ceiling else "",
+            _efficiency_text(p), "" if p.judged is None else _number(p.judged), basis_text(p)])
+    return headers, rows
+
+
+def prediction_text(prediction: Prediction, title: str = "", tablefmt: str = "simple") -> str:
+    """Every predicted cell, marked predicted (``~``), with its interval, ceiling, efficiency and
+    basis; then the cells without a prediction, and what calibrated the model."""
+    fits = ", ".join(f"{metric} {int(fit['launch_values'])}" for metric, fit in
+                     prediction.extra.items())
+    lines = [f"PREDICTED, not measured{': ' + title if title else ''}",
+             f"~value: median of one launch; interval: {prediction.level:.0%} of launches fall "
+             f"inside (launch noise included); efficiency: the configuration's mean share of its "
+             f"roofline ceiling",
+             f"calibrated by launch values: {fits or 'none'}", ""]
+    headers, rows = prediction_rows(prediction)
+    if rows:
+        lines.append(tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True))
+    for missing in prediction.unpredicted:
+        lines.append(f"{missing.candidate} / {missing.criterion}: not predicted: {missing.reason}")
+    lines += [f"note: {note}" for note in prediction.notes]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def prediction_dict(prediction: Prediction) -> dict[str, Any]:
+    """The prediction as plain data: every cell with its intermediates, ``source: predicted``."""
+    return {
+        "level": prediction.level,
+        "predictions": [{**asdict(p), "basis": [{"axis": a, "level": v, "launch_values": n}
+                                                for a, v, n in p.basis]}
+                        for p in prediction.predictions],
+        "unpredicted": [asdict(u) for u in prediction.unpredicted],
+        "calibration": prediction.extra,
+        "notes": list(prediction.notes),
+    }
+
+
+def prediction_json(prediction: Prediction) -> str:
+    return json.dumps(prediction_dict(prediction), indent=2, sort_keys=False) + "\n"
