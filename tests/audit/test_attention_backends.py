@@ -43,6 +43,9 @@ def test_flashmla_on_an_l4_is_an_error() -> None:
     assert "SM 9.x or 10.x, not SM 8.9" in problem.message
     assert "flashmla.py FlashMLABackend.supports_compute_capability" in problem.message
     assert "stack.vllm 0.32.0" in problem.message
+    # the compute capability is explained by where it came from, not by the GPU's memory
+    assert "SM from the GPU table's SM 8.9 for NVIDIA L4)" in problem.message
+    assert "GiB" not in problem.message
     assert engine_config.check_attention_backend({"attention_backend": "FLASHMLA"}, {}, DEEPSEEK,
                                                  H100, VLLM_032) == []
 

@@ -449,6 +449,10 @@ def test_markdown_report_of_rtx4090(rtx4090_path: Path, tmp_path: Path) -> None:
             "checkpoint, launch:fp8-kv-unsupported-backend, launch:kv-cache-too-small)") in out
     assert "- **error** `reported-total-mismatch`" in out
     assert "- **warning** `target-above-roofline`" in out
+    # a finding about a candidate names it, as the text view does
+    e5m2 = [line for line in out.splitlines() if "`launch:fp8-e5m2-with-fp8-checkpoint`" in line]
+    assert sorted(line.rpartition(" (candidate ")[2] for line in e5m2) == [
+        "vllm-cuda-torch271)", "vllm-flashinfer-torch262)", "vllm-flashinfer-torch271)"]
     assert "Not analysed: no candidate is feasible" in out
     assert "### Engine configuration" not in out
     assert "<svg" not in out

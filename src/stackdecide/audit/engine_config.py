@@ -63,6 +63,11 @@ class TargetHardware:
     name: str = ""
     count: int | None = None  # GPUs available for one configuration; None: not known
     nvml_bytes: float | None = None
+    capability_source: str = ""  # where compute_capability comes from (default: ``source``)
+
+    @property
+    def capability_from(self) -> str:
+        return self.capability_source or self.source
 
 
 def file_hardware(hardware: Hardware | None) -> TargetHardware | None:
@@ -90,11 +95,14 @@ def file_hardware(hardware: Hardware | None) -> TargetHardware | None:
                   "(decision.hardware gives no vram_gb; no GPU visible here)")
     else:
         source = f"decision.hardware ({hardware.gpu}; no GPU visible here)"
+    capability_source = f"decision.hardware.compute_capability ({hardware.gpu})"
     if capability is None and spec is not None and spec.compute_capability:
         capability = spec.compute_capability
         filled.append(f"compute_capability {capability}")
+        capability_source = f"the GPU table's SM {capability} for {spec.name}"
     return TargetHardware("gpu", total, capability, source, tuple(filled),
-                          spec.name if spec else hardware.gpu, hardware.count, nvml)
+                          spec.name if spec else hardware.gpu, hardware.count, nvml,
+                          capability_source)
 
 
 def parse_token_count(value: Any) -> int | None:
@@ -215,7 +223,7 @@ def check_fp8_kv_backend(engine: Mapping[str, Any], env: Mapping[str, str],
     reason = fp8_kv_unsupported(backend, kv_dtype, capability, dtypes, version.version)
     if reason is None:
         return []
-    where = f" (SM from {target.source})" if target and "SM " in reason else ""
+    where = f" (SM from {target.capability_from})" if target and "SM " in reason else ""
     rules = backends.backend_rules(backend, version.version)
     kv_span = backends.span_of(rules, "fp8_kv", "fp8_kv_capabilities") if rules is not None else ""
     cite = f" {_cite(rules.source + '.supports_kv_cache_dtype', kv_span, version)}" \
@@ -252,7 +260,7 @@ def check_attention_backend(engine: Mapping[str, Any], env: Mapping[str, str], m
     verdict = backends.check_backend(backend, needs, kv_dtype, capability, version)
     problems = [Problem("attention-backend-unsupported",
                         f"attention backend {backend}: {refusal.reason}"
-                        + (f" (SM from {target.source})" if target and refusal.about == "capability"
+                        + (f" (SM from {target.capability_from})" if target and refusal.about == "capability"
                            else "") + f" {_cite(refusal.source, refusal.releases, version)}",
                         field)
                 for refusal in verdict.refusals if refusal.about != "kv_cache_dtype"]

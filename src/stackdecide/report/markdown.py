@@ -12,7 +12,13 @@ from tabulate import tabulate
 
 from stackdecide.mcda.methods import METHODS
 from stackdecide.report.data import command_lines
-from stackdecide.report.text import before_after_rows, no_winner_text, table_rows
+from stackdecide.report.text import (
+    about_candidates,
+    before_after_rows,
+    grouped_findings,
+    no_winner_text,
+    table_rows,
+)
 from stackdecide.robustness.report import _share
 
 if TYPE_CHECKING:
@@ -162,8 +168,13 @@ def _audit(report: Report) -> list[str]:
     out = ["", "### Audit", ""]
     if not findings:
         return [*out, "no findings"]
-    return out + [f"- **{f.severity}** `{md(f.code)}`" + (f" ({md(f.where)})" if f.where else "")
-                  + f": {md(f.message)}" for f in findings]
+    ids = set(report.decision.candidate_ids)
+    lines = []
+    for f, about in grouped_findings(findings):
+        named = about_candidates(about, ids).strip()
+        lines.append(f"- **{f.severity}** `{md(f.code)}`" + (f" ({md(f.where)})" if f.where else "")
+                     + f": {md(f.message)}" + (f" {md(named)}" if named else ""))
+    return out + lines
 
 
 def _robustness(report: Report) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
@@ -254,17 +254,27 @@ def render(ranking: Ranking, fmt: str = "table") -> str:
     return render_text(ranking, "github" if fmt == "markdown" else "simple")
 
 
-def finding_lines(findings: Sequence[Finding]) -> list[str]:
-    """One line per finding; the same finding about several candidates (one per candidate, so
-    reports can mark each) is one line naming them."""
-    subjects: dict[tuple[str, str | None, str], list[str]] = {}
+def grouped_findings(findings: Sequence[Finding]) -> list[tuple[Finding, tuple[str, ...]]]:
+    """The findings with the same severity, place and message made one, with every subject it
+    is about: a check makes one finding per candidate, so that reports can mark each."""
+    subjects: dict[tuple[str, str | None, str], tuple[Finding, list[str]]] = {}
     for f in findings:
-        subjects.setdefault((f.severity, f.where, f.message), []).append(f.subject)
-    lines = []
-    for (severity, where, message), about in subjects.items():
-        named = f" (candidates {', '.join(about)})" if len(about) > 1 else ""
-        lines.append(f"{severity}: {where + ': ' if where else ''}{message}{named}")
-    return lines
+        subjects.setdefault((f.severity, f.where, f.message), (f, []))[1].append(f.subject)
+    return [(first, tuple(about)) for first, about in subjects.values()]
+
+
+def about_candidates(subjects: Sequence[str], candidates: Collection[str] = ()) -> str:
+    """Whom a finding is about: every subject of a grouped finding; a single one only when it is
+    one of ``candidates`` (a finding about the decision names none)."""
+    if len(subjects) > 1:
+        return f" (candidates {', '.join(subjects)})"
+    return f" (candidate {subjects[0]})" if subjects and subjects[0] in candidates else ""
+
+
+def finding_lines(findings: Sequence[Finding]) -> list[str]:
+    """One line per finding; the same finding about several candidates is one line naming them."""
+    return [f"{f.severity}: {f.where + ': ' if f.where else ''}{f.message}{about_candidates(about)}"
+            for f, about in grouped_findings(findings)]
 
 
 def render_findings(findings: list[Finding] | tuple[Finding, ...]) -> str:
