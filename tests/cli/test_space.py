@@ -117,7 +117,7 @@ def test_each_fate_has_its_reason(tmp_path: Path) -> None:
 def test_check_reports_the_expansion_counts(tmp_path: Path) -> None:
     path = fates(tmp_path)
     code, out, _ = run("check", str(path), "--no-engine-keys", "--no-stacks")
-    assert code == 1  # configurations that cannot start are errors of the audit
+    assert code == 0  # configurations that cannot start or do not fit are pruned, not mistakes
     assert out.splitlines()[1] == (
         "space: 12 combinations: 3 excluded by a rule, 3 cannot start, 3 do not fit, 3 remain "
         f"(2 on hardware other than the decision's, ranked by prediction); `stackdecide space "
@@ -145,3 +145,79 @@ def test_the_cpu_space_is_scored() -> None:
     code, out, _ = run("score", str(ROOT / "criteria" / "cpu-space.yaml"))
     assert code == 0
     assert "winner: bf16-prefix-cache-batch32-seqs4 (75.00), tied with" in out
+
+
+def _check_json(path: Path) -> tuple[int, list[dict]]:
+    code, out, _ = run("check", str(path), "--no-engine-keys", "--no-stacks", "--format", "json")
+    return code, json.loads(out)["findings"]
+
+
+def test_check_reports_pruned_configurations_as_infos(tmp_path: Path) -> None:
+    """The space prunes what cannot start or does not fit: `check` says so in infos, and the
+    tie of the configurations that share the base's scores is an info too; `score` still ranks
+    the pruned ones infeasible with their errors."""
+    code, findings = _check_json(fates(tmp_path))
+    assert code == 0
+    assert not [f for f in findings if f["severity"] != "info"]
+    pruned = {(f["subject"], f["code"]) for f in findings
+              if f["message"].startswith("pruned from the space: ")}
+    assert ("tp1-kv-fp8_e5m2-len8192", "launch:fp8-kv-unsupported-backend") in pruned
+    assert ("tp1-kv-auto-len262144", "launch:kv-cache-too-small") in pruned
+    assert ("tp2-kv-auto-len8192", "launch:not-enough-gpus") in pruned
+    tie = next(f for f in findings if f["code"] == "tied-winner")
+    assert tie["message"] == ("3 configurations of the space tie for first place on the base's "
+                              "judged scores (tp1-kv-auto-len8192 is shown first); measurements "
+                              "or predictions tell them apart")
+    code, out, _ = run("score", str(fates(tmp_path)), "--format", "json")
+    refused = {c["id"]: c["infeasible_reasons"] for c in json.loads(out)["candidates"]
+               if not c["feasible"]}
+    assert len(refused) == 6 and "[launch:kv-cache-too-small]" in refused["tp1-kv-auto-len262144"][0]
+
+
+def test_a_hand_written_candidate_keeps_its_errors_and_its_tie_warning(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.yaml"
+    path.write_text(FATES + """\
+candidates:
+  - id: by-hand
+    engine: {model: Qwen/Qwen3-4B-Instruct-2507, attention_backend: FLASH_ATTN,
+             kv_cache_dtype: fp8_e5m2, max_model_len: 8192}
+    scores: {speed: 5}
+  - id: by-hand-too
+    engine: {model: Qwen/Qwen3-4B-Instruct-2507, max_model_len: 8192}
+    scores: {speed: 5}
+""")
+    code, findings = _check_json(path)
+    assert code == 1
+    severity = {(f["subject"], f["code"]): f["severity"] for f in findings}
+    assert severity[("by-hand", "launch:fp8-kv-unsupported-backend")] == "error"
+    assert severity[("tp1-kv-fp8_e5m2-len8192", "launch:fp8-kv-unsupported-backend")] == "info"
+    assert severity[("decision", "tied-winner")] == "warning"  # a hand-written one ties too
+
+
+def test_a_space_with_nothing_left_keeps_its_errors(tmp_path: Path) -> None:
+    """When every configuration is pruned, the space as written is the mistake."""
+    path = tmp_path / "nothing-left.yaml"
+    path.write_text(FATES.split("space:")[0] + """\
+space:
+  base:
+    engine: {model: Qwen/Qwen3-4B-Instruct-2507, attention_backend: FLASH_ATTN,
+             kv_cache_dtype: fp8_e5m2, max_model_len: 8192}
+    scores: {speed: 5}
+  axes:
+    engine.max_num_seqs: [64, 128]
+""")
+    code, findings = _check_json(path)
+    assert code == 1
+    assert {f["severity"] for f in findings
+            if f["code"] == "launch:fp8-kv-unsupported-backend"} == {"error"}
+    assert not [f for f in findings if f["message"].startswith("pruned from the space")]
+
+
+def test_check_of_the_shipped_spaces_passes() -> None:
+    """criteria/hopper-space.yaml prunes 6 configurations FLASH_ATTN cannot start (no fp8_e5m2
+    KV cache); criteria/cpu-space.yaml prunes none. Neither file has a mistake to fix."""
+    for name, pruned in (("hopper-space.yaml", 6), ("cpu-space.yaml", 0)):
+        code, findings = _check_json(ROOT / "criteria" / name)
+        assert code == 0, [f for f in findings if f["severity"] != "info"]
+        assert len({f["subject"] for f in findings
+                    if f["message"].startswith("pruned from the space: ")}) == pruned

@@ -19,6 +19,7 @@ from stackdecide.audit.targets import check_roofline_targets
 from stackdecide.mcda import methods
 from stackdecide.mcda.ahp import CONSISTENCY_LIMIT, ahp_weights, matrix_from_rows
 from stackdecide.model.findings import Finding
+from stackdecide.model.space import configuration_of
 
 if TYPE_CHECKING:
     from stackdecide.model.decision import DecisionMatrix
@@ -79,11 +80,31 @@ def check_ahp_consistency(decision: DecisionMatrix, ranking: Ranking) -> list[Fi
 
 
 def check_tied_winner(decision: DecisionMatrix, ranking: Ranking) -> list[Finding]:
+    """A tie for first place is a warning, except among configurations of a space that all still
+    have the base's judged scores: the space makes them equal by design (docs/space.md), and
+    measurements or predictions tell them apart, so that tie is an info."""
     tied = ranking.tied_winners
     if len(tied) < 2:
         return []
+    if _share_the_base_scores(decision, ranking, tied):
+        return [Finding("tied-winner", "info", "decision",
+                        f"{len(tied)} configurations of the space tie for first place on the "
+                        f"base's judged scores ({tied[0]} is shown first); measurements or "
+                        "predictions tell them apart")]
     return [Finding("tied-winner", "warning", "decision",
                     f"{', '.join(tied)} tie for first place; the first in the file is shown first")]
+
+
+def _share_the_base_scores(decision: DecisionMatrix, ranking: Ranking,
+                           candidate_ids: Sequence[str]) -> bool:
+    """Whether every one of ``candidate_ids`` is a configuration of the decision's space with no
+    measured cell: its scores are then the base's, as every configuration's are."""
+    for candidate_id in candidate_ids:
+        if configuration_of(decision.model, candidate_id) is None:
+            return False
+        if any(cell.measured for cell in ranking.cells[decision.candidate_index(candidate_id)]):
+            return False
+    return True
 
 
 Check = Callable[["DecisionMatrix", "Ranking"], list[Finding]]

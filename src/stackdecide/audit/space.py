@@ -9,17 +9,23 @@ Each configuration of the space (``model.space``) is, in this order of precedenc
   or its parallel layout needs more GPUs than its hardware has;
 * **remains**, with the warnings the checks give, and marked when it is for hardware other than
   the decision's (``model.space.hardware_absence``): it is ranked by prediction, not launched here.
+
+``stackdecide check`` reports a configuration that cannot start or does not fit as pruned, an
+info (``pruned_as_info``): the space generated it, the file did not write it. ``score`` still ranks
+it infeasible with its errors.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from stackdecide.audit.engine_config import decision_problems
 from stackdecide.errors import StackdecideError
 from stackdecide.model.decision import DecisionMatrix
+from stackdecide.model.findings import Finding
 from stackdecide.model.problems import Problem
+from stackdecide.model.ranking import Ranking
 from stackdecide.model.schema import Hardware
 from stackdecide.model.space import (
     Axis,
@@ -114,3 +120,22 @@ def prune_space(decision: DecisionMatrix) -> SpacePruning:
                  for config in expansion.excluded]
     return SpacePruning(decision.source_file, expansion.axes, tuple(verdicts), space.limit,
                         tuple(space.exclude))
+
+
+def pruned_as_info(ranking: Ranking) -> tuple[Finding, ...]:
+    """The ranking's findings as ``check`` reports them: a generated configuration of the space
+    whose launch checks find an error is pruned by the space (``prune_space``: cannot start, or
+    does not fit), not a mistake in the file, so those errors are infos saying it was pruned; the
+    counts line says how many. A hand-written candidate keeps its severities, and so does every
+    configuration when the space has none left: then the space as written is the mistake."""
+    space = ranking.decision.model.space
+    if space is None:
+        return ranking.findings
+    generated = expansion_of(space).by_id
+    pruned = {candidate_id for candidate_id in ranking.cannot_start if candidate_id in generated}
+    if not pruned or len(pruned) == len(generated):
+        return ranking.findings
+    return tuple(replace(finding, severity="info", message=f"pruned from the space: {finding.message}")
+                 if finding.subject in pruned and finding in ranking.cannot_start[finding.subject]
+                 else finding
+                 for finding in ranking.findings)

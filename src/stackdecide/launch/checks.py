@@ -15,6 +15,7 @@ from typing import Any
 
 from stackdecide.audit.capacity import Capacity, decision_capacity
 from stackdecide.audit.engine_config import problem_location
+from stackdecide.audit.space import pruned_as_info
 from stackdecide.envs.decision import EnvOptions, resolve_candidates
 from stackdecide.envs.resolve import Resolution
 from stackdecide.envs.uv import UvMissing
@@ -100,7 +101,7 @@ def check_decision(decision: DecisionMatrix, python: str | None = None,
     """Everything ``stackdecide check`` reports: the audit (totals, AHP, targets, and whether each
     candidate's configuration can start), with ``engine_keys`` the keys against vLLM, and with
     ``stacks`` whether each candidate's stack pins can be installed (this asks the index)."""
-    findings = list(score(decision).findings)
+    findings = list(pruned_as_info(score(decision)))
     capacity = decision_capacity(decision)
     resolutions: tuple[Resolution, ...] = ()
     if stacks is not None:
