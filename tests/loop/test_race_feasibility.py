@@ -10,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from race_launches import fake_measure
 
 import stackdecide
 from stackdecide import orchestrate
 from stackdecide.evidence import EvidenceRecord, EvidenceStore, HardwareInfo
 from stackdecide.evidence.records import EvidenceSet
-from stackdecide.launch.runs import LaunchOutcome
-from stackdecide.loop import Measurement
 from stackdecide.model.certainty import CertaintySettings
 from stackdecide.race import RaceLimits, race_state, until_certain
 
@@ -58,26 +57,6 @@ candidates:
     scores: {decode: 6}
 """
 
-def fake_measure(truth: dict[str, float], launched: list[str]):
-    rng = np.random.default_rng(0)
-
-    def measure(decision, candidate_id, store, options=None, *, notify=None, bench_progress=None,
-                seed=0):
-        launched.append(candidate_id)
-        source = f"run {len(launched):03d}-{candidate_id}"
-        value = truth[candidate_id] * (1 + 0.02 * rng.standard_normal())
-        hardware = HardwareInfo(gpu="NVIDIA L40S")
-        records = [EvidenceRecord(candidate=candidate_id, metric="launch_ok", value=1.0,
-                                  hardware=hardware, source=source),
-                   EvidenceRecord(candidate=candidate_id, metric="decode_tok_s", value=value,
-                                  hardware=hardware, source=source, scenario={"seed": seed})]
-        store.add(records)
-        outcome = LaunchOutcome(ok=True, candidate_id=candidate_id, decision_file=None,
-                                engine_sha256="0" * 64, run_dir=source)
-        return Measurement(candidate_id, outcome, (), tuple(records))
-    return measure
-
-
 @pytest.fixture
 def store(tmp_path: Path):
     with EvidenceStore(tmp_path / "evidence.db") as opened:
@@ -96,7 +75,8 @@ def test_a_candidate_that_cannot_start_is_not_launchable() -> None:
 def test_the_race_never_launches_it(store: EvidenceStore, monkeypatch: pytest.MonkeyPatch) -> None:
     launched: list[str] = []
     monkeypatch.setattr(orchestrate, "measure",
-                        fake_measure({"refused": 390, "a": 300, "b": 150}, launched))
+                        fake_measure({"refused": 390, "a": 300, "b": 150}, 0.02,
+                                     np.random.default_rng(0), launched, gpu="NVIDIA L40S"))
     result = until_certain(stackdecide.parse(DECISION), store, seed=1)
     assert "refused" not in launched
     assert result.stop.kind == "certified" and result.certified == "a"
@@ -106,7 +86,8 @@ def test_the_race_never_launches_it(store: EvidenceStore, monkeypatch: pytest.Mo
 def test_with_no_feasible_candidate_the_race_stops_at_once(
         store: EvidenceStore, monkeypatch: pytest.MonkeyPatch) -> None:
     launched: list[str] = []
-    monkeypatch.setattr(orchestrate, "measure", fake_measure({}, launched))
+    monkeypatch.setattr(orchestrate, "measure", fake_measure({}, 0.02, np.random.default_rng(0), launched,
+                                     gpu="NVIDIA L40S"))
     result = until_certain(stackdecide.parse(NONE_CAN_START), store,
                            limits=RaceLimits(max_launches=3))
     assert launched == []
