@@ -286,6 +286,9 @@ def test_budget_and_caps() -> None:
     assert next_action_within(state, 0.0, max_replicates=3).kind == "tie"
     with pytest.raises(ValueError, match="max_replicates"):
         next_action_within(state, 0.01, max_replicates=1)
+    with pytest.raises(ValueError, match="costs"):
+        WithinRaceState(state.candidates, state.launches, state.totals, state.launch_sd,
+                        launch_cost=np.array([1.0, 0.0]))
 
 
 def test_a_fixed_total_is_never_launched() -> None:

@@ -341,6 +341,8 @@ class WithinRaceState:
         if any(shape != (m,) for shape in shapes) or np.ndim(self.totals) != 2 \
                 or np.shape(self.totals)[1] != m:
             raise ValueError(f"per-candidate arrays must have shape ({m},) and totals (S, {m})")
+        if self.launch_cost is not None and not np.all(np.asarray(self.launch_cost) > 0):
+            raise ValueError("launch costs must be > 0")
 
 
 @dataclass(frozen=True)
