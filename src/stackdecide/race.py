@@ -55,7 +55,7 @@ def _probabilities(ranking: Ranking, sure: Certainty) -> RankProbabilities:
     if sure.probabilities is not None:
         return sure.probabilities
     # nothing measured yet: the judged totals, without noise
-    feasible = np.array([cid not in ranking.infeasible for cid in ranking.candidate_ids])
+    feasible = ranking.ranks > 0  # scoring ranks exactly the feasible candidates
     return rank_probabilities(ranking.scores[None, :], feasible)
 
 
@@ -67,7 +67,7 @@ def race_state(ranking: Ranking) -> RaceState:
     launches = sure.launches()
     optimistic = optimistic_totals(ranking)
     leader_expected = probabilities.expected_totals[probabilities.leader()]
-    feasible = np.array([cid not in ranking.infeasible for cid in ranking.candidate_ids])
+    feasible = ranking.ranks > 0  # scoring ranks exactly the feasible candidates
     return RaceState(ranking.candidate_ids,
                      np.array([launches[cid] for cid in ranking.candidate_ids]),
                      probabilities, feasible & (optimistic > leader_expected), optimistic)

@@ -695,8 +695,9 @@ def static_problems(engine: Mapping[str, Any], env: Mapping[str, str], model: Mo
     defaults fill the engine keys left out (default: ``vllm_defaults_release(vllm_pin)``; a
     launch passes the vLLM that will run it). Checks that cannot run are info problems
     (``skipped_checks``)."""
-    rules = vllm_rules_version(vllm_pin)
-    release = release or vllm_defaults_release(vllm_pin)
+    installed = installed_vllm()  # asked once: both versioned tables read it
+    rules = backends.rules_version(vllm_pin, installed)
+    release = release or vllm_defaults.vllm_release(vllm_pin, installed)
     return [*check_env(env),
             *check_parallel(engine, model, target),
             *check_fp8_kv_with_fp8_checkpoint(engine, model, rules),

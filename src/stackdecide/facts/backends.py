@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from stackdecide.facts.pins import release_for
 
@@ -253,13 +253,6 @@ def releases_read() -> tuple[str, ...]:
 def rules_version(pin: str | None, installed: str | None) -> RulesVersion:
     """The release the rules are applied for, by the one rule for pins (``facts.pins.release_for``)."""
     return RulesVersion(*release_for(pin, installed, releases_read()))
-
-
-def _version(text: str) -> Version | None:
-    try:
-        return Version(text)
-    except InvalidVersion:
-        return None
 
 
 def backend_rules(name: str, version: Version) -> BackendRules | None:

@@ -21,10 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stackdecide.facts import dtypes, parallel
+from stackdecide.facts.gpus import GIB
 from stackdecide.facts.parallel import ParallelLayout
 from stackdecide.facts.shapes import ModelShape
-
-GIB = 1024**3
 
 # Outside PyTorch's allocator: CUDA context plus cuBLAS and NCCL workspaces. vLLM logs this as
 # "non-torch memory"; around half a GiB on a single GPU.

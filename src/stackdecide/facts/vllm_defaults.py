@@ -23,11 +23,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
+from stackdecide.facts.gpus import GIB
 from stackdecide.facts.pins import release_for
-
-GIB = 1024**3
 
 COVERED = (Version("0.11.1"), Version("0.35"))
 NEWEST_READ = "0.34.0"
@@ -70,13 +69,6 @@ def vllm_release(pin: str | None = None, installed: str | None = None,
         return VllmRelease(Version(NEWEST_READ), f"vLLM {NEWEST_READ}, the newest release read "
                            f"({said_by})", parser_utilization)
     return VllmRelease(version, said_by, parser_utilization)
-
-
-def _version(text: str) -> Version | None:
-    try:
-        return Version(text)
-    except InvalidVersion:
-        return None
 
 
 # -- the scheduler's defaults ------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from stackdecide.model.space import (
     expansion_of,
     midpoint_scores,
 )
+from stackdecide.model.stack import option_name
 
 WEIGHT_SUM_TOLERANCE = 1e-6
 MIN_WEIGHT, MAX_WEIGHT = 1 / MAX_MAGNITUDE, MAX_MAGNITUDE
@@ -272,7 +273,7 @@ class _Checker:
         spelled: dict[str, str] = {}
         for key, value in engine.items():
             path = ("candidates", index, "engine", key)
-            option = str(key).replace("-", "_")  # how vLLM's parser (and render) reads the key
+            option = option_name(str(key))  # how vLLM's parser (and render) reads the key
             if option in spelled:
                 self.fail(path, f"engine key '{key}' is the same vLLM option as '{spelled[option]}' "
                                 "above (--" + option.replace("_", "-") + "); keep one of them",

@@ -318,7 +318,7 @@ class _SloRules(_Strict):
     """
 
     @model_validator(mode="after")
-    def _something(self) -> _SloRules:
+    def _needs_a_limit(self) -> _SloRules:
         if all(value is None for value in self.model_dump().values()):
             raise ValueError("an SLO needs at least one limit such as ttft_ms_p99: 500")
         return self

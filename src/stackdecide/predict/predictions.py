@@ -77,11 +77,6 @@ class Predicted:
     judged: float | None = None  # the judged score's value, when one was combined
     source: str = "predicted"
 
-    @property
-    def same_configuration(self) -> int:
-        """Launch values of this very configuration among those it was fitted to."""
-        return next((n for axis, _, n in self.basis if axis == "config"), 0)
-
 
 @dataclass(frozen=True)
 class Unpredicted:

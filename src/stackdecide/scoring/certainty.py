@@ -158,7 +158,7 @@ def certainty(ranking: Ranking, settings: CertaintySettings) -> Certainty:
                                    spec.importance_order)
             weights = sampled_weights(region, settings.samples, settings.seed)
         totals = methods.get_method(ranking.method)(normalized, weights).totals
-        feasible = np.array([cid not in ranking.infeasible for cid in decision.candidate_ids])
+        feasible = ranking.ranks > 0  # scoring ranks exactly the feasible candidates
         probabilities = rank_probabilities(totals, feasible, settings.seed)
     verdict = _verdict(ranking, probabilities, launches_of(cells.values(), decision.candidate_ids),
                        settings.confidence)
