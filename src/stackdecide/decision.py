@@ -59,7 +59,7 @@ def sensitivity(decision: DecisionMatrix, *, evidence: EvidenceSet | None = None
     Candidates the ranking finds infeasible (they cannot start as written, or break a constraint)
     are left out (``Sensitivity.left_out``); ``NoFeasibleCandidate`` when that leaves none.
     """
-    ranking = scoring.score(decision, method, evidence, any_hardware)
+    ranking = scoring.rank(decision, method, evidence, any_hardware)
     basis = "judged scores" if evidence is None else \
         f"scores ranked with evidence ({ranking.measured_cells} measured, the rest judged)"
     return analyze(scoring.measured_decision(decision, ranking), samples=samples, seed=seed,

@@ -44,6 +44,16 @@ def score(decision: DecisionMatrix, method: str = "wsm", evidence: EvidenceSet |
     cannot start as written (an error of the static launch checks) is infeasible, as is one that
     breaks a constraint.
     """
+    ranking = rank(decision, method, evidence, any_hardware, include_partial)
+    if evidence is None:
+        return ranking
+    return dataclasses.replace(ranking, certainty=assess(ranking, certainty or CertaintySettings()))
+
+
+def rank(decision: DecisionMatrix, method: str = "wsm", evidence: EvidenceSet | None = None,
+         any_hardware: bool = False, include_partial: bool = False) -> Ranking:
+    """``score`` without the certainty: for callers that read the ranking's cells and places
+    only (sensitivity analyses the scores ranked), not how sure it is."""
     try:
         aggregate = methods.get_method(method)
     except ValueError as exc:
@@ -77,10 +87,7 @@ def score(decision: DecisionMatrix, method: str = "wsm", evidence: EvidenceSet |
     order = np.lexsort((np.arange(len(totals)), places, ~feasible))
     ranking = Ranking(decision, method, totals, ranks, order, normalized, result.terms, cells,
                       broken, refused, (), tuple(notes), dict(result.extra))
-    ranking = dataclasses.replace(ranking, findings=tuple(audit(decision, ranking, launch)))
-    if evidence is None:
-        return ranking
-    return dataclasses.replace(ranking, certainty=assess(ranking, certainty or CertaintySettings()))
+    return dataclasses.replace(ranking, findings=tuple(audit(decision, ranking, launch)))
 
 
 def _require_finite(decision: DecisionMatrix, totals: np.ndarray) -> None:
