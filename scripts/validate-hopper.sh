@@ -10,6 +10,12 @@
 #                                             launch --winner --bench --until-certain, at most N
 #                                             launches (default 1) per call; rerun until it says
 #                                             "certified", a tie, or the budget is spent
+#   scripts/validate-hopper.sh space WORK [N] [SEED]
+#                                             the race over criteria/hopper-space.yaml's space
+#                                             (for the GPU present, prepared once): launch --winner
+#                                             --bench --until-certain --tolerance 1, at most N
+#                                             launches (default 2) per call, resumable; then
+#                                             space.txt, the pruned list, and predict.txt
 #   scripts/validate-hopper.sh finish WORK    rankings before/after, JSON and HTML report
 #
 # Each step is resumable: the evidence database (WORK/evidence.db) remembers what was measured,
@@ -44,9 +50,11 @@ prepare)
     *H100*) vram=80; bandwidth=3350 ;;
     *) echo "not a Hopper GPU: $gpu" >&2; exit 1 ;;
   esac
-  sed -e "s/^    gpu: .*/    gpu: $gpu/" -e "s/^    vram_gb: .*/    vram_gb: $vram/" \
-      -e "s/^    memory_bandwidth_gb_s: .*/    memory_bandwidth_gb_s: $bandwidth/" \
-      "$root/criteria/hopper.yaml" > hopper.yaml
+  for name in hopper hopper-space; do
+    sed -e "s/^    gpu: .*/    gpu: $gpu/" -e "s/^    vram_gb: .*/    vram_gb: $vram/" \
+        -e "s/^    memory_bandwidth_gb_s: .*/    memory_bandwidth_gb_s: $bandwidth/" \
+        "$root/criteria/$name.yaml" > $name.yaml
+  done
   stackdecide check hopper.yaml | tee check.txt
   stackdecide score hopper.yaml --format json > before.json
   ;;
@@ -58,6 +66,15 @@ race)
   stackdecide launch hopper.yaml --winner --bench --until-certain --dummy-weights \
     --evidence evidence.db --max-launches "${3:-1}" --race-seed "${4:-0}" --timeout 900 \
     2>&1 | tee -a race.txt
+  ;;
+space)
+  [ -f space.txt ] || stackdecide space hopper-space.yaml > space.txt 2>&1 || true
+  [ -f predict-before.txt ] || stackdecide predict hopper-space.yaml > predict-before.txt 2>&1 || true
+  stackdecide launch hopper-space.yaml --winner --bench --until-certain --tolerance 1 \
+    --dummy-weights --evidence space.db --max-launches "${3:-2}" --race-seed "${4:-0}" \
+    --timeout 900 2>&1 | tee -a space-race.txt
+  stackdecide predict hopper-space.yaml --evidence space.db > predict-after.txt 2>&1 || true
+  stackdecide score hopper-space.yaml --evidence space.db > space-after.txt 2>&1 || true
   ;;
 finish)
   stackdecide score hopper.yaml --evidence evidence.db | tee after.txt

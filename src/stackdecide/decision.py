@@ -16,6 +16,7 @@ from stackdecide.model import loader
 from stackdecide.model.certainty import CertaintySettings
 from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.ranking import Ranking
+from stackdecide.predict.predictions import Prediction
 from stackdecide.robustness import Sensitivity, analyze
 
 
@@ -28,15 +29,18 @@ class Decision(DecisionMatrix):
 
     def score(self, method: str = "wsm", evidence: EvidenceSet | None = None,
               any_hardware: bool = False, include_partial: bool = False,
-              certainty: CertaintySettings | None = None) -> Ranking:
+              certainty: CertaintySettings | None = None,
+              prediction: Prediction | None = None) -> Ranking:
         """Rank the candidates; with ``evidence``, measured scores replace judged ones.
 
         ``method`` is one of ``wsm`` (weighted sum, default), ``wpm`` (weighted product) or
         ``topsis`` (with the scale's ends as ideal and anti-ideal). Measurements of a benchmark
         cut short count only with ``include_partial``. With ``evidence`` the ranking carries its
-        ``certainty`` (P(best), the verdict), computed with the ``certainty`` settings given.
+        ``certainty`` (P(best), the verdict), computed with the ``certainty`` settings given. With
+        ``prediction`` (``stackdecide.predict``), cells no launch measured are predicted.
         """
-        return scoring.score(self, method, evidence, any_hardware, include_partial, certainty)
+        return scoring.score(self, method, evidence, any_hardware, include_partial, certainty,
+                             prediction)
 
     def sensitivity(self, *, evidence: EvidenceSet | None = None, method: str = "wsm",
                     samples: int | None = None, seed: int | None = 0,

@@ -278,7 +278,7 @@ def run_candidate(decision: Decision, candidate_id: str, options: LaunchOptions 
         plan = plan_launch(decision, candidate_id, options)
         with launch_server(decision, candidate_id, options, plan=plan) as server:
             say(f"{candidate_id} ready in {server.startup_s:.1f} s at {server.url} "
-                f"({server.outcome.compile_cache or 'unknown'} start)")
+                f"({server.outcome.start})")
             memory = read_memory_check(plan.capacity, server.run_dir)
             results, error = _bench(server, decision.model.benchmark.scenarios, seed, say,
                                     bench_progress, decision)

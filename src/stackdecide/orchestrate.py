@@ -31,6 +31,7 @@ from stackdecide.launch.plan import LaunchOptions
 from stackdecide.loop import Measurement, Notify, derive_seed, measure
 from stackdecide.model.certainty import Certainty, CertaintySettings
 from stackdecide.model.ranking import Ranking
+from stackdecide.predict.predictions import Prediction
 from stackdecide.schedule.base import Round
 
 StopKind = Literal["measured", "settled", "certified", "tie", "budget"]
@@ -92,6 +93,11 @@ class Policy(ABC):
     @property
     def certainty(self) -> CertaintySettings:
         return CertaintySettings()
+
+    def prediction(self, decision: Decision, evidence: EvidenceSet) -> Prediction | None:
+        """Predicted cells for what no launch measured (``scoring.predicted``): none unless the
+        policy ranks on predictions."""
+        return None
 
     def evidence(self, stored: EvidenceSet, rounds: Sequence[Round]) -> EvidenceSet:
         """What the ranking rests on, after ``rounds``: every stored record unless the policy
@@ -188,7 +194,8 @@ def run(decision: Decision, store: EvidenceStore, policy: Policy, runner: Runner
     def now() -> RunState:
         evidence = policy.evidence(store.load(), rounds)
         ranking = decision.score(evidence=evidence, any_hardware=any_hardware,
-                                 certainty=policy.certainty)
+                                 certainty=policy.certainty,
+                                 prediction=policy.prediction(decision, evidence))
         return RunState(ranking, evidence, tuple(measurements), tuple(rounds),
                         tuple(step_seconds), time.monotonic() - started)
 

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("vllm",),
     ("launch",),
     ("bench",),
-    ("loop", "orchestrate", "stable", "race", "schedule"),
+    ("loop", "orchestrate", "stable", "race", "search", "schedule"),
     ("report",),
     ("cli", "__init__", "__main__"),
 )

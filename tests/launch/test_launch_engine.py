@@ -67,8 +67,8 @@ def test_tiny_server_is_ready_and_answers(tiny_server: ServerHandle) -> None:
     command = json.loads((tiny_server.run_dir / "command.json").read_text())
     argv = command["argv"]
     assert argv[argv.index("--load-format") + 1] == "dummy"
-    assert argv[argv.index("--model") + 1] == str(tiny_server.run_dir / "model")
-    assert (tiny_server.run_dir / "model" / "tokenizer.json").exists()
+    assert argv[argv.index("--model") + 1] == command["scaffold_dir"]  # the folder launches share
+    assert (Path(command["scaffold_dir"]) / "tokenizer.json").exists()
     assert "127.0.0.1" in tiny_server.url
 
 

@@ -145,7 +145,8 @@ def test_dummy_weights_need_a_model_shape(tmp_path: Path) -> None:
     plan = plan_launch(decision, "vllm-cuda-torch271",
                        LaunchOptions(dummy_weights=True, port=None, runs_dir=tmp_path,
                                      python=str(tmp_path / "none")), gpu=NO_GPU)
-    assert any("scaffolded into the run folder" in note for note in plan.notes)
+    assert any("scaffolded into its folder under" in note and "compile cache is reused" in note
+               for note in plan.notes)
     assert plan.scaffold_shape == "qwen3-4b" and plan.scaffold_fp8
 
 

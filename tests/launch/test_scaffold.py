@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,11 @@ from stackdecide.facts.shapes import SHAPES, shape_from_config
 from stackdecide.launch.scaffold import (
     FP8_BLOCK_QUANTIZATION,
     SCAFFOLD_MARKER,
+    default_models_dir,
+    resolve_shape,
+    scaffold_files,
     scaffold_model,
+    shared_scaffold,
 )
 
 
@@ -79,3 +84,81 @@ def test_cli_scaffold(tmp_path: Path) -> None:
     assert (tmp_path / "q" / "tokenizer.json").exists()
     bad = CliRunner().invoke(main, ["model", "scaffold", "qwen9", str(tmp_path / "z")])
     assert bad.exit_code == 2
+
+
+# -- the folder launches share -----------------------------------------------------------------
+
+def _files(folder: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Each file's inode, modification time and bytes: what a rewrite would change."""
+    return {f.name: (f.stat().st_ino, f.stat().st_mtime_ns, f.read_bytes())
+            for f in sorted(folder.iterdir())}
+
+
+def test_the_same_shape_gets_the_same_folder_written_once(tmp_path: Path) -> None:
+    first = shared_scaffold("tiny", models_dir=tmp_path)
+    before = _files(first.path)
+    again = shared_scaffold("tiny", models_dir=tmp_path)
+    assert again.path == first.path and first.path.parent == tmp_path
+    assert first.path.name.startswith("tiny-")
+    assert _files(again.path) == before  # not rewritten: same inodes, times and bytes
+    assert [p.name for p in tmp_path.iterdir()] == [first.path.name]
+    written = scaffold_model("tiny", tmp_path / "copy")  # what `model scaffold` writes
+    assert {name: data for name, (_, _, data) in before.items()} == \
+        {f.name: f.read_bytes() for f in written.path.iterdir()}
+
+
+def test_another_shape_or_fp8_gets_another_folder(tmp_path: Path) -> None:
+    paths = {shared_scaffold("qwen3-4b", models_dir=tmp_path).path,
+             shared_scaffold("qwen3-4b", fp8=True, models_dir=tmp_path).path,
+             shared_scaffold("qwen3-4b-fp8", models_dir=tmp_path).path,
+             shared_scaffold("tiny", models_dir=tmp_path).path}
+    assert len(paths) == 4
+    fp8 = shared_scaffold("qwen3-4b", fp8=True, models_dir=tmp_path)
+    assert fp8.path.name.startswith("qwen3-4b-fp8-") and fp8.fp8
+    config = json.loads((fp8.path / "config.json").read_text())
+    assert config["quantization_config"] == FP8_BLOCK_QUANTIZATION
+
+
+def test_a_config_json_shape_gets_a_folder_name_without_its_path(tmp_path: Path) -> None:
+    source = scaffold_model("tiny", tmp_path / "my model")
+    shared = shared_scaffold(str(source.path / "config.json"), models_dir=tmp_path / "models")
+    assert shared.path.parent == tmp_path / "models" and "/" not in shared.path.name
+    assert (shared.path / "tokenizer.json").exists()
+
+
+def test_writers_at_the_same_time_leave_one_complete_folder(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six launches find no folder and each writes its copy; they rename at the same moment. One
+    copy becomes the folder, the others are dropped, and every launch gets the same path."""
+    writers = 6
+    at_rename = threading.Barrier(writers, timeout=60)
+    rename = Path.rename
+    lost: list[Path] = []
+
+    def rename_together(self: Path, target: Path) -> Path:
+        at_rename.wait()  # every writer has passed the check and written its copy
+        try:
+            return rename(self, target)
+        except OSError:
+            lost.append(self)
+            raise
+
+    monkeypatch.setattr(Path, "rename", rename_together)
+    found: list[Path] = []
+    threads = [threading.Thread(target=lambda: found.append(
+        shared_scaffold("qwen3-4b", models_dir=tmp_path).path)) for _ in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(found) == writers and len(set(found)) == 1 and len(lost) == writers - 1
+    assert [p.name for p in tmp_path.iterdir()] == [found[0].name]  # no copy left behind
+    assert {f.name: f.read_text() for f in found[0].iterdir()} == \
+        scaffold_files(*resolve_shape("qwen3-4b"))
+
+
+def test_scaffolds_live_beside_vllms_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_models_dir() == tmp_path / "stackdecide" / "models"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_models_dir() == Path.home() / ".cache" / "stackdecide" / "models"

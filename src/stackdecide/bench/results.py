@@ -44,6 +44,7 @@ from stackdecide.errors import EngineError, EvidenceError, StackdecideError
 from stackdecide.evidence.native import BENCH_RESULT_SCHEMA
 from stackdecide.model import derived
 from stackdecide.model.metrics import LATENCIES, METRICS, tool_latencies, tool_metrics
+from stackdecide.predict.ceilings import Load
 
 # The summary's fields that are metrics, and its latency distributions (the catalogue's
 # ``bench`` names): every level reports each of them it measured.
@@ -69,6 +70,10 @@ DEFAULTS: dict[str, ScenarioDefaults] = {
     "capacity": ScenarioDefaults(input_len=512, output_len=256, num_prompts=100,
                                  concurrency=(1,)),
 }
+
+# the benchmark client's load of each scenario, what prediction reads a criterion's metric under
+# where the decision's benchmark block is silent
+BENCH_LOADS = {name: Load(d.concurrency[0], d.input_len, d.output_len) for name, d in DEFAULTS.items()}
 
 
 class BenchError(EngineError):

@@ -52,6 +52,9 @@ class RankProbabilities:
         return sorted(idx, key=lambda i: (-self.p_best[i], i))
 
 
+CHUNK_CELLS = 4_000_000  # draws x candidates^2 per chunk: ~32 MB a float array
+
+
 def rank_probabilities(
     totals_samples: ArrayLike,
     feasible: ArrayLike | None = None,
@@ -69,16 +72,24 @@ def rank_probabilities(
         raise ValueError("feasible must have shape (m,)")
     # -inf puts infeasible candidates below every feasible one, ties among them split
     totals = np.where(ok[None, :], raw, -np.inf)
-    above, equal = above_and_tied(totals)
+    rank_sum, pairwise_sum = np.zeros((m, m)), np.zeros((m, m))
+    # draws in chunks: each holds (chunk, m, m) arrays, which for a space of hundreds of
+    # configurations would not fit in memory all at once
+    chunk = max(1, CHUNK_CELLS // (m * m))
     ranks = np.arange(m)[None, None, :]
-    occupies = (ranks >= above[:, :, None]) & (ranks < (above + equal)[:, :, None])
-    rank_matrix = (occupies / equal[:, :, None]).mean(axis=0)
+    for start in range(0, n_samples, chunk):
+        part = totals[start:start + chunk]
+        above, equal = above_and_tied(part)
+        occupies = (ranks >= above[:, :, None]) & (ranks < (above + equal)[:, :, None])
+        rank_sum += (occupies / equal[:, :, None]).sum(axis=0)
+        greater = part[:, :, None] > part[:, None, :] + TIE_TOLERANCE
+        with np.errstate(invalid="ignore"):
+            gap = np.abs(part[:, :, None] - part[:, None, :])
+        ties = (part[:, :, None] == part[:, None, :]) | (gap <= TIE_TOLERANCE)
+        pairwise_sum += greater.sum(axis=0) + 0.5 * ties.sum(axis=0)
+    rank_matrix = rank_sum / n_samples
     p_best = np.where(ok, rank_matrix[:, 0], 0.0)
-    greater = (totals[:, :, None] > totals[:, None, :] + TIE_TOLERANCE).mean(axis=0)
-    with np.errstate(invalid="ignore"):
-        gap = np.abs(totals[:, :, None] - totals[:, None, :])
-    ties = ((totals[:, :, None] == totals[:, None, :]) | (gap <= TIE_TOLERANCE)).mean(axis=0)
-    pairwise = greater + 0.5 * ties
+    pairwise = pairwise_sum / n_samples
     np.fill_diagonal(pairwise, 0.0)
     mc_se = float(np.sqrt(p_best * (1 - p_best) / n_samples).max())
     return RankProbabilities(

@@ -30,6 +30,7 @@ from stackdecide.model.certainty import DEFAULT_CONFIDENCE
 from stackdecide.model.problems import errors
 from stackdecide.race import RaceLimits
 from stackdecide.report.launch import progress_line, render_plan
+from stackdecide.search import SearchLimits, tolerance_points
 
 
 def _host(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -88,9 +89,15 @@ def _record(store_path: str, outcome: LaunchOutcome) -> None:
                    "spent. Resumes from the evidence store.")
 @click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=DEFAULT_CONFIDENCE,
               show_default=True, help="With --until-certain: P(best) that certifies a winner.")
+@click.option("--tolerance", metavar="POINTS|PCT%CRITERION", default=None,
+              help="With --until-certain: certify a candidate within this much of the best "
+                   "(points of total, or e.g. 3%decode_speed: 3% of that criterion's metric), and "
+                   "name every candidate equivalent within it. Default: 1 point for a decision "
+                   "with a space, 0 (the best itself; a tie when the noise hides it) otherwise.")
 @click.option("--budget", "budget_min", type=click.FloatRange(min=0.1), default=None,
-              help="With --until-certain: minutes this run may spend; no launch starts that "
-                   "would overrun it.")
+              help="With --until-certain: GPU-minutes this run may spend (a launch holding two "
+                   "GPUs for three minutes spends six; on the CPU engine, minutes); no launch "
+                   "starts that would overrun it.")
 @click.option("--race-seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="With --until-certain: seed of the launch order and the prompts (recorded).")
 @click.option("--until-stable", is_flag=True,
@@ -119,7 +126,7 @@ def _record(store_path: str, outcome: LaunchOutcome) -> None:
 def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bool, keep: bool,
            port: int, host: str, timeout_s: float, dummy_weights: bool,
            python: str | None, bench: bool, until_certain: bool, confidence: float,
-           budget_min: float | None, race_seed: int, until_stable: bool,
+           tolerance: str | None, budget_min: float | None, race_seed: int, until_stable: bool,
            max_launches: int | None, evidence_path: str | None, any_hardware: bool,
            parallel: str | None, cluster: str | None, only: str | None,
            confirm_top: int, use_current_env: bool, build_envs: bool,
@@ -134,8 +141,16 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
     if build_envs and (python or use_current_env):
         raise click.UsageError("--build-envs runs candidates in their own environments: drop "
                                "--python/--use-current-env")
+    if tolerance is not None and not until_certain:
+        raise click.UsageError("--tolerance goes with --until-certain")
     if parallel is not None or cluster is not None:
-        _tournament(file, bench, until_certain or until_stable, dry_run or keep,
+        if until_certain:
+            _search(file, bench, dry_run or keep, LaunchOptions(
+                host=host, timeout_s=timeout_s, dummy_weights=dummy_weights, python=python,
+                port=None, use_current_env=use_current_env), evidence_path, cluster, parallel,
+                tolerance, confidence, budget_min, max_launches, race_seed, any_hardware)
+            return
+        _tournament(file, bench, until_stable, dry_run or keep,
                     LaunchOptions(host=host, timeout_s=timeout_s, dummy_weights=dummy_weights,
                                   python=python, port=None,
                                   use_current_env=use_current_env),
@@ -164,6 +179,15 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
                             on_progress=echo_progress, environments=environments,
                             use_current_env=use_current_env)
     store_path = evidence_path or str(default_evidence_path(path))
+    if bench and until_certain and (decision.model.space is not None or tolerance is not None):
+        from stackdecide.cli._loop import run_search_cli
+
+        result = run_search_cli(decision, store_path, replace(options, port=None), SearchLimits(
+            tolerance_points(decision, tolerance), confidence, max_launches,
+            budget_min), seed=race_seed, any_hardware=any_hardware)
+        if result.measurements and not any(m.launched for m in result.measurements):
+            sys.exit(1)
+        return
     if bench and until_certain:
         from stackdecide.cli._loop import run_race
 
@@ -225,6 +249,33 @@ def _start_one(decision: stackdecide.Decision, chosen: str, options: LaunchOptio
                f"{report.waited_s:.1f} s)", err=True)
     if end.error is not None:
         click.echo(f"error: {end.error}", err=True)
+        sys.exit(1)
+
+
+def _search(file: str | None, bench: bool, starts_only: bool, options: LaunchOptions,
+            evidence_path: str | None, cluster: str | None, parallel: str | None,
+            tolerance: str | None, confidence: float, budget_min: float | None,
+            max_launches: int | None, seed: int, any_hardware: bool) -> None:
+    """`--until-certain` with `--parallel` / `--cluster`: the race over a space, several launches
+    at once on the scheduler's GPUs (stackdecide.search)."""
+    from stackdecide.cli._loop import run_search_cli
+    from stackdecide.schedule.backends import make_scheduler, parse_parallel
+    from stackdecide.schedule.tournament import OnScheduler
+
+    if not bench or starts_only:
+        raise click.UsageError("--until-certain with --parallel or --cluster goes with --bench and "
+                               "--winner (not --dry-run or --keep)")
+    path, why = resolve_decision_file(file)
+    click.echo(f"decision: {why}", err=True)
+    decision = stackdecide.load(path)
+    scheduler = make_scheduler(decision, options, cluster)
+    at_once = parse_parallel(parallel) or max(1, scheduler.gpu_count())
+    limits = SearchLimits(tolerance_points(decision, tolerance), confidence, max_launches,
+                          budget_min, at_once)
+    result = run_search_cli(decision, evidence_path or str(default_evidence_path(path)), options,
+                            limits, seed=seed, any_hardware=any_hardware,
+                            runner=OnScheduler(scheduler, None))
+    if result.measurements and not any(m.launched for m in result.measurements):
         sys.exit(1)
 
 

@@ -5,15 +5,11 @@ from __future__ import annotations
 import click
 
 import stackdecide
-from stackdecide.bench.results import DEFAULTS
+from stackdecide.bench.results import BENCH_LOADS
 from stackdecide.cli._app import decision_argument, handle_errors, main
 from stackdecide.evidence import EvidenceSet, load_evidence
-from stackdecide.predict import DEFAULT_LEVEL, Load, calibration, predict
+from stackdecide.predict import DEFAULT_LEVEL, calibration, predict
 from stackdecide.report.predict import prediction_json, prediction_text
-
-# the benchmark client's load of each scenario, where the decision's benchmark block is silent
-BENCH_LOADS = {name: Load(d.concurrency[0], d.input_len, d.output_len)
-               for name, d in DEFAULTS.items()}
 
 
 @main.command("predict")

@@ -26,6 +26,7 @@ from stackdecide.launch import preflight
 from stackdecide.launch.leftovers import live_runs
 from stackdecide.launch.process import DEFAULT_GRACE_S
 from stackdecide.launch.runs import LaunchOutcome, runs_dir
+from stackdecide.launch.scaffold import SCAFFOLD_PLACEHOLDER, default_models_dir
 from stackdecide.model.problems import Problem, errors
 from stackdecide.model.ranking import NoFeasibleCandidate
 from stackdecide.model.stack import layout_of
@@ -241,7 +242,7 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
         problems += dummy_problems
         notes += dummy_notes
         if scaffold_shape is not None:
-            effective["model"] = "<run folder>/model"  # made real when the run folder exists
+            effective["model"] = SCAFFOLD_PLACEHOLDER  # made real when the launch starts
             effective["load_format"] = "dummy"
 
     try:
@@ -346,8 +347,10 @@ def _dummy_model(decision: Decision, candidate_id: str, model: engine_config.Mod
                                     "qwen3-4b) or model.config (a config.json)",
                                     "decision.model.shape")], []
     served = str(engine.get("served_model_name") or (spec.id if spec else None) or shape)
-    return shape, served, [], [f"dummy weights: model shape {shape} is scaffolded into the run "
-                               f"folder and served as '{served}' (--load-format dummy)"]
+    return shape, served, [], [f"dummy weights: model shape {shape} is scaffolded into its folder "
+                               f"under {default_models_dir()}, shared by every launch of it so "
+                               "vLLM's compile cache is reused, and served as "
+                               f"'{served}' (--load-format dummy)"]
 
 
 def _process_groups(gpu: Any) -> dict[int, int]:

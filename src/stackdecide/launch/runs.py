@@ -8,7 +8,7 @@ started and why), ``server.log`` (the server's stdout and stderr) and ``outcome.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,6 +93,10 @@ class LaunchOutcome:
     finished_at: str | None = None
     stop: dict[str, Any] | None = None  # how the process group ended, once it has
     compile_cache: str | None = None  # cold, warm or unknown (vllm.logs.compile_cache_state)
+    compile_cache_dir: str | None = None  # the compile cache it used (vllm.logs.compile_cache_dir)
+    compile_cache_error: str | None = None  # why vLLM could not load what that cache held
+    # a warm start's cold counterpart here ({"startup_s", "run_dir"}): see cold_start_of
+    cold_start: dict[str, Any] | None = None
     # the candidate's own environment: lock_sha256, path, distributions (name==version); empty
     # when it ran in an interpreter the user chose
     environment: dict[str, Any] = field(default_factory=dict)
@@ -104,6 +108,18 @@ class LaunchOutcome:
             return None
         codes = tuple(str(p.get("code")) for p in self.problems if p.get("severity") == "error")
         return failures.fault_of(self.failure, codes)
+
+    @property
+    def start(self) -> str:
+        """How it started, as a launch says it: ``cold start``, ``warm start; cold start here
+        131.2 s`` (when the cold start of the same configuration is known), ``unknown start``; a
+        cold start that vLLM's cache should have spared says why it did not."""
+        said = f"{self.compile_cache or 'unknown'} start"
+        if self.cold_start is not None:
+            said += f"; cold start here {self.cold_start['startup_s']:.1f} s"
+        if self.compile_cache_error is not None:
+            said += f"; vLLM could not load its cached graphs: {self.compile_cache_error[:120]}"
+        return said
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -127,6 +143,31 @@ def read_lines(path: Path) -> list[str]:
 
 def read_outcome(run_dir: str | Path) -> dict[str, Any]:
     return json.loads((Path(run_dir) / OUTCOME_FILE).read_text())
+
+
+def cold_start_of(outcome: LaunchOutcome, run_dirs: Iterable[Path]) -> dict[str, Any] | None:
+    """For a warm start, the latest cold start among ``run_dirs`` of the same configuration
+    (``engine_sha256``) that filled the compile cache it loaded from (``compile_cache_dir``, a
+    folder on this machine): ``{"startup_s", "run_dir"}``; None for any other start, or when no
+    such cold start is in those run folders."""
+    if outcome.compile_cache != "warm" or outcome.compile_cache_dir is None:
+        return None
+    found: tuple[str, dict[str, Any]] | None = None
+    for run_dir in run_dirs:
+        if Path(run_dir).resolve() == Path(outcome.run_dir).resolve():
+            continue
+        try:
+            earlier = read_outcome(run_dir)
+        except (OSError, ValueError):
+            continue
+        if earlier.get("ok") and earlier.get("compile_cache") == "cold" \
+                and earlier.get("startup_s") is not None \
+                and earlier.get("engine_sha256") == outcome.engine_sha256 \
+                and earlier.get("compile_cache_dir") == outcome.compile_cache_dir:
+            started = str(earlier.get("started_at") or "")
+            if found is None or started > found[0]:
+                found = started, {"startup_s": earlier["startup_s"], "run_dir": str(run_dir)}
+    return found[1] if found else None
 
 
 def record_stop(run_dir: str | Path, stop: Mapping[str, Any], by: str, *, overwrite: bool = True,

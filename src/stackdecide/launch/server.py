@@ -27,6 +27,7 @@ from typing import Any
 
 from stackdecide.decision import Decision
 from stackdecide.errors import EngineError
+from stackdecide.launch.leftovers import run_folders
 from stackdecide.launch.plan import (
     READY_PROMPT,
     LaunchOptions,
@@ -44,7 +45,9 @@ from stackdecide.launch.process import (
 from stackdecide.launch.runs import (
     COMMAND_FILE,
     LOG_FILE,
+    OUTCOME_FILE,
     LaunchOutcome,
+    cold_start_of,
     create_run_dir,
     iso,
     read_lines,
@@ -52,7 +55,7 @@ from stackdecide.launch.runs import (
     utc_now,
     write_json,
 )
-from stackdecide.launch.scaffold import scaffold_model
+from stackdecide.launch.scaffold import SCAFFOLD_PLACEHOLDER, shared_scaffold
 from stackdecide.launch.supervision import Supervisor, start_supervisor
 from stackdecide.model.problems import errors
 from stackdecide.vllm import logs as failures
@@ -208,12 +211,13 @@ def _outcome(plan: LaunchPlan, run_dir: Path, **values: Any) -> LaunchOutcome:
 
 
 def _materialize(plan: LaunchPlan, scaffold: bool = True) -> tuple[LaunchPlan, Path]:
-    """Create the run folder, scaffold dummy weights into it, and fix the command's model path."""
+    """Create the run folder, find or write the shared scaffold for dummy weights, and point the
+    command's model path at it."""
     run_dir = create_run_dir(plan.runs_parent, run_dir_name(plan.candidate_id, utc_now()))
+    model_dir = None
     if scaffold and plan.scaffold_shape and plan.command is not None:
-        model_dir = run_dir / "model"
-        scaffold_model(plan.scaffold_shape, model_dir, fp8=plan.scaffold_fp8)
-        argv = tuple(str(model_dir) if word == "<run folder>/model" else word
+        model_dir = shared_scaffold(plan.scaffold_shape, fp8=plan.scaffold_fp8).path
+        argv = tuple(str(model_dir) if word == SCAFFOLD_PLACEHOLDER else word
                      for word in plan.command.argv)
         plan = replace(plan, command=replace(plan.command, argv=argv))
     write_json(run_dir / COMMAND_FILE, {
@@ -226,10 +230,17 @@ def _materialize(plan: LaunchPlan, scaffold: bool = True) -> tuple[LaunchPlan, P
         "environment": plan.environment_record(),
         "engine": plan.engine, "engine_sha256": plan.engine_sha256,
         "rendered": plan.command.rendered if plan.command else {},
-        "scaffold_shape": plan.scaffold_shape,
+        "scaffold_shape": plan.scaffold_shape, "scaffold_dir": model_dir,
         "problems": [p.to_dict() for p in plan.problems], "notes": list(plan.notes),
         "created_at": iso(utc_now())})
     return plan, run_dir
+
+
+def _earlier_runs(plan: LaunchPlan) -> set[Path]:
+    """Run folders that may hold earlier starts of a plan: those beside its own, and every run
+    folder of ``.stackdecide/`` here (the demos' included)."""
+    beside = {path.parent for path in plan.runs_parent.glob(f"*/{OUTCOME_FILE}")}
+    return {path.resolve() for path in beside | set(run_folders())}
 
 
 def _refuse(plan: LaunchPlan, started_at: str) -> LaunchRefused:
@@ -348,9 +359,13 @@ def start_server(plan: LaunchPlan, options: LaunchOptions | None = None) -> Serv
         startup.fail(failures.ENGINE_DIED, f"the launcher failed while waiting: {exc!r}")
         raise
     startup_s = round(time.monotonic() - startup.started, 3)
+    lines = read_lines(startup.log_path)
     outcome = replace(startup.base, ok=True, startup_s=startup_s,
                       phases=tuple(startup.follower.phases), finished_at=iso(utc_now()),
-                      compile_cache=failures.compile_cache_state(read_lines(startup.log_path)))
+                      compile_cache=failures.compile_cache_state(lines),
+                      compile_cache_dir=failures.compile_cache_dir(lines),
+                      compile_cache_error=failures.compile_cache_load_error(lines))
+    outcome = replace(outcome, cold_start=cold_start_of(outcome, _earlier_runs(plan)))
     outcome.write()
     return ServerHandle(plan.url, plan.served_model_name or "", startup.process.pid, startup.pgid,
                         run_dir, startup_s, outcome, startup.process, options.grace_s,

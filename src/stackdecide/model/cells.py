@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Source = Literal["judged", "measured"]
+Source = Literal["judged", "measured", "predicted"]
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,9 @@ class Cell:
 
     ``judged`` cells hold the score written in the decision file. ``measured`` cells hold a score
     computed by the criterion's value function from ``raw`` (the aggregated measurement), and keep
-    the judged score beside it so a reader sees what the measurement replaced.
+    the judged score beside it so a reader sees what the measurement replaced. ``predicted`` cells
+    (a configuration no launch measured, ``scoring.predicted``) hold the score of ``raw``, the
+    predicted median of the configuration's mean, with its ``interval`` and the SD of its log.
     """
 
     score: float
@@ -30,6 +32,12 @@ class Cell:
     # (launch, median of its records): one replicate per launch, the cell's measurement noise
     replicates: tuple[tuple[str, float], ...] = field(default=())
     stack: tuple[str, ...] = field(default=())  # the vLLM (and environment) its records ran on
+    interval: tuple[float, float] | None = None  # a predicted mean's interval (predict's level)
+    log_sd: float | None = None  # SD of the log of a predicted mean
+
+    @property
+    def predicted(self) -> bool:
+        return self.source == "predicted"
 
     @property
     def measured(self) -> bool:

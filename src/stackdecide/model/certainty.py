@@ -11,17 +11,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
+from stackdecide.certify.indifference import Certificate
 from stackdecide.certify.probability import RankProbabilities
 from stackdecide.certify.uncertainty import Estimate
 
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_SAMPLES = 4000
-VerdictKind = Literal["certified", "tie", "judged", "infeasible"]  # infeasible: no candidate is
+# infeasible: no candidate is; undecided: not yet certified within a tolerance > 0
+VerdictKind = Literal["certified", "tie", "undecided", "judged", "infeasible"]
 
 
 @dataclass(frozen=True)
@@ -30,13 +32,15 @@ class CertaintySettings:
 
     ``confidence`` is the P(best) a winner needs to be certified; ``samples`` the Monte Carlo
     draws, from ``seed``; ``sample_weights`` also draws the weights from the decision's weight
-    region (SMAA-2).
+    region (SMAA-2). ``tolerance`` (points of total, 0..100) asks for a certificate within it
+    instead (``certify.indifference``): "X is within delta of the best with P >= confidence".
     """
 
     confidence: float = DEFAULT_CONFIDENCE
     samples: int = DEFAULT_SAMPLES
     seed: int = 0
     sample_weights: bool = False
+    tolerance: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -78,9 +82,12 @@ class Certainty:
 
     candidate_ids: tuple[str, ...]
     cells: Mapping[tuple[str, str], CellEstimate]  # (candidate, criterion) -> estimate
-    probabilities: RankProbabilities | None  # None when no cell is measured
+    probabilities: RankProbabilities | None  # None when no cell is measured or predicted
     settings: CertaintySettings
     verdict: Verdict
+    within: Certificate | None = None  # the certificate within ``settings.tolerance`` (> 0)
+    # the joint draws of the totals (S, m; 0..1) the probabilities were counted from
+    totals: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def confidence(self) -> float:
@@ -130,4 +137,13 @@ class Certainty:
                                       for k, other in enumerate(ids) if k != i}
                                 for i, cid in enumerate(ids)}
             data["mc_standard_error"] = round(probabilities.mc_standard_error, 6)
+        within = self.within
+        if within is not None:
+            data["within"] = {
+                "tolerance_points": self.settings.tolerance,
+                "p_within": {cid: round(float(p), 6) for cid, p in
+                             zip(ids, within.probabilities.p_within, strict=True)},
+                "equivalent": [ids[i] for i in within.equivalent],
+                "p_all_equivalent": round(within.p_all_equivalent, 6),
+                "contenders": [ids[i] for i in within.contenders]}
         return data

@@ -180,6 +180,10 @@ def _cell_dict(cell: Cell) -> dict[str, Any]:
                     spread=cell.spread, flags=list(cell.flags), record_ids=list(cell.record_ids),
                     replicates=[{"launch": launch, "value": value}
                                 for launch, value in cell.replicates])
+    elif cell.predicted:
+        assert cell.interval is not None
+        data.update(raw=cell.raw, unit=cell.unit, metric=cell.metric,
+                    interval=list(cell.interval), log_sd=cell.log_sd)
     return data
 
 

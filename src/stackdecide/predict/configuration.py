@@ -11,7 +11,12 @@ one GPU model. Its **levels** name it on each axis evidence is pooled over:
 * ``layout``: tensor x pipeline x data parallel (``model.stack.layout_of``);
 * ``vllm``: the version that ran (a record's), or the candidate's pin;
 * ``config``: all of these with the engine config and env as written: the configuration itself,
-  where whatever no other axis names (interactions, scheduler keys) shows.
+  where whatever no other axis names (interactions, scheduler keys) shows;
+* ``axis:KEY``, for a configuration of the decision's ``space:``: its value of each axis of the
+  space that varies (``axis:engine.max_num_seqs`` = ``16``), but the GPU and the vLLM pin, which
+  ``gpu`` and ``vllm`` name already. A space asks which setting of its knobs is best, so each knob
+  is a level evidence is pooled over: a launch at ``max_num_seqs`` 16 says something of every
+  configuration with 16.
 """
 
 from __future__ import annotations
@@ -32,11 +37,14 @@ from stackdecide.facts.pins import pin_specifier
 from stackdecide.facts.roofline import GpuPeaks, hardware_from
 from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.schema import Hardware
+from stackdecide.model.space import configuration_of, expansion_of
 from stackdecide.model.stack import attention_backend_named, engine_kv_cache_dtype, layout_of
 from stackdecide.predict.ceilings import ServingSetup
 
 AXES = ("gpu", "model", "weights", "kv_cache_dtype", "attention_backend", "layout", "vllm",
         "config")
+SPACE_AXIS = "axis:"  # the level of a space's axis: "axis:engine.max_num_seqs"
+NAMED_ELSEWHERE = ("hardware.gpu", "stack.vllm")  # the gpu and vllm levels
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,25 @@ def model_geometry(facts: ModelFacts) -> str:
     if facts.shape is None:
         return facts.id or "unknown model"
     return f"{facts.shape.architecture} {facts.shape.params / 1e9:.1f}B"
+
+
+def space_axes(decision: DecisionMatrix) -> tuple[str, ...]:
+    """The levels a space adds (module doc): one per axis that varies, in id order."""
+    space = decision.model.space
+    if space is None:
+        return ()
+    return tuple(SPACE_AXIS + axis.id for axis in expansion_of(space).axes
+                 if axis.varies and axis.id not in NAMED_ELSEWHERE)
+
+
+def space_levels(decision: DecisionMatrix, candidate_id: str) -> dict[str, str]:
+    """A space configuration's value of each of ``space_axes``; none for a candidate written by
+    hand (or an axis whose condition does not hold for it)."""
+    found = configuration_of(decision.model, candidate_id)
+    if found is None:
+        return {}
+    wanted = set(space_axes(decision))
+    return {SPACE_AXIS + s.axis: s.label for s in found.settings if SPACE_AXIS + s.axis in wanted}
 
 
 def gpu_target(decision: DecisionMatrix, gpu: str | None, vram_gb: float | None = None,
@@ -102,6 +129,7 @@ def configuration(decision: DecisionMatrix, candidate_id: str, gpu: str | None =
         "kv_cache_dtype": kv_dtype.lower(), "attention_backend": attention_backend(engine, env),
         "layout": layout.label, "vllm": vllm or pinned_version(candidate.stack.vllm) or "any"}
     levels["config"] = " | ".join([*(levels[a] for a in AXES[:-1]), candidate.config_sha256[:16]])
+    levels.update(space_levels(decision, candidate_id))
     if facts.shape is None:
         return Configuration(candidate_id, levels, None, facts.missing or "no model shape")
     if target is not None and target.device == "cpu":

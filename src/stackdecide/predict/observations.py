@@ -23,6 +23,7 @@ from stackdecide.model.metrics import METRICS
 from stackdecide.model.stack import recorded_versions
 from stackdecide.predict.ceilings import Load, metric_ceiling
 from stackdecide.predict.configuration import Configuration, configuration
+from stackdecide.predict.priors import NO_ROOFLINE_REFERENCE
 
 PREDICTED_METRICS = ("decode_tok_s", "prefill_tok_s", "output_tok_s", "startup_s")
 NOT_RECORDED = "not recorded"  # a start-up whose record does not say cold or warm
@@ -31,7 +32,8 @@ NOT_RECORDED = "not recorded"  # a start-up whose record does not say cold or wa
 @dataclass(frozen=True)
 class Observation:
     """One launch's value of one metric, with the reference it is read against: its roofline
-    ceiling (tok/s), or 1 s for ``startup_s``, which has none."""
+    ceiling (tok/s; ``priors.NO_ROOFLINE_REFERENCE`` where it has none), or 1 s for
+    ``startup_s``."""
 
     metric: str
     value: float
@@ -67,6 +69,12 @@ def with_load(levels: dict[str, str], load: Load) -> dict[str, str]:
     much a load moves a configuration depends on the configuration: FP8 weights gained less than
     BF16 from 16 to 64 streams on the H200)."""
     return {**levels, "load": load.label, "config_load": f"{levels['config']} @ {load.label}"}
+
+
+def without_roofline(levels: dict[str, str]) -> dict[str, str]:
+    """A configuration's levels where its rates have no roofline: read against
+    ``priors.NO_ROOFLINE_REFERENCE``, with the ``roofline`` term's level (``predict.priors``)."""
+    return {**levels, "roofline": "none"}
 
 
 def record_load(record: EvidenceRecord) -> Load | None:
@@ -132,15 +140,9 @@ def calibration(decision: DecisionMatrix, evidence: EvidenceSet, name: str = "")
             if load is None:
                 skipped["that do not say their concurrency and lengths"] += len(records)
                 continue
-            if config.setup is None:
-                skipped[f"without a roofline ({config.missing})"] += len(records)
-                continue
-            ceiling = metric_ceiling(metric, config.setup, load)
-            if ceiling is None:
-                skipped["on a GPU without tensor peaks"] += len(records)
-                continue
-            levels = with_load(levels, load)
-            reference = ceiling.value
+            ceiling = metric_ceiling(metric, config.setup, load) if config.setup else None
+            levels = with_load(levels if ceiling else without_roofline(levels), load)
+            reference = ceiling.value if ceiling else NO_ROOFLINE_REFERENCE
         if value <= 0:
             skipped["of zero"] += len(records)
             continue

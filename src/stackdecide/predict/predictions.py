@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import special
 
 from stackdecide.certify.efficiency import EfficiencyFit, JointMeans, Predictive, fit
 from stackdecide.evidence.records import scenario_value
@@ -40,14 +41,15 @@ from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.metrics import METRICS
 from stackdecide.model.schema import Criterion
 from stackdecide.predict.ceilings import Ceiling, Load, metric_ceiling
-from stackdecide.predict.configuration import configuration
+from stackdecide.predict.configuration import configuration, space_axes
 from stackdecide.predict.observations import (
     PREDICTED_METRICS,
     Calibration,
     Observation,
     with_load,
+    without_roofline,
 )
-from stackdecide.predict.priors import JUDGED_SD, JUDGED_SHARED, prior_for
+from stackdecide.predict.priors import JUDGED_SD, JUDGED_SHARED, NO_ROOFLINE_REFERENCE, prior_for
 
 DEFAULT_LEVEL = 0.8
 NEXT_START = "next launch"  # the start of a launch to come: cold or warm is not known
@@ -75,7 +77,18 @@ class Predicted:
     basis: tuple[tuple[str, str, int], ...]  # (axis, level, launch values at it; 0: prior only)
     noise: float  # launch-to-launch SD the fit found (log units)
     judged: float | None = None  # the judged score's value, when one was combined
+    # the configuration's mean (no launch noise): its median and ``level`` interval
+    mean: float = math.nan
+    mean_low: float = math.nan
+    mean_high: float = math.nan
     source: str = "predicted"
+
+    @property
+    def mean_log_sd(self) -> float:
+        """The SD of the log of the configuration's mean that its interval spans, as a normal's:
+        what a ranking draws the mean from (``scoring.certainty``)."""
+        z = float(special.ndtri(0.5 + self.level / 2))
+        return math.log(self.mean_high / self.mean_low) / (2.0 * z)
 
 
 @dataclass(frozen=True)
@@ -111,14 +124,15 @@ def criterion_load(decision: DecisionMatrix, criterion: Criterion,
         return None
     wanted = {key: scenario_value(value) for key, value in criterion.measure.scenario.items()}
     concurrency = wanted.get("concurrency", dict(METRICS[metric].implied_scenario).get("concurrency"))
-    name = SCENARIO_OF[metric]
+    # a criterion may name its scenario: output_tok_s of one stream is the decode scenario's
+    name = str(wanted.get("scenario") or SCENARIO_OF[metric])
     runs = [s for s in decision.model.benchmark.scenarios if s.scenario != "capacity"]
     if concurrency is not None:
         matching = [s for s in runs if concurrency in (s.concurrency or [1])]
         run = next((s for s in matching if s.scenario == name), matching[0] if matching else None)
     else:
         run = next((s for s in runs if s.scenario == name), None)
-    default = defaults[run.scenario if run else name]
+    default = defaults.get(run.scenario if run else name) or defaults[SCENARIO_OF[metric]]
     if concurrency is None:
         concurrency = (run.concurrency or [default.concurrency])[0] if run else default.concurrency
     return Load(float(concurrency),
@@ -146,10 +160,12 @@ def judged_value(criterion: Criterion, score: float) -> tuple[str, float] | None
     return None
 
 
-def fit_metric(observations: tuple[Observation, ...], metric: str) -> EfficiencyFit:
-    """The hierarchical model of one metric fitted to its observations."""
+def fit_metric(observations: tuple[Observation, ...], metric: str,
+               space_axes: tuple[str, ...] = ()) -> EfficiencyFit:
+    """The hierarchical model of one metric fitted to its observations, with a term for each
+    level a space adds (``predict.configuration.space_axes``)."""
     return fit([o.log_ratio for o in observations], [o.levels for o in observations],
-               prior_for(metric))
+               prior_for(metric, space_axes))
 
 
 @dataclass(frozen=True)
@@ -165,7 +181,9 @@ class _Target:
 
     @property
     def reference(self) -> float:
-        return self.ceiling.value if self.ceiling else 1.0
+        if self.ceiling:
+            return self.ceiling.value
+        return 1.0 if self.metric == "startup_s" else NO_ROOFLINE_REFERENCE
 
 
 def _targets(decision: DecisionMatrix, defaults: Mapping[str, Load]
@@ -186,9 +204,7 @@ def _targets(decision: DecisionMatrix, defaults: Mapping[str, Load]
             assert load is not None
             ceiling = metric_ceiling(metric, config.setup, load) if config.setup else None
             if ceiling is None:
-                unpredicted.append(Unpredicted(candidate, criterion.id, config.missing or
-                                               f"{config.levels['gpu']} has no tensor peaks"))
-                continue
+                levels = without_roofline(levels)
             targets.append(_Target(candidate, criterion, metric, with_load(levels, load), load,
                                    ceiling))
     return targets, unpredicted
@@ -248,7 +264,10 @@ def _predicted(target: _Target, shown: Predictive, calibrated_by: int,
         efficiency_low=share(shown.mean_low), efficiency_high=share(shown.mean_high),
         calibrated_by=calibrated_by,
         basis=tuple((axis, target.levels[axis], n) for axis, n in shown.seen.items()),
-        noise=shown.noise, judged=judged)
+        noise=shown.noise, judged=judged,
+        mean=min(cap, reference * math.exp(shown.mean_median)),
+        mean_low=min(cap, reference * math.exp(shown.mean_low)),
+        mean_high=min(cap, reference * math.exp(shown.mean_high)))
 
 
 def predict(decision: DecisionMatrix, calibration: Calibration, defaults: Mapping[str, Load],
@@ -257,7 +276,8 @@ def predict(decision: DecisionMatrix, calibration: Calibration, defaults: Mappin
     (module doc), calibrated by ``calibration``; ``defaults``: the benchmark's load of each
     scenario where the decision does not say it."""
     targets, unpredicted = _targets(decision, defaults)
-    fits = {metric: fit_metric(calibration.of(metric), metric)
+    axes = space_axes(decision)
+    fits = {metric: fit_metric(calibration.of(metric), metric, axes)
             for metric in {target.metric for target in targets}}
     by_criterion: dict[str, list[int]] = {}
     for index, target in enumerate(targets):

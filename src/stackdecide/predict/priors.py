@@ -25,6 +25,17 @@ a configuration at a load), and whether a start compiled or read its caches move
 to 2x (0.4). The evidence scales all widths by one multiplier (``certify.efficiency``); the
 committed Hopper evidence puts it at 0.66-0.68 for the rates, 1.05 for start-up.
 
+**Without a roofline** (the CPU engine, a GPU without tensor peaks, a model without a shape) a
+rate is read against ``NO_ROOFLINE_REFERENCE`` (100 tok/s) instead of its ceiling, and the term
+``roofline`` (level ``none``) carries how far such a configuration sits from what the priors
+above say of a roofline's share: ``NO_ROOFLINE_WIDTH`` (2.5, a factor of 12 either way at one SD),
+so before its first launch the value is known to no better than two orders of magnitude, and every
+launch without a roofline sets it for all the others.
+
+**A space's axes** (``axis:KEY`` levels, ``predict.configuration``) each move a metric by
+``SPACE_AXIS_WIDTH`` (0.15, as an attention backend or a KV-cache dtype): a knob of the engine
+(batch limits, prefix caching, chunked prefill, the dtype) moves a rate by up to a few tens of %.
+
 **Launch noise** is ``certify.uncertainty``'s prior of a launch's relative SD, at its strength
 (decode 3% over 3.6 degrees of freedom, prefill 6% and throughput 5% over 20, start-up 15% over
 2): the restart-to-restart noise every certificate of a ranking assumes.
@@ -54,13 +65,19 @@ AXIS_TERMS = ("gpu", "model", "weights", "kv_cache_dtype", "attention_backend", 
               "config")
 RATE_TERMS = (*AXIS_TERMS, "load", "config_load")
 STARTUP_TERMS = (*AXIS_TERMS, "start")
+NO_ROOFLINE_REFERENCE = 100.0  # tok/s: a rate's reference where it has no roofline
+NO_ROOFLINE_WIDTH = 2.5
+SPACE_AXIS_WIDTH = 0.15
 JUDGED_SHARED = 0.5
 JUDGED_SD = {"decode_tok_s": 0.18, "prefill_tok_s": 0.18, "output_tok_s": 0.18, "startup_s": 0.72}
 
 
-def prior_for(metric: str) -> EfficiencyPrior:
-    """The prior of one predicted metric (module doc)."""
-    names = STARTUP_TERMS if metric == "startup_s" else RATE_TERMS
-    return EfficiencyPrior(PRIOR_LEVEL[metric], PRIOR_SD[metric],
-                           tuple(Term(name, TERM_WIDTHS[name]) for name in names),
+def prior_for(metric: str, space_axes: tuple[str, ...] = ()) -> EfficiencyPrior:
+    """The prior of one predicted metric (module doc), with a term per level a space adds."""
+    terms = [Term(name, TERM_WIDTHS[name])
+             for name in (STARTUP_TERMS if metric == "startup_s" else RATE_TERMS)]
+    if metric != "startup_s":
+        terms.append(Term("roofline", NO_ROOFLINE_WIDTH))
+    terms += [Term(axis, SPACE_AXIS_WIDTH) for axis in space_axes]
+    return EfficiencyPrior(PRIOR_LEVEL[metric], PRIOR_SD[metric], tuple(terms),
                            prior_rel_sd_for(metric), prior_strength_for(metric))

@@ -30,7 +30,7 @@ def basis_text(predicted: Predicted) -> str:
         return f"this configuration: {n} launch value{'s' if n != 1 else ''}"
     if not any(counts.values()):
         return "no launch shares an axis: prior only"
-    unseen = [AXIS_LABELS[axis] for axis, n in counts.items()
+    unseen = [AXIS_LABELS.get(axis, axis.removeprefix("axis:")) for axis, n in counts.items()
               if not n and axis not in ("config", "config_load")]
     return "never launched" + (f"; no launch shares its {', '.join(unseen)}" if unseen else "")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
@@ -349,3 +349,18 @@ def render_race_end(result: RunResult) -> str:
         return (f"stopped on the budget, not on a certificate: {stop.reason}\n"
                 f"verdict so far: {result.certainty.verdict.text}; {spent}")
     return f"{stop.reason}; {spent}"
+
+
+def render_search_end(result: RunResult, never_launched: Mapping[str, str]) -> str:
+    """How a race over a space ended: the configurations never launched and why, then the
+    certificate (or why there is none) and what it cost."""
+    lines = []
+    if never_launched:
+        lines.append(f"never launched ({len(never_launched)}): predicted unable to come within "
+                     "the tolerance of the best")
+        lines += [f"  {cid}: {why}" for cid, why in never_launched.items()]
+    launched = sorted({m.candidate_id for m in result.measurements})
+    lines.append(f"launched {len(launched)} configuration{'s' if len(launched) != 1 else ''} of "
+                 f"{len(result.after.candidate_ids)}: {', '.join(launched) or 'none'}")
+    lines.append(render_race_end(result))
+    return "\n".join(lines)

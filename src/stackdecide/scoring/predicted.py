@@ -1,0 +1,67 @@
+"""Predicted cells: a configuration no launch measured takes its predicted value, marked so.
+
+Where a criterion is measured by a predicted metric (``predict``), a candidate without a measured
+cell gets a ``predicted`` cell: the value function applied to the predicted median of the
+configuration's mean (``Predicted.mean``), with its interval and the SD of its log. Measured and
+predicted cells of a criterion are scored together: ``relative_to_best`` reads every value of the
+criterion against the best of all of them, measured or predicted, so a configuration predicted to
+beat every launch lowers the measured cells' scores as a launch of it would. Judged cells of
+criteria no prediction covers stay judged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from stackdecide.mcda.value_functions import measured_score
+from stackdecide.model.cells import Cell
+from stackdecide.model.decision import DecisionMatrix
+from stackdecide.model.metrics import METRICS
+from stackdecide.model.schema import Criterion
+from stackdecide.predict.predictions import Prediction
+
+Cells = tuple[tuple[Cell, ...], ...]
+
+
+def with_predictions(decision: DecisionMatrix, cells: Sequence[Sequence[Cell]],
+                     prediction: Prediction) -> Cells:
+    """``cells`` with every unmeasured cell that ``prediction`` covers predicted, and the measured
+    cells of those criteria re-scored against the best of both (module doc)."""
+    rows = [list(row) for row in cells]
+    for j, criterion in enumerate(decision.criteria):
+        measure = criterion.measure
+        if measure is None:
+            continue
+        predicted = {i: found for i, cid in enumerate(decision.candidate_ids)
+                     if not rows[i][j].measured
+                     and (found := prediction.get(cid, criterion.id)) is not None}
+        if not predicted:
+            continue
+        higher = METRICS[measure.metric].higher_is_better
+        raws = {i: float(rows[i][j].raw) for i in range(len(rows))
+                if rows[i][j].measured and rows[i][j].raw is not None}
+        raws.update({i: found.mean for i, found in predicted.items()})
+        best = max(raws.values()) if higher else min(raws.values())
+
+        for i, raw in raws.items():
+            cell = rows[i][j]
+            if i in predicted:
+                found = predicted[i]
+                rows[i][j] = Cell(score=_scored(criterion, raw, best), source="predicted", judged=cell.score,
+                                  raw=raw, unit=found.unit, metric=found.metric,
+                                  interval=(found.mean_low, found.mean_high),
+                                  log_sd=found.mean_log_sd)
+            else:
+                rows[i][j] = replace(cell, score=_scored(criterion, raw, best))
+    return tuple(tuple(row) for row in rows)
+
+
+def _scored(criterion: Criterion, raw: float, best: float) -> float:
+    measure = criterion.measure
+    assert measure is not None
+    metric = METRICS[measure.metric]
+    return measured_score(measure, raw, scale_low=criterion.scale.low,
+                          scale_high=criterion.scale.high, benefit=criterion.direction == "benefit",
+                          higher_is_better=metric.higher_is_better, best_raw=best,
+                          boolean=metric.boolean)

@@ -1,0 +1,429 @@
+"""The race over a space: predictions as the prior, launches where they most change the answer,
+and a certificate within a tolerance.
+
+Every step scores the decision with the evidence stored so far and, for every configuration no
+launch measured, its prediction (``predict``, calibrated by those same launches): every candidate
+is in the joint draws of the totals, measured ones from their replicates, the others from their
+predicted intervals (``scoring.certainty``). Then ``certify.indifference.next_action_within``
+decides, for the tolerance delta:
+
+* **certified** when the leader is within delta of the best with P >= the confidence and rests on
+  two launches; the candidates equivalent within delta are named;
+* configurations whose P(within delta of the best) is below ``(1 - confidence) / m`` are
+  **dropped**: not even their optimistic end reaches the leader's zone, and one never launched
+  never will be (the reason is said, with its P);
+* otherwise it **launches** the contender whose launch lowers the doubt about the certificate most
+  per GPU-minute (its next launch's cost: the start-up measured or predicted for it, plus the
+  benchmark, times its GPUs): the knowledge-gradient-like step of ``certify.indifference``;
+* it stops on the **budget**: no launch starts that would overrun the GPU-minutes given.
+
+With ``at_once`` > 1 (``--parallel``, ``--cluster``) a step launches the ``at_once`` contenders of
+highest gain per GPU-minute together, each on its own GPUs. Configurations on hardware other than
+the decision's (a space's ``hardware.gpu`` axis) are ranked on their prediction and never launched
+here, marked so. The race keeps no state of its own: an interrupted one resumes from the store.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from stackdecide.bench.results import BENCH_LOADS
+from stackdecide.bench.runner import Progress
+from stackdecide.certify import DEFAULT_TOLERANCE_POINTS
+from stackdecide.certify.indifference import (
+    WithinAction,
+    WithinRaceState,
+    next_action_within,
+    percent_to_points,
+    tolerance_total,
+)
+from stackdecide.certify.racing import MIN_REPLICATES
+from stackdecide.certify.uncertainty import prior_rel_sd_for
+from stackdecide.decision import Decision
+from stackdecide.errors import StackdecideError
+from stackdecide.evidence.records import EvidenceSet
+from stackdecide.evidence.store import EvidenceStore
+from stackdecide.launch.plan import LaunchOptions
+from stackdecide.loop import Measurement, Notify
+from stackdecide.mcda.value_functions import measured_score
+from stackdecide.model.certainty import DEFAULT_CONFIDENCE, DEFAULT_SAMPLES, CertaintySettings
+from stackdecide.model.metrics import METRICS
+from stackdecide.model.ranking import Ranking
+from stackdecide.model.space import configuration_of, hardware_absence
+from stackdecide.orchestrate import InProcess, Launch, Policy, Runner, RunResult, RunState, Stop, run
+from stackdecide.predict import DEFAULT_LEVEL, calibration, predict
+from stackdecide.predict.predictions import Prediction
+from stackdecide.schedule.tournament import gpus_needed
+
+BENCH_S = 60.0  # a launch's benchmark, where no launch of this run says how long one takes
+START_S = 120.0  # a start-up, where neither a launch nor a prediction says it
+
+
+@dataclass(frozen=True)
+class SearchLimits:
+    """What the race may spend and what it must show: ``tolerance`` in points of total (0..100),
+    ``budget_gpu_min`` GPU-minutes (a launch on two GPUs for three minutes spends six; on the CPU
+    engine, minutes), ``at_once`` launches per step."""
+
+    tolerance: float = DEFAULT_TOLERANCE_POINTS
+    confidence: float = DEFAULT_CONFIDENCE
+    max_launches: int | None = None
+    budget_gpu_min: float | None = None
+    at_once: int = 1
+    min_replicates: int = MIN_REPLICATES
+    max_replicates: int | None = None
+
+
+def bench_seconds(measurement: Measurement) -> float:
+    """Seconds a launch spent benchmarking: its scenarios' levels."""
+    return sum(level.duration_s for result in measurement.results for level in result.levels)
+
+
+def launch_minutes(measurement: Measurement) -> float:
+    """Wall minutes one launch held its server: from start to stop when both are recorded, else
+    its start-up and its benchmarks."""
+    outcome = measurement.outcome
+    if outcome.started_at and outcome.finished_at:
+        held = datetime.fromisoformat(outcome.finished_at) - datetime.fromisoformat(outcome.started_at)
+        return max(held.total_seconds(), 0.0) / 60.0
+    return ((outcome.startup_s or 0.0) + bench_seconds(measurement)) / 60.0
+
+
+def spent_gpu_minutes(decision: Decision, measurements: tuple[Measurement, ...]) -> float:
+    return sum(launch_minutes(m) * max(1, gpus_needed(decision, m.candidate_id))
+               for m in measurements)
+
+
+def _total_sd(ranking: Ranking, relative_sd: Callable[[int, int], float]) -> np.ndarray:
+    """The SD of each candidate's total (0..1) when each of its measured or predicted cells moves
+    by ``relative_sd(i, j)`` (a relative SD of its raw value), through its value function and
+    weight, the best of each criterion held: a first-order figure, for choosing launches."""
+    decision = ranking.decision
+    weights = np.asarray(decision.weights, dtype=float)
+    weights = weights / weights.sum()
+    variance = np.zeros(len(decision.candidates))
+    for j, criterion in enumerate(decision.criteria):
+        measure = criterion.measure
+        if measure is None or METRICS[measure.metric].boolean:
+            continue
+        metric = METRICS[measure.metric]
+        rows = [i for i in range(len(decision.candidates))
+                if (ranking.cells[i][j].measured or ranking.cells[i][j].predicted)
+                and ranking.cells[i][j].raw]
+        if not rows:
+            continue
+        raws = np.array([float(ranking.cells[i][j].raw or 0.0) for i in rows])
+        best = raws.max() if metric.higher_is_better else raws.min()
+        span = criterion.scale.high - criterion.scale.low
+        for i, raw in zip(rows, raws, strict=True):
+            moved = [measured_score(measure, value, scale_low=criterion.scale.low,
+                                    scale_high=criterion.scale.high,
+                                    benefit=criterion.direction == "benefit",
+                                    higher_is_better=metric.higher_is_better, best_raw=best,
+                                    boolean=False)
+                     for value in (raw, raw * (1.0 + relative_sd(i, j)))]
+            variance[i] += (weights[j] * (moved[1] - moved[0]) / span) ** 2
+    return np.sqrt(variance)
+
+
+def launch_sd(ranking: Ranking) -> np.ndarray:
+    """The SD of one launch's total per candidate: each cell moved by its metric's launch-to-launch
+    noise (its estimate's, else the prior's)."""
+    decision = ranking.decision
+    estimates = ranking.certainty.cells if ranking.certainty is not None else {}
+
+    def noise(i: int, j: int) -> float:
+        found = estimates.get((decision.candidate_ids[i], decision.criteria[j].id))
+        return found.estimate.rel_sd if found is not None else \
+            prior_rel_sd_for(str(ranking.cells[i][j].metric))
+
+    return _total_sd(ranking, noise)
+
+
+def own_sd(ranking: Ranking) -> np.ndarray:
+    """The SD of each candidate's total from the doubt about its own cells (a measured mean's
+    standard error, a predicted mean's interval), the best of each criterion held. The draws'
+    spread of a total also holds the doubt about the best it is read against
+    (``relative_to_best``), which a launch of the candidate does not remove."""
+    decision = ranking.decision
+    estimates = ranking.certainty.cells if ranking.certainty is not None else {}
+
+    def doubt(i: int, j: int) -> float:
+        cell = ranking.cells[i][j]
+        if cell.predicted:
+            return math.expm1(cell.log_sd or 0.0)
+        found = estimates.get((decision.candidate_ids[i], decision.criteria[j].id))
+        return found.estimate.standard_error / abs(found.estimate.center) if found else 0.0
+
+    return _total_sd(ranking, doubt)
+
+
+def launch_cost(decision: Decision, ranking: Ranking, evidence: EvidenceSet,
+                measurements: tuple[Measurement, ...]) -> np.ndarray:
+    """GPU-minutes of each candidate's next launch: its start-up (its own launches' median, else
+    its predicted start-up, else ``START_S``) plus the benchmark (this run's launches' median, else
+    ``BENCH_S``), times its GPUs."""
+    started: dict[str, list[float]] = {}
+    for record in evidence:
+        if record.metric == "startup_s":
+            started.setdefault(record.candidate, []).append(record.value)
+    benches = [bench_seconds(m) for m in measurements if m.results]
+    bench_s = float(np.median(benches)) if benches else BENCH_S
+    startup_column = next((j for j, c in enumerate(decision.criteria)
+                           if c.measure is not None and c.measure.metric == "startup_s"), None)
+    costs = []
+    for i, candidate_id in enumerate(decision.candidate_ids):
+        own = started.get(candidate_id)
+        cell = ranking.cells[i][startup_column] if startup_column is not None else None
+        start = float(np.median(own)) if own else \
+            float(cell.raw) if cell is not None and cell.predicted and cell.raw else START_S
+        costs.append((start + bench_s) / 60.0 * max(1, gpus_needed(decision, candidate_id)))
+    return np.array(costs)
+
+
+def elsewhere(decision: Decision) -> dict[str, str]:
+    """Configurations for hardware this decision does not run on, and why: predicted, never
+    launched here."""
+    model = decision.model
+    found = {}
+    for candidate_id in decision.candidate_ids:
+        config = configuration_of(model, candidate_id)
+        if config is not None and (why := hardware_absence(config, model.decision.hardware)):
+            found[candidate_id] = why
+    return found
+
+
+def threat_gains(totals: np.ndarray, own_variance: np.ndarray, launch_sd: np.ndarray, leader: int,
+                 delta: float, candidates: list[int]) -> np.ndarray:
+    """How much one launch of each of ``candidates`` is expected to lower the doubt about "the
+    leader is within delta of the best".
+
+    The doubt is at most the sum of the threats ``q_i = P(total_i > total_leader + delta)`` (from
+    the joint draws). A threat rests on the variance of the difference, ``v_leader + v_i`` (each
+    candidate's own doubt, ``own_sd``), and a launch of i takes ``v_i - 1 / (1 / v_i + 1 / s_i^2)``
+    of it (``s_i``: one launch's SD): the share of its threat it is expected to settle, either way.
+    A launch of the leader settles that share of every threat. Unlike a bound with the means held
+    fixed, this values the first launch of a configuration resting on a vague prediction by the
+    doubt it removes, not by how far its mean sits from the leader's: a config predicted level
+    with the leader is exactly the one worth launching.
+    """
+    threat = (totals > totals[:, [leader]] + delta).mean(axis=0)
+    threat[leader] = 0.0
+    variance = np.maximum(own_variance, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        after = np.where((variance > 0) & (launch_sd > 0),
+                         1.0 / (1.0 / variance + 1.0 / np.maximum(launch_sd, 1e-12) ** 2), variance)
+        settled = np.nan_to_num((variance - after) / (variance[leader] + variance))
+    gains = threat * settled
+    gains[leader] = float(np.sum(threat * np.nan_to_num(
+        (variance[leader] - after[leader]) / (variance[leader] + variance))))
+    return gains[candidates]
+
+
+@dataclass(frozen=True)
+class SearchPolicy(Policy):
+    """Race a space (or a list) for a certificate within ``limits.tolerance`` (module doc)."""
+
+    limits: SearchLimits = SearchLimits()
+    seed: int = 0
+    samples: int = DEFAULT_SAMPLES
+    level: float = DEFAULT_LEVEL
+
+    @property
+    def certainty(self) -> CertaintySettings:
+        return CertaintySettings(confidence=self.limits.confidence, samples=self.samples,
+                                 seed=self.seed, tolerance=self.limits.tolerance)
+
+    def prediction(self, decision: Decision, evidence: EvidenceSet) -> Prediction:
+        return predict(decision, calibration(decision, evidence), BENCH_LOADS, self.level)
+
+    def next(self, state: RunState) -> Launch | Stop:
+        limits, decision = self.limits, state.ranking.decision
+        assert isinstance(decision, Decision)
+        heard = self._heard(state)
+        if state.ranking.winner is None:
+            return Stop("settled", "no candidate is feasible, so there is nothing to race: "
+                        + "; ".join(f"{cid}: {state.ranking.why_infeasible(cid)}"
+                                    for cid in state.ranking.infeasible), heard)
+        if state.measurements and state.measurements[-1].outcome.fault == "environment":
+            last = state.measurements[-1]
+            return Stop("budget", f"stopped: {last.candidate_id} could not be measured "
+                        f"({last.outcome.failure}: {last.outcome.reason}); that is this "
+                        "machine's fault, not the candidate's: fix it and run again to resume",
+                        heard)
+        ranking = state.ranking
+        sure = state.certainty
+        assert sure.totals is not None, "every candidate is measured or predicted"
+        away = elsewhere(decision)
+        launches = sure.launches()
+        counts = np.array([launches[cid] for cid in ranking.candidate_ids])
+        cost = launch_cost(decision, ranking, state.evidence, state.measurements)
+        within = WithinRaceState(ranking.candidate_ids, counts, sure.totals, launch_sd(ranking),
+                                 ranking.ranks > 0, cost)
+        action = next_action_within(within, tolerance_total(limits.tolerance), limits.confidence,
+                                    launches_used=len(state.measurements),
+                                    max_launches=limits.max_launches,
+                                    min_replicates=limits.min_replicates,
+                                    max_replicates=limits.max_replicates)
+        if action.kind != "launch":
+            return self._stop(action, heard)
+        picks = self._picks(action, within, own_sd(ranking), away)
+        if not picks:
+            return self._stop(WithinAction(
+                "budget", None, "every configuration worth a launch is for other hardware "
+                f"({', '.join(sorted(away))}): {action.reason.split(': ', 1)[-1]}",
+                action.tied, action.dropped, action.equivalent, action.certificate), heard)
+        spent = spent_gpu_minutes(decision, state.measurements)
+        needed = float(sum(cost[ranking.candidate_ids.index(cid)] for cid, _ in picks))
+        if limits.budget_gpu_min is not None and spent + needed > limits.budget_gpu_min:
+            return self._stop(WithinAction(
+                "budget", None, f"GPU-minute budget: {spent:.1f} of {limits.budget_gpu_min:g} "
+                f"spent and the next launch takes ~{needed:.1f}; next would have been: "
+                f"{action.reason}", action.tied, action.dropped, action.equivalent,
+                action.certificate), heard)
+        dropped = self._dropped(action, state)
+        return Launch(tuple(cid for cid, _ in picks), (*heard, *dropped, *(why for _, why in picks)),
+                      len(picks))
+
+    def _heard(self, state: RunState) -> tuple[str, ...]:
+        limits = self.limits
+        if state.measurements:
+            sure = state.certainty
+            assert sure.within is not None
+            p = sure.within.probabilities.p_within
+            top = np.argsort(-p)[:5]
+            return (f"P(within {limits.tolerance:g} point of the best): " + ", ".join(
+                f"{sure.candidate_ids[i]} {p[i]:.2f}" for i in top if p[i] >= 0.005),)
+        budget = f", at most {limits.budget_gpu_min:g} GPU-minutes" if limits.budget_gpu_min else ""
+        count = f", at most {limits.max_launches} launches" if limits.max_launches else ""
+        return (f"race over {len(state.ranking.candidate_ids)} configurations for one within "
+                f"{limits.tolerance:g} point of the best at P >= {limits.confidence:.2f}"
+                f"{budget}{count}, {limits.at_once} at a time, seed {self.seed}",)
+
+    def _picks(self, action: WithinAction, within: WithinRaceState, own: np.ndarray,
+               away: dict[str, str]) -> list[tuple[str, str]]:
+        """What to launch, and why: the leader while a certificate waits only on its second launch;
+        else the contenders whose launch lowers the doubt about the certificate most per GPU-minute
+        (``launch_gains`` on each candidate's own doubt, ``own_sd``), ``at_once`` of them; never one
+        for other hardware."""
+        cert = action.certificate
+        assert cert is not None
+        names, cap = within.candidates, self.limits.max_replicates
+        launchable = [i for i in cert.contenders if names[i] not in away
+                      and (cap is None or within.launches[i] < cap)]
+        picks: list[tuple[str, str]] = []
+        if cert.kind == "certified" and cert.leader in launchable:
+            picks.append((names[cert.leader], action.reason))
+        if launchable and len(picks) < self.limits.at_once:
+            assert within.launch_cost is not None
+            means = within.totals[:, launchable].mean(axis=0)
+            leader = cert.leader if cert.leader in launchable else \
+                launchable[int(np.argmax(means))]
+            gains = threat_gains(within.totals, own ** 2, within.launch_sd, leader, cert.delta,
+                                 launchable)
+            worth = gains / within.launch_cost[launchable]
+            p_within = cert.probabilities.p_within
+            zone = f"{self.limits.tolerance:g} point"
+            for k in np.argsort(-worth, kind="stable"):
+                i = launchable[k]
+                if gains[k] <= 0 or any(name == names[i] for name, _ in picks):
+                    continue
+                basis = f"{int(within.launches[i])} launch(es)" if within.launches[i] else \
+                    "its prediction alone"
+                picks.append((names[i], (
+                    f"launch {names[i]}: one launch is expected to lower P({names[leader]} is not "
+                    f"within {zone} of the best) by {gains[k]:.3f} ({worth[k]:.3f} per GPU-minute), "
+                    f"the most of any{' left' if picks else ''}; it rests on {basis}, "
+                    f"P(within {zone}) = {p_within[i]:.2f}")))
+                if len(picks) >= self.limits.at_once:
+                    break
+        return picks
+
+    def _dropped(self, action: WithinAction, state: RunState) -> tuple[str, ...]:
+        """The configurations dropped without a launch, with their P(within delta): said once,
+        at the first step."""
+        if state.measurements or not action.dropped or action.certificate is None:
+            return ()
+        ids = state.ranking.candidate_ids
+        p = action.certificate.probabilities.p_within
+        infeasible = state.ranking.infeasible
+        never = [cid for cid in action.dropped
+                 if state.certainty.launches()[cid] == 0 and cid not in infeasible]
+        shown = ", ".join(f"{cid} ({p[ids.index(cid)]:.3f})" for cid in never[:8])
+        more = f" and {len(never) - 8} more" if len(never) > 8 else ""
+        return (f"not launched, predicted unable to come within {self.limits.tolerance:g} point "
+                f"of the best (P(within) below {(1 - self.limits.confidence) / len(ids):.4f}): "
+                f"{shown}{more}",)
+
+    def _stop(self, action: WithinAction, heard: tuple[str, ...]) -> Stop:
+        kind = action.kind if action.kind in ("certified", "tie", "budget") else "budget"
+        return Stop(kind, action.reason, heard,
+                    winner=action.candidate if action.kind == "certified" else None,
+                    tied=action.tied, dropped=action.dropped)
+
+
+def search(decision: Decision, store: EvidenceStore, options: LaunchOptions | None = None, *,
+           limits: SearchLimits | None = None, seed: int = 0, any_hardware: bool = False,
+           notify: Notify | None = None, runner: Runner | None = None,
+           bench_progress: Progress | None = None, samples: int = DEFAULT_SAMPLES) -> RunResult:
+    """Run ``SearchPolicy``: in this process one launch at a time, or on ``runner`` (a
+    scheduler's, for ``at_once`` > 1)."""
+    return run(decision, store, SearchPolicy(limits or SearchLimits(), seed, samples),
+               runner or InProcess(options, notify, bench_progress), any_hardware=any_hardware,
+               notify=notify)
+
+
+def tolerance_points(decision: Decision, written: str | None) -> float:
+    """``--tolerance`` in points of total: a number of points, or ``PCT%CRITERION`` (that % of the
+    criterion's metric, ``certify.indifference.percent_to_points``); None: the default, 1 point for
+    a decision with a space, 0 for a list of candidates."""
+    if written is None:
+        return DEFAULT_TOLERANCE_POINTS if decision.model.space is not None else 0.0
+    text = written.strip()
+    if "%" not in text:
+        try:
+            points = float(text)
+            tolerance_total(points)  # a negative or infinite tolerance raises
+            return points
+        except ValueError:
+            raise StackdecideError(f"--tolerance {written!r}: give points of total (1, 0.5) or "
+                                   "PCT%CRITERION (3%decode_speed)") from None
+    percent, _, criterion_id = text.partition("%")
+    criterion = next((c for c in decision.criteria if c.id == criterion_id.strip()), None)
+    if criterion is None or criterion.measure is None:
+        measured = ", ".join(c.id for c in decision.criteria if c.measure is not None)
+        raise StackdecideError(f"--tolerance {written!r}: '{criterion_id}' is not a measured "
+                               f"criterion of this decision (measured: {measured or 'none'})")
+    if criterion.measure.value != "relative_to_best":
+        raise StackdecideError(f"--tolerance {written!r}: a % of a metric converts to points only "
+                               f"for a relative_to_best criterion; '{criterion.id}' is "
+                               f"{criterion.measure.value}: give points instead")
+    try:
+        share = float(decision.weights[decision.criterion_ids.index(criterion.id)]) / \
+            float(np.sum(decision.weights))
+        return percent_to_points(float(percent), share,
+                                 METRICS[criterion.measure.metric].higher_is_better)
+    except ValueError as exc:
+        raise StackdecideError(f"--tolerance {written!r}: {exc}") from None
+
+
+def never_launched(result: RunResult) -> dict[str, str]:
+    """Each configuration the race dropped without launching it, and why."""
+    sure = result.certainty
+    launches = sure.launches()
+    within = sure.within
+    if within is None:
+        return {}
+    p = within.probabilities.p_within
+    delta = within.delta * 100
+    infeasible = result.after.infeasible
+    return {cid: f"cannot start or breaks a constraint: {result.after.why_infeasible(cid)}"
+            if cid in infeasible else f"P(within {delta:g} point of the best) = {p[i]:.3f}, predicted"
+            for i, cid in enumerate(sure.candidate_ids)
+            if cid in result.stop.dropped and launches[cid] == 0 and math.isfinite(float(p[i]))}
+

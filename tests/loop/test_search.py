@@ -1,0 +1,105 @@
+"""The race over a space, with the launch replaced by synthetic measurements (no engine).
+
+The truth is additive in the axes (each axis level moves throughput by a fixed factor), so
+predictions pooled over shared axes can spare launches. Scoring, prediction, the certificate
+within a tolerance and the launch choice are the real ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import stackdecide
+from stackdecide import orchestrate
+from stackdecide.errors import StackdecideError
+from stackdecide.evidence import EvidenceStore
+from stackdecide.evidence.records import EvidenceRecord, HardwareInfo
+from stackdecide.launch.runs import LaunchOutcome
+from stackdecide.loop import Measurement
+from stackdecide.model.space import configuration_of
+from stackdecide.search import SearchLimits, search, tolerance_points
+
+SPACE = Path("criteria/cpu-space.yaml")
+
+
+def quiet_space(tmp_path: Path) -> Path:
+    """criteria/cpu-space.yaml with the noise a quiet machine has (5% a launch)."""
+    text = SPACE.read_text().replace("noise: {output_tok_s: 0.3, startup_s: 0.3}",
+                                     "noise: {output_tok_s: 0.05, startup_s: 0.1}")
+    path = tmp_path / "cpu-space.yaml"
+    path.write_text(text)
+    return path
+
+
+def fake_measure(decision: stackdecide.Decision, rng: np.random.Generator, launched: list[str]):
+    effects: dict[tuple[str, str], float] = {}
+    truth = {}
+    for candidate_id in decision.candidate_ids:
+        config = configuration_of(decision.model, candidate_id)
+        assert config is not None
+        log_rate = sum(effects.setdefault((s.axis, s.label), 0.2 * rng.standard_normal())
+                       for s in config.settings)
+        truth[candidate_id] = 40.0 * np.exp(log_rate)
+
+    def measure(decision, candidate_id, store, options=None, *, notify=None, bench_progress=None,
+                seed=0):
+        launched.append(candidate_id)
+        source = f"run {len(launched):03d}-{candidate_id}"
+        cpu = HardwareInfo(gpu="cpu")
+        records = [EvidenceRecord(candidate=candidate_id, metric="launch_ok", value=1.0,
+                                  hardware=cpu, source=source, launch=source),
+                   EvidenceRecord(candidate=candidate_id, metric="startup_s",
+                                  value=25.0 * (1 + 0.05 * rng.standard_normal()), hardware=cpu,
+                                  source=source, launch=source)]
+        for streams, prompt in ((1, 32), (4, 64)):
+            records.append(EvidenceRecord(
+                candidate=candidate_id, metric="output_tok_s", hardware=cpu, source=source,
+                launch=source, value=truth[candidate_id] * streams * (1 + 0.03 * rng.standard_normal()),
+                scenario={"concurrency": streams, "input_len": prompt, "output_len": 64,
+                          "scenario": "decode" if streams == 1 else "throughput", "seed": seed}))
+        store.add(records)
+        outcome = LaunchOutcome(ok=True, candidate_id=candidate_id, decision_file=None,
+                                engine_sha256="0" * 64, run_dir=source, startup_s=25.0)
+        return Measurement(candidate_id, outcome, (), tuple(records))
+
+    return measure, truth
+
+
+@pytest.mark.xfail(strict=True, reason="known defect: with predictions carrying most configurations, "
+                   "the certificate within the tolerance is overconfident (here it certifies a "
+                   "configuration 8 points below the best); see docs/space.md")
+def test_a_space_is_certified_within_the_tolerance_without_launching_every_configuration(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    decision = stackdecide.load(quiet_space(tmp_path))
+    launched: list[str] = []
+    measure, truth = fake_measure(decision, np.random.default_rng(0), launched)
+    monkeypatch.setattr(orchestrate, "measure", measure)
+    with EvidenceStore(tmp_path / "evidence.db") as store:
+        result = search(decision, store, limits=SearchLimits(tolerance=3.0, max_launches=20),
+                        samples=1000)
+    assert result.stop.kind == "certified"
+    assert len(set(launched)) < len(decision.candidate_ids) / 2
+    winner = result.stop.winner
+    assert winner is not None and launched.count(winner) >= 2
+    # the winner's throughput is within the tolerance's reach of the best's (3 points of 60% weight)
+    assert truth[winner] >= max(truth.values()) * (1 - 0.03 / 0.6)
+    assert result.certainty.verdict.kind == "certified"
+
+
+def test_tolerance_is_read_as_points_or_a_percentage_of_a_criterion() -> None:
+    space = stackdecide.load(SPACE)
+    hopper = stackdecide.load("criteria/hopper.yaml")
+    assert tolerance_points(space, None) == 1.0
+    assert tolerance_points(hopper, None) == 0.0
+    assert tolerance_points(space, "0.5") == 0.5
+    # 10% of throughput, a relative_to_best criterion of weight 30%: 3 points
+    assert tolerance_points(space, "10%throughput") == pytest.approx(3.0)
+    with pytest.raises(StackdecideError, match="not a measured criterion"):
+        tolerance_points(space, "10%nope")
+    with pytest.raises(StackdecideError, match="relative_to_best"):
+        tolerance_points(space, "10%startup")
+    with pytest.raises(StackdecideError, match="points of total"):
+        tolerance_points(space, "-1")
