@@ -25,10 +25,12 @@ here, marked so. The race keeps no state of its own: an interrupted one resumes 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -54,11 +56,12 @@ from stackdecide.mcda.value_functions import measured_score
 from stackdecide.model.certainty import DEFAULT_CONFIDENCE, DEFAULT_SAMPLES, CertaintySettings
 from stackdecide.model.metrics import METRICS
 from stackdecide.model.ranking import Ranking
-from stackdecide.model.space import configuration_of, hardware_absence
+from stackdecide.model.space import elsewhere
 from stackdecide.orchestrate import InProcess, Launch, Policy, Runner, RunResult, RunState, Stop, run
 from stackdecide.predict import DEFAULT_LEVEL, calibration, predict
 from stackdecide.predict.predictions import Prediction
 from stackdecide.schedule.tournament import gpus_needed
+from stackdecide.scoring.certainty import certifiable
 
 BENCH_S = 60.0  # a launch's benchmark, where no launch of this run says how long one takes
 START_S = 120.0  # a start-up, where neither a launch nor a prediction says it
@@ -84,6 +87,14 @@ def bench_seconds(measurement: Measurement) -> float:
     return sum(level.duration_s for result in measurement.results for level in result.levels)
 
 
+def prediction_for(decision: Decision, evidence: EvidenceSet,
+                   level: float = DEFAULT_LEVEL) -> Prediction:
+    """Each candidate's predicted cells, calibrated by ``evidence``, under the loads the benchmark
+    client runs where the decision does not say them: what the race ranks unmeasured
+    configurations on, and what ``score --predict`` shows."""
+    return predict(decision, calibration(decision, evidence), BENCH_LOADS, level)
+
+
 def launch_minutes(measurement: Measurement) -> float:
     """Wall minutes one launch held its server: from start to stop when both are recorded, else
     its start-up and its benchmarks."""
@@ -101,8 +112,10 @@ def spent_gpu_minutes(decision: Decision, measurements: tuple[Measurement, ...])
 
 def _total_sd(ranking: Ranking, relative_sd: Callable[[int, int], float]) -> np.ndarray:
     """The SD of each candidate's total (0..1) when each of its measured or predicted cells moves
-    by ``relative_sd(i, j)`` (a relative SD of its raw value), through its value function and
-    weight, the best of each criterion held: a first-order figure, for choosing launches."""
+    by ``relative_sd(i, j)`` (an SD of the log of its raw value), through its value function and
+    weight, the best of each criterion held: a first-order figure, for choosing launches. The cell
+    is moved the worse way: the best value sits at the top of a ``relative_to_best`` scale, where
+    a move up changes nothing."""
     decision = ranking.decision
     weights = np.asarray(decision.weights, dtype=float)
     weights = weights / weights.sum()
@@ -126,7 +139,8 @@ def _total_sd(ranking: Ranking, relative_sd: Callable[[int, int], float]) -> np.
                                     benefit=criterion.direction == "benefit",
                                     higher_is_better=metric.higher_is_better, best_raw=best,
                                     boolean=False)
-                     for value in (raw, raw * (1.0 + relative_sd(i, j)))]
+                     for value in (raw, raw * math.exp((-1.0 if metric.higher_is_better else 1.0)
+                                                       * relative_sd(i, j)))]
             variance[i] += (weights[j] * (moved[1] - moved[0]) / span) ** 2
     return np.sqrt(variance)
 
@@ -156,7 +170,7 @@ def own_sd(ranking: Ranking) -> np.ndarray:
     def doubt(i: int, j: int) -> float:
         cell = ranking.cells[i][j]
         if cell.predicted:
-            return math.expm1(cell.log_sd or 0.0)
+            return cell.log_sd or 0.0
         found = estimates.get((decision.candidate_ids[i], decision.criteria[j].id))
         return found.estimate.standard_error / abs(found.estimate.center) if found else 0.0
 
@@ -186,18 +200,6 @@ def launch_cost(decision: Decision, ranking: Ranking, evidence: EvidenceSet,
     return np.array(costs)
 
 
-def elsewhere(decision: Decision) -> dict[str, str]:
-    """Configurations for hardware this decision does not run on, and why: predicted, never
-    launched here."""
-    model = decision.model
-    found = {}
-    for candidate_id in decision.candidate_ids:
-        config = configuration_of(model, candidate_id)
-        if config is not None and (why := hardware_absence(config, model.decision.hardware)):
-            found[candidate_id] = why
-    return found
-
-
 def threat_gains(totals: np.ndarray, own_variance: np.ndarray, launch_sd: np.ndarray, leader: int,
                  delta: float, candidates: list[int]) -> np.ndarray:
     """How much one launch of each of ``candidates`` is expected to lower the doubt about "the
@@ -207,7 +209,7 @@ def threat_gains(totals: np.ndarray, own_variance: np.ndarray, launch_sd: np.nda
     the joint draws). A threat rests on the variance of the difference, ``v_leader + v_i`` (each
     candidate's own doubt, ``own_sd``), and a launch of i takes ``v_i - 1 / (1 / v_i + 1 / s_i^2)``
     of it (``s_i``: one launch's SD): the share of its threat it is expected to settle, either way.
-    A launch of the leader settles that share of every threat. Unlike a bound with the means held
+    A launch of the leader is worth its share of the strongest threat. Unlike a bound with the means held
     fixed, this values the first launch of a configuration resting on a vague prediction by the
     doubt it removes, not by how far its mean sits from the leader's: a config predicted level
     with the leader is exactly the one worth launching.
@@ -220,7 +222,11 @@ def threat_gains(totals: np.ndarray, own_variance: np.ndarray, launch_sd: np.nda
                          1.0 / (1.0 / variance + 1.0 / np.maximum(launch_sd, 1e-12) ** 2), variance)
         settled = np.nan_to_num((variance - after) / (variance[leader] + variance))
     gains = threat * settled
-    gains[leader] = float(np.sum(threat * np.nan_to_num(
+    # the leader's launch settles its share of each threat, but the threats are not independent
+    # doubts to add up: they are duels the leader fights one at a time, and replicating it
+    # settles none of them while its rival rests on a launch or a prediction. So it is worth what
+    # it does for the strongest of them (the duel of ``certify.racing``, on variances)
+    gains[leader] = float(np.max(threat * np.nan_to_num(
         (variance[leader] - after[leader]) / (variance[leader] + variance))))
     return gains[candidates]
 
@@ -240,7 +246,7 @@ class SearchPolicy(Policy):
                                  seed=self.seed, tolerance=self.limits.tolerance)
 
     def prediction(self, decision: Decision, evidence: EvidenceSet) -> Prediction:
-        return predict(decision, calibration(decision, evidence), BENCH_LOADS, self.level)
+        return prediction_for(decision, evidence, self.level)
 
     def next(self, state: RunState) -> Launch | Stop:
         limits, decision = self.limits, state.ranking.decision
@@ -259,20 +265,27 @@ class SearchPolicy(Policy):
         ranking = state.ranking
         sure = state.certainty
         assert sure.totals is not None, "every candidate is measured or predicted"
-        away = elsewhere(decision)
+        away = elsewhere(decision.model)
         launches = sure.launches()
         counts = np.array([launches[cid] for cid in ranking.candidate_ids])
         cost = launch_cost(decision, ranking, state.evidence, state.measurements)
         within = WithinRaceState(ranking.candidate_ids, counts, sure.totals, launch_sd(ranking),
-                                 ranking.ranks > 0, cost)
+                                 certifiable(ranking), cost)
         action = next_action_within(within, tolerance_total(limits.tolerance), limits.confidence,
                                     launches_used=len(state.measurements),
                                     max_launches=limits.max_launches,
                                     min_replicates=limits.min_replicates,
                                     max_replicates=limits.max_replicates)
-        if action.kind != "launch":
+        spent_launches = limits.max_launches is not None and \
+            len(state.measurements) >= limits.max_launches
+        # the rule's own choice of launch reads the draws' spread, which under relative_to_best
+        # also holds the doubt about the best; this policy chooses on each candidate's own doubt
+        # (``threat_gains``), so only a certificate or a spent budget ends the race here
+        if action.kind == "certified" or spent_launches:
             return self._stop(action, heard)
         picks = self._picks(action, within, own_sd(ranking), away)
+        if not picks and action.kind != "launch":
+            return self._stop(action, heard)
         if not picks:
             return self._stop(WithinAction(
                 "budget", None, "every configuration worth a launch is for other hardware "
@@ -427,3 +440,64 @@ def never_launched(result: RunResult) -> dict[str, str]:
             for i, cid in enumerate(sure.candidate_ids)
             if cid in result.stop.dropped and launches[cid] == 0 and math.isfinite(float(p[i]))}
 
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a race over a space answered: its choice (the certified configuration, else the
+    leader), whether it is certified, and the configurations equivalent within the tolerance."""
+
+    choice: str | None
+    certified: bool
+    equivalent: tuple[str, ...]
+    tolerance: float
+    where: str = ""  # the folder it was read from
+
+    def to_dict(self) -> dict[str, object]:
+        return {"choice": self.choice, "certified": self.certified,
+                "equivalent": list(self.equivalent), "tolerance_points": self.tolerance}
+
+
+ANSWER_FILE = "answer.json"
+
+
+def race_answer(result: RunResult) -> Answer:
+    sure = result.certainty
+    within = sure.within
+    equivalent = tuple(sure.candidate_ids[i] for i in within.equivalent) if within else ()
+    return Answer(result.stop.winner or sure.verdict.winner, result.stop.kind == "certified",
+                  equivalent, within.delta * 100 if within else 0.0)
+
+
+def write_answer(folder: Path, answer: Answer) -> None:
+    (folder / ANSWER_FILE).write_text(json.dumps(answer.to_dict(), indent=2) + "\n")
+
+
+def previous_answer(folder: Path) -> Answer | None:
+    """The answer of the latest earlier run beside ``folder`` (sibling folders with the same
+    prefix, ordered by name, which starts with their UTC time), if any wrote one."""
+    prefix = folder.name.split("-")[0] + "-"
+    earlier = sorted(p for p in folder.parent.glob(prefix + "*")
+                     if p.name < folder.name and (p / ANSWER_FILE).is_file())
+    for previous in reversed(earlier):
+        try:
+            data = json.loads((previous / ANSWER_FILE).read_text())
+            return Answer(data["choice"], bool(data["certified"]), tuple(data["equivalent"]),
+                          float(data["tolerance_points"]), str(previous))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged answer file says nothing about this run
+    return None
+
+
+def compare_answers(now: Answer, before: Answer | None) -> str:
+    """This run's answer beside the previous one's, in one sentence."""
+    if before is None:
+        return "previous run: none on this machine to compare with"
+    shared = sorted(set(now.equivalent) & set(before.equivalent))
+    if now.choice == before.choice:
+        return f"previous run ({before.where}): the same choice, {now.choice}"
+    if shared:
+        return (f"previous run ({before.where}): another choice ({before.choice}, now "
+                f"{now.choice}), equivalence sets overlapping in {', '.join(shared)}")
+    return (f"previous run ({before.where}): a different choice ({before.choice}, now "
+            f"{now.choice}) and no configuration equivalent in both")

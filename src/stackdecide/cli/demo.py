@@ -13,7 +13,7 @@ import click
 
 import stackdecide
 from stackdecide.cli._app import echo_step, handle_errors, main
-from stackdecide.cli._loop import run_loop, run_race
+from stackdecide.cli._loop import run_loop, run_race, run_search_cli
 from stackdecide.cli.env import env_dir_option, env_options, source_options
 from stackdecide.cli.launch import echo_progress
 from stackdecide.envs.decision import build_candidates
@@ -21,24 +21,41 @@ from stackdecide.launch.plan import LaunchOptions
 from stackdecide.model.certainty import DEFAULT_CONFIDENCE
 from stackdecide.race import RaceLimits
 from stackdecide.report import text as report
+from stackdecide.search import (
+    SearchLimits,
+    compare_answers,
+    previous_answer,
+    race_answer,
+    tolerance_points,
+    write_answer,
+)
 from stackdecide.state import state_dir
 
+DEMO_TOLERANCE = 5.0  # points: the CPU engine's restart noise on 2 shared cores is 10-30% a launch
 
-def embedded_cpu_decision(stacks: bool = False) -> Path:
-    """The CPU decision shipped inside the package (also at criteria/cpu.yaml in the source), or
-    with ``stacks`` the stack tournament (criteria/cpu-stacks.yaml)."""
-    name = "cpu-stacks.yaml" if stacks else "cpu.yaml"
+
+def embedded_cpu_decision(stacks: bool = False, space: bool = False) -> Path:
+    """A CPU decision shipped inside the package: criteria/cpu.yaml, with ``stacks`` the stack
+    tournament (criteria/cpu-stacks.yaml), with ``space`` the space of engine settings
+    (criteria/cpu-space.yaml)."""
+    name = "cpu-stacks.yaml" if stacks else "cpu-space.yaml" if space else "cpu.yaml"
     return Path(str(resources.files("stackdecide") / "data" / name))
 
 
 @main.command()
 @click.option("--decision", "decision_file", type=click.Path(dir_okay=False),
-              help="Decision file (default: the embedded CPU decision, criteria/cpu.yaml).")
-@click.option("--max-launches", type=click.IntRange(1, 30), default=10, show_default=True,
+              help="Decision file (default: the embedded space of CPU engine settings, "
+                   "criteria/cpu-space.yaml).")
+@click.option("--max-launches", type=click.IntRange(1, 30), default=14, show_default=True,
               help="Most servers to start before stopping.")
-@click.option("--budget", "budget_min", type=click.FloatRange(min=0.5), default=7.0,
+@click.option("--budget", "budget_min", type=click.FloatRange(min=0.5), default=8.0,
               show_default=True, help="Minutes the race may spend; no launch starts that would "
                                       "overrun it.")
+@click.option("--tolerance", default=None, metavar="POINTS|PCT%CRITERION",
+              help=f"For a decision with a space: certify a configuration within this much of "
+                   f"the best [default: {DEMO_TOLERANCE:g} points: the CPU engine's restart noise "
+                   "on a small machine is 10-30% a launch, so a finer certificate would not fit "
+                   "in the budget].")
 @click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=DEFAULT_CONFIDENCE,
               show_default=True, help="P(best) that certifies a winner.")
 @click.option("--seed", type=click.IntRange(min=0), default=None,
@@ -53,21 +70,25 @@ def embedded_cpu_decision(stacks: bool = False) -> Path:
 @env_dir_option
 @source_options
 @handle_errors
-def demo(decision_file: str | None, max_launches: int, budget_min: float, confidence: float,
-         seed: int | None, until_stable: bool, timeout_s: float, stacks: bool,
-         **env_kwargs: Any) -> None:
-    """Score a decision, race its candidates on the real engine, and certify the winner or a tie.
+def demo(decision_file: str | None, max_launches: int, budget_min: float,
+         tolerance: str | None, confidence: float, seed: int | None, until_stable: bool,
+         timeout_s: float, stacks: bool, **env_kwargs: Any) -> None:
+    """Race a space of engine settings on the real engine and certify one within a tolerance.
 
     With no options this runs on vLLM's CPU engine with a scaffolded tiny model (no GPU, no
-    download): the judged ranking, then the certified race (fresh launches, interleaved, each
-    benchmarked with its own prompts) until a winner is certified, a tie is proven, or the time
-    budget is spent, then the ranking with P(best) and the verdict. Evidence goes to a fresh
-    database under .stackdecide/demo-*/.
+    download): 20 configurations of dtype, batch limits and prefix caching
+    (criteria/cpu-space.yaml), predicted before any launch, then raced (fresh launches, each
+    benchmarked with its own prompts, chosen where they most lower the doubt) until one is
+    certified within the tolerance of the best, or the time budget is spent. It ends with the
+    ranking, the certificate with the configurations equivalent within the tolerance, and how it
+    compares with the previous demo on this machine. Evidence goes to a fresh database under
+    .stackdecide/demo-*/. A decision without a space (--decision criteria/cpu.yaml) gets the
+    certified race of its candidates.
 
     With --stacks, each candidate first gets its own environment from its stack pins (built with
     uv, or reused: see `stackdecide env build`), and runs in it.
     """
-    path = Path(decision_file) if decision_file else embedded_cpu_decision(stacks)
+    path = Path(decision_file) if decision_file else embedded_cpu_decision(stacks, space=not stacks)
     decision = stackdecide.load(path)
     click.echo(f"decision: {path}\n\nranking from judged scores:\n")
     click.echo(report.render(decision.score()), nl=False)
@@ -86,7 +107,15 @@ def demo(decision_file: str | None, max_launches: int, budget_min: float, confid
             sys.exit(1)
         return
     race_seed = seed if seed is not None else secrets.randbelow(2**31)
-    race = run_race(decision, store, options, seed=race_seed,
-                    limits=RaceLimits(confidence, max_launches, budget_min * 60))
+    if decision.model.space is not None:
+        limits = SearchLimits(tolerance_points(decision, tolerance or str(DEMO_TOLERANCE)),
+                              confidence, max_launches, budget_min)
+        race = run_search_cli(decision, store, options, limits, seed=race_seed)
+        answer = race_answer(race)
+        click.echo(compare_answers(answer, previous_answer(folder)))
+        write_answer(folder, answer)
+    else:
+        race = run_race(decision, store, options, seed=race_seed,
+                        limits=RaceLimits(confidence, max_launches, budget_min * 60))
     if not any(m.launched for m in race.measurements):
         sys.exit(1)

@@ -8,8 +8,10 @@ import click
 
 import stackdecide
 from stackdecide.cli._app import any_hardware_option, decision_argument, handle_errors, main, method_option
+from stackdecide.cli.score import predict_option, tolerance_option
 from stackdecide.errors import StackdecideError
 from stackdecide.model.certainty import DEFAULT_CONFIDENCE, CertaintySettings
+from stackdecide.report.text import NOT_CERTIFIED
 
 
 @main.command()
@@ -36,6 +38,8 @@ from stackdecide.model.certainty import DEFAULT_CONFIDENCE, CertaintySettings
 @click.option("--sample-weights", is_flag=True,
               help="With --evidence: also draw weights from the decision's weight region for "
                    "P(best) (as score --sample-weights).")
+@tolerance_option()
+@predict_option()
 @click.option("--engine-command/--no-engine-command", default=True, show_default=True,
               help="Render the winner's engine config to the exact command for the installed "
                    "vLLM (the first run for a vLLM version imports it once: slow).")
@@ -44,19 +48,27 @@ from stackdecide.model.certainty import DEFAULT_CONFIDENCE, CertaintySettings
 @handle_errors
 def report(file: str, html_path: Path | None, fmt: str | None, output: Path | None,
            evidence_path: str | None, any_hardware: bool, method: str, samples: int | None,
-           seed: int, confidence: float, sample_weights: bool, engine_command: bool,
-           python: str | None) -> None:
+           seed: int, confidence: float, sample_weights: bool, tolerance: str | None,
+           predicted: bool | None, engine_command: bool, python: str | None) -> None:
     """Write decision FILE as one self-contained HTML page with charts, or as markdown.
 
     The report holds the ranking and each criterion's contribution, judged and measured scores
     with their provenance, the audit, flip distances and SMAA-2, the ranking before and after
     the evidence, measurements as a share of the roofline, and the winner's exact engine command.
+    --predict and --tolerance as for `score`: predicted cells are marked P (their interval on
+    hover).
 
     \b
     stackdecide report criteria/rtx4090.yaml --html report.html
     stackdecide report criteria/rtx4090.yaml --format markdown > report.md
     """
-    from stackdecide.report import build_report, find_engine_spec, render_html, render_markdown
+    from stackdecide.report import (
+        build_report,
+        find_engine_spec,
+        render_html,
+        render_markdown,
+        scoring_inputs,
+    )
 
     if html_path is not None:
         if fmt == "markdown":
@@ -73,12 +85,14 @@ def report(file: str, html_path: Path | None, fmt: str | None, output: Path | No
 
         evidence = load_evidence(evidence_path)
     decision = stackdecide.load(file)
+    inputs = scoring_inputs(decision, evidence, CertaintySettings(
+        confidence=confidence, seed=seed, sample_weights=sample_weights),
+        predicted=predicted, tolerance=tolerance)
     spec, why = (find_engine_spec(python) if engine_command
                  else (None, "--no-engine-command"))
-    built = build_report(decision, evidence, method=method, any_hardware=any_hardware,
+    built = build_report(decision, inputs.evidence, method=method, any_hardware=any_hardware,
                          samples=samples, seed=seed, engine_spec=spec, engine_note=why,
-                         certainty=CertaintySettings(confidence=confidence, seed=seed,
-                                                     sample_weights=sample_weights))
+                         certainty=inputs.certainty, prediction=inputs.prediction)
     text = render_html(built) if fmt == "html" else render_markdown(built)
     if output is None:
         click.echo(text, nl=False)
@@ -90,5 +104,5 @@ def report(file: str, html_path: Path | None, fmt: str | None, output: Path | No
     winner = built.ranking.winner or "none (no candidate is feasible)"
     sure = built.certainty
     verdict = f"; {sure.verdict.text}" if sure is not None else ""
-    role = "leader" if sure is not None and sure.verdict.kind == "tie" else "winner"
+    role = "leader" if sure is not None and sure.verdict.kind in NOT_CERTIFIED else "winner"
     click.echo(f"wrote {output} ({len(text.encode()) / 1024:.0f} KiB); {role}: {winner}{verdict}")

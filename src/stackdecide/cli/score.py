@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -24,10 +25,29 @@ from stackdecide.launch.checks import check_decision
 from stackdecide.model.certainty import DEFAULT_CONFIDENCE, DEFAULT_SAMPLES, CertaintySettings
 from stackdecide.model.ranking import JSON_VERSION
 from stackdecide.report import text as report
+from stackdecide.report.data import scoring_inputs
 from stackdecide.report.envs import render_resolutions, render_stack_marks, stack_dict
 from stackdecide.report.launch import capacity_table
 from stackdecide.report.space import counts, summary_line
 from stackdecide.state import record_last_decision
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def tolerance_option() -> Callable[[F], F]:
+    return click.option(
+        "--tolerance", metavar="POINTS|PCT%CRITERION", default=None,
+        help="Certify a candidate within this much of the best (points of total, or e.g. "
+             "3%decode_speed: 3% of that criterion's metric) and name every candidate equivalent "
+             "within it. Default: none (the best itself; a tie when the noise hides it).")
+
+
+def predict_option() -> Callable[[F], F]:
+    return click.option(
+        "--predict/--no-predict", "predicted", default=None,
+        help="Rank the cells no launch measured on their predicted values (marked ~), calibrated "
+             "by --evidence, with their intervals in the certainty. Default: on for a decision "
+             "with a space, off for a list of candidates.")
 
 
 def _load_evidence(path: str | None):
@@ -55,26 +75,32 @@ def _load_evidence(path: str | None):
               help="With --evidence: also rank with measurements of benchmarks cut short.")
 @click.option("--sample-weights", is_flag=True,
               help="With --evidence: also draw weights from the decision's weight region (SMAA).")
+@tolerance_option()
+@predict_option()
 @click.option("--stacks", is_flag=True,
               help="Also resolve each candidate's stack pins with uv and mark those that cannot "
                    "be installed as pinned (asks the package index).")
 @handle_errors
 def score(file: str, method: str, fmt: str, evidence_path: str | None, any_hardware: bool,
           confidence: float, samples: int, seed: int, include_partial: bool,
-          sample_weights: bool, stacks: bool) -> None:
+          sample_weights: bool, tolerance: str | None, predicted: bool | None, stacks: bool) -> None:
     """Rank the candidates of decision FILE and audit its reported totals.
 
     With --evidence, measured cells replace judged ones, each with its launches and interval, and
     the ranking says how sure it is: P(best) of each candidate under measurement noise, and either
-    a certified winner or a statistical tie.
+    a certified winner or a statistical tie. With --predict (default for a space) the cells no
+    launch measured are predicted (marked ~) and weighed with their intervals; with --tolerance the
+    verdict is a certificate within it.
     Exit status: 0 when scored (audit findings are shown, use `check` to fail on them), 2 for a
     file that is not a valid decision.
     """
     decision = stackdecide.load(file)
-    evidence = _load_evidence(evidence_path)
-    ranking = decision.score(method=method, evidence=evidence, any_hardware=any_hardware,
-                             include_partial=include_partial,
-                             certainty=CertaintySettings(confidence, samples, seed, sample_weights))
+    inputs = scoring_inputs(decision, _load_evidence(evidence_path),
+                            CertaintySettings(confidence, samples, seed, sample_weights),
+                            predicted=predicted, tolerance=tolerance)
+    ranking = decision.score(method=method, evidence=inputs.evidence, any_hardware=any_hardware,
+                             include_partial=include_partial, certainty=inputs.certainty,
+                             prediction=inputs.prediction)
     try:
         record_last_decision(file)
     except OSError as exc:  # a read-only folder: the ranking stands, only the memory is lost

@@ -23,7 +23,10 @@ uncertainty) and conditioned on their scores (``certify.efficiency.JointMeans.co
 * ``linear``: the score's place between ``worst`` and ``best`` is a value (scores at either end
   say only "at least as good" or "no better", and are not used); the judged values of one
   criterion share part of their error (``priors.JUDGED_SHARED``);
-* other value functions do not say a value, and are not used.
+* other value functions do not say a value, and are not used;
+* the configurations of a ``space:`` all carry the base's scores, a judgement of the base and not
+  of how they compare (read as one, identical scores would pull every configuration to the same
+  value): they are not used.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from stackdecide.evidence.records import scenario_value
 from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.metrics import METRICS
 from stackdecide.model.schema import Criterion
+from stackdecide.model.space import configuration_of
 from stackdecide.predict.ceilings import Ceiling, Load, metric_ceiling
 from stackdecide.predict.configuration import configuration, space_axes
 from stackdecide.predict.observations import (
@@ -217,6 +221,10 @@ def _judged(decision: DecisionMatrix, targets: Sequence[_Target], joint: JointMe
     predictions)."""
     said: dict[int, tuple[str, float]] = {}
     for k, target in enumerate(targets):
+        # a space's configurations all carry its base's scores: one judgement of the base, not
+        # a statement about how they compare, so it conditions nothing
+        if configuration_of(decision.model, target.candidate) is not None:
+            continue
         score = decision.candidate(target.candidate).scores.get(target.criterion.id)
         found = judged_value(target.criterion, score) if score is not None else None
         if found is not None:

@@ -67,7 +67,7 @@ RATE_TERMS = (*AXIS_TERMS, "load", "config_load")
 STARTUP_TERMS = (*AXIS_TERMS, "start")
 NO_ROOFLINE_REFERENCE = 100.0  # tok/s: a rate's reference where it has no roofline
 NO_ROOFLINE_WIDTH = 2.5
-SPACE_AXIS_WIDTH = 0.15
+SPACE_AXIS_WIDTH = 0.3
 JUDGED_SHARED = 0.5
 JUDGED_SD = {"decode_tok_s": 0.18, "prefill_tok_s": 0.18, "output_tok_s": 0.18, "startup_s": 0.72}
 

@@ -15,10 +15,12 @@ from stackdecide.report.data import (
     Report,
     Roofline,
     RooflineRow,
+    ScoringInputs,
     WinnerConfig,
     build_report,
     command_lines,
     roofline_of,
+    scoring_inputs,
 )
 from stackdecide.report.markdown import render_markdown
 from stackdecide.report.page import render_html
@@ -31,6 +33,7 @@ __all__ = [
     "Report",
     "Roofline",
     "RooflineRow",
+    "ScoringInputs",
     "WinnerConfig",
     "build_report",
     "command_lines",
@@ -38,4 +41,5 @@ __all__ = [
     "render_html",
     "render_markdown",
     "roofline_of",
+    "scoring_inputs",
 ]

@@ -31,6 +31,8 @@ INK = "#1f2933"
 MUTED = "#6b7785"
 GRID = "#d9dee4"
 ACCENT = "#0f766e"
+# how a bar part shows where its score came from (judged parts are plain), and the legend's word
+SOURCE_HATCHES = {"measured": ("///", "hatched"), "predicted": ("..", "dotted")}
 _FONTS = ["DejaVu Sans", "Helvetica", "Arial", "Liberation Sans", "sans-serif"]
 
 
@@ -151,7 +153,8 @@ def _shown_note(ax: Axes, shown: int, total: int, what: str) -> None:
 
 
 def contributions_chart(report: Report, colors: list[str]) -> str:
-    """Stacked bars: each criterion's weighted-sum points per candidate; measured parts hatched."""
+    """Stacked bars: each criterion's weighted-sum points per candidate; measured parts hatched,
+    predicted parts dotted."""
     decision, ranking = report.decision, report.ranking
     indices = [int(i) for i in ranking.order[:TOP_N]]
     points = report.contributions
@@ -164,15 +167,15 @@ def contributions_chart(report: Report, colors: list[str]) -> str:
         left = np.zeros(len(indices))
         for j, criterion in enumerate(decision.criteria):
             widths = points[indices, j]
-            measured = [ranking.cells[i][j].measured for i in indices]
+            sources = [ranking.cells[i][j].source for i in indices]
             faded = [decision.candidate_ids[i] in ranking.infeasible for i in indices]
             bars = ax.barh(range(len(indices)), widths, left=left, color=colors[j],
                            edgecolor="white", linewidth=0.8,
                            label=f"{plain(criterion.label, label_chars)} "
                                  f"({decision.weights[j] * 100:.0f}%)")
-            for bar, is_measured, is_faded in zip(bars, measured, faded, strict=True):
-                if is_measured:
-                    bar.set_hatch("///")
+            for bar, source, is_faded in zip(bars, sources, faded, strict=True):
+                if source in SOURCE_HATCHES:
+                    bar.set_hatch(SOURCE_HATCHES[source][0])
                 if is_faded:
                     bar.set_alpha(0.35)
             left += widths
@@ -182,14 +185,15 @@ def contributions_chart(report: Report, colors: list[str]) -> str:
             totals = ranking.totals[indices]
             ax.scatter(totals, range(len(indices)), marker="D", s=28, color=INK, zorder=3,
                        label=f"{ranking.method.upper()} total")
-        if any(cell.measured for row in ranking.cells for cell in row):
+        handles, labels = ax.get_legend_handles_labels()
+        shown = {cell.source for row in ranking.cells for cell in row} & SOURCE_HATCHES.keys()
+        if shown:
             from matplotlib.patches import Patch
 
-            handles, labels = ax.get_legend_handles_labels()
-            handles.append(Patch(facecolor="white", edgecolor=MUTED, hatch="///"))
-            labels.append("measured score (hatched)")
-        else:
-            handles, labels = ax.get_legend_handles_labels()
+            for source in sorted(shown, key=list(SOURCE_HATCHES).index):
+                hatch, word = SOURCE_HATCHES[source]
+                handles.append(Patch(facecolor="white", edgecolor=MUTED, hatch=hatch))
+                labels.append(f"{source} score ({word})")
         ax.set_xlim(0, 108)
         ax.set_xlabel("points of 100: weight x normalised score (bars add up to the weighted sum)")
         _finish_barh(ax, _bar_labels(report, indices))

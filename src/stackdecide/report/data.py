@@ -9,7 +9,7 @@ import contextlib
 import shlex
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from stackdecide.audit.targets import (
 )
 from stackdecide.decision import left_out_of
 from stackdecide.evidence.apply import gpu_matches
+from stackdecide.evidence.records import EvidenceSet
 from stackdecide.facts.roofline import (
     RooflineError,
     best_prefill_ceiling,
@@ -38,13 +39,16 @@ from stackdecide.model.certainty import Certainty, CertaintySettings
 from stackdecide.model.problems import Problem, errors
 from stackdecide.model.ranking import NoFeasibleCandidate
 from stackdecide.model.stack import engine_kv_cache_dtype
+from stackdecide.predict.predictions import Prediction
+from stackdecide.report.text import predicted_cells
 from stackdecide.robustness import Sensitivity, analyze
 from stackdecide.scoring import measured_decision
+from stackdecide.search import prediction_for, tolerance_points
 from stackdecide.vllm.render import RenderedCommand, render
 
 if TYPE_CHECKING:
     from stackdecide.decision import Decision
-    from stackdecide.evidence.records import EvidenceRecord, EvidenceSet
+    from stackdecide.evidence.records import EvidenceRecord
     from stackdecide.model.ranking import Ranking
     from stackdecide.vllm.args import VllmArgSpec
 
@@ -194,11 +198,42 @@ def _rank(ranking: Ranking, index: int) -> int | None:
     return int(ranking.ranks[index]) or None
 
 
+@dataclass(frozen=True)
+class ScoringInputs:
+    """What ``score`` and ``report`` rank a decision with: the evidence (None: none given), the
+    prediction of the cells no launch measured (None: not predicted) and the certainty's settings."""
+
+    evidence: EvidenceSet | None
+    prediction: Prediction | None
+    certainty: CertaintySettings
+
+
+def scoring_inputs(decision: Decision, evidence: EvidenceSet | None, certainty: CertaintySettings,
+                   *, predicted: bool | None = None, tolerance: str | None = None) -> ScoringInputs:
+    """The evidence, prediction and certainty settings of ``--predict`` and ``--tolerance``.
+
+    ``predicted`` None predicts for a decision with a space (its configurations are rarely all
+    launched) and not for a list of candidates; the prediction is calibrated by ``evidence``.
+    ``tolerance`` as written (``search.tolerance_points``); None asks for the best itself (0
+    points). The ranking carries its certainty whenever one of them is asked for: a prediction
+    brings it, and a tolerance without evidence or prediction is weighed on no evidence (an
+    empty set, whose notes then say that no record matched).
+    """
+    if predicted is None:
+        predicted = decision.model.space is not None
+    prediction = prediction_for(decision, evidence or EvidenceSet()) if predicted else None
+    if tolerance is not None:
+        certainty = replace(certainty, tolerance=tolerance_points(decision, tolerance))
+        if evidence is None and prediction is None:
+            evidence = EvidenceSet()
+    return ScoringInputs(evidence, prediction, certainty)
+
+
 def build_report(decision: Decision, evidence: EvidenceSet | None = None, *, method: str = "wsm",
                  any_hardware: bool = False, samples: int | None = None,
                  seed: int = DEFAULT_SEED, certainty: CertaintySettings | None = None,
                  engine_spec: VllmArgSpec | None = None,
-                 engine_note: str = "") -> Report:
+                 engine_note: str = "", prediction: Prediction | None = None) -> Report:
     """Score ``decision`` (with ``evidence`` when given) and gather what the report shows.
 
     Sensitivity (flip distances, SMAA-2) is computed under the weighted sum of the scores the
@@ -208,16 +243,22 @@ def build_report(decision: Decision, evidence: EvidenceSet | None = None, *, met
     With evidence the ranking's certainty is computed with ``certainty`` (by default the settings
     ``score`` uses, with this ``seed``), so the report and ``score`` agree on P(best).
     With ``engine_spec`` (see ``find_engine_spec``) the winner's engine config is rendered to the
-    exact command for that vLLM; otherwise ``engine_note`` says why it was not.
+    exact command for that vLLM; otherwise ``engine_note`` says why it was not. With
+    ``prediction`` the cells no launch measured are ranked on their predicted values, marked
+    predicted, and the ranking carries its certainty even without evidence.
     """
     ranking = decision.score(method=method, evidence=evidence, any_hardware=any_hardware,
-                             certainty=certainty or CertaintySettings(seed=seed))
+                             certainty=certainty or CertaintySettings(seed=seed),
+                             prediction=prediction)
     judged = decision.score(method=method) if evidence is not None else None
     scored = measured_decision(decision, ranking)
     measured = ranking.measured_cells
+    predicted = predicted_cells(ranking)
     label = METHODS[method].label
-    basis = (f"{label} of the judged scores" if not measured else
-             f"{label} of the scores ranked above ({measured} measured, the rest judged)")
+    # the analysed matrix holds the scores ranked above: measured, predicted, the rest judged
+    basis = (f"{label} of the judged scores" if not measured and not predicted else
+             f"{label} of the scores ranked above ({measured} measured, "
+             + (f"{predicted} predicted, " if predicted else "") + "the rest judged)")
     sensitivity: Sensitivity | None = None
     with contextlib.suppress(NoFeasibleCandidate):  # the views say that nothing was analysed
         sensitivity = analyze(scored, samples=samples, seed=seed, method=method,

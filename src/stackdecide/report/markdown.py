@@ -11,12 +11,17 @@ import numpy as np
 from tabulate import tabulate
 
 from stackdecide.mcda.methods import METHODS
+from stackdecide.predict import DEFAULT_LEVEL
 from stackdecide.report.data import command_lines
 from stackdecide.report.text import (
+    NOT_CERTIFIED,
     about_candidates,
     before_after_rows,
     grouped_findings,
     no_winner_text,
+    predicted_cells,
+    predicted_interval_text,
+    predicted_value_text,
     table_rows,
 )
 from stackdecide.robustness.report import _share
@@ -78,7 +83,7 @@ def _summary(report: Report) -> list[str]:
     if winner is None:
         out.append(f"**Winner: none**: {md(no_winner_text(ranking))}.")
     else:
-        title = "Leader, not certified" if sure is not None and sure.verdict.kind == "tie" \
+        title = "Leader, not certified" if sure is not None and sure.verdict.kind in NOT_CERTIFIED \
             else "Winner"
         line = (f"**{title}: {md(decision.candidate(winner).label)}** (`{md(winner)}`), "
                 f"{ranking.total(winner):.2f} of 100 by {METHODS[ranking.method].label}")
@@ -87,8 +92,11 @@ def _summary(report: Report) -> list[str]:
             runner = decision.candidate_ids[feasible[1]]
             line += f", {ranking.total(winner) - ranking.total(runner):.2f} points ahead of `{md(runner)}`"
         out.append(line + ".")
-        if sure is not None:
-            out.append(f"Under measurement noise: {md(sure.verdict.text)}.")
+    predicted = predicted_cells(ranking)
+    if winner is not None and sure is not None:
+        doubt = "measurement noise and the predictions' intervals" if predicted else "measurement noise"
+        out.append(f"Under {doubt}: {md(sure.verdict.text)}.")
+    rest = f", {predicted} predicted, the rest judged" if predicted else ", the rest judged"
     sensitivity = report.sensitivity
     if sensitivity is not None:
         smaa, flips = sensitivity.smaa, sensitivity.flips
@@ -96,12 +104,13 @@ def _summary(report: Report) -> list[str]:
         among = " among the feasible candidates" if sensitivity.left_out else ""
         out.append(f"`{md(flips.winner)}` wins under {_pct(first)} of {smaa.samples:,} sampled "
                    f"weightings (SMAA-2, seed {smaa.seed}{among}); {ranking.measured_cells} of "
-                   f"{cells} cells measured, the rest judged.")
+                   f"{cells} cells measured{rest}.")
     else:
-        out.append(f"{ranking.measured_cells} of {cells} cells measured, the rest judged.")
+        out.append(f"{ranking.measured_cells} of {cells} cells measured{rest}.")
     out += ["", "### Ranking", "", "criterion columns: " + (
         "points of the weighted sum, adding up to the total" if ranking.method == "wsm"
-        else f"the {ranking.method} terms") + "; `*` marks a measured score", ""]
+        else f"the {ranking.method} terms") + "; `*` marks a measured score"
+        + ("; `~` a predicted one (no launch measured it)" if predicted else ""), ""]
     headers, rows = table_rows(ranking)
     out.append(_table([md(h) for h in headers], [[md(c) for c in row] for row in rows]))
     for index in ranking.order:
@@ -123,7 +132,8 @@ def _evidence(report: Report) -> list[str]:
                    else f"The evidence changes the winner from `{md(judged_winner)}` to "
                         f"`{md(winner)}`.")
         headers, rows = before_after_rows(report.judged, ranking)
-        out += ["", "before: judged scores only (#rank); after: measured scores in their place", "",
+        after = "measured and predicted scores" if predicted_cells(ranking) else "measured scores"
+        out += ["", f"before: judged scores only (#rank); after: {after} in their place", "",
                 _table([md(h) for h in headers], [[md(c) for c in row] for row in rows])]
     sure = report.certainty
     measured_rows = []
@@ -146,12 +156,28 @@ def _evidence(report: Report) -> list[str]:
         out += ["", "### Measured cells", "",
                 _table(["candidate", "criterion", "metric", "median", "launches", interval,
                         "judged → score", "flags", "record ids"], measured_rows)]
+    predicted_rows = [
+        [md(decision.candidate_ids[i]), md(criterion.id), md(cell.metric or ""),
+         md(predicted_value_text(cell)), predicted_interval_text(cell),
+         f"{'–' if cell.judged is None else f'{cell.judged:g}'} → {cell.score:.2f}"]
+        for i in ranking.order for j, criterion in enumerate(decision.criteria)
+        if (cell := ranking.cells[i][j]).predicted]
+    if predicted_rows:
+        out += ["", "### Predicted cells", "", "No launch measured these: each is predicted before "
+                "launching (`stackdecide predict` shows how), marked `~`.", "",
+                _table(["candidate", "criterion", "metric", "predicted",
+                        f"{DEFAULT_LEVEL:.0%} interval of the mean", "judged → score"],
+                       predicted_rows)]
     if sure is not None and sure.probabilities is not None:
         p = sure.probabilities
+        within = sure.within
+        zone = [f"P(within {sure.settings.tolerance:g})"] if within else []
         out += ["", "### Certainty", "", md(sure.verdict.text), "",
-                _table(["candidate", "P(best)", "launches"], [
+                _table(["candidate", "P(best)", "launches", *zone], [
                     [md(ranking.candidate_ids[i]), f"{p.p_best[i]:.3f}",
-                     str(sure.launches()[ranking.candidate_ids[i]])] for i in ranking.order])]
+                     str(sure.launches()[ranking.candidate_ids[i]]),
+                     *([f"{within.probabilities.p_within[i]:.3f}"] if within else [])]
+                    for i in ranking.order])]
     roofline = report.roofline.measurements
     if roofline:
         out += ["", "### Measurements against the roofline", "",

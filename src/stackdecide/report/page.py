@@ -24,7 +24,7 @@ from stackdecide.report.sections import (
     roofline_section,
     scores_section,
 )
-from stackdecide.report.text import no_winner_text
+from stackdecide.report.text import NOT_CERTIFIED, no_winner_text, predicted_cells
 
 if TYPE_CHECKING:
     from stackdecide.report.data import Report
@@ -73,7 +73,7 @@ def _cards(report: Report) -> str:
             detail += f"; tied with {', '.join(tied)}"
         sure = report.certainty
         title = "winner"
-        if sure is not None and sure.verdict.kind == "tie":
+        if sure is not None and sure.verdict.kind in NOT_CERTIFIED:
             title, detail = "leader, not certified", f"{detail}; {sure.verdict.text}"
         elif sure is not None and sure.verdict.kind == "certified":
             title, detail = "certified winner", f"{detail}; {sure.verdict.text}"
@@ -93,9 +93,12 @@ def _cards(report: Report) -> str:
                       f"{smaa.samples:,} samples"
                       + (f"; {left_out} infeasible left out" if left_out else "")))
     total_cells = len(decision.candidates) * len(decision.criteria)
-    cards.append(("measured cells", f"{ranking.measured_cells} of {total_cells}",
-                  "the rest are judged scores" if ranking.measured_cells else
-                  "every score is a judgement"))
+    predicted = predicted_cells(ranking)
+    if predicted:
+        rest = f"{predicted} predicted (no launch), the rest judged"
+    else:
+        rest = "the rest are judged scores" if ranking.measured_cells else "every score is a judgement"
+    cards.append(("measured cells", f"{ranking.measured_cells} of {total_cells}", rest))
     counts = {s: sum(f.severity == s for f in ranking.findings) for s in ("error", "warning", "info")}
     cards.append(("audit", f"{counts['error']} errors, {counts['warning']} warnings",
                   f"{counts['info']} notes" if counts["info"] else "see the audit section"))
@@ -118,7 +121,8 @@ def _cards(report: Report) -> str:
 # -- ranking ----------------------------------------------------------------------------------------
 CSS = """
 :root { --ink:#1f2933; --muted:#6b7785; --line:#d9dee4; --bg:#f6f7f9; --accent:#0f766e;
-        --measured:#e3f4f1; --err:#b42318; --warn:#b54708; --info:#175cd3; }
+        --measured:#e3f4f1; --predicted:#f3effa; --predict-ink:#6941c6; --err:#b42318;
+        --warn:#b54708; --info:#175cd3; }
 * { box-sizing: border-box; }
 body { margin:0; font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",Arial,sans-serif;
        color:var(--ink); background:var(--bg); }
@@ -156,6 +160,10 @@ tbody tr:nth-child(even) td { background:#fafbfc; }
      border-radius:3px; padding:0 4px; line-height:15px; }
 .measured { background:var(--measured); border-left:3px solid var(--accent); padding:2px 6px; }
 .measured-chip { background:var(--measured); border-left:3px solid var(--accent); padding:0 4px; }
+.p { display:inline-block; background:var(--predict-ink); color:#fff; font-size:10px; font-weight:700;
+     border-radius:3px; padding:0 4px; line-height:15px; cursor:help; }
+.predicted { background:var(--predicted); border-left:3px dashed var(--predict-ink); padding:2px 6px; }
+.predicted-chip { background:var(--predicted); border-left:3px dashed var(--predict-ink); padding:0 4px; }
 .judged { color:var(--ink); } .muted { color:var(--muted); }
 .b { display:inline-block; font-size:11px; border-radius:10px; padding:0 7px; border:1px solid;
      white-space:nowrap; }
@@ -209,6 +217,7 @@ def render_html(report: Report) -> str:
                 ("scores", "Scores", scores_section(report, colors))]
     if report.has_evidence:
         sections.append(("before-after", "Before/after evidence", before_after_section(report)))
+    if report.certainty is not None:  # with evidence, or with predicted cells
         sections.append(("certainty", "Certainty", certainty_section(report)))
     capacity = capacity_section(list(report.evidence)) if report.evidence is not None else None
     if capacity is not None:

@@ -17,7 +17,8 @@ AXIS_LABELS = {"gpu": "GPU", "model": "model", "weights": "weights", "kv_cache_d
                "load": "load", "start": "start"}
 
 
-def _number(value: float) -> str:
+def number_text(value: float) -> str:
+    """A predicted number as the views show it: whole above 100, three digits below."""
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
@@ -51,9 +52,9 @@ def prediction_rows(prediction: Prediction) -> tuple[list[str], list[list[Any]]]
     for p in prediction.predictions:
         rows.append([
             p.candidate, p.criterion, p.metric, p.load.label if p.load else "",
-            f"~{_number(p.value)} {p.unit}", f"{_number(p.low)} .. {_number(p.high)}",
-            f"{_number(p.ceiling.value)} ({p.ceiling.bound})" if p.ceiling else "",
-            _efficiency_text(p), "" if p.judged is None else _number(p.judged), basis_text(p)])
+            f"~{number_text(p.value)} {p.unit}", f"{number_text(p.low)} .. {number_text(p.high)}",
+            f"{number_text(p.ceiling.value)} ({p.ceiling.bound})" if p.ceiling else "",
+            _efficiency_text(p), "" if p.judged is None else number_text(p.judged), basis_text(p)])
     return headers, rows
 
 

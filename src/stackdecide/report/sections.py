@@ -10,10 +10,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from stackdecide.mcda.methods import METHODS
+from stackdecide.predict import DEFAULT_LEVEL
 from stackdecide.report import charts
 from stackdecide.report.data import command_lines
 from stackdecide.report.html_kit import esc, figure, g, pct, section, table
-from stackdecide.report.text import no_winner_text, worst_first
+from stackdecide.report.text import (
+    no_winner_text,
+    predicted_cells,
+    predicted_interval_text,
+    predicted_title,
+    predicted_value_text,
+    worst_first,
+)
 from stackdecide.robustness.report import REFERENCE, _share
 
 if TYPE_CHECKING:
@@ -29,6 +37,16 @@ SMAA_TABLE_RANKS = 6
 
 def swatch(color: str) -> str:
     return f'<span class="sw" style="background:{esc(color)}"></span>'
+
+
+def source_mark(cell: Cell) -> str:
+    """The mark of a measured (M) or predicted (P, its value and interval in the tooltip) cell;
+    none for a judged one."""
+    if cell.measured:
+        return '<span class="m" title="measured">M</span>'
+    if cell.predicted:
+        return f'<span class="p" title="{esc(predicted_title(cell))}">P</span>'
+    return ""
 
 
 def audit_badges(report: Report, candidate_id: str) -> str:
@@ -62,28 +80,37 @@ def ranking_section(report: Report, colors: list[str]) -> str:
                      f'{esc(ranking.why_infeasible(candidate.id))}</span>')
         row = [str(rank) if rank else "–", name, f"<b>{ranking.totals[i]:.2f}</b>"]
         for j in range(len(decision.criteria)):
-            mark = ' <span class="m" title="measured">M</span>' if ranking.cells[i][j].measured else ""
-            row.append(f"{points[i, j]:.2f}{mark}")
+            mark = source_mark(ranking.cells[i][j])
+            row.append(f"{points[i, j]:.2f}{' ' + mark if mark else ''}")
         reported = candidate.reported_total
         row += ["" if reported is None else f"{reported:g}", audit_badges(report, candidate.id)]
         rows.append(row)
+    predicted = predicted_cells(ranking) > 0
     chart = figure("contributions", charts.contributions_chart(report, colors),
                     "Each bar is a candidate's weighted sum split by criterion; hatched parts rest on "
-                    "measurements." + (f" Diamonds mark the {esc(ranking.method.upper())} total the "
-                                       "ranking uses." if ranking.method != "wsm" else ""))
+                    "measurements." + (" Dotted parts rest on predictions." if predicted else "")
+                    + (f" Diamonds mark the {esc(ranking.method.upper())} total the "
+                       "ranking uses." if ranking.method != "wsm" else ""))
     lead = (f"Method: {esc(METHODS[ranking.method].label)}. Criterion columns: points of the "
             f"weighted sum (weight x score normalised on the criterion's scale x 100), which add up "
             f"to the total" if ranking.method == "wsm" else
             f"Method: {esc(METHODS[ranking.method].label)} ({esc(METHODS[ranking.method].terms_label)}). "
             "Criterion columns and bars: points of the weighted sum, shown to explain the scores; "
             "the total column is the method's own")
+    legend = ". <span class=\"m\">M</span> marks a measured score." + (
+        ' <span class="p">P</span> marks a predicted one (no launch measured it; its value and '
+        "interval on hover)." if predicted else "")
     return section("ranking", "Ranking",
-                    chart + table(headers, rows, "num ranking", raw_headers=True),
-                    lead + ". <span class=\"m\">M</span> marks a measured score.")
+                    chart + table(headers, rows, "num ranking", raw_headers=True), lead + legend)
 
 
 # -- scores -----------------------------------------------------------------------------------------
 def _cell_html(cell: Cell) -> str:
+    if cell.predicted:
+        judged = "" if cell.judged is None else f" · judged {cell.judged:g}"
+        return (f'<div class="predicted"><b>{cell.score:.2f}</b> {source_mark(cell)}<br><small>'
+                f"{esc(predicted_value_text(cell))} ({DEFAULT_LEVEL:.0%}: "
+                f"{esc(predicted_interval_text(cell))}){esc(judged)}</small></div>")
     if not cell.measured:
         return f'<span class="judged">{cell.score:g}</span>'
     raw = "" if cell.raw is None else f"{g(cell.raw)} {esc(cell.unit or '')}"
@@ -112,6 +139,15 @@ def _provenance_rows(report: Report) -> list[list[str]]:
                          f"{'–' if cell.judged is None else f'{cell.judged:g}'} → {cell.score:.2f}",
                          flags, esc(ids)])
     return rows
+
+
+def _predicted_rows(report: Report) -> list[list[str]]:
+    decision, ranking = report.decision, report.ranking
+    return [[esc(decision.candidate_ids[i]), esc(criterion.label), esc(cell.metric or ""),
+             esc(predicted_value_text(cell)), esc(predicted_interval_text(cell)),
+             f"{'–' if cell.judged is None else f'{cell.judged:g}'} → {cell.score:.2f}"]
+            for i in ranking.order for j, criterion in enumerate(decision.criteria)
+            if (cell := ranking.cells[i][j]).predicted]
 
 
 def _record_rows(records: Sequence[EvidenceRecord]) -> list[list[str]]:
@@ -155,11 +191,24 @@ def scores_section(report: Report, colors: list[str]) -> str:
                               "records"))
     elif report.evidence is not None:
         body += "<p>No evidence record matched a measured criterion; every score is judged.</p>"
+    predicted = _predicted_rows(report)
+    if predicted:
+        body += ("<h3>Predicted cells</h3>"
+                 "<p>No launch measured these: each is the criterion's value function applied to "
+                 "the predicted value (<code>stackdecide predict</code> shows how it was predicted), "
+                 f"with the {DEFAULT_LEVEL:.0%} interval of the mean; the judged score it replaced is "
+                 "kept beside it.</p>"
+                 + table(["candidate", "criterion", "metric", "predicted",
+                          f"{DEFAULT_LEVEL:.0%} interval of the mean", "judged → score"], predicted))
     lead = ('Scores on each criterion\'s own scale. <span class="judged">Judged</span> cells are the '
             'numbers written in the decision file; <span class="measured-chip">measured</span> '
             "cells come from evidence and show the raw median, the judged score they replaced and "
             "any flag that weakens them.")
-    return section("scores", "Judged and measured scores", body, lead)
+    if predicted:
+        lead += (' <span class="predicted-chip">Predicted</span> cells are configurations no '
+                 "launch measured, ranked on their predicted value and interval.")
+    title = "Judged, measured and predicted scores" if predicted else "Judged and measured scores"
+    return section("scores", title, body, lead)
 
 
 # -- before / after ---------------------------------------------------------------------------------
@@ -197,14 +246,15 @@ def certainty_section(report: Report) -> str:
     if sure is None or sure.probabilities is None:
         return section("certainty", "Certainty", "<p>No measured cell: nothing to be unsure of "
                        "beyond the judged scores.</p>")
-    ranking, probabilities = report.ranking, sure.probabilities
+    ranking, probabilities, within = report.ranking, sure.probabilities, sure.within
     launches = sure.launches()
     rows = []
     for index in ranking.order:
         cid = ranking.candidate_ids[index]
         rows.append([f"<b>{esc(cid)}</b>", f"{probabilities.p_best[index]:.3f}",
                      " ".join(f"{share:.2f}" for share in probabilities.rank_matrix[index]),
-                     str(launches[cid])])
+                     str(launches[cid]),
+                     *([f"{within.probabilities.p_within[index]:.3f}"] if within else [])])
     cells = []
     for cell in sure.cells.values():
         est = cell.estimate
@@ -213,13 +263,21 @@ def certainty_section(report: Report) -> str:
                       f"{est.rel_sd:.1%}", esc("prior" if est.method == "prior"
                                                else f"t, {est.dof:.3g} dof")])
     kind = "ok" if sure.verdict.kind == "certified" else "warning"
+    zone = [f"P(within {sure.settings.tolerance:g})"] if within else []
     body = (f'<p><span class="b {kind}">{esc(sure.verdict.kind)}</span> {esc(sure.verdict.text)}</p>'
-            + table(["candidate", "P(best)", "P(rank 1..m)", "launches"], rows, "num")
-            + table(["candidate", "criterion", "metric", "mean", "launches",
-                     f"{sure.confidence:.0%} interval", "noise per launch", "basis"], cells, "num"))
+            + table(["candidate", "P(best)", "P(rank 1..m)", "launches", *zone], rows, "num"))
+    if cells:
+        body += table(["candidate", "criterion", "metric", "mean", "launches",
+                       f"{sure.confidence:.0%} interval", "noise per launch", "basis"], cells, "num")
+    predicted = " Each predicted value is drawn from its interval." if predicted_cells(ranking) else ""
+    tolerance = sure.settings.tolerance
+    rule = (f"a candidate is certified within {tolerance:g} point{'s' * (tolerance != 1)} of the "
+            f"best when its P(within) reaches {sure.confidence:.2f} and it rests on at least two "
+            "launches" if within else
+            f"a winner is certified when its P(best) reaches {sure.confidence:.2f} and it and every "
+            "contender rest on at least two launches")
     lead = (f"Each measured value moves by its own error ({sure.samples:,} Monte Carlo draws, seed "
-            f"{sure.seed}); a winner is certified when its P(best) reaches {sure.confidence:.2f} "
-            "and it and every contender rest on at least two launches. See docs/metrics.md.")
+            f"{sure.seed}); {rule}.{predicted} See docs/metrics.md.")
     return section("certainty", "Certainty", body, lead)
 
 

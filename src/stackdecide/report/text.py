@@ -12,6 +12,8 @@ from tabulate import tabulate
 
 from stackdecide.mcda.methods import METHODS
 from stackdecide.model.ranking import ranking_to_dict
+from stackdecide.predict import DEFAULT_LEVEL
+from stackdecide.report.predict import number_text
 
 if TYPE_CHECKING:
     from stackdecide.loop import Measurement
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from stackdecide.model.ranking import Ranking
     from stackdecide.orchestrate import RunResult
 
+# verdicts that leave the ranking's first place a leader, not a winner
+NOT_CERTIFIED = ("tie", "undecided")
 
 
 def _rank_text(ranking: Ranking, index: int) -> str:
@@ -34,9 +38,35 @@ def _candidate_flags(ranking: Ranking, index: int) -> list[Finding]:
 
 
 def _term_text(ranking: Ranking, i: int, j: int) -> str:
+    """A criterion column's value, marked ``7.35*`` when measured and ``~7.35`` when predicted."""
     value = float(ranking.terms[i, j])
+    cell = ranking.cells[i][j]
     text = f"{value:.2f}" if ranking.method == "wsm" else f"{value:.3f}"
-    return text + ("*" if ranking.cells[i][j].measured else "")
+    return ("~" if cell.predicted else "") + text + ("*" if cell.measured else "")
+
+
+def predicted_cells(ranking: Ranking) -> int:
+    """How many cells of ``ranking`` rest on a prediction (``Ranking.measured_cells`` counts the
+    measured ones, never these)."""
+    return sum(cell.predicted for row in ranking.cells for cell in row)
+
+
+def predicted_value_text(cell: Cell) -> str:
+    """A predicted cell's value, marked: ``~233 tok/s``."""
+    assert cell.raw is not None
+    return f"~{number_text(cell.raw)}" + (f" {cell.unit}" if cell.unit else "")
+
+
+def predicted_interval_text(cell: Cell) -> str:
+    """A predicted mean's interval: ``197 .. 275``."""
+    assert cell.interval is not None
+    return f"{number_text(cell.interval[0])} .. {number_text(cell.interval[1])}"
+
+
+def predicted_title(cell: Cell) -> str:
+    """A predicted cell in one phrase: ``predicted 233 tok/s (80%: 197 .. 275), no launch``."""
+    return (f"predicted {predicted_value_text(cell).removeprefix('~')} "
+            f"({DEFAULT_LEVEL:.0%}: {predicted_interval_text(cell)}), no launch")
 
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -116,6 +146,16 @@ def _measured_rows(ranking: Ranking) -> list[list[Any]]:
     return rows
 
 
+def _predicted_rows(ranking: Ranking) -> list[list[Any]]:
+    decision = ranking.decision
+    return [[candidate.id, criterion.id, cell.metric, predicted_value_text(cell),
+             predicted_interval_text(cell),
+             f"{'' if cell.judged is None else f'{cell.judged:g}'} -> {cell.score:.2f}"]
+            for i, candidate in enumerate(decision.candidates)
+            for j, criterion in enumerate(decision.criteria)
+            if (cell := ranking.cells[i][j]).predicted]
+
+
 def _interval_text(found: CellEstimate | None) -> str:
     if found is None:
         return ""
@@ -133,16 +173,21 @@ def certainty_lines(ranking: Ranking, tablefmt: str = "simple") -> list[str]:
     if probabilities is None:
         return [f"certainty: {certainty.verdict.text}"]
     launches = certainty.launches()
+    within = certainty.within
     rows = []
     for index in ranking.order:
         cid = ranking.candidate_ids[index]
         ranks = " ".join(f"{share:.2f}" for share in probabilities.rank_matrix[index])
-        rows.append([cid, f"{probabilities.p_best[index]:.3f}", ranks, launches[cid]])
+        rows.append([cid, f"{probabilities.p_best[index]:.3f}", ranks, launches[cid],
+                     *([f"{within.probabilities.p_within[index]:.3f}"] if within else [])])
     weights = "weights sampled from the weight region (SMAA) and " if certainty.weights_sampled \
         else ""
-    return [f"certainty ({weights}measurement noise; {certainty.samples:,} Monte Carlo draws, "
-            f"seed {certainty.seed}, standard error at most {probabilities.mc_standard_error:.3f}):",
-            tabulate(rows, headers=["candidate", "P(best)", "P(rank 1..m)", "launches"],
+    predicted = ", predicted values within their intervals" if predicted_cells(ranking) else ""
+    zone = [f"P(within {certainty.settings.tolerance:g})"] if within else []
+    return [f"certainty ({weights}measurement noise{predicted}; {certainty.samples:,} Monte Carlo "
+            f"draws, seed {certainty.seed}, standard error at most "
+            f"{probabilities.mc_standard_error:.3f}):",
+            tabulate(rows, headers=["candidate", "P(best)", "P(rank 1..m)", "launches", *zone],
                      tablefmt=tablefmt, disable_numparse=True),
             f"verdict: {certainty.verdict.text}"]
 
@@ -160,7 +205,8 @@ def render_text(ranking: Ranking, tablefmt: str = "simple") -> str:
     """Table (``simple``) or markdown (``github``) view with its explanations.
 
     With the ranking's certainty (scored with evidence) the measured cells show their launches and
-    interval, the winner line says whether the lead is certified, and P(best) follows.
+    interval, the winner line says whether the lead is certified, and P(best) follows. Predicted
+    cells (``~``) are listed with their intervals.
     """
     decision = ranking.decision
     certainty = ranking.certainty
@@ -182,25 +228,35 @@ def render_text(ranking: Ranking, tablefmt: str = "simple") -> str:
     elif certainty is not None and certainty.verdict.kind == "tie":
         lines.append(f"leader: {decision.candidate(winner).label} ({ranking.total(winner):.2f}), "
                      f"not certified: {certainty.verdict.text}")
+    elif certainty is not None and certainty.verdict.kind == "undecided":
+        lines.append(f"leader: {decision.candidate(winner).label} ({ranking.total(winner):.2f}), "
+                     f"{certainty.verdict.text}")
     else:
         tied = ranking.tied_winners
         lines.append(f"winner: {decision.candidate(winner).label} ({ranking.total(winner):.2f})"
                      + (f", tied with {', '.join(t for t in tied if t != winner)}"
                         if len(tied) > 1 else ""))
-    measured = _measured_rows(ranking)
+    measured, predicted = _measured_rows(ranking), _predicted_rows(ranking)
+    cells = len(decision.candidates) * len(decision.criteria)
     if measured:
         headers = ["candidate", "criterion", "metric", "measured", "n"]
         if certainty is not None:
             headers[-1] = "launches"
             headers.append(f"{certainty.confidence:.0%} interval")
-        lines += ["", f"measured cells (* above; {len(measured)} of "
-                      f"{len(decision.candidates) * len(decision.criteria)}):",
+        lines += ["", f"measured cells (* above; {len(measured)} of {cells}):",
                   tabulate(measured, headers=[*headers, "judged -> score", "flags",
                                               *(["stack"] if _shows_stack(ranking) else [])],
                            tablefmt=tablefmt, disable_numparse=True)]
-        if certainty is not None:
-            lines += ["", *certainty_lines(ranking, tablefmt)]
-    else:
+    if predicted:
+        lines += ["", f"predicted cells (~ above; {len(predicted)} of {cells}, no launch measured "
+                      "them):",
+                  tabulate(predicted, headers=["candidate", "criterion", "metric", "predicted",
+                                               f"{DEFAULT_LEVEL:.0%} interval of the mean",
+                                               "judged -> score"],
+                           tablefmt=tablefmt, disable_numparse=True)]
+    if certainty is not None and (measured or predicted):
+        lines += ["", *certainty_lines(ranking, tablefmt)]
+    if not measured and not predicted:
         lines += ["all cells judged (no measurements used)"]
     for index in ranking.order:
         if ranking.ranks[index] == 0:
@@ -284,9 +340,13 @@ def render_findings(findings: list[Finding] | tuple[Finding, ...]) -> str:
 
 
 def before_after_rows(before: Ranking, after: Ranking) -> tuple[list[str], list[list[Any]]]:
-    """Side-by-side ranks and totals of the same decision scored twice, best-after first."""
+    """Side-by-side ranks and totals of the same decision scored twice, best-after first; the
+    cells of each candidate measured after (and predicted, where any is)."""
     decision = after.decision
     headers = ["rank", "candidate", "before", "after", "change", "measured cells"]
+    predicted = predicted_cells(after) > 0
+    if predicted:
+        headers.append("predicted cells")
     rows = []
     for index in after.order:
         candidate = decision.candidates[index]
@@ -298,6 +358,8 @@ def before_after_rows(before: Ranking, after: Ranking) -> tuple[list[str], list[
             f"{after.totals[index]:.2f}" + (" infeasible" if infeasible else ""),
             f"{after.totals[index] - before.totals[index]:+.2f}",
             f"{measured}/{len(decision.criteria)}",
+            *([f"{sum(cell.predicted for cell in after.cells[index])}/{len(decision.criteria)}"]
+              if predicted else []),
         ])
     return headers, rows
 

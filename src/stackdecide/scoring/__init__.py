@@ -111,12 +111,14 @@ def _require_finite(decision: DecisionMatrix, totals: np.ndarray) -> None:
 
 
 def measured_decision(decision: D, ranking: Ranking) -> D:
-    """The decision with each measured cell of ``ranking`` written in as if it were judged.
+    """The decision with each measured (or predicted) cell of ``ranking`` written in as if it
+    were judged.
 
     Sensitivity analyses the weights of this matrix, so the CLI, the library and the HTML report
     judge the robustness of the same ranking that ``score`` printed.
     """
     scores = {(cand.id, crit.id): ranking.cells[i][j].score
               for i, cand in enumerate(decision.candidates)
-              for j, crit in enumerate(decision.criteria) if ranking.cells[i][j].measured}
+              for j, crit in enumerate(decision.criteria)
+              if ranking.cells[i][j].measured or ranking.cells[i][j].predicted}
     return decision.replace(scores=scores) if scores else decision

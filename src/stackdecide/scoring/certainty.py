@@ -15,6 +15,15 @@ judged cells at their score (or within their stated ``uncertainty``), optionally
 the decision's weight region (SMAA), and ranks. P(best), the rank distribution and pairwise
 P(i beats k) are shares of draws (``certify.probability``).
 
+A **predicted** cell (a configuration no launch measured, ``scoring.predicted``) is drawn
+log-normal from its interval. One configuration's predicted cells are drawn together, each as
+good as the others in a draw (one standard normal per candidate, its sign turned for a
+lower-is-better metric): what moves a configuration's predictions is the same unknown effect of
+its settings, which speeds up its decode and its throughput alike. Drawn independently, the errors
+of its criteria would average out in its total and the certificate would be overconfident (a
+synthetic space with one effect per setting, ``tests/loop/test_search.py``, was certified 8 points
+below its best that way).
+
 Verdict: **certified** when the leader's P(best) reaches the confidence and the leader rests on at
 least two launches (a lucky or broken single launch must not carry a certificate), the racing
 policy's rule (``certify.racing``); otherwise a
@@ -56,6 +65,7 @@ from stackdecide.model.certainty import (
 from stackdecide.model.metrics import METRICS
 from stackdecide.model.ranking import Ranking
 from stackdecide.model.score_uncertainty import score_uncertainty
+from stackdecide.model.space import elsewhere
 
 
 def cell_estimates(ranking: Ranking, confidence: float) -> dict[tuple[str, str], CellEstimate]:
@@ -93,6 +103,7 @@ def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate]
     draws = judged.sample(rng, samples) if judged.any else np.repeat(
         decision.matrix[None].astype(float), samples, axis=0)
     scores = np.array([[cell.score for cell in row] for row in ranking.cells])
+    goodness = rng.standard_normal((samples, len(decision.candidates)))
     measured_mask = np.array([[cell.measured for cell in row] for row in ranking.cells])
     draws[:, measured_mask] = scores[measured_mask]  # measured cells without replicates stay put
     for j, criterion in enumerate(decision.criteria):
@@ -108,10 +119,13 @@ def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate]
             relative_se = found.standard_error / abs(found.center)
             center = ranking.cells[i][j].raw or found.center
             raw[:, column] = center * (1.0 + relative_se * rng.standard_t(found.dof, samples))
+        # a predicted mean: log-normal, as it was predicted; one draw of goodness per candidate
+        # for all its predicted cells (module doc)
+        sign = 1.0 if metric.higher_is_better else -1.0
         for column, i in enumerate(predicted, start=len(estimated)):
-            cell = ranking.cells[i][j]  # a predicted mean: log-normal, as it was predicted
+            cell = ranking.cells[i][j]
             assert cell.raw is not None and cell.log_sd is not None
-            raw[:, column] = cell.raw * np.exp(cell.log_sd * rng.standard_normal(samples))
+            raw[:, column] = cell.raw * np.exp(sign * cell.log_sd * goodness[:, i])
         best = raw.max(axis=1) if metric.higher_is_better else raw.min(axis=1)
         draws[:, rows, j] = measured_scores(
             criterion.measure, raw, scale_low=criterion.scale.low,
@@ -150,6 +164,14 @@ def _verdict(ranking: Ranking, probabilities: RankProbabilities | None, launches
                    "--until-certain) or a weight change would separate them")
 
 
+def certifiable(ranking: Ranking) -> np.ndarray:
+    """The candidates a certificate may name and is about: the feasible ones that run on the
+    decision's own hardware (a space's configurations for other hardware are ranked by their
+    prediction, ``model.space.elsewhere``, and are not what can be chosen here)."""
+    away = elsewhere(ranking.decision.model)
+    return (ranking.ranks > 0) & np.array([cid not in away for cid in ranking.candidate_ids])
+
+
 def _within_verdict(ids: tuple[str, ...], within: Certificate, launches: dict[str, int]) -> Verdict:
     """The certificate within a tolerance (``certify.indifference``), with the racing policy's
     rule that its leader rests on at least two launches."""
@@ -181,14 +203,13 @@ def certainty(ranking: Ranking, settings: CertaintySettings) -> Certainty:
                                    spec.importance_order)
             weights = sampled_weights(region, settings.samples, settings.seed)
         totals = methods.get_method(ranking.method)(normalized, weights).totals
-        feasible = ranking.ranks > 0  # scoring ranks exactly the feasible candidates
-        probabilities = rank_probabilities(totals, feasible, settings.seed)
+        probabilities = rank_probabilities(totals, certifiable(ranking), settings.seed)
     launches = launches_of(cells.values(), decision.candidate_ids)
     within = None
-    if totals is not None and settings.tolerance > 0 and ranking.winner is not None:
+    if totals is not None and settings.tolerance > 0 and certifiable(ranking).any():
         within = certificate(totals, tolerance_total(settings.tolerance), settings.confidence,
                              contender_threshold(settings.confidence, len(decision.candidates)),
-                             ranking.ranks > 0)
+                             certifiable(ranking))
         verdict = _within_verdict(decision.candidate_ids, within, launches)
     else:
         verdict = _verdict(ranking, probabilities, launches, settings.confidence)
