@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -46,8 +46,9 @@ from stackdecide.certify.indifference import (
 )
 from stackdecide.certify.racing import MIN_REPLICATES
 from stackdecide.certify.uncertainty import prior_rel_sd_for
-from stackdecide.decision import Decision
+from stackdecide.decision import Decision, load
 from stackdecide.errors import StackdecideError
+from stackdecide.evidence import load_evidence
 from stackdecide.evidence.records import EvidenceSet
 from stackdecide.evidence.store import EvidenceStore
 from stackdecide.launch.plan import LaunchOptions
@@ -58,7 +59,7 @@ from stackdecide.model.metrics import METRICS
 from stackdecide.model.ranking import Ranking
 from stackdecide.model.space import elsewhere
 from stackdecide.orchestrate import InProcess, Launch, Policy, Runner, RunResult, RunState, Stop, run
-from stackdecide.predict import DEFAULT_LEVEL, calibration, predict
+from stackdecide.predict import DEFAULT_LEVEL, calibration, merge, predict
 from stackdecide.predict.predictions import Prediction
 from stackdecide.schedule.tournament import gpus_needed
 from stackdecide.scoring.certainty import certifiable
@@ -87,12 +88,35 @@ def bench_seconds(measurement: Measurement) -> float:
     return sum(level.duration_s for result in measurement.results for level in result.levels)
 
 
-def prediction_for(decision: Decision, evidence: EvidenceSet,
-                   level: float = DEFAULT_LEVEL) -> Prediction:
-    """Each candidate's predicted cells, calibrated by ``evidence``, under the loads the benchmark
+Calibrations = tuple[tuple[Decision, EvidenceSet], ...]
+
+
+def prediction_for(decision: Decision, evidence: EvidenceSet, level: float = DEFAULT_LEVEL,
+                   also: Calibrations = (), judged: bool = True) -> Prediction:
+    """Each candidate's predicted cells, calibrated by ``evidence`` and by the launches of other
+    decisions (``also``: each decision with its evidence; the same model on the same GPU under
+    other candidate ids counts through the levels it shares), under the loads the benchmark
     client runs where the decision does not say them: what the race ranks unmeasured
     configurations on, and what ``score --predict`` shows."""
-    return predict(decision, calibration(decision, evidence), BENCH_LOADS, level)
+    found = calibration(decision, evidence)
+    if also:
+        found = merge([found, *(calibration(other, records) for other, records in also)])
+    return predict(decision, found, BENCH_LOADS, level, judged=judged)
+
+
+def calibrations_from(written: Sequence[str]) -> Calibrations:
+    """``--calibrate-with DECISION=EVIDENCE_DB`` (repeatable): each decision file with the
+    evidence store its launches are in."""
+    found = []
+    for text in written:
+        decision_path, sep, store_path = text.partition("=")
+        if not sep or not decision_path.strip() or not store_path.strip():
+            raise StackdecideError(f"--calibrate-with {text!r}: give DECISION=EVIDENCE, e.g. "
+                                   "criteria/hopper.yaml=docs/results/hopper-h200/evidence.db")
+        if not Path(store_path).is_file():
+            raise StackdecideError(f"--calibrate-with {text!r}: no evidence file {store_path}")
+        found.append((load(decision_path.strip()), load_evidence(store_path.strip())))
+    return tuple(found)
 
 
 def launch_minutes(measurement: Measurement) -> float:
@@ -239,6 +263,7 @@ class SearchPolicy(Policy):
     seed: int = 0
     samples: int = DEFAULT_SAMPLES
     level: float = DEFAULT_LEVEL
+    also: Calibrations = ()  # other decisions' launches that calibrate the predictions
 
     @property
     def certainty(self) -> CertaintySettings:
@@ -246,7 +271,7 @@ class SearchPolicy(Policy):
                                  seed=self.seed, tolerance=self.limits.tolerance)
 
     def prediction(self, decision: Decision, evidence: EvidenceSet) -> Prediction:
-        return prediction_for(decision, evidence, self.level)
+        return prediction_for(decision, evidence, self.level, self.also)
 
     def next(self, state: RunState) -> Launch | Stop:
         limits, decision = self.limits, state.ranking.decision
@@ -291,6 +316,8 @@ class SearchPolicy(Policy):
                 "budget", None, "every configuration worth a launch is for other hardware "
                 f"({', '.join(sorted(away))}): {action.reason.split(': ', 1)[-1]}",
                 action.tied, action.dropped, action.equivalent, action.certificate), heard)
+        if limits.max_launches is not None:  # a step of several launches stops at the limit
+            picks = picks[:max(1, limits.max_launches - len(state.measurements))]
         spent = spent_gpu_minutes(decision, state.measurements)
         needed = float(sum(cost[ranking.candidate_ids.index(cid)] for cid, _ in picks))
         if limits.budget_gpu_min is not None and spent + needed > limits.budget_gpu_min:
@@ -383,10 +410,12 @@ class SearchPolicy(Policy):
 def search(decision: Decision, store: EvidenceStore, options: LaunchOptions | None = None, *,
            limits: SearchLimits | None = None, seed: int = 0, any_hardware: bool = False,
            notify: Notify | None = None, runner: Runner | None = None,
-           bench_progress: Progress | None = None, samples: int = DEFAULT_SAMPLES) -> RunResult:
+           bench_progress: Progress | None = None, samples: int = DEFAULT_SAMPLES,
+           also: Calibrations = ()) -> RunResult:
     """Run ``SearchPolicy``: in this process one launch at a time, or on ``runner`` (a
-    scheduler's, for ``at_once`` > 1)."""
-    return run(decision, store, SearchPolicy(limits or SearchLimits(), seed, samples),
+    scheduler's, for ``at_once`` > 1); ``also``: other decisions' launches that calibrate the
+    predictions."""
+    return run(decision, store, SearchPolicy(limits or SearchLimits(), seed, samples, also=also),
                runner or InProcess(options, notify, bench_progress), any_hardware=any_hardware,
                notify=notify)
 

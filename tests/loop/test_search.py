@@ -126,3 +126,25 @@ def test_the_embedded_space_is_criteria_cpu_space() -> None:
     from stackdecide.cli.demo import embedded_cpu_decision
 
     assert embedded_cpu_decision(space=True).read_text() == SPACE.read_text()
+
+
+def test_several_launches_a_step_go_to_distinct_configurations(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    decision = stackdecide.load(quiet_space(tmp_path))
+    launched: list[str] = []
+    measure, _ = fake_measure(decision, np.random.default_rng(1), launched)
+    steps: list[tuple[str, ...]] = []
+
+    def two_at_once(decision, store, seeds, limit):
+        steps.append(tuple(seeds))
+        assert limit == len(seeds)
+        return orchestrate.Batch(tuple(measure(decision, cid, store, seed=seed)
+                                       for cid, seed in seeds.items()))
+
+    with EvidenceStore(tmp_path / "evidence.db") as store:
+        result = search(decision, store, limits=SearchLimits(tolerance=3.0, max_launches=12,
+                                                             at_once=2),
+                        runner=two_at_once, samples=1000)
+    assert steps and all(len(step) == len(set(step)) for step in steps)
+    assert max(len(step) for step in steps) == 2
+    assert len(launched) == sum(len(step) for step in steps) == len(result.measurements)

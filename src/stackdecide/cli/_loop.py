@@ -17,7 +17,7 @@ from stackdecide.orchestrate import Runner, RunResult
 from stackdecide.race import RaceLimits, until_certain
 from stackdecide.report import text as report
 from stackdecide.report.launch import memory_check_lines
-from stackdecide.search import SearchLimits, never_launched, search
+from stackdecide.search import Calibrations, SearchLimits, never_launched, search
 from stackdecide.stable import until_stable
 
 
@@ -71,14 +71,14 @@ def run_race(decision: Decision, store_path: str, options: LaunchOptions, *, lim
 
 def run_search_cli(decision: Decision, store_path: str, options: LaunchOptions,
                    limits: SearchLimits, *, seed: int, any_hardware: bool = False,
-                   runner: Runner | None = None) -> RunResult:
+                   runner: Runner | None = None, also: Calibrations = ()) -> RunResult:
     """Run the race over a space (``stackdecide.search``), then print what it measured, the
     configurations it never launched and why, and its certificate."""
     progress = TqdmProgress(enabled=True)
     with EvidenceStore(store_path) as store:
         result = search(decision, store, options, limits=limits, seed=seed,
                         any_hardware=any_hardware, notify=echo_step, runner=runner,
-                        bench_progress=progress)
+                        bench_progress=progress, also=also)
     progress.finish()
     echo_after(result.measurements, result.before, result.after,
                f"after the race ({store_path})")

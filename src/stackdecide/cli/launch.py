@@ -30,7 +30,7 @@ from stackdecide.model.certainty import DEFAULT_CONFIDENCE
 from stackdecide.model.problems import errors
 from stackdecide.race import RaceLimits
 from stackdecide.report.launch import progress_line, render_plan
-from stackdecide.search import SearchLimits, tolerance_points
+from stackdecide.search import Calibrations, SearchLimits, calibrations_from, tolerance_points
 
 
 def _host(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -94,6 +94,11 @@ def _record(store_path: str, outcome: LaunchOutcome) -> None:
                    "(points of total, or e.g. 3%decode_speed: 3% of that criterion's metric), and "
                    "name every candidate equivalent within it. Default: 1 point for a decision "
                    "with a space, 0 (the best itself; a tie when the noise hides it) otherwise.")
+@click.option("--calibrate-with", "calibrate_with", multiple=True, metavar="DECISION=EVIDENCE",
+              help="With --until-certain on a space: also calibrate the predictions by the "
+                   "launches of another decision (the same model and GPU under other candidate "
+                   "ids), e.g. criteria/hopper.yaml=docs/results/hopper-h200/evidence.db. "
+                   "Repeatable.")
 @click.option("--budget", "budget_min", type=click.FloatRange(min=0.1), default=None,
               help="With --until-certain: GPU-minutes this run may spend (a launch holding two "
                    "GPUs for three minutes spends six; on the CPU engine, minutes); no launch "
@@ -126,7 +131,8 @@ def _record(store_path: str, outcome: LaunchOutcome) -> None:
 def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bool, keep: bool,
            port: int, host: str, timeout_s: float, dummy_weights: bool,
            python: str | None, bench: bool, until_certain: bool, confidence: float,
-           tolerance: str | None, budget_min: float | None, race_seed: int, until_stable: bool,
+           tolerance: str | None, calibrate_with: tuple[str, ...], budget_min: float | None,
+           race_seed: int, until_stable: bool,
            max_launches: int | None, evidence_path: str | None, any_hardware: bool,
            parallel: str | None, cluster: str | None, only: str | None,
            confirm_top: int, use_current_env: bool, build_envs: bool,
@@ -141,14 +147,15 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
     if build_envs and (python or use_current_env):
         raise click.UsageError("--build-envs runs candidates in their own environments: drop "
                                "--python/--use-current-env")
-    if tolerance is not None and not until_certain:
-        raise click.UsageError("--tolerance goes with --until-certain")
+    if (tolerance is not None or calibrate_with) and not until_certain:
+        raise click.UsageError("--tolerance and --calibrate-with go with --until-certain")
     if parallel is not None or cluster is not None:
         if until_certain:
             _search(file, bench, dry_run or keep, LaunchOptions(
                 host=host, timeout_s=timeout_s, dummy_weights=dummy_weights, python=python,
                 port=None, use_current_env=use_current_env), evidence_path, cluster, parallel,
-                tolerance, confidence, budget_min, max_launches, race_seed, any_hardware)
+                tolerance, confidence, budget_min, max_launches, race_seed, any_hardware,
+                calibrations_from(calibrate_with))
             return
         _tournament(file, bench, until_stable, dry_run or keep,
                     LaunchOptions(host=host, timeout_s=timeout_s, dummy_weights=dummy_weights,
@@ -184,7 +191,8 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
 
         result = run_search_cli(decision, store_path, replace(options, port=None), SearchLimits(
             tolerance_points(decision, tolerance), confidence, max_launches,
-            budget_min), seed=race_seed, any_hardware=any_hardware)
+            budget_min), seed=race_seed, any_hardware=any_hardware,
+            also=calibrations_from(calibrate_with))
         if result.measurements and not any(m.launched for m in result.measurements):
             sys.exit(1)
         return
@@ -255,7 +263,7 @@ def _start_one(decision: stackdecide.Decision, chosen: str, options: LaunchOptio
 def _search(file: str | None, bench: bool, starts_only: bool, options: LaunchOptions,
             evidence_path: str | None, cluster: str | None, parallel: str | None,
             tolerance: str | None, confidence: float, budget_min: float | None,
-            max_launches: int | None, seed: int, any_hardware: bool) -> None:
+            max_launches: int | None, seed: int, any_hardware: bool, also: Calibrations) -> None:
     """`--until-certain` with `--parallel` / `--cluster`: the race over a space, several launches
     at once on the scheduler's GPUs (stackdecide.search)."""
     from stackdecide.cli._loop import run_search_cli
@@ -274,7 +282,7 @@ def _search(file: str | None, bench: bool, starts_only: bool, options: LaunchOpt
                           budget_min, at_once)
     result = run_search_cli(decision, evidence_path or str(default_evidence_path(path)), options,
                             limits, seed=seed, any_hardware=any_hardware,
-                            runner=OnScheduler(scheduler, None))
+                            runner=OnScheduler(scheduler, None), also=also)
     if result.measurements and not any(m.launched for m in result.measurements):
         sys.exit(1)
 

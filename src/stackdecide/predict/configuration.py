@@ -13,8 +13,9 @@ one GPU model. Its **levels** name it on each axis evidence is pooled over:
 * ``config``: all of these with the engine config and env as written: the configuration itself,
   where whatever no other axis names (interactions, scheduler keys) shows;
 * ``axis:KEY``, for a configuration of the decision's ``space:``: its value of each axis of the
-  space that varies (``axis:engine.max_num_seqs`` = ``16``), but the GPU and the vLLM pin, which
-  ``gpu`` and ``vllm`` name already. A space asks which setting of its knobs is best, so each knob
+  space that varies (``axis:engine.max_num_seqs`` = ``16``), but those another level names
+  already (``NAMED_ELSEWHERE``: the GPU, vLLM, model and weights, attention backend, KV-cache
+  dtype, parallel layout). A space asks which setting of its knobs is best, so each knob
   is a level evidence is pooled over: a launch at ``max_num_seqs`` 16 says something of every
   configuration with 16.
 """
@@ -44,7 +45,12 @@ from stackdecide.predict.ceilings import ServingSetup
 AXES = ("gpu", "model", "weights", "kv_cache_dtype", "attention_backend", "layout", "vllm",
         "config")
 SPACE_AXIS = "axis:"  # the level of a space's axis: "axis:engine.max_num_seqs"
-NAMED_ELSEWHERE = ("hardware.gpu", "stack.vllm")  # the gpu and vllm levels
+# axes another level names already: the GPU, the vLLM, the weights (model), the attention
+# backend, the KV-cache dtype and the layout; counting them twice would double their prior width
+NAMED_ELSEWHERE = ("hardware.gpu", "hardware.count", "stack.vllm", "engine.model",
+                   "engine.quantization", "engine.attention_backend", "env.VLLM_ATTENTION_BACKEND",
+                   "engine.kv_cache_dtype", "engine.tensor_parallel_size",
+                   "engine.pipeline_parallel_size", "engine.data_parallel_size")
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,9 @@ so before its first launch the value is known to no better than two orders of ma
 launch without a roofline sets it for all the others.
 
 **A space's axes** (``axis:KEY`` levels, ``predict.configuration``) each move a metric by
-``SPACE_AXIS_WIDTH`` (0.15, as an attention backend or a KV-cache dtype): a knob of the engine
-(batch limits, prefix caching, chunked prefill, the dtype) moves a rate by up to a few tens of %.
+``SPACE_AXIS_WIDTH`` (0.2 at one SD, a fifth either way): a knob of the engine (batch limits,
+prefix caching, chunked prefill, the dtype) moves a rate by up to a few tens of %, more than an
+attention backend moved Hopper decode. The evidence scales it with the other widths.
 
 **Launch noise** is ``certify.uncertainty``'s prior of a launch's relative SD, at its strength
 (decode 3% over 3.6 degrees of freedom, prefill 6% and throughput 5% over 20, start-up 15% over
@@ -67,7 +68,7 @@ RATE_TERMS = (*AXIS_TERMS, "load", "config_load")
 STARTUP_TERMS = (*AXIS_TERMS, "start")
 NO_ROOFLINE_REFERENCE = 100.0  # tok/s: a rate's reference where it has no roofline
 NO_ROOFLINE_WIDTH = 2.5
-SPACE_AXIS_WIDTH = 0.3
+SPACE_AXIS_WIDTH = 0.2
 JUDGED_SHARED = 0.5
 JUDGED_SD = {"decode_tok_s": 0.18, "prefill_tok_s": 0.18, "output_tok_s": 0.18, "startup_s": 0.72}
 
