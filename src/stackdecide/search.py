@@ -29,7 +29,6 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +51,7 @@ from stackdecide.evidence import load_evidence
 from stackdecide.evidence.records import EvidenceSet
 from stackdecide.evidence.store import EvidenceStore
 from stackdecide.launch.plan import LaunchOptions
-from stackdecide.loop import Measurement, Notify
+from stackdecide.loop import Notify
 from stackdecide.mcda.value_functions import measured_score
 from stackdecide.model.certainty import DEFAULT_CONFIDENCE, DEFAULT_SAMPLES, CertaintySettings
 from stackdecide.model.metrics import METRICS
@@ -64,7 +63,7 @@ from stackdecide.predict.predictions import Prediction
 from stackdecide.schedule.tournament import gpus_needed
 from stackdecide.scoring.certainty import certifiable
 
-BENCH_S = 60.0  # a launch's benchmark, where no launch of this run says how long one takes
+BENCH_S = 60.0  # a step beside its start-up, where no launch of this run says how long one takes
 START_S = 120.0  # a start-up, where neither a launch nor a prediction says it
 
 
@@ -81,11 +80,6 @@ class SearchLimits:
     at_once: int = 1
     min_replicates: int = MIN_REPLICATES
     max_replicates: int | None = None
-
-
-def bench_seconds(measurement: Measurement) -> float:
-    """Seconds a launch spent benchmarking: its scenarios' levels."""
-    return sum(level.duration_s for result in measurement.results for level in result.levels)
 
 
 Calibrations = tuple[tuple[Decision, EvidenceSet], ...]
@@ -119,19 +113,17 @@ def calibrations_from(written: Sequence[str]) -> Calibrations:
     return tuple(found)
 
 
-def launch_minutes(measurement: Measurement) -> float:
-    """Wall minutes one launch held its server: from start to stop when both are recorded, else
-    its start-up and its benchmarks."""
-    outcome = measurement.outcome
-    if outcome.started_at and outcome.finished_at:
-        held = datetime.fromisoformat(outcome.finished_at) - datetime.fromisoformat(outcome.started_at)
-        return max(held.total_seconds(), 0.0) / 60.0
-    return ((outcome.startup_s or 0.0) + bench_seconds(measurement)) / 60.0
+def spent_gpu_minutes(decision: Decision, state: RunState) -> float:
+    """GPU-minutes this run has spent: each step's wall time (launch, benchmark, stop, and the
+    scoring between steps) times the GPUs of what ran in it (one on the CPU engine)."""
+    def gpus(candidate_id: str) -> int:
+        return max(1, gpus_needed(decision, candidate_id))
 
-
-def spent_gpu_minutes(decision: Decision, measurements: tuple[Measurement, ...]) -> float:
-    return sum(launch_minutes(m) * max(1, gpus_needed(decision, m.candidate_id))
-               for m in measurements)
+    if state.rounds:  # a scheduler's rounds say what ran together
+        return sum(r.wall_s * sum(gpus(o.candidate_id) for o in r.outcomes)
+                   for r in state.rounds) / 60.0
+    return sum(seconds * gpus(m.candidate_id)  # in this process: one launch a step
+               for seconds, m in zip(state.step_seconds, state.measurements, strict=False)) / 60.0
 
 
 def _total_sd(ranking: Ranking, relative_sd: Callable[[int, int], float]) -> np.ndarray:
@@ -201,26 +193,27 @@ def own_sd(ranking: Ranking) -> np.ndarray:
     return _total_sd(ranking, doubt)
 
 
-def launch_cost(decision: Decision, ranking: Ranking, evidence: EvidenceSet,
-                measurements: tuple[Measurement, ...]) -> np.ndarray:
-    """GPU-minutes of each candidate's next launch: its start-up (its own launches' median, else
-    its predicted start-up, else ``START_S``) plus the benchmark (this run's launches' median, else
-    ``BENCH_S``), times its GPUs."""
+def launch_cost(decision: Decision, ranking: Ranking, state: RunState) -> np.ndarray:
+    """GPU-minutes of each candidate's next launch: its start-up (the fastest of its own, since a
+    repeat finds the caches its first launch filled; else its predicted start-up; else
+    ``START_S``) plus what else a step of this run took beside the start-up (benchmark, stop,
+    scoring: the median; ``BENCH_S`` before the first), times its GPUs."""
     started: dict[str, list[float]] = {}
-    for record in evidence:
+    for record in state.evidence:
         if record.metric == "startup_s":
             started.setdefault(record.candidate, []).append(record.value)
-    benches = [bench_seconds(m) for m in measurements if m.results]
-    bench_s = float(np.median(benches)) if benches else BENCH_S
+    rest = [seconds - (m.outcome.startup_s or 0.0)
+            for seconds, m in zip(state.step_seconds, state.measurements, strict=False)]
+    rest_s = max(float(np.median(rest)), 0.0) if rest else BENCH_S
     startup_column = next((j for j, c in enumerate(decision.criteria)
                            if c.measure is not None and c.measure.metric == "startup_s"), None)
     costs = []
     for i, candidate_id in enumerate(decision.candidate_ids):
         own = started.get(candidate_id)
         cell = ranking.cells[i][startup_column] if startup_column is not None else None
-        start = float(np.median(own)) if own else \
+        start = min(own) if own else \
             float(cell.raw) if cell is not None and cell.predicted and cell.raw else START_S
-        costs.append((start + bench_s) / 60.0 * max(1, gpus_needed(decision, candidate_id)))
+        costs.append(max(start + rest_s, 1.0) / 60.0 * max(1, gpus_needed(decision, candidate_id)))
     return np.array(costs)
 
 
@@ -293,7 +286,7 @@ class SearchPolicy(Policy):
         away = elsewhere(decision.model)
         launches = sure.launches()
         counts = np.array([launches[cid] for cid in ranking.candidate_ids])
-        cost = launch_cost(decision, ranking, state.evidence, state.measurements)
+        cost = launch_cost(decision, ranking, state)
         within = WithinRaceState(ranking.candidate_ids, counts, sure.totals, launch_sd(ranking),
                                  certifiable(ranking), cost)
         action = next_action_within(within, tolerance_total(limits.tolerance), limits.confidence,
@@ -318,7 +311,7 @@ class SearchPolicy(Policy):
                 action.tied, action.dropped, action.equivalent, action.certificate), heard)
         if limits.max_launches is not None:  # a step of several launches stops at the limit
             picks = picks[:max(1, limits.max_launches - len(state.measurements))]
-        spent = spent_gpu_minutes(decision, state.measurements)
+        spent = spent_gpu_minutes(decision, state)
         needed = float(sum(cost[ranking.candidate_ids.index(cid)] for cid, _ in picks))
         if limits.budget_gpu_min is not None and spent + needed > limits.budget_gpu_min:
             return self._stop(WithinAction(

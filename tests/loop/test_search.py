@@ -122,10 +122,10 @@ def test_a_demo_says_how_its_answer_compares_with_the_previous_one(tmp_path: Pat
         compare_answers(Answer("c", False, ("c",), 5.0), found)
 
 
-def test_the_embedded_space_is_criteria_cpu_space() -> None:
+def test_the_embedded_demo_space_is_criteria_cpu_demo() -> None:
     from stackdecide.cli.demo import embedded_cpu_decision
 
-    assert embedded_cpu_decision(space=True).read_text() == SPACE.read_text()
+    assert embedded_cpu_decision(space=True).read_text() == Path("criteria/cpu-demo.yaml").read_text()
 
 
 def test_several_launches_a_step_go_to_distinct_configurations(

@@ -31,21 +31,21 @@ from stackdecide.search import (
 )
 from stackdecide.state import state_dir
 
-DEMO_TOLERANCE = 5.0  # points: the CPU engine's restart noise on 2 shared cores is 10-30% a launch
+DEMO_TOLERANCE = 5.0  # points: the CPU engine's restart noise on 2 shared cores is 8-13% a launch
 
 
 def embedded_cpu_decision(stacks: bool = False, space: bool = False) -> Path:
     """A CPU decision shipped inside the package: criteria/cpu.yaml, with ``stacks`` the stack
-    tournament (criteria/cpu-stacks.yaml), with ``space`` the space of engine settings
-    (criteria/cpu-space.yaml)."""
-    name = "cpu-stacks.yaml" if stacks else "cpu-space.yaml" if space else "cpu.yaml"
+    tournament (criteria/cpu-stacks.yaml), with ``space`` the demo's space of engine settings
+    (criteria/cpu-demo.yaml)."""
+    name = "cpu-stacks.yaml" if stacks else "cpu-demo.yaml" if space else "cpu.yaml"
     return Path(str(resources.files("stackdecide") / "data" / name))
 
 
 @main.command()
 @click.option("--decision", "decision_file", type=click.Path(dir_okay=False),
               help="Decision file (default: the embedded space of CPU engine settings, "
-                   "criteria/cpu-space.yaml).")
+                   "criteria/cpu-demo.yaml).")
 @click.option("--max-launches", type=click.IntRange(1, 30), default=14, show_default=True,
               help="Most servers to start before stopping.")
 @click.option("--budget", "budget_min", type=click.FloatRange(min=0.5), default=8.0,
@@ -54,7 +54,7 @@ def embedded_cpu_decision(stacks: bool = False, space: bool = False) -> Path:
 @click.option("--tolerance", default=None, metavar="POINTS|PCT%CRITERION",
               help=f"For a decision with a space: certify a configuration within this much of "
                    f"the best [default: {DEMO_TOLERANCE:g} points: the CPU engine's restart noise "
-                   "on a small machine is 10-30% a launch, so a finer certificate would not fit "
+                   "on a small machine is 8-13% a launch, so a finer certificate would not fit "
                    "in the budget].")
 @click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=DEFAULT_CONFIDENCE,
               show_default=True, help="P(best) that certifies a winner.")
@@ -76,8 +76,8 @@ def demo(decision_file: str | None, max_launches: int, budget_min: float,
     """Race a space of engine settings on the real engine and certify one within a tolerance.
 
     With no options this runs on vLLM's CPU engine with a scaffolded tiny model (no GPU, no
-    download): 20 configurations of dtype, batch limits and prefix caching
-    (criteria/cpu-space.yaml), predicted before any launch, then raced (fresh launches, each
+    download): 12 configurations of dtype and batch limits (criteria/cpu-demo.yaml), predicted
+    before any launch, then raced (fresh launches, each
     benchmarked with its own prompts, chosen where they most lower the doubt) until one is
     certified within the tolerance of the best, or the time budget is spent. It ends with the
     ranking, the certificate with the configurations equivalent within the tolerance, and how it

@@ -22,8 +22,8 @@ from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.metrics import METRICS
 from stackdecide.model.stack import recorded_versions
 from stackdecide.predict.ceilings import Load, metric_ceiling
-from stackdecide.predict.configuration import Configuration, configuration
-from stackdecide.predict.priors import NO_ROOFLINE_REFERENCE
+from stackdecide.predict.configuration import SPACE_AXIS, Configuration, configuration
+from stackdecide.predict.priors import NO_ROOFLINE_REFERENCE, at_load
 
 PREDICTED_METRICS = ("decode_tok_s", "prefill_tok_s", "output_tok_s", "startup_s")
 NOT_RECORDED = "not recorded"  # a start-up whose record does not say cold or warm
@@ -65,10 +65,15 @@ class Calibration:
 
 
 def with_load(levels: dict[str, str], load: Load) -> dict[str, str]:
-    """A configuration's levels under a load: the load, and the configuration at that load (how
+    """A configuration's levels under a load: the load, the configuration at that load (how
     much a load moves a configuration depends on the configuration: FP8 weights gained less than
-    BF16 from 16 to 64 streams on the H200)."""
-    return {**levels, "load": load.label, "config_load": f"{levels['config']} @ {load.label}"}
+    BF16 from 16 to 64 streams on the H200), and each of its space settings at that load."""
+    loaded = {**levels, "load": load.label, "config_load": f"{levels['config']} @ {load.label}"}
+    # a setting may matter at one load and not another (max_num_seqs 1 serialises 4 streams and
+    # leaves one alone): each space axis also has a level at each load
+    loaded.update({at_load(key): f"{value} @ {load.label}" for key, value in levels.items()
+                   if key.startswith(SPACE_AXIS)})
+    return loaded
 
 
 def without_roofline(levels: dict[str, str]) -> dict[str, str]:

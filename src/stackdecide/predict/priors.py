@@ -35,7 +35,9 @@ launch without a roofline sets it for all the others.
 **A space's axes** (``axis:KEY`` levels, ``predict.configuration``) each move a metric by
 ``SPACE_AXIS_WIDTH`` (0.2 at one SD, a fifth either way): a knob of the engine (batch limits,
 prefix caching, chunked prefill, the dtype) moves a rate by up to a few tens of %, more than an
-attention backend moved Hopper decode. The evidence scales it with the other widths.
+attention backend moved Hopper decode; and it moves it again, by as much, at each load (``@
+load``): ``max_num_seqs`` 1 serialises four streams and leaves one alone. The evidence scales
+them with the other widths.
 
 **Launch noise** is ``certify.uncertainty``'s prior of a launch's relative SD, at its strength
 (decode 3% over 3.6 degrees of freedom, prefill 6% and throughput 5% over 20, start-up 15% over
@@ -73,12 +75,18 @@ JUDGED_SHARED = 0.5
 JUDGED_SD = {"decode_tok_s": 0.18, "prefill_tok_s": 0.18, "output_tok_s": 0.18, "startup_s": 0.72}
 
 
+def at_load(axis: str) -> str:
+    """The name of a space axis's level at a load (``axis:engine.max_num_seqs @ load``)."""
+    return f"{axis} @ load"
+
+
 def prior_for(metric: str, space_axes: tuple[str, ...] = ()) -> EfficiencyPrior:
     """The prior of one predicted metric (module doc), with a term per level a space adds."""
     terms = [Term(name, TERM_WIDTHS[name])
              for name in (STARTUP_TERMS if metric == "startup_s" else RATE_TERMS)]
+    terms += [Term(axis, SPACE_AXIS_WIDTH) for axis in space_axes]
     if metric != "startup_s":
         terms.append(Term("roofline", NO_ROOFLINE_WIDTH))
-    terms += [Term(axis, SPACE_AXIS_WIDTH) for axis in space_axes]
+        terms += [Term(at_load(axis), SPACE_AXIS_WIDTH) for axis in space_axes]
     return EfficiencyPrior(PRIOR_LEVEL[metric], PRIOR_SD[metric], tuple(terms),
                            prior_rel_sd_for(metric), prior_strength_for(metric))
