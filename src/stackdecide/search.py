@@ -113,6 +113,11 @@ def calibrations_from(written: Sequence[str]) -> Calibrations:
     return tuple(found)
 
 
+def points(tolerance: float) -> str:
+    """"1 point", "5 points": a tolerance in points of total, in words."""
+    return f"{tolerance:g} point" + ("" if tolerance == 1 else "s")
+
+
 def spent_gpu_minutes(decision: Decision, state: RunState) -> float:
     """GPU-minutes this run has spent: each step's wall time (launch, benchmark, stop, and the
     scoring between steps) times the GPUs of what ran in it (one on the CPU engine)."""
@@ -317,7 +322,7 @@ class SearchPolicy(Policy):
             return self._stop(WithinAction(
                 "budget", None, f"GPU-minute budget: {spent:.1f} of {limits.budget_gpu_min:g} "
                 f"spent and the next launch takes ~{needed:.1f}; next would have been: "
-                f"{action.reason}", action.tied, action.dropped, action.equivalent,
+                f"{picks[0][1]}", action.tied, action.dropped, action.equivalent,
                 action.certificate), heard)
         dropped = self._dropped(action, state)
         return Launch(tuple(cid for cid, _ in picks), (*heard, *dropped, *(why for _, why in picks)),
@@ -330,12 +335,12 @@ class SearchPolicy(Policy):
             assert sure.within is not None
             p = sure.within.probabilities.p_within
             top = np.argsort(-p)[:5]
-            return (f"P(within {limits.tolerance:g} point of the best): " + ", ".join(
+            return (f"P(within {points(limits.tolerance)} of the best): " + ", ".join(
                 f"{sure.candidate_ids[i]} {p[i]:.2f}" for i in top if p[i] >= 0.005),)
         budget = f", at most {limits.budget_gpu_min:g} GPU-minutes" if limits.budget_gpu_min else ""
         count = f", at most {limits.max_launches} launches" if limits.max_launches else ""
         return (f"race over {len(state.ranking.candidate_ids)} configurations for one within "
-                f"{limits.tolerance:g} point of the best at P >= {limits.confidence:.2f}"
+                f"{points(limits.tolerance)} of the best at P >= {limits.confidence:.2f}"
                 f"{budget}{count}, {limits.at_once} at a time, seed {self.seed}",)
 
     def _picks(self, action: WithinAction, within: WithinRaceState, own: np.ndarray,
@@ -361,7 +366,7 @@ class SearchPolicy(Policy):
                                  launchable)
             worth = gains / within.launch_cost[launchable]
             p_within = cert.probabilities.p_within
-            zone = f"{self.limits.tolerance:g} point"
+            zone = points(self.limits.tolerance)
             for k in np.argsort(-worth, kind="stable"):
                 i = launchable[k]
                 if gains[k] <= 0 or any(name == names[i] for name, _ in picks):
@@ -389,7 +394,7 @@ class SearchPolicy(Policy):
                  if state.certainty.launches()[cid] == 0 and cid not in infeasible]
         shown = ", ".join(f"{cid} ({p[ids.index(cid)]:.3f})" for cid in never[:8])
         more = f" and {len(never) - 8} more" if len(never) > 8 else ""
-        return (f"not launched, predicted unable to come within {self.limits.tolerance:g} point "
+        return (f"not launched, predicted unable to come within {points(self.limits.tolerance)} "
                 f"of the best (P(within) below {(1 - self.limits.confidence) / len(ids):.4f}): "
                 f"{shown}{more}",)
 
@@ -458,7 +463,7 @@ def never_launched(result: RunResult) -> dict[str, str]:
     delta = within.delta * 100
     infeasible = result.after.infeasible
     return {cid: f"cannot start or breaks a constraint: {result.after.why_infeasible(cid)}"
-            if cid in infeasible else f"P(within {delta:g} point of the best) = {p[i]:.3f}, predicted"
+            if cid in infeasible else f"P(within {points(delta)} of the best) = {p[i]:.3f}, predicted"
             for i, cid in enumerate(sure.candidate_ids)
             if cid in result.stop.dropped and launches[cid] == 0 and math.isfinite(float(p[i]))}
 
