@@ -52,7 +52,6 @@ from stackdecide.evidence.records import EvidenceSet
 from stackdecide.evidence.store import EvidenceStore
 from stackdecide.launch.plan import LaunchOptions
 from stackdecide.loop import Notify
-from stackdecide.mcda.value_functions import measured_score
 from stackdecide.model.certainty import DEFAULT_CONFIDENCE, DEFAULT_SAMPLES, CertaintySettings
 from stackdecide.model.metrics import METRICS
 from stackdecide.model.ranking import Ranking
@@ -62,6 +61,7 @@ from stackdecide.predict import DEFAULT_LEVEL, calibration, merge, predict
 from stackdecide.predict.predictions import Prediction
 from stackdecide.schedule.tournament import gpus_needed
 from stackdecide.scoring.certainty import certifiable
+from stackdecide.scoring.predicted import criterion_score
 
 BENCH_S = 60.0  # a step beside its start-up, where no launch of this run says how long one takes
 START_S = 120.0  # a start-up, where neither a launch nor a prediction says it
@@ -155,13 +155,8 @@ def _total_sd(ranking: Ranking, relative_sd: Callable[[int, int], float]) -> np.
         best = raws.max() if metric.higher_is_better else raws.min()
         span = criterion.scale.high - criterion.scale.low
         for i, raw in zip(rows, raws, strict=True):
-            moved = [measured_score(measure, value, scale_low=criterion.scale.low,
-                                    scale_high=criterion.scale.high,
-                                    benefit=criterion.direction == "benefit",
-                                    higher_is_better=metric.higher_is_better, best_raw=best,
-                                    boolean=False)
-                     for value in (raw, raw * math.exp((-1.0 if metric.higher_is_better else 1.0)
-                                                       * relative_sd(i, j)))]
+            worse = raw * math.exp((-1.0 if metric.higher_is_better else 1.0) * relative_sd(i, j))
+            moved = [criterion_score(criterion, value, best) for value in (raw, worse)]
             variance[i] += (weights[j] * (moved[1] - moved[0]) / span) ** 2
     return np.sqrt(variance)
 
@@ -390,8 +385,8 @@ class SearchPolicy(Policy):
         ids = state.ranking.candidate_ids
         p = action.certificate.probabilities.p_within
         infeasible = state.ranking.infeasible
-        never = [cid for cid in action.dropped
-                 if state.certainty.launches()[cid] == 0 and cid not in infeasible]
+        launches = state.certainty.launches()
+        never = [cid for cid in action.dropped if launches[cid] == 0 and cid not in infeasible]
         shown = ", ".join(f"{cid} ({p[ids.index(cid)]:.3f})" for cid in never[:8])
         more = f" and {len(never) - 8} more" if len(never) > 8 else ""
         return (f"not launched, predicted unable to come within {points(self.limits.tolerance)} "
@@ -465,7 +460,7 @@ def never_launched(result: RunResult) -> dict[str, str]:
     return {cid: f"cannot start or breaks a constraint: {result.after.why_infeasible(cid)}"
             if cid in infeasible else f"P(within {points(delta)} of the best) = {p[i]:.3f}, predicted"
             for i, cid in enumerate(sure.candidate_ids)
-            if cid in result.stop.dropped and launches[cid] == 0 and math.isfinite(float(p[i]))}
+            if cid in result.stop.dropped and launches[cid] == 0}
 
 
 

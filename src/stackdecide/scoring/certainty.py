@@ -193,6 +193,7 @@ def certainty(ranking: Ranking, settings: CertaintySettings) -> Certainty:
     cells = cell_estimates(ranking, settings.confidence)
     decision = ranking.decision
     probabilities = totals = None
+    may_win = certifiable(ranking)
     if cells or any(cell.predicted for row in ranking.cells for cell in row):
         rng = np.random.default_rng(settings.seed)
         normalized = decision.normalize(_score_draws(ranking, cells, rng, settings.samples))
@@ -203,13 +204,13 @@ def certainty(ranking: Ranking, settings: CertaintySettings) -> Certainty:
                                    spec.importance_order)
             weights = sampled_weights(region, settings.samples, settings.seed)
         totals = methods.get_method(ranking.method)(normalized, weights).totals
-        probabilities = rank_probabilities(totals, certifiable(ranking), settings.seed)
+        probabilities = rank_probabilities(totals, may_win, settings.seed)
     launches = launches_of(cells.values(), decision.candidate_ids)
     within = None
-    if totals is not None and settings.tolerance > 0 and certifiable(ranking).any():
+    if totals is not None and settings.tolerance > 0 and may_win.any():
         within = certificate(totals, tolerance_total(settings.tolerance), settings.confidence,
                              contender_threshold(settings.confidence, len(decision.candidates)),
-                             certifiable(ranking))
+                             may_win)
         verdict = _within_verdict(decision.candidate_ids, within, launches)
     else:
         verdict = _verdict(ranking, probabilities, launches, settings.confidence)

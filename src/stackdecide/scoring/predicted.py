@@ -48,16 +48,17 @@ def with_predictions(decision: DecisionMatrix, cells: Sequence[Sequence[Cell]],
             cell = rows[i][j]
             if i in predicted:
                 found = predicted[i]
-                rows[i][j] = Cell(score=_scored(criterion, raw, best), source="predicted", judged=cell.score,
-                                  raw=raw, unit=found.unit, metric=found.metric,
+                rows[i][j] = Cell(score=criterion_score(criterion, raw, best), source="predicted",
+                                  judged=cell.score, raw=raw, unit=found.unit, metric=found.metric,
                                   interval=(found.mean_low, found.mean_high),
                                   log_sd=found.mean_log_sd)
             else:
-                rows[i][j] = replace(cell, score=_scored(criterion, raw, best))
+                rows[i][j] = replace(cell, score=criterion_score(criterion, raw, best))
     return tuple(tuple(row) for row in rows)
 
 
-def _scored(criterion: Criterion, raw: float, best: float) -> float:
+def criterion_score(criterion: Criterion, raw: float, best: float) -> float:
+    """The score ``criterion``'s value function gives ``raw`` when ``best`` is the best value."""
     measure = criterion.measure
     assert measure is not None
     metric = METRICS[measure.metric]
