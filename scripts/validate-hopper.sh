@@ -13,7 +13,8 @@
 #   scripts/validate-hopper.sh space WORK [N] [SEED]
 #                                             the race over criteria/hopper-space.yaml's space
 #                                             (for the GPU present, prepared once): launch --winner
-#                                             --bench --until-certain --tolerance 1, at most N
+#                                             --bench --until-certain --tolerance $TOLERANCE
+#                                             (default 1) [--calibrate-with $CALIBRATE], at most N
 #                                             launches (default 2) per call, resumable; then
 #                                             space.txt, the pruned list, and predict.txt
 #   scripts/validate-hopper.sh finish WORK    rankings before/after, JSON and HTML report
@@ -70,7 +71,10 @@ race)
 space)
   [ -f space.txt ] || stackdecide space hopper-space.yaml > space.txt 2>&1 || true
   [ -f predict-before.txt ] || stackdecide predict hopper-space.yaml > predict-before.txt 2>&1 || true
-  stackdecide launch hopper-space.yaml --winner --bench --until-certain --tolerance 1 \
+  # TOLERANCE: points of total (default 1); CALIBRATE: DECISION=EVIDENCE_DB, other launches
+  # that calibrate the predictions
+  stackdecide launch hopper-space.yaml --winner --bench --until-certain \
+    --tolerance "${TOLERANCE:-1}" ${CALIBRATE:+--calibrate-with "$CALIBRATE"} \
     --dummy-weights --evidence space.db --max-launches "${3:-2}" --race-seed "${4:-0}" \
     --timeout 900 2>&1 | tee -a space-race.txt
   stackdecide predict hopper-space.yaml --evidence space.db > predict-after.txt 2>&1 || true

@@ -62,6 +62,7 @@ from stackdecide.predict.predictions import Prediction
 from stackdecide.schedule.tournament import gpus_needed
 from stackdecide.scoring.certainty import certifiable
 from stackdecide.scoring.predicted import criterion_score
+from stackdecide.vllm.logs import REFUSED
 
 BENCH_S = 60.0  # a step beside its start-up, where no launch of this run says how long one takes
 START_S = 120.0  # a start-up, where neither a launch nor a prediction says it
@@ -193,6 +194,12 @@ def own_sd(ranking: Ranking) -> np.ndarray:
     return _total_sd(ranking, doubt)
 
 
+def engine_starts(state: RunState) -> int:
+    """The launches that started an engine: a launch refused before it started one (its
+    preflight) spent no GPU time, and counts against no launch limit."""
+    return sum(1 for m in state.measurements if m.outcome.failure != REFUSED)
+
+
 def launch_cost(decision: Decision, ranking: Ranking, state: RunState) -> np.ndarray:
     """GPU-minutes of each candidate's next launch: its start-up (the fastest of its own, since a
     repeat finds the caches its first launch filled; else its predicted start-up; else
@@ -290,12 +297,12 @@ class SearchPolicy(Policy):
         within = WithinRaceState(ranking.candidate_ids, counts, sure.totals, launch_sd(ranking),
                                  certifiable(ranking), cost)
         action = next_action_within(within, tolerance_total(limits.tolerance), limits.confidence,
-                                    launches_used=len(state.measurements),
+                                    launches_used=engine_starts(state),
                                     max_launches=limits.max_launches,
                                     min_replicates=limits.min_replicates,
                                     max_replicates=limits.max_replicates)
         spent_launches = limits.max_launches is not None and \
-            len(state.measurements) >= limits.max_launches
+            engine_starts(state) >= limits.max_launches
         # the rule's own choice of launch reads the draws' spread, which under relative_to_best
         # also holds the doubt about the best; this policy chooses on each candidate's own doubt
         # (``threat_gains``), so only a certificate or a spent budget ends the race here
@@ -310,7 +317,7 @@ class SearchPolicy(Policy):
                 f"({', '.join(sorted(away))}): {action.reason.split(': ', 1)[-1]}",
                 action.tied, action.dropped, action.equivalent, action.certificate), heard)
         if limits.max_launches is not None:  # a step of several launches stops at the limit
-            picks = picks[:max(1, limits.max_launches - len(state.measurements))]
+            picks = picks[:max(1, limits.max_launches - engine_starts(state))]
         spent = spent_gpu_minutes(decision, state)
         needed = float(sum(cost[ranking.candidate_ids.index(cid)] for cid, _ in picks))
         if limits.budget_gpu_min is not None and spent + needed > limits.budget_gpu_min:

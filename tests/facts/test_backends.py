@@ -205,3 +205,18 @@ def test_the_mla_model_types_are_the_installed_vllms() -> None:
     first = next(node for node in ast.walk(tree) if isinstance(node, ast.Compare)
                  and isinstance(node.ops[0], ast.In) and isinstance(node.comparators[0], ast.Tuple))
     assert {c.value for c in first.comparators[0].elts} == backends.MLA_MODEL_TYPES
+
+
+@pytest.mark.parametrize(("release", "capability", "refused"), [
+    ("0.26.0", (9, 0), True),  # measured: the engine dies on its first forward pass
+    ("0.26.0", (8, 9), False),  # not measured on other GPUs: not refused
+    ("0.26.0", None, False),  # the GPU is not known
+    ("0.25.1", (9, 0), False),
+    ("0.27.0", (9, 0), False),
+])
+def test_flashinfer_with_an_e5m2_kv_cache_fails_on_hopper_in_vllm_0_26(release, capability,
+                                                                         refused) -> None:
+    version = RulesVersion(Version(release), f"stack.vllm {release}")
+    found = backends.check_backend("FLASHINFER", LLAMA, "fp8_e5m2", capability, version).refusals
+    assert [r.about for r in found] == (["kv_cache_dtype"] if refused else [])
+    assert not backends.check_backend("FLASHINFER", LLAMA, "fp8_e4m3", capability, version).refusals

@@ -34,15 +34,30 @@ def quiet_space(tmp_path: Path) -> Path:
     return path
 
 
+LOADS = ((1, 32), (4, 64))  # (streams, prompt tokens) of the decode and throughput scenarios
+
+
+def binds(axis: str, label: str, streams: int, prompt: int) -> bool:
+    """Whether a setting can matter at a load: a scheduler limit only where it holds back a step
+    (max_num_seqs below the streams, max_num_batched_tokens below a prompt and a token a stream)."""
+    if axis == "engine.max_num_seqs":
+        return int(label) < streams
+    if axis == "engine.max_num_batched_tokens":
+        return int(label) < prompt + streams
+    return True
+
+
 def fake_measure(decision: stackdecide.Decision, rng: np.random.Generator, launched: list[str]):
     effects: dict[tuple[str, str], float] = {}
-    truth = {}
+    truth: dict[str, dict[int, float]] = {}  # candidate -> streams -> tok/s of one stream
     for candidate_id in decision.candidate_ids:
         config = configuration_of(decision.model, candidate_id)
         assert config is not None
-        log_rate = sum(effects.setdefault((s.axis, s.label), 0.2 * rng.standard_normal())
-                       for s in config.settings)
-        truth[candidate_id] = 40.0 * np.exp(log_rate)
+        for s in config.settings:
+            effects.setdefault((s.axis, s.label), 0.2 * rng.standard_normal())
+        truth[candidate_id] = {streams: 40.0 * np.exp(sum(
+            effects[(s.axis, s.label)] for s in config.settings
+            if binds(s.axis, s.label, streams, prompt))) for streams, prompt in LOADS}
 
     def measure(decision, candidate_id, store, options=None, *, notify=None, bench_progress=None,
                 seed=0):
@@ -54,10 +69,11 @@ def fake_measure(decision: stackdecide.Decision, rng: np.random.Generator, launc
                    EvidenceRecord(candidate=candidate_id, metric="startup_s",
                                   value=25.0 * (1 + 0.05 * rng.standard_normal()), hardware=cpu,
                                   source=source, launch=source)]
-        for streams, prompt in ((1, 32), (4, 64)):
+        for streams, prompt in LOADS:
             records.append(EvidenceRecord(
                 candidate=candidate_id, metric="output_tok_s", hardware=cpu, source=source,
-                launch=source, value=truth[candidate_id] * streams * (1 + 0.03 * rng.standard_normal()),
+                launch=source,
+                value=truth[candidate_id][streams] * streams * (1 + 0.03 * rng.standard_normal()),
                 scenario={"concurrency": streams, "input_len": prompt, "output_len": 64,
                           "scenario": "decode" if streams == 1 else "throughput", "seed": seed}))
         store.add(records)
@@ -82,8 +98,12 @@ def test_a_space_is_certified_within_the_tolerance_without_launching_every_confi
     assert len(set(launched)) < len(decision.candidate_ids)
     winner = result.stop.winner
     assert winner is not None and launched.count(winner) >= 2
-    # the winner's throughput is within the tolerance's reach of the best's (3 points of 60% weight)
-    assert truth[winner] >= max(truth.values()) * (1 - 0.03 / 0.6)
+    # the winner's true total is within the tolerance of the best's: decode and throughput are
+    # 30 points each, relative to the best; start-up and launch_ok are the same for all
+    best = {streams: max(rates[streams] for rates in truth.values()) for streams, _ in LOADS}
+    totals = {cid: sum(30.0 * rates[streams] / best[streams] for streams, _ in LOADS)
+              for cid, rates in truth.items()}
+    assert totals[winner] >= max(totals.values()) - 3.0
     assert result.certainty.verdict.kind == "certified"
 
 
@@ -148,3 +168,33 @@ def test_several_launches_a_step_go_to_distinct_configurations(
     assert steps and all(len(step) == len(set(step)) for step in steps)
     assert max(len(step) for step in steps) == 2
     assert len(launched) == sum(len(step) for step in steps) == len(result.measurements)
+
+
+def test_a_launch_refused_before_its_engine_started_counts_against_no_launch_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    decision = stackdecide.load(quiet_space(tmp_path))
+    launched: list[str] = []
+    measure, _ = fake_measure(decision, np.random.default_rng(0), launched)
+    refused: list[str] = []
+
+    def refuse_batch32(decision, candidate_id, store, options=None, **kwargs):
+        if "batch32" not in candidate_id:
+            return measure(decision, candidate_id, store, options, **kwargs)
+        refused.append(candidate_id)
+        source = f"refused {len(refused):03d}-{candidate_id}"
+        record = EvidenceRecord(candidate=candidate_id, metric="launch_ok", value=0.0,
+                                hardware=HardwareInfo(gpu="cpu"), source=source, launch=source,
+                                note="refused: a rule of the installed vLLM")
+        store.add([record])
+        outcome = LaunchOutcome(ok=False, candidate_id=candidate_id, decision_file=None,
+                                engine_sha256="0" * 64, run_dir=source, failure="refused",
+                                reason="a rule of the installed vLLM")
+        return Measurement(candidate_id, outcome, (), (record,))
+
+    monkeypatch.setattr(orchestrate, "measure", refuse_batch32)
+    with EvidenceStore(tmp_path / "evidence.db") as store:
+        result = search(decision, store, limits=SearchLimits(tolerance=3.0, max_launches=4),
+                        samples=500)
+    assert refused, "the race tried a configuration the fake refuses"
+    assert len(launched) == 4 or result.stop.kind == "certified"
+    assert len(launched) <= 4

@@ -80,3 +80,22 @@ def test_probe_table_of_a_gpu_machine() -> None:
     assert " 9.0 " in row and "20.00 GiB (25%)" in row and "642 (60.00 GiB)" in row
     assert "2.11.0, CUDA runtime 13.0" in text and "580.159.04" in text
     assert not result.cpu_only and result.to_dict()["cpu_only"] is False
+
+
+def test_a_backend_s_kv_cache_dtypes_include_what_it_says_yes_to_beyond_its_list() -> None:
+    # vLLM 0.26's FlashAttentionBackend on a Hopper GPU: the list leaves fp8 out, the classmethod
+    # accepts it (FA3); fp8_e5m2 is refused by both
+    class FlashAttention:
+        supported_kv_cache_dtypes = ("auto", "float16", "bfloat16")
+
+        @classmethod
+        def supports_kv_cache_dtype(cls, kv_cache_dtype: str) -> bool:
+            if kv_cache_dtype == "fp8_inc":
+                raise ValueError("unknown dtype")
+            return kv_cache_dtype in cls.supported_kv_cache_dtypes or kv_cache_dtype in ("fp8", "fp8_e4m3")
+
+    class ListOnly:
+        supported_kv_cache_dtypes = ("auto", "fp8")
+
+    assert _introspect._kv_cache_dtypes(FlashAttention) == ["auto", "float16", "bfloat16", "fp8", "fp8_e4m3"]
+    assert _introspect._kv_cache_dtypes(ListOnly) == ["auto", "fp8"]

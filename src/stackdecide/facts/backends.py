@@ -115,12 +115,18 @@ class BackendRules:
     fp8_kv_why: str = ""
     sliding_window: bool = True  # takes sliding-window layers (supports_sliding_window, 0.26 on)
     qk_nope_head_dims: tuple[int, ...] = ()  # only these (FlashInfer MLA's kernel)
+    # FP8 KV dtypes the backend accepts and then fails on, on these GPUs: (dtype, GPUs, why)
+    fp8_kv_failing: tuple[tuple[str, Capabilities, str], ...] = ()
 
 
 _FA = "vllm/v1/attention/backends/flash_attn.py FlashAttentionBackend"
 _FA_FP8 = ("FlashAttention's FP8 KV cache needs FlashAttention 3 (SM 9.x){}; other GPUs run "
            "FlashAttention 2, which has none")
 _FI = "vllm/v1/attention/backends/flashinfer.py FlashInferBackend"
+_FI_E5M2 = ("FLASHINFER accepts an fp8_e5m2 KV cache and its engine dies on the first "
+            "forward pass on SM 9.x: \"The dtype of q torch.float8_e4m3fn does not match the "
+            "q_data_type torch.float8_e5m2\" (measured: vLLM 0.26.0, FlashInfer 0.6.14, an "
+            "H100, docs/results/h100-space)")
 _TRITON = "vllm/v1/attention/backends/triton_attn.py TritonAttentionBackend"
 _FLEX = "vllm/v1/attention/backends/flex_attention.py FlexAttentionBackend"
 _MLA = "vllm/v1/attention/backends/mla/"
@@ -183,6 +189,12 @@ BACKENDS: dict[str, tuple[BackendRules, ...]] = {
         BackendRules("FLASHINFER", "0.22.0", _FI, False, Capabilities((7, 5), (12, 1)),
                      HeadSizes((64, 128, 256, 512)), FP8_KV_DTYPES),
         BackendRules("FLASHINFER", "0.24.0", _FI, False, Capabilities((8, 0), (12, 1)),
+                     HeadSizes((64, 128, 256, 512)), FP8_KV_DTYPES),
+        BackendRules("FLASHINFER", "0.26.0", _FI, False, Capabilities((8, 0), (12, 1)),
+                     HeadSizes((64, 128, 256, 512)), FP8_KV_DTYPES,
+                     fp8_kv_failing=(("fp8_e5m2", Capabilities(majors=(9,)), _FI_E5M2),)),
+        # 0.27 on: the e5m2 failure above was not measured again
+        BackendRules("FLASHINFER", "0.27.0", _FI, False, Capabilities((8, 0), (12, 1)),
                      HeadSizes((64, 128, 256, 512)), FP8_KV_DTYPES),
     ),
     "TRITON_ATTN": (
@@ -340,7 +352,7 @@ class Refusal:
 # the fields of an entry each kind of refusal reads
 _FIELDS = {"capability": ("capabilities",), "mla": ("mla",), "head_size": ("head_sizes",),
            "sliding_window": ("sliding_window",), "qk_nope_head_dim": ("qk_nope_head_dims",),
-           "kv_cache_dtype": ("fp8_kv", "fp8_kv_capabilities")}
+           "kv_cache_dtype": ("fp8_kv", "fp8_kv_capabilities", "fp8_kv_failing")}
 
 
 @dataclass(frozen=True)
@@ -418,6 +430,9 @@ def fp8_kv_refusal(rules: BackendRules, kv_cache_dtype: str,
     limit = rules.fp8_kv_capabilities
     if capability is not None and limit is not None and not limit.admits(capability):
         return f"{rules.fp8_kv_why}; SM {capability[0]}.{capability[1]} has none"
+    for failing, gpus, why in rules.fp8_kv_failing:
+        if dtype == failing and capability is not None and gpus.admits(capability):
+            return why
     return None
 
 

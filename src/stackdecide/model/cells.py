@@ -34,6 +34,9 @@ class Cell:
     stack: tuple[str, ...] = field(default=())  # the vLLM (and environment) its records ran on
     interval: tuple[float, float] | None = None  # a predicted mean's interval (predict's level)
     log_sd: float | None = None  # SD of the log of a predicted mean
+    # a predicted cell the same as this candidate's measured one on every level prediction
+    # knows (``Predicted.twin``): it takes that measurement, and the ranking draws the two as one
+    twin: str | None = None
 
     @property
     def predicted(self) -> bool:

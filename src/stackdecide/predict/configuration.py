@@ -22,6 +22,8 @@ one GPU model. Its **levels** name it on each axis evidence is pooled over:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 from stackdecide.audit.capacity import capacity_of
@@ -40,7 +42,7 @@ from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.schema import Hardware
 from stackdecide.model.space import configuration_of, expansion_of
 from stackdecide.model.stack import attention_backend_named, engine_kv_cache_dtype, layout_of
-from stackdecide.predict.ceilings import ServingSetup
+from stackdecide.predict.ceilings import Load, ServingSetup
 
 AXES = ("gpu", "model", "weights", "kv_cache_dtype", "attention_backend", "layout", "vllm",
         "config")
@@ -93,6 +95,47 @@ def space_axes(decision: DecisionMatrix) -> tuple[str, ...]:
                  if axis.varies and axis.id not in NAMED_ELSEWHERE)
 
 
+def _binds_max_num_seqs(limit: int, load: Load) -> bool:
+    return limit < load.concurrency
+
+
+def _binds_max_num_batched_tokens(limit: int, load: Load) -> bool:
+    # a step holds a token of every running stream and a prompt being prefilled: below that, a
+    # prompt is prefilled in chunks
+    return limit < load.input_len + load.concurrency
+
+
+# scheduler limits (engine keys): a rate depends on such a setting only at the loads where it
+# binds, where the batch it allows is smaller than the load asks for; above that every value
+# schedules the same steps
+SCHEDULER_LIMITS = {"max_num_seqs": _binds_max_num_seqs,
+                    "max_num_batched_tokens": _binds_max_num_batched_tokens}
+NOT_BINDING = "not binding"
+
+
+def binds_at(axis: str, label: str, load: Load) -> bool | None:
+    """Whether a space setting (``axis:engine.max_num_seqs`` = ``16``) limits what a load asks
+    for; None for a setting that is no scheduler limit (or not a whole number)."""
+    key = axis.removeprefix(SPACE_AXIS).removeprefix("engine.").replace("-", "_")
+    binds = SCHEDULER_LIMITS.get(key) if axis.removeprefix(SPACE_AXIS).startswith("engine.") \
+        else None
+    if binds is None or not label.isdigit():
+        return None
+    return binds(int(label), load)
+
+
+def config_label(levels: dict[str, str], engine: dict, env: dict, limits: set[str]) -> str:
+    """The ``config`` level: the named axes and a digest of the engine config and env, without
+    the scheduler limits a space varies (they count only at the loads they bind at:
+    ``observations.with_load``)."""
+    kept = {key: value for key, value in engine.items()
+            if key.replace("-", "_") not in limits}
+    canonical = json.dumps({"engine": kept, "env": env}, sort_keys=True, separators=(",", ":"),
+                           default=str)
+    return " | ".join([*(levels[a] for a in AXES[:-1]),
+                       hashlib.sha256(canonical.encode()).hexdigest()[:16]])
+
+
 def space_levels(decision: DecisionMatrix, candidate_id: str) -> dict[str, str]:
     """A space configuration's value of each of ``space_axes``; none for a candidate written by
     hand (or an axis whose condition does not hold for it)."""
@@ -134,8 +177,14 @@ def configuration(decision: DecisionMatrix, candidate_id: str, gpu: str | None =
         "gpu": gpu_name, "model": model_geometry(facts), "weights": weights,
         "kv_cache_dtype": kv_dtype.lower(), "attention_backend": attention_backend(engine, env),
         "layout": layout.label, "vllm": vllm or pinned_version(candidate.stack.vllm) or "any"}
-    levels["config"] = " | ".join([*(levels[a] for a in AXES[:-1]), candidate.config_sha256[:16]])
-    levels.update(space_levels(decision, candidate_id))
+    space = space_levels(decision, candidate_id)
+    varied_limits = {key for axis in space
+                     if (key := axis.removeprefix(SPACE_AXIS + "engine.").replace("-", "_"))
+                     in SCHEDULER_LIMITS}
+    levels["config"] = config_label(levels, dict(engine), dict(env), varied_limits) \
+        if varied_limits else " | ".join([*(levels[a] for a in AXES[:-1]),
+                                          candidate.config_sha256[:16]])
+    levels.update(space)
     if facts.shape is None:
         return Configuration(candidate_id, levels, None, facts.missing or "no model shape")
     if target is not None and target.device == "cpu":

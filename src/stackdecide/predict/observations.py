@@ -22,11 +22,18 @@ from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.metrics import METRICS
 from stackdecide.model.stack import recorded_versions
 from stackdecide.predict.ceilings import Load, metric_ceiling
-from stackdecide.predict.configuration import SPACE_AXIS, Configuration, configuration
+from stackdecide.predict.configuration import (
+    NOT_BINDING,
+    SPACE_AXIS,
+    Configuration,
+    binds_at,
+    configuration,
+)
 from stackdecide.predict.priors import NO_ROOFLINE_REFERENCE, at_load
 
 PREDICTED_METRICS = ("decode_tok_s", "prefill_tok_s", "output_tok_s", "startup_s")
 NOT_RECORDED = "not recorded"  # a start-up whose record does not say cold or warm
+STARTUP_LOAD = Load(1, 1, 1)  # any load: only whether a setting is a scheduler limit is asked
 
 
 @dataclass(frozen=True)
@@ -64,15 +71,44 @@ class Calibration:
         return tuple(o for o in self.observations if o.metric == metric)
 
 
+def _setting_at_load(axis: str, value: str, load: Load) -> str:
+    """A space setting's level at a load: its value, or ``NOT_BINDING`` for a scheduler limit
+    the load does not reach (shared by all such values, so they pool as one)."""
+    if binds_at(axis, value, load) is False:
+        return f"{NOT_BINDING} @ {load.label}"
+    return f"{value} @ {load.label}"
+
+
+def at_start(levels: dict[str, str], start: str) -> dict[str, str]:
+    """A configuration's levels for its start-up: ``start`` (cold, warm, ...) and its settings,
+    but a scheduler limit's: its value moves only how many batch sizes vLLM captures CUDA graphs
+    for, a second or two of a start that takes minutes."""
+    started = {key: NOT_BINDING if binds_at(key, value, STARTUP_LOAD) is not None else value
+               for key, value in levels.items()}
+    started["start"] = start
+    return started
+
+
 def with_load(levels: dict[str, str], load: Load) -> dict[str, str]:
     """A configuration's levels under a load: the load, the configuration at that load (how
     much a load moves a configuration depends on the configuration: FP8 weights gained less than
     BF16 from 16 to 64 streams on the H200), and each of its space settings at that load."""
-    loaded = {**levels, "load": load.label, "config_load": f"{levels['config']} @ {load.label}"}
+    loaded = {**levels, "load": load.label}
+    binding = []
     # a setting may matter at one load and not another (max_num_seqs 1 serialises 4 streams and
     # leaves one alone): each space axis also has a level at each load
-    loaded.update({at_load(key): f"{value} @ {load.label}" for key, value in levels.items()
-                   if key.startswith(SPACE_AXIS)})
+    for key, value in levels.items():
+        if not key.startswith(SPACE_AXIS):
+            continue
+        loaded[at_load(key)] = _setting_at_load(key, value, load)
+        bound = binds_at(key, value, load)
+        if bound is not None:
+            # a scheduler limit moves a rate only through the loads it binds at; the
+            # configuration's own level leaves it out (``configuration.config_label``)
+            loaded[key] = NOT_BINDING
+            if bound:
+                binding.append(f"{key.removeprefix(SPACE_AXIS)}={value}")
+    loaded["config_load"] = " | ".join([levels["config"], *binding]) + f" @ {load.label}"
     return loaded
 
 
@@ -138,7 +174,7 @@ def calibration(decision: DecisionMatrix, evidence: EvidenceSet, name: str = "")
         value = float(statistics.median(r.value for r in records))
         levels = dict(config.levels)
         if metric == "startup_s":
-            levels["start"] = str(first.scenario.get("start", NOT_RECORDED))
+            levels = at_start(levels, str(first.scenario.get("start", NOT_RECORDED)))
             reference = 1.0
         else:
             load = record_load(first)

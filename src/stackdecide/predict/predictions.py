@@ -50,6 +50,7 @@ from stackdecide.predict.observations import (
     PREDICTED_METRICS,
     Calibration,
     Observation,
+    at_start,
     with_load,
     without_roofline,
 )
@@ -86,6 +87,9 @@ class Predicted:
     mean_low: float = math.nan
     mean_high: float = math.nan
     source: str = "predicted"
+    # a launched candidate of the decision the same on every level of this cell (a scheduler
+    # limit that binds at no load of it is no level): the model cannot tell the two apart here
+    twin: str | None = None
 
     @property
     def mean_log_sd(self) -> float:
@@ -201,7 +205,7 @@ def _targets(decision: DecisionMatrix, defaults: Mapping[str, Load]
             metric = criterion.measure.metric
             levels = dict(config.levels)
             if metric == "startup_s":
-                levels["start"] = str(criterion.measure.scenario.get("start", NEXT_START))
+                levels = at_start(levels, str(criterion.measure.scenario.get("start", NEXT_START)))
                 targets.append(_Target(candidate, criterion, metric, levels, None, None))
                 continue
             load = criterion_load(decision, criterion, defaults)
@@ -253,8 +257,25 @@ def _judged(decision: DecisionMatrix, targets: Sequence[_Target], joint: JointMe
     return joint.condition(rows, values, noise), shown
 
 
+def _twins(decision: DecisionMatrix, targets: Sequence[_Target], calibration: Calibration
+           ) -> dict[int, str]:
+    """Each target a launched candidate of the decision matches on every level (``Predicted.twin``),
+    by index; the first such candidate in the decision's order."""
+    order = {cid: i for i, cid in enumerate(decision.candidate_ids)}
+    launched: dict[tuple[str, frozenset], str] = {}
+    for observation in calibration.observations:
+        if observation.candidate not in order:
+            continue
+        key = (observation.metric, frozenset(observation.levels.items()))
+        if key not in launched or order[observation.candidate] < order[launched[key]]:
+            launched[key] = observation.candidate
+    return {k: twin for k, target in enumerate(targets)
+            if (twin := launched.get((target.metric, frozenset(target.levels.items()))))
+            not in (None, target.candidate)}
+
+
 def _predicted(target: _Target, shown: Predictive, calibrated_by: int,
-               judged: float | None) -> Predicted:
+               judged: float | None, twin: str | None) -> Predicted:
     """A target's prediction in the metric's units: a rate's interval stops at its ceiling."""
     reference = target.reference
     cap = target.ceiling.value if target.ceiling else math.inf
@@ -275,7 +296,7 @@ def _predicted(target: _Target, shown: Predictive, calibrated_by: int,
         noise=shown.noise, judged=judged,
         mean=min(cap, reference * math.exp(shown.mean_median)),
         mean_low=min(cap, reference * math.exp(shown.mean_low)),
-        mean_high=min(cap, reference * math.exp(shown.mean_high)))
+        mean_high=min(cap, reference * math.exp(shown.mean_high)), twin=twin)
 
 
 def predict(decision: DecisionMatrix, calibration: Calibration, defaults: Mapping[str, Load],
@@ -290,6 +311,7 @@ def predict(decision: DecisionMatrix, calibration: Calibration, defaults: Mappin
     by_criterion: dict[str, list[int]] = {}
     for index, target in enumerate(targets):
         by_criterion.setdefault(target.criterion.id, []).append(index)
+    twins = _twins(decision, targets, calibration)
     shown: dict[int, Predicted] = {}
     for indices in by_criterion.values():
         group = [targets[i] for i in indices]
@@ -299,7 +321,8 @@ def predict(decision: DecisionMatrix, calibration: Calibration, defaults: Mappin
         if judged:
             joint, said = _judged(decision, group, joint)
         for k, (index, target) in enumerate(zip(indices, group, strict=True)):
-            shown[index] = _predicted(target, joint.predictive(k, level), model.n, said.get(k))
+            shown[index] = _predicted(target, joint.predictive(k, level), model.n, said.get(k),
+                                      twins.get(index))
     predictions = [shown[index] for index in range(len(targets))]
     extra = {metric: {"launch_values": float(model.n), "noise": float(model.weights @ model.noise),
                       "width_scale": float(model.weights @ model.scale)}

@@ -37,7 +37,8 @@ launch without a roofline sets it for all the others.
 prefix caching, chunked prefill, the dtype) moves a rate by up to a few tens of %, more than an
 attention backend moved Hopper decode; and it moves it again, by as much, at each load (``@
 load``): ``max_num_seqs`` 1 serialises four streams and leaves one alone. The evidence scales
-them with the other widths.
+them with the other widths. A scheduler limit (``max_num_seqs``, ``max_num_batched_tokens``)
+has a level only at the loads it binds at (``observations.with_load``).
 
 **Launch noise** is ``certify.uncertainty``'s prior of a launch's relative SD, at its strength
 (decode 3% over 3.6 degrees of freedom, prefill 6% and throughput 5% over 20, start-up 15% over

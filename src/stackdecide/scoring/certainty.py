@@ -22,7 +22,8 @@ lower-is-better metric): what moves a configuration's predictions is the same un
 its settings, which speeds up its decode and its throughput alike. Drawn independently, the errors
 of its criteria would average out in its total and the certificate would be overconfident (a
 synthetic space with one effect per setting, ``tests/loop/test_search.py``, was certified 8 points
-below its best that way).
+below its best that way). A predicted cell with a measured twin (``Cell.twin``) is drawn as the
+twin's cell, the same draw: the model knows nothing that tells the two apart.
 
 Verdict: **certified** when the leader's P(best) reaches the confidence and the leader rests on at
 least two launches (a lucky or broken single launch must not carry a certificate), the racing
@@ -122,10 +123,15 @@ def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate]
         # a predicted mean: log-normal, as it was predicted; one draw of goodness per candidate
         # for all its predicted cells (module doc)
         sign = 1.0 if metric.higher_is_better else -1.0
+        twin_column = {i: column for column, i in enumerate(estimated)}
         for column, i in enumerate(predicted, start=len(estimated)):
             cell = ranking.cells[i][j]
             assert cell.raw is not None and cell.log_sd is not None
-            raw[:, column] = cell.raw * np.exp(sign * cell.log_sd * goodness[:, i])
+            twin = decision.candidate_ids.index(cell.twin) if cell.twin is not None else None
+            if twin in twin_column:  # the same configuration here as a measured one: one draw
+                raw[:, column] = raw[:, twin_column[twin]]
+            else:
+                raw[:, column] = cell.raw * np.exp(sign * cell.log_sd * goodness[:, i])
         best = raw.max(axis=1) if metric.higher_is_better else raw.min(axis=1)
         draws[:, rows, j] = measured_scores(
             criterion.measure, raw, scale_low=criterion.scale.low,

@@ -5,8 +5,10 @@ cell gets a ``predicted`` cell: the value function applied to the predicted medi
 configuration's mean (``Predicted.mean``), with its interval and the SD of its log. Measured and
 predicted cells of a criterion are scored together: ``relative_to_best`` reads every value of the
 criterion against the best of all of them, measured or predicted, so a configuration predicted to
-beat every launch lowers the measured cells' scores as a launch of it would. Judged cells of
-criteria no prediction covers stay judged.
+beat every launch lowers the measured cells' scores as a launch of it would. A predicted cell
+with a launched twin (``Predicted.twin``: the same on every level prediction knows, such as a
+``max_num_seqs`` above every load the criterion runs) takes the twin's measured value. Judged
+cells of criteria no prediction covers stay judged.
 """
 
 from __future__ import annotations
@@ -41,17 +43,22 @@ def with_predictions(decision: DecisionMatrix, cells: Sequence[Sequence[Cell]],
         higher = METRICS[measure.metric].higher_is_better
         raws = {i: float(rows[i][j].raw) for i in range(len(rows))
                 if rows[i][j].measured and rows[i][j].raw is not None}
-        raws.update({i: found.mean for i, found in predicted.items()})
+        index = {cid: i for i, cid in enumerate(decision.candidate_ids)}
+        twins = {i: index[found.twin] for i, found in predicted.items()
+                 if found.twin is not None and index[found.twin] in raws}
+        raws.update({i: raws[twins[i]] if i in twins else found.mean
+                     for i, found in predicted.items()})
         best = max(raws.values()) if higher else min(raws.values())
 
         for i, raw in raws.items():
             cell = rows[i][j]
             if i in predicted:
                 found = predicted[i]
+                twin = decision.candidate_ids[twins[i]] if i in twins else None
                 rows[i][j] = Cell(score=criterion_score(criterion, raw, best), source="predicted",
                                   judged=cell.score, raw=raw, unit=found.unit, metric=found.metric,
                                   interval=(found.mean_low, found.mean_high),
-                                  log_sd=found.mean_log_sd)
+                                  log_sd=found.mean_log_sd, twin=twin)
             else:
                 rows[i][j] = replace(cell, score=criterion_score(criterion, raw, best))
     return tuple(tuple(row) for row in rows)

@@ -118,11 +118,35 @@ def _attention_backends() -> dict[str, Any]:
         get_class = getattr(member, "get_class", None)
         if get_class is not None:
             try:  # backends whose kernels this build lacks fail to import: dtypes stay unknown
-                dtypes = list(getattr(get_class(), "supported_kv_cache_dtypes", None) or []) or None
+                dtypes = _kv_cache_dtypes(get_class()) or None
             except Exception:
                 dtypes = None
         backends[member.name] = dtypes
     return backends
+
+
+# KV-cache dtypes a backend's supports_kv_cache_dtype is asked about beside its list
+KV_CACHE_DTYPES = ("auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc",
+                   "fp8_ds_mla")
+
+
+def _kv_cache_dtypes(backend: Any) -> list[str]:
+    """What a backend class accepts: its ``supported_kv_cache_dtypes`` and every dtype its
+    ``supports_kv_cache_dtype`` says yes to. The list alone is not the answer: FlashAttention
+    lists auto/float16/bfloat16 and says yes to fp8 where FA3 runs (vLLM 0.26 on Hopper)."""
+    listed = list(getattr(backend, "supported_kv_cache_dtypes", None) or [])
+    asks = getattr(backend, "supports_kv_cache_dtype", None)
+    if asks is None:
+        return listed
+    for dtype in KV_CACHE_DTYPES:
+        if dtype in listed:
+            continue
+        try:
+            if asks(dtype):
+                listed.append(dtype)
+        except Exception:  # a dtype this vLLM does not know
+            continue
+    return listed
 
 
 def _quantization_methods() -> list[str] | None:
