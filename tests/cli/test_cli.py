@@ -38,7 +38,8 @@ def test_score_of_the_seed_report_says_no_candidate_can_start(rtx4090_path: Path
     assert code == 0
     rows = [line for line in out.splitlines() if line.startswith("- ")]
     assert len(rows) == 3 and "vllm[flashinfer] + PyTorch 2.7.1" in rows[0]
-    assert all("launch:fp8-e5m2-with-fp8-checkpoint (+2)" in row for row in rows)
+    # among them engine-loads-code: the file sets trust_remote_code
+    assert all("launch:fp8-e5m2-with-fp8-checkpoint (+3)" in row for row in rows)
     assert "winner: none: no candidate is feasible (3 cannot start as written)" in out
     assert "reported total 83.5 does not follow" in out
     assert ("infeasible: vllm-cuda-torch271: cannot start as written (launch:fp8-e5m2-with-fp8-"
@@ -73,6 +74,7 @@ def test_score_json_is_versioned_and_complete(rtx4090_path: Path) -> None:
     assert first["cells"]["fp8_performance"]["source"] == "judged"
     assert {f["code"] for f in data["findings"]} == {"reported-total-mismatch",
                                                      "target-above-roofline",
+                                                     "launch:engine-loads-code",
                                                      "launch:fp8-e5m2-with-fp8-checkpoint",
                                                      "launch:fp8-kv-unsupported-backend",
                                                      "launch:kv-cache-too-small"}

@@ -16,7 +16,7 @@ from wheelhouse import make_wheel, stack_decision
 
 import stackdecide
 from stackdecide.cli import main
-from stackdecide.envs.build import MANIFEST, build_env, read_env
+from stackdecide.envs.build import MANIFEST, MARKER, build_env, is_marked, mark, read_env
 from stackdecide.envs.download import download_wheels
 from stackdecide.envs.requirements import stack_requirements
 from stackdecide.envs.resolve import resolve
@@ -61,6 +61,8 @@ def test_resolve_and_build_from_a_wheelhouse(wheelhouse: Path, tmp_path: Path) -
     manifest = json.loads((env.path / MANIFEST).read_text())
     assert manifest["lock_sha256"] == resolution.lock.sha256
     assert manifest["requirements"] == ["sd-beta==2.0"]
+    assert is_marked(env.path)  # what lets env prune remove it
+    assert json.loads((env.path / MARKER).read_text())["made_by"].startswith("stackdecide ")
     # the same lock again: the environment is reused, not rebuilt
     again = build_env(resolution, envs, sources=_offline(wheelhouse))
     assert not again.built_now and again.path == env.path
@@ -99,14 +101,78 @@ def test_a_folder_that_is_no_environment_is_never_used(wheelhouse: Path, tmp_pat
     assert resolution.lock is not None
     half = envs / resolution.lock.short
     (half / "bin").mkdir(parents=True)  # as a copy stopped half-way would leave it
+    mark(half)
     assert read_env(half) is None
     stale = envs / ".building-0123456789abcdef-999999999-abcdef"
     stale.mkdir()
+    mark(stale)
     assert [entry.complete for entry in list_envs(envs)] == [False, False]
     env = build_env(resolution, envs, sources=_offline(wheelhouse))
-    assert env.built_now and read_env(half) is not None
-    assert prune(envs) == [stale]
-    assert prune(envs, locks=(env.lock_sha256[:8],)) == [half]
+    assert env.built_now and read_env(half) is not None and is_marked(half)
+    assert prune(envs).removed == (stale,)
+    assert prune(envs, locks=(env.lock_sha256[:8],)).removed == (half,)
+
+
+WRONG_SHAPES = [
+    [], "stackdecide/env/v1", {"schema": "stackdecide/env/v1"},
+    {"schema": "stackdecide/env/v1", "python_version": "3.11"},
+    {"schema": "stackdecide/env/v1", "lock_sha256": 7, "python_version": "3.11"},
+    {"schema": "stackdecide/env/v1", "lock_sha256": "../..", "python_version": "3.11"},
+    {"schema": "stackdecide/env/v1", "lock_sha256": "ab" * 32, "python_version": ["3.11"]},
+    {"schema": "stackdecide/env/v1", "lock_sha256": "ab" * 32, "python_version": "3.11",
+     "distributions": "torch==2.7.1"},
+    {"schema": "stackdecide/env/v1", "lock_sha256": "ab" * 32, "python_version": "3.11",
+     "distributions": [{"torch": "2.7.1"}]},
+    {"schema": "stackdecide/env/v1", "lock_sha256": "ab" * 32, "python_version": "3.11",
+     "build_s": "12 s"},
+    {"schema": "stackdecide/env/v1", "lock_sha256": "ab" * 32, "python_version": "3.11",
+     "base_env": ["/usr/bin/python3"]},
+]
+
+
+@pytest.mark.parametrize("manifest", WRONG_SHAPES, ids=range(len(WRONG_SHAPES)))
+@pytest.mark.parametrize("marked", [True, False])
+def test_a_manifest_of_another_shape_is_no_environment(manifest: object, marked: bool,
+                                                       tmp_path: Path) -> None:
+    """A folder whose manifest lacks a field stackdecide reads back, or holds it as another
+    type, is no environment it can use: listed as one that is not, never a traceback."""
+    folder = tmp_path / "envs" / "abababababababab"
+    (folder / "bin").mkdir(parents=True)
+    (folder / "bin" / "python").write_text("")
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    if marked:
+        mark(folder)
+    assert read_env(folder) is None
+    listed = CliRunner().invoke(main, ["env", "list", "--env-dir", str(tmp_path / "envs")])
+    assert listed.exit_code == 0 and listed.exception is None, listed.output
+    state = "incomplete (env prune removes it)" if marked else "not stackdecide's (env prune keeps it)"
+    assert [line for line in listed.output.splitlines()
+            if line.startswith("abababababababab ") and state in line]
+
+
+def test_the_manifest_build_env_writes_has_the_shape_read_back(tmp_path: Path) -> None:
+    folder = tmp_path / "abababababababab"
+    (folder / "bin").mkdir(parents=True)
+    (folder / "bin" / "python").write_text("")
+    (folder / MANIFEST).write_text(json.dumps({
+        "schema": "stackdecide/env/v1", "lock_sha256": "ab" * 32, "python_version": "3.11",
+        "distributions": ["torch==2.7.1"], "build_s": 12, "base_env": "/usr/bin/python3"}))
+    env = read_env(folder)
+    assert env is not None and env.short == "ab" * 8 and env.version("torch") == "2.7.1"
+
+
+def test_a_folder_stackdecide_did_not_make_in_the_way_is_left_alone(wheelhouse: Path,
+                                                                     tmp_path: Path) -> None:
+    resolution = resolve(_requirements(**{"sd-alpha": "1.0"}), _offline(wheelhouse))
+    assert resolution.lock is not None
+    envs = tmp_path / "envs"
+    theirs = envs / resolution.lock.short
+    theirs.mkdir(parents=True)
+    (theirs / "results.csv").write_text("a,b\n")
+    with pytest.raises(EnvError, match="was not made by stackdecide"):
+        build_env(resolution, envs, sources=_offline(wheelhouse))
+    assert (theirs / "results.csv").read_text() == "a,b\n"
+    assert [path.name for path in envs.iterdir()] == [theirs.name]  # its own build folder went
 
 
 def _slow_sync_uv(tmp_path: Path) -> tuple[Path, Path]:

@@ -118,9 +118,10 @@ def test_appended_results_become_one_run_per_line(tmp_path: Path) -> None:
             vllm_bench_serve_result(8, date="20250821-143010", num_prompts=64, completed=62,
                                     failed=2, total_input_tokens=62 * 1024,
                                     total_output_tokens=62 * 128, median_tpot_ms=16.0,
-                                    request_goodput=2.5, **{"p99.9_ttft_ms": 410.0,
-                                                            "p50_ttft_ms": 298.0,
-                                                            "median_ttft_ms": 298.7}),
+                                    p99_tpot_ms=17.5,
+                                    request_goodput=2.5, p99_ttft_ms=398.0,
+                                    **{"p99.9_ttft_ms": 410.0, "p50_ttft_ms": 298.0,
+                                       "median_ttft_ms": 298.7}),
             vllm_bench_serve_result(None, request_rate=4.0, burstiness=0.5)]
     path = _write(tmp_path / "appended.json", runs)
     result = read_evidence_file(path, CONTEXT)
@@ -203,9 +204,11 @@ MALFORMED: list[tuple[str, str, str]] = [
     ("array-line.jsonl", json.dumps(_RECORD) + "\n[1, 2]\n",
      ":2: each line must be a JSON object, got list"),
     ("unknown.json", json.dumps({"name": "run", "tokens": 3}),
-     ":1: neither stackdecide evidence (records with 'candidate', 'metric', 'value') nor a vllm "
-     "bench serve result (with 'completed', 'request_throughput', 'backend'); its keys: name, "
-     "tokens"),
+     ":1: not a kind of file stackdecide reads: stackdecide evidence (records with 'candidate', "
+     "'metric', 'value'), a vllm bench serve result (with 'completed', 'request_throughput' and "
+     "'backend', 'date' or mean_*_ms latencies), a GuideLLM report ('benchmarks' with 'metrics') "
+     "or an AIPerf export ('aiperf_version', 'time_to_first_token' or 'records' by metric); its "
+     "keys: name, tokens"),
     ("mixed.jsonl", json.dumps(_RECORD) + "\n" + json.dumps(vllm_bench_serve_result()) + "\n",
      ":2: this line is a different kind of record from the lines above"),
     ("vllm-none-completed.json", json.dumps(vllm_bench_serve_result(completed=0)),

@@ -76,8 +76,10 @@ def guidellm_report() -> dict[str, Any]:
 
 
 def aiperf_export() -> dict[str, Any]:
-    export: dict[str, Any] = {"aiperf_version": "0.13", "input_config": {"concurrency": 4}}
-    export |= {key: {"unit": "ms", "avg": 1.0} for key in tool_metrics("aiperf")}
+    export: dict[str, Any] = {"aiperf_version": "0.13",
+                              "input_config": {"loadgen": {"concurrency": 4}}}
+    export |= {key: {"unit": f"{METRICS[metric].unit.partition('/')[0]}/sec", "avg": 1.0}
+               for key, (metric, _) in tool_metrics("aiperf").items()}
     export |= {key: {"unit": "ms", "avg": 1.0, **dict.fromkeys(PERCENTILE_KEYS, 1.0)}
                for key in tool_latencies("aiperf")}
     return export

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ from stackdecide.errors import EvidenceError
 from stackdecide.evidence.importers import read_evidence_file
 from stackdecide.evidence.records import EvidenceRecord, EvidenceSet
 from stackdecide.evidence.store import (
+    APPLICATION_ID,
+    MIGRATIONS,
     SCHEMA_VERSION,
     EvidenceStore,
     default_evidence_path,
@@ -180,6 +184,65 @@ def test_eight_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
         assert all(r.candidate == f"w{writer}" for r in loaded if r.id in set(ids))
 
 
+def _importer(path: str, start: Any, results: Any) -> None:
+    """Store one record unless its source is stored already, deciding under the write lock."""
+    def unless_stored(stored: EvidenceSet) -> tuple[bool, list[EvidenceRecord]]:
+        new = not any(r.source == "run.json" for r in stored)
+        return new, [make_record(source="run.json")] if new else []
+
+    start.wait()
+    with EvidenceStore(path) as store:
+        results.put(store.add_chosen(unless_stored))
+
+
+def test_two_processes_choosing_at_once_store_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "evidence.db")
+    context = multiprocessing.get_context("fork")
+    start, queue = context.Event(), context.Queue()
+    importers = [context.Process(target=_importer, args=(path, start, queue)) for _ in range(2)]
+    for process in importers:
+        process.start()
+    start.set()
+    outcomes = sorted(queue.get(timeout=120) for _ in importers)
+    for process in importers:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    assert outcomes == [(False, []), (True, [1])]
+    assert len(load_evidence(path)) == 1
+
+
+def test_what_is_chosen_is_stored_whole_or_not_at_all(tmp_path: Path) -> None:
+    with EvidenceStore(tmp_path / "e.db") as store:
+        store.add([make_record(value=1.0)])
+
+        def refuse(stored: EvidenceSet) -> tuple[None, list[EvidenceRecord]]:
+            raise EvidenceError("no")
+
+        with pytest.raises(EvidenceError, match="no"):
+            store.add_chosen(refuse)
+        answer, ids = store.add_chosen(lambda stored: (len(stored), [make_record(value=2.0)]))
+        assert (answer, ids) == (1, [2])
+        assert [r.value for r in store.load()] == [1.0, 2.0]
+
+
+def test_a_new_store_is_marked_and_an_unmarked_one_of_ours_is_marked_on_writing(
+        tmp_path: Path) -> None:
+    path = tmp_path / "e.db"
+    with EvidenceStore(path) as store:
+        store.add([make_record()])
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    db.execute("PRAGMA application_id = 0")  # as stores were before the mark
+    db.commit()
+    db.close()
+    assert len(load_evidence(path)) == 1  # read as it is
+    with EvidenceStore(path) as store:
+        assert len(store.load()) == 1
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    db.close()
+
+
 # -- a writer killed mid-transaction ---------------------------------------------------------------
 _KILLED_WRITER = textwrap.dedent("""
     import sys, time
@@ -240,3 +303,88 @@ def test_load_evidence_reads_our_exports_and_points_vllm_results_to_import(tmp_p
     with pytest.raises(EvidenceError, match="names no candidate; import it with 'stackdecide "
                                             "evidence import FILE --candidate ID'"):
         load_evidence(bench)
+
+
+def test_a_store_before_intervals_is_read_and_migrated(tmp_path: Path) -> None:
+    """Schema 3 added ``interval``: a schema-2 store reads as records without one, read-only as
+    it is, and takes records with one once migrated."""
+    path = tmp_path / "e.db"
+    db = sqlite3.connect(path)
+    for step in MIGRATIONS[:2]:
+        for statement in step:
+            db.execute(statement)
+    db.execute("INSERT INTO records (candidate, metric, value, unit, repeats, scenario, software, "
+               "timestamp, tool_version, launch) VALUES ('a', 'kl_div_mean', 0.5, 'nats', 1, "
+               "'{}', '{}', '2025-01-01T00:00:00+00:00', '0.1.0', 'run-1')")
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    with EvidenceStore(path, readonly=True) as store:
+        (old,) = store.load()
+        assert old.interval is None and old.launch == "run-1" and store.schema_version == 2
+    with EvidenceStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        store.add([make_record("b", "kl_div_mean", 0.25, interval=(0.2, 0.3), hardware=None)])
+        assert [r.interval for r in store.load()] == [None, (0.2, 0.3)]
+
+
+def test_an_interval_that_misses_its_value_is_refused() -> None:
+    with pytest.raises(EvidenceError, match=r"interval \[0.3, 0.4\] does not hold the value 0.25"):
+        make_record("b", "kl_div_mean", 0.25, interval=(0.3, 0.4))
+
+
+# -- another application's file, as it crashed -----------------------------------------------------
+def _files(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def _crashed_copy(live: Path, crashed: Path, suffixes: Sequence[str]) -> Path:
+    """The files of ``live`` copied into ``crashed`` while its connection is still open: the
+    database as its application left it when it crashed, what it had pending beside it."""
+    crashed.mkdir()
+    for suffix in ("", *suffixes):
+        shutil.copyfile(f"{live}{suffix}", crashed / f"app.sqlite{suffix}")
+    return crashed / "app.sqlite"
+
+
+@pytest.mark.parametrize("pending", [("-wal",), ("-wal", "-shm"), ("-journal",)])
+def test_a_foreign_database_with_pending_writes_is_refused_untouched(
+        tmp_path: Path, pending: tuple[str, ...]) -> None:
+    """A read-write connection moves a hot -wal's commits into the file, or rolls a hot -journal
+    back into it, and removes them: even a reader's, even with ``query_only``. Another
+    application's file is judged before any such connection, in every mode of the store."""
+    live = sqlite3.connect(tmp_path / "live.sqlite", isolation_level=None)
+    if pending[0] == "-wal":  # every commit still in the -wal: the file itself has no schema yet
+        live.execute("PRAGMA journal_mode = wal")
+        live.execute("PRAGMA wal_autocheckpoint = 0")
+        live.execute("CREATE TABLE items (x)")
+        live.execute("INSERT INTO items VALUES (1)")
+    else:  # a transaction under way, its changed pages spilled into the file
+        live.execute("PRAGMA cache_size = 1")
+        live.execute("CREATE TABLE items (x)")
+        live.execute("INSERT INTO items VALUES (1)")
+        live.execute("BEGIN")
+        live.executemany("INSERT INTO items VALUES (?)", [("x" * 500,)] * 200)
+    path = _crashed_copy(tmp_path / "live.sqlite", tmp_path / "crashed", pending)
+    live.close()
+    before = _files(path.parent)
+    for readonly in (True, False):
+        with pytest.raises(EvidenceError, match=r"another application \(its tables: items\)"):
+            EvidenceStore(path, readonly=readonly)
+        with pytest.raises(EvidenceError, match="another application"):
+            load_evidence(path)
+        assert _files(path.parent) == before
+
+
+def test_a_new_store_with_every_commit_still_in_its_wal_is_read(tmp_path: Path) -> None:
+    """Our store as its first writer left it when killed: the mark, the schema and the records
+    are only in the -wal; judged from a copy, then read as ours."""
+    with EvidenceStore(tmp_path / "live.sqlite") as store:
+        store.add([make_record(value=1.0), make_record(value=2.0)])
+        path = _crashed_copy(tmp_path / "live.sqlite", tmp_path / "crashed", ("-wal",))
+    with sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True) as main_file_alone:
+        assert main_file_alone.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+    with EvidenceStore(path, readonly=True) as store:
+        assert [record.value for record in store.load()] == [1.0, 2.0]
+    with EvidenceStore(path) as store:
+        assert store.add([make_record(value=3.0)]) == [3]

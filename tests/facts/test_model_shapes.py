@@ -34,6 +34,7 @@ EXPECTED = {
     "qwen3-4b": (4.022, 4.022, 147456, None, None, 0, 8.04),
     "qwen3-8b": (8.191, 8.191, 147456, None, None, 0, 16.38),
     "tiny": (0.002, 0.002, 1024, None, None, 0, 0.0),
+    "smollm2-135m": (0.135, 0.135, 23040, None, None, 0, 0.27),
 }
 
 
@@ -51,7 +52,9 @@ def test_every_built_in_shape_derives_its_published_size() -> None:
 def test_built_in_files_name_their_source() -> None:
     for shape in SHAPES.values():
         assert shape.source.endswith("(built in)") and shape.hub_ids
-        if shape.name != "tiny":
+        if shape.name == "smollm2-135m":  # written from the GGUF of a package, not the hub
+            assert shape.source.startswith("config.json that transformers")
+        elif shape.name != "tiny":
             assert shape.source.startswith("https://huggingface.co/")
     assert shape_for_id("qwen/qwen3-8b") is SHAPES["qwen3-8b"]
     assert shape_for_id("Qwen/Qwen3-9B") is None and shape_for_id(None) is None

@@ -49,8 +49,9 @@ ALARM_S = 120 * max(int(os.environ.get("STACKDECIDE_FUZZ", "0") or 0), 1)
 DEEPER = int(os.environ.get("STACKDECIDE_FUZZ", "0") or 0)
 
 
-def _settings(examples: int) -> settings:
-    return settings(max_examples=examples * max(DEEPER, 1), deadline=timedelta(seconds=3),
+def fuzz_settings(examples: int, deadline_s: float = 3) -> settings:
+    """``examples`` examples (times ``STACKDECIDE_FUZZ``), each within ``deadline_s``."""
+    return settings(max_examples=examples * max(DEEPER, 1), deadline=timedelta(seconds=deadline_s),
                     derandomize=not DEEPER, database=None, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.function_scoped_fixture])
@@ -206,19 +207,19 @@ def test_the_base_decision_is_valid(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@_settings(400)
+@fuzz_settings(400)
 @given(document=mutated(DECISION))
 def test_schema_any_value_anywhere(document: dict[str, Any], tmp_path: Path) -> None:
     check_decision_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), tmp_path)
 
 
-@_settings(300)
+@fuzz_settings(300)
 @given(text=spliced(DECISION_TEXT, YAML_PIECES))
 def test_yaml_loader_any_splice(text: str, tmp_path: Path) -> None:
     check_decision_text(text, tmp_path)
 
 
-@_settings(100)
+@fuzz_settings(100)
 @given(text=st.text(max_size=200))
 def test_yaml_loader_arbitrary_text(text: str, tmp_path: Path) -> None:
     check_decision_text(text, tmp_path)
@@ -249,26 +250,26 @@ def check_evidence_text(text: str, context: RunContext | None = None) -> None:
         json.loads(record.model_dump_json())
 
 
-@_settings(400)
+@fuzz_settings(400)
 @given(document=mutated(vllm_result(), most=4))
 def test_vllm_results_any_value_anywhere(document: dict[str, Any]) -> None:
     check_evidence_text(json.dumps(document), RunContext(candidate="a"))
 
 
-@_settings(250)
+@fuzz_settings(250)
 @given(document=mutated(EXPORT, most=4))
 def test_our_exports_any_value_anywhere(document: dict[str, Any]) -> None:
     check_evidence_text(json.dumps(document))
 
 
-@_settings(250)
+@fuzz_settings(250)
 @given(text=st.one_of(spliced(json.dumps(vllm_result()), JSON_PIECES),
                       spliced(json.dumps(RECORD) + "\n" + json.dumps(RECORD), JSON_PIECES)))
 def test_evidence_text_any_splice(text: str) -> None:
     check_evidence_text(text, RunContext(candidate="a") if "backend" in text else None)
 
 
-@_settings(10)
+@fuzz_settings(10)
 @given(depth=st.integers(1, 300_000), opener=st.sampled_from(["[", '{"a":']))
 def test_evidence_nested_to_any_depth(depth: int, opener: str) -> None:
     closer = "]" if opener == "[" else "}"

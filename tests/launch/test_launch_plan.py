@@ -28,8 +28,9 @@ NO_GPU = GpuReport((), unavailable="test: no GPU")
 
 def test_dry_run_refuses_the_reports_recommendation() -> None:
     """The report's recommendation cannot start: e5m2 with an FP8 checkpoint, and 128k tokens of
-    KV cache do not fit 16 GiB; use_v2_block_manager is dropped (vLLM removed it in 0.10.0). None
-    of its candidates can, so there is no winner to launch."""
+    KV cache do not fit 16 GiB; use_v2_block_manager is dropped (vLLM removed it in 0.10.0), and
+    trust_remote_code is refused without --allow-code-loading. None of its candidates can, so
+    there is no winner to launch."""
     require_vllm()
     decision = str(ROOT / "criteria/rtx4090.yaml")
     result = CliRunner().invoke(main, ["launch", decision, "--winner", "--dry-run",
@@ -49,7 +50,9 @@ def test_dry_run_refuses_the_reports_recommendation() -> None:
     assert "warning: engine.use_v2_block_manager: dropped: vLLM removed 'use_v2_block_manager' " \
            "in 0.10.0" in out
     assert "--attention-backend FLASHINFER" in out and "--kv-cache-dtype fp8_e5m2" in out
-    assert "refused: 2 problems above; nothing was started" in out
+    assert "error: engine.trust_remote_code: trust_remote_code: True makes the server load " \
+           "Python code shipped with the model" in out
+    assert "refused: 3 problems above; nothing was started" in out
 
 
 def test_dry_run_without_vllm_still_shows_the_static_problems(tmp_path: Path) -> None:

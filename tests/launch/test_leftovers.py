@@ -13,8 +13,9 @@ from click.testing import CliRunner
 
 from stackdecide.cli import main
 from stackdecide.launch import preflight
-from stackdecide.launch.leftovers import live_run, live_runs
+from stackdecide.launch.leftovers import check_run, live_run, live_runs, process_of
 from stackdecide.launch.process import group_members
+from stackdecide.launch.runs import iso, utc_now
 from stackdecide.vllm.probe import GpuInfo, GpuProcess
 
 ARGV = ["sleep", "300"]
@@ -26,10 +27,11 @@ def leftover(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / ".stackdecide" / "runs" / "20261128T000000Z-cpu-bf16"
     run_dir.mkdir(parents=True)
+    started_at = iso(utc_now())  # as the launcher takes it, before the process starts
     server = subprocess.Popen(ARGV, start_new_session=True)
     (run_dir / "outcome.json").write_text(json.dumps({
         "ok": True, "candidate_id": "cpu-bf16", "pid": server.pid, "pgid": server.pid,
-        "argv": ARGV, "url": "http://127.0.0.1:8000", "stop": None}))
+        "argv": ARGV, "url": "http://127.0.0.1:8000", "stop": None, "started_at": started_at}))
     try:
         yield run_dir, server.pid
     finally:
@@ -77,3 +79,58 @@ def test_preflight_names_the_run_that_holds_the_gpu(leftover: tuple[Path, int]) 
     assert problem.code == "gpu-memory-busy"
     assert f"a leftover server of run {run_dir.name}: `stackdecide stop {run_dir.name}`" in \
         problem.message
+
+
+def _rewrite(run_dir: Path, **changes: object) -> None:
+    outcome = json.loads((run_dir / "outcome.json").read_text())
+    outcome.update(changes)
+    for key in [key for key, value in changes.items() if value is None]:
+        del outcome[key]
+    (run_dir / "outcome.json").write_text(json.dumps(outcome))
+
+
+@pytest.mark.parametrize(("changes", "why"), [
+    ({"argv": None}, "records no command (argv)"),
+    ({"argv": []}, "records no command (argv)"),
+    ({"started_at": None}, "records no start time"),
+    ({"started_at": "2001-01-01T00:00:00Z"}, "did not start when the run did"),
+    ({"process_started": 978307200.0}, "did not start when the run did"),
+    ({"argv": ["sleep", "301"]}, "is not the command the run started"),
+])
+def test_a_run_file_that_does_not_match_its_process_is_never_stopped(
+        leftover: tuple[Path, int], changes: dict[str, object], why: str) -> None:
+    run_dir, pid = leftover
+    _rewrite(run_dir, **changes)
+    assert live_runs() == []
+    checked = check_run(run_dir)
+    assert isinstance(checked, str) and why in checked
+    assert CliRunner().invoke(main, ["stop", "--all"]).exit_code == 0  # nothing to stop
+    result = CliRunner().invoke(main, ["stop", run_dir.name])
+    assert result.exit_code == 2 and why in result.stderr
+    assert group_members(pid) == [pid]  # never signalled
+
+
+def test_a_run_file_naming_another_process_group_is_never_stopped(
+        leftover: tuple[Path, int]) -> None:
+    """The recorded process matches, but the group to signal is someone else's."""
+    run_dir, pid = leftover
+    other = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        _rewrite(run_dir, pgid=other.pid)
+        assert live_runs() == []
+        assert CliRunner().invoke(main, ["stop", "--all"]).exit_code == 0
+        assert group_members(other.pid) == [other.pid] and group_members(pid) == [pid]
+    finally:
+        other.kill()
+        other.wait(timeout=5)
+
+
+def test_the_process_start_time_recorded_by_the_launch_is_matched_exactly(
+        leftover: tuple[Path, int]) -> None:
+    run_dir, pid = leftover
+    process = process_of(pid)
+    assert process is not None
+    _rewrite(run_dir, started_at=None, process_started=process.started)
+    assert [run.pid for run in live_runs()] == [pid]
+    _rewrite(run_dir, process_started=process.started + 5)
+    assert live_runs() == []

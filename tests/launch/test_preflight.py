@@ -241,7 +241,8 @@ def test_static_problems_of_the_report_configuration(rtx4090_path: Path) -> None
     facts = engine_config.model_facts(candidate.engine, decision.model.decision.model)
     target = preflight.target_hardware((), decision.model.decision.hardware)
     problems = preflight.static_problems(candidate.engine, candidate.env, facts, target)
-    assert sorted(_codes(problems)) == ["fp8-e5m2-with-fp8-checkpoint", "kv-cache-too-small"]
+    assert sorted(_codes(problems)) == ["engine-loads-code", "fp8-e5m2-with-fp8-checkpoint",
+                                        "kv-cache-too-small"]  # the first: trust_remote_code
     json.dumps([p.to_dict() for p in problems])  # ready for `check --format json`
 
 
@@ -250,7 +251,8 @@ def test_decision_problems_for_check(rtx4090_path: Path) -> None:
 
     report = stackdecide.load(rtx4090_path)
     assert sorted(p.code for p in engine_config.decision_problems(report, "vllm-cuda-torch271")) == [
-        "fp8-e5m2-with-fp8-checkpoint", "fp8-kv-unsupported-backend", "kv-cache-too-small"]
+        "engine-loads-code", "fp8-e5m2-with-fp8-checkpoint", "fp8-kv-unsupported-backend",
+        "kv-cache-too-small"]
     hopper = stackdecide.load(rtx4090_path.parent / "hopper.yaml")
     # only infos: max_num_seqs 256 runs at once when sequences average under max_model_len
     assert {p.code for cid in hopper.candidate_ids

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from stackdecide.launch.leftovers import process_of
 from stackdecide.launch.process import group_members
 from stackdecide.launch.supervision import start_supervisor
+from stackdecide.launch.supervisor import supervise
 
 
 def _group(tmp_path: Path) -> subprocess.Popen[bytes]:
@@ -62,4 +64,32 @@ def test_a_launcher_that_says_goodbye_keeps_its_server(tmp_path: Path, word: str
         assert json.loads((tmp_path / "outcome.json").read_text())["failure"] is None
     finally:
         os.killpg(engine.pid, 9)
+        engine.wait(timeout=5)
+
+
+def _closed_pipe() -> int:
+    """The read end of a pipe whose writer is gone: what a killed launcher leaves."""
+    read_end, write_end = os.pipe()
+    os.close(write_end)
+    return read_end
+
+
+def test_a_group_whose_leader_started_at_another_time_is_not_stopped(tmp_path: Path) -> None:
+    """The group's number went to another process group: not the supervisor's to stop."""
+    engine = _group(tmp_path)
+    try:
+        leader = process_of(engine.pid)
+        assert leader is not None and len(_wait_members(engine.pid, 2)) >= 2
+        pipe = _closed_pipe()
+        assert supervise(engine.pid, tmp_path, 2.0, pipe, started=leader.started - 60) == "eof"
+        os.close(pipe)
+        assert len(group_members(engine.pid)) >= 2
+        assert json.loads((tmp_path / "outcome.json").read_text())["stop"] is None
+        pipe = _closed_pipe()
+        assert supervise(engine.pid, tmp_path, 2.0, pipe, started=leader.started) == "eof"
+        os.close(pipe)
+        assert _wait_gone(engine.pid) == []
+    finally:
+        if group_members(engine.pid):
+            os.killpg(engine.pid, 9)
         engine.wait(timeout=5)

@@ -101,3 +101,51 @@ def test_cost_criterion_and_custom_scale(small_text: str) -> None:
                               "{id: stability, weight: 0.4, direction: cost, scale: [0, 20]}")
     decision = stackdecide.parse(text, "cost.yaml")
     np.testing.assert_allclose(decision.normalize(), [[0.7, 1 - 9 / 20], [0.9, 1 - 5 / 20]])
+
+
+HOSTILE_TEXT = """\
+schema: stackdecide/v1
+decision:
+  title: "T\\e[31m\\nwinner: b"
+  source: |
+    a report
+criteria:
+  - {id: speed, name: "Sp\\u202eeed", weight: 1, description: "zero\\u200bwidth"}
+candidates:
+  - {id: a, name: "Qwen3 — ü 漢", notes: "two\\nlines", scores: {speed: 7}}
+  - {id: b, name: "B\\x9b2J", scores: {speed: 9}}
+"""
+
+
+def test_free_text_keeps_its_hidden_characters_escaped() -> None:
+    decision = stackdecide.parse(HOSTILE_TEXT)
+    assert decision.title == "T\\x1b[31m\\nwinner: b"
+    assert decision.model.decision.source == "a report"  # a block's last newline is stripped
+    criterion = decision.criteria[0]
+    assert criterion.label == "Sp\\u202eeed" and criterion.description == "zero\\u200bwidth"
+    first, second = decision.candidates
+    assert first.label == "Qwen3 — ü 漢" and first.notes == "two\\nlines"
+    assert second.label == "B\\x9b2J"
+
+
+@pytest.mark.parametrize(("field", "written", "shown"), [
+    ("candidates[0].id", "a\\u200b", "\\u200b"),
+    ("candidates[0].id", "a\\e[31m", "\\x1b"),
+    ("candidates[0].id", "a\\u2066", "\\u2066"),
+])
+def test_an_id_with_hidden_characters_is_refused_where_it_is_written(
+        field: str, written: str, shown: str) -> None:
+    text = HOSTILE_TEXT.replace("{id: a,", f'{{id: "{written}",')
+    with pytest.raises(DecisionFileError) as caught:
+        stackdecide.parse(text, "d.yaml")
+    message = str(caught.value)
+    assert message.startswith(f"d.yaml:9:10 {field}: ") and "an id cannot hold" in message
+    assert shown in message and "\x1b" not in message
+
+
+def test_merge_keys_merge_as_before_within_their_bound() -> None:
+    text = HOSTILE_TEXT.replace("criteria:", "x-base: &base {speed: 3}\ncriteria:")
+    decision = stackdecide.parse(text.replace("scores: {speed: 9}", "scores: {<<: *base}"))
+    assert decision.candidates[1].scores == {"speed": 3.0}
+    decision = stackdecide.parse(text.replace("scores: {speed: 9}", "scores: {<<: *base, speed: 9}"))
+    assert decision.candidates[1].scores == {"speed": 9.0}  # the mapping's own key wins

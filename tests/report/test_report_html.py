@@ -202,7 +202,7 @@ def test_ranking_table_shows_contributions_and_audit(rtx4090_path: Path) -> None
     assert '<span class="b error">launch:kv-cache-too-small</span>' in rows[2]
     assert all("<td>–</td>" in row for row in rows)  # no rank
     assert "M</span>" not in table  # nothing measured
-    assert "0 of 12" in page and "9 errors, 1 warnings" in page
+    assert "0 of 12" in page and "9 errors, 4 warnings" in page  # 3: trust_remote_code, each
     assert "no candidate is feasible (3 cannot start as written)" in page
     assert "Not analysed: no candidate is feasible" in page
     assert set(charts_in(page)) == {"contributions"}
@@ -444,7 +444,7 @@ def test_markdown_report_of_rtx4090(rtx4090_path: Path, tmp_path: Path) -> None:
             "are shown as scored, none is ranked.") in out
     first = next(line for line in out.splitlines() if line.startswith("| - "))
     assert "89.75" in first and "33.25" in first
-    assert "launch:fp8-e5m2-with-fp8-checkpoint (+2)" in first
+    assert "launch:fp8-e5m2-with-fp8-checkpoint (+3)" in first  # one of them: trust_remote_code
     assert ("infeasible: `vllm-cuda-torch271`: cannot start as written (launch:fp8-e5m2-with-fp8-"
             "checkpoint, launch:fp8-kv-unsupported-backend, launch:kv-cache-too-small)") in out
     assert "- **error** `reported-total-mismatch`" in out

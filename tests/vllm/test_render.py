@@ -195,3 +195,30 @@ def test_removed_keys_table_is_only_a_hint(new_spec) -> None:
     spec = _spec(p, "0.12.0", [])
     assert "task" in REMOVED_KEYS
     assert render({"model": "m", "task": "generate"}, spec).ok
+
+
+@pytest.mark.parametrize(("engine", "marked", "served"), [
+    ({"model": "org/private-7b", "served_model_name": ["name0123", "alias"]},
+     ["served_model_name"], None),
+    ({"model": "org/private-7b"}, ["MODEL"], None),
+    ({"model": "org/private-7b", "served_model_name": "name0123"}, ["model"], "name0123"),
+    ({"model": "org/private-7b", "served_model_name": ["name0123", "alias"]}, [], "name0123"),
+    ({"model": "org/private-7b"}, ["api_key"], "org/private-7b"),
+])
+def test_a_marked_served_name_is_refused_and_recorded_nowhere(
+        new_spec: VllmArgSpec, engine: dict[str, object], marked: list[str],
+        served: str | None) -> None:
+    """The name the server is served as goes in every request and run file: a key it comes
+    from that the decision marks secret is refused, saying so, and the command does not hold
+    its value (the launch records ``served_model_name``)."""
+    command = render(engine, new_spec, secrets=marked)
+    assert command.served_model_name == served
+    refused = [p for p in command.problems if p.code == "secret-on-command-line"]
+    assert [p.field for p in refused] == [f"engine.{key.lower()}" for key in marked
+                                          if key != "api_key"]
+    assert all("it cannot be one" in p.message and "every request" in p.message for p in refused)
+    assert command.ok is not refused
+    for key in marked:
+        value = engine.get(key.lower())
+        names = value if isinstance(value, list) else [value] if value else []
+        assert not [name for name in names if name in command.argv or repr(name) in repr(command)]

@@ -6,12 +6,19 @@ decision's ``hardware`` block, or a probed GPU that ``launch.preflight`` supplie
 keys. ``check``, ``score`` and the HTML report run them on every candidate through
 ``check_launchability``; ``launch`` runs the same functions before it starts anything, with the
 installed vLLM's facts added (``launch.preflight``).
+
+The same checks guard against a hostile file: values vLLM would read as options
+(``check_values``), keys and variables that make the server load code (``CODE_LOADING_KEYS``,
+``CODE_LOADING_VARIABLES``), and secrets (``is_secret_name``), which reach vLLM by environment
+only and every output shows as ``***``.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,6 +46,7 @@ from stackdecide.model.stack import (
     engine_value,
     is_cpu_target,
     layout_of,
+    option_name,
 )
 
 if TYPE_CHECKING:
@@ -644,20 +652,363 @@ def check_max_num_seqs(engine: Mapping[str, Any], env: Mapping[str, str], model:
     return []
 
 
-# Variables that decide which code the server process loads (shared libraries, Python modules,
-# programs). A decision file that sets them runs whatever its author points them at: allowed, since
-# a custom build may need them, but never without a word.
-CODE_LOADING_VARIABLES = ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PYTHONPATH", "PYTHONHOME",
-                          "PATH")
+# -- hostile input: values that would be options, code the server would load, secrets -----------
+
+# vLLM's parser (argparse) reads a word that starts with "-" as an option unless it looks like a
+# negative number, and its FlexibleArgumentParser also reads a "-" word holding a "." as a dotted
+# option (-O.mode 3, --compilation-config.mode 3): only negative whole numbers pass as values.
+NEGATIVE_INTEGER = re.compile(r"-\d+")
 
 
-def check_env(env: Mapping[str, str]) -> list[Problem]:
+def is_option_word(word: str) -> bool:
+    """Whether vLLM's parser would read ``word`` as an option rather than as a value."""
+    return word.startswith("-") and NEGATIVE_INTEGER.fullmatch(word) is None
+
+
+def _dash_name(char: str) -> str | None:
+    """How a character people paste in place of "-" is called (word processors turn "--" into a
+    dash), or None for any other character."""
+    name = unicodedata.name(char, "")
+    if char != "-" and (unicodedata.category(char) == "Pd" or "MINUS" in name):
+        return f"{name} (U+{ord(char):04X})"
+    return None
+
+
+def _shown(value: Any, secret: bool) -> str:
+    """A value as a message quotes it: redacted when secret, shortened when long."""
+    if secret:
+        return REDACTED
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def value_problem(key: str, index: int | None, word: str, secret: bool = False) -> Problem | None:
+    """What is wrong with ``word`` as a value of engine key ``key`` (item ``index`` of a list), or
+    None: an error when vLLM would read it as an option, a warning when it only looks like one.
+    Rendering (``vllm.render``) and the static checks both ask this, so both say the same."""
+    field = f"engine.{key}" + ("" if index is None else f"[{index}]")
+    shown = _shown(word, secret)
+    if is_option_word(word):
+        return Problem("value-is-an-option",
+                       f"{shown} would reach vLLM as an option, not as a value: its parser reads "
+                       "a word that starts with '-' as an option (one holding a '.' as a dotted "
+                       "option), so only negative whole numbers such as -1 pass; give each option "
+                       "as an engine key of its own", field)
+    stripped = word.lstrip()
+    dash = _dash_name(stripped[0]) if stripped else None
+    if dash or (stripped.startswith("-") and stripped != word):
+        return Problem("value-looks-like-an-option",
+                       f"{shown} starts with {dash or 'spaces and a -'}, which vLLM reads as part "
+                       "of a value, not as an option; if an option was meant, give it as an "
+                       "engine key of its own", field, "warning")
+    return None
+
+
+def check_values(engine: Mapping[str, Any], marked: Collection[str] = ()) -> list[Problem]:
+    """Each value of ``engine`` that vLLM would read as an option (an error) or that only looks
+    like one (a warning): scalars and the items of lists, each of which becomes a word of its own
+    in the command. A mapping becomes one JSON word and a boolean a flag: neither can carry one;
+    a secret vLLM reads from its environment (``SECRET_VARIABLES``) never is a word."""
+    problems = []
+    for key, value in engine.items():
+        if option_name(key) in SECRET_VARIABLES and is_secret_name(key, marked):
+            continue
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for index, item in items:
+            if isinstance(item, bool) or not isinstance(item, str | int | float):
+                continue
+            problem = value_problem(str(key), index, str(item), is_secret_name(key, marked))
+            if problem is not None:
+                problems.append(problem)
+    return problems
+
+
+@dataclass(frozen=True)
+class CodeSource:
+    """An engine key (``a.b``: field ``b`` of the JSON-valued key ``a``) or env var that makes the
+    server load code, or serve files, from wherever its value points; ``inert``: values of vLLM's
+    own that load nothing."""
+
+    name: str
+    loads: str
+    inert: tuple[str, ...] = ()
+
+
+# What the server loads because a decision file says so. A custom build may need any of them, so
+# they are allowed, but never in silence: ``check`` and ``score`` warn, and ``launch`` refuses them
+# unless ``--allow-code-loading`` or ``decision.allow_code_loading: true``. Read from vLLM 0.32's
+# argument definitions and its users of import_module / resolve_obj_by_qualname; docs/launch.md
+# lists them.
+CODE_LOADING_KEYS: dict[str, CodeSource] = {source.name: source for source in (
+    CodeSource("trust_remote_code", "Python code shipped with the model (the modeling files of "
+               "its repository or folder)"),
+    CodeSource("allowed_local_media_path", "files of this machine under that folder, to any "
+               "client that asks for a file:// URL"),
+    CodeSource("middleware", "Python objects imported by name into the API server"),
+    CodeSource("tool_parser_plugin", "that Python file, run as a tool-call parser"),
+    CodeSource("reasoning_parser_plugin", "that Python file, run as a reasoning parser"),
+    CodeSource("logits_processors", "Python classes imported by name, run at every sampling step"),
+    CodeSource("worker_cls", "a Python class imported by name in place of vLLM's worker",
+               ("auto",)),
+    CodeSource("worker_extension_cls", "a Python class imported by name into every worker"),
+    CodeSource("scheduler_cls", "a Python class imported by name in place of vLLM's scheduler"),
+    CodeSource("distributed_executor_backend", "a Python class imported by name as the executor",
+               ("mp", "ray", "uni", "external_launcher")),
+    CodeSource("model_class_overrides", "model classes imported by 'module:class'"),
+    CodeSource("io_processor_plugin", "an input/output processor plugin of the installed "
+               "packages"),
+    CodeSource("log_config_file", "a logging configuration, which can import and run any "
+               "Python class"),
+    CodeSource("config", "vLLM arguments from that YAML file, which stackdecide neither sees nor "
+               "checks"),
+    CodeSource("compilation_config.backend", "a compiler backend imported by name",
+               ("inductor", "eager")),
+    CodeSource("kv_transfer_config.kv_connector_module_path", "that Python module, imported as "
+               "the KV-cache connector"),
+    CodeSource("ec_transfer_config.ec_connector_module_path", "that Python module, imported as "
+               "the encoder-cache connector"),
+)}
+# The same for environment variables: the C library's and Python's own, compilers, and the caches
+# compiled code is loaded from. Only the decision's ``env`` is checked: a variable set in the
+# launcher's own environment is the operator's choice.
+CODE_LOADING_VARIABLES: dict[str, CodeSource] = {source.name: source for source in (
+    CodeSource("LD_PRELOAD", "shared libraries loaded into every process"),
+    CodeSource("LD_AUDIT", "shared libraries loaded into every process to watch it"),
+    CodeSource("LD_LIBRARY_PATH", "shared libraries from those folders first"),
+    CodeSource("GCONV_PATH", "character-set modules of the C library from those folders"),
+    CodeSource("PATH", "programs from those folders first"),
+    CodeSource("CC", "that program, run to compile Triton's kernel launchers"),
+    CodeSource("CXX", "that program, run to compile torch.compile's C++ kernels"),
+    CodeSource("PYTHONPATH", "Python modules from those folders first"),
+    CodeSource("PYTHONHOME", "the Python standard library from that folder"),
+    CodeSource("PYTHONUSERBASE", "Python packages from that user site"),
+    CodeSource("PYTHONSTARTUP", "that Python file, in every interactive interpreter it starts"),
+    CodeSource("HF_MODULES_CACHE", "model code (trust_remote_code modules) imported from that "
+               "folder"),
+    CodeSource("TRITON_CACHE_DIR", "compiled Triton kernels from that folder"),
+    CodeSource("TORCHINDUCTOR_CACHE_DIR", "torch.compile's compiled kernels from that folder"),
+    CodeSource("TORCH_EXTENSIONS_DIR", "compiled PyTorch extensions from that folder"),
+    CodeSource("VLLM_CACHE_ROOT", "vLLM's compiled graphs (torch_compile_cache) from that folder"),
+    CodeSource("VLLM_LOGGING_CONFIG_PATH", "a logging configuration, which can import and run "
+               "any Python class"),
+    CodeSource("VLLM_ALLOW_INSECURE_SERIALIZATION", "pickled objects sent by clients, which run "
+               "code as they are read", ("0", "false")),
+    CodeSource("VLLM_SERVER_DEV_MODE", "development endpoints that let clients call into the "
+               "engine's workers", ("0", "false")),
+)}
+# Their findings' codes: warnings in ``check`` and ``score``; ``launch`` makes them errors unless
+# code loading is allowed (``launch.preflight.code_loading``).
+CODE_LOADING_CODES = frozenset({"engine-loads-code", "env-changes-loaded-code"})
+ALLOW_HINT = ("`launch` refuses it unless --allow-code-loading or decision.allow_code_loading: "
+              "true; use it only with a decision file from someone you trust")
+
+
+def _loads(value: Any, source: CodeSource) -> bool:
+    """Whether ``value`` makes ``source`` load anything: not off, empty or one of vLLM's own."""
+    if value is None or value is False or value in ("", [], {}):
+        return False
+    return not (isinstance(value, str) and value.strip().lower() in source.inert)
+
+
+def _json_field(value: Any, field: str) -> Any:
+    """Field ``field`` of a JSON-valued engine key, given as a mapping or as JSON text."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value.get(field) if isinstance(value, dict) else None
+
+
+def check_code_loading(engine: Mapping[str, Any], env: Mapping[str, str],
+                       marked: Collection[str] = ()) -> list[Problem]:
+    """A warning for each engine key and env var of the candidate that makes the server load code
+    (``CODE_LOADING_KEYS``, ``CODE_LOADING_VARIABLES``), naming what it would load."""
+    problems = []
+    for source in CODE_LOADING_KEYS.values():
+        head, _, field = source.name.partition(".")
+        key = engine_key(engine, head)
+        value = _json_field(engine.get(key), field) if field else engine.get(key)
+        if _loads(value, source):
+            shown = _shown(value, is_secret_name(key, marked))
+            problems.append(Problem("engine-loads-code", f"{source.name}: {shown} makes the server "
+                                    f"load {source.loads}; {ALLOW_HINT}", f"engine.{key}",
+                                    "warning"))
+    return problems + check_env(env, marked)
+
+
+def check_env(env: Mapping[str, str], marked: Collection[str] = ()) -> list[Problem]:
     """A warning for each variable of the candidate's ``env`` that changes which code runs."""
     return [Problem("env-changes-loaded-code",
-                    f"{name}={value!r} changes which libraries, Python modules or programs the "
-                    "server loads; use it only with a decision file from someone you trust",
+                    f"{name}={_shown(value, is_secret_name(name, marked))} changes which code the "
+                    f"server loads: {CODE_LOADING_VARIABLES[name].loads}; {ALLOW_HINT}",
                     f"env.{name}", "warning")
-            for name, value in env.items() if name in CODE_LOADING_VARIABLES]
+            for name, value in env.items()
+            if name in CODE_LOADING_VARIABLES and _loads(value, CODE_LOADING_VARIABLES[name])]
+
+
+# How outputs show a secret's value.
+REDACTED = "***"
+# Engine keys vLLM also reads from an environment variable (vllm/envs.py VLLM_API_KEY; the
+# Hugging Face hub's HF_TOKEN when hf_token is unset): a secret is passed there, never in the
+# command, which every user of the machine can read (ps, /proc/PID/cmdline).
+SECRET_VARIABLES = {"api_key": "VLLM_API_KEY", "hf_token": "HF_TOKEN"}
+API_KEY_VARIABLE = SECRET_VARIABLES["api_key"]
+# A name is a secret's when one of its words is one of these, when it ends in "token" (hf_token,
+# GITHUB_TOKEN; not max_num_batched_tokens), or in "api key", "access key", "private key".
+_SECRET_WORDS = frozenset({"secret", "secrets", "password", "passwd", "passphrase", "credential",
+                           "credentials", "apikey"})
+_SECRET_ENDINGS = frozenset({("api", "key"), ("access", "key"), ("private", "key")})
+# Secrets shorter than this are redacted where they stand as values, but not looked for in free
+# text (log lines, messages), where a short one would blank out ordinary words.
+MIN_SCRUBBED = 4
+
+
+def _name_words(name: object) -> tuple[str, ...]:
+    return tuple(word for word in re.split(r"[^a-z0-9]+", str(name).lower()) if word)
+
+
+def is_secret_name(name: object, marked: Collection[str] = ()) -> bool:
+    """Whether an engine key or env var holds a secret: named like one (``api_key``, ``hf_token``,
+    ``HF_TOKEN``, ``*_SECRET*``, ``*_PASSWORD``, ...), or named in ``marked`` (the decision's
+    ``secrets``; case, ``-`` and ``_`` aside)."""
+    words = _name_words(name)
+    if not words:
+        return False
+    if any(_name_words(other) == words for other in marked):
+        return True
+    return bool(_SECRET_WORDS.intersection(words)) or words[-1] == "token" or \
+        words[-2:] in _SECRET_ENDINGS
+
+
+def _holds_secret(value: Any) -> bool:
+    return value is not None and not isinstance(value, bool) and value not in ("", [], {})
+
+
+def redact(value: Any) -> Any:
+    """A secret's value as every output shows it: each text or number ``***``, the shape (a list,
+    a mapping) and booleans kept (``hf_token: true`` names no secret)."""
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    if isinstance(value, dict):
+        return {key: redact(item) for key, item in value.items()}
+    return REDACTED if _holds_secret(value) else value
+
+
+def redacted_engine(engine: Mapping[str, Any], marked: Collection[str] = ()) -> dict[str, Any]:
+    """``engine`` with the value of every secret key redacted, inside JSON-valued keys too."""
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: redact(item) if is_secret_name(key, marked) else walk(item)
+                    for key, item in value.items()}
+        return [walk(item) for item in value] if isinstance(value, list) else value
+    return walk(dict(engine))
+
+
+def redacted_env(env: Mapping[str, str], marked: Collection[str] = ()) -> dict[str, str]:
+    """``env`` with the value of every secret variable redacted."""
+    return {name: REDACTED if value and is_secret_name(name, marked) else value
+            for name, value in env.items()}
+
+
+def secret_values(engine: Mapping[str, Any], env: Mapping[str, str],
+                  marked: Collection[str] = ()) -> tuple[str, ...]:
+    """Every secret value of a candidate, as text, longest first: what ``redact_text`` blanks out
+    of free text."""
+    found: set[str] = set()
+
+    def collect(value: Any, secret: bool) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                collect(item, secret or is_secret_name(key, marked))
+        elif isinstance(value, list):
+            for item in value:
+                collect(item, secret)
+        elif secret and _holds_secret(value):
+            found.add(str(value))
+    collect(dict(engine), False)
+    collect(dict(env), False)
+    return tuple(sorted(found, key=lambda text: (-len(text), text)))
+
+
+def redact_text(text: str, values: Collection[str]) -> str:
+    """``text`` with every secret of ``values`` (``secret_values``) of at least ``MIN_SCRUBBED``
+    characters replaced by ``***``."""
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= MIN_SCRUBBED:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def secret_problems(key: str, value: Any, env: Mapping[str, str],
+                    marked: Collection[str] = ()) -> list[Problem]:
+    """What keeps engine key ``key`` from reaching vLLM without its secret in the command: a
+    secret with no environment variable vLLM reads it from, several API keys (``VLLM_API_KEY``
+    holds one), one that ``env`` sets otherwise, a secret inside a JSON-valued key."""
+    field = f"engine.{key}"
+    option = option_name(key)
+    if not is_secret_name(key, marked):
+        inside = _secret_inside(value, marked)
+        return [Problem("secret-on-command-line", f"{inside} inside it would reach vLLM in its "
+                        "command, which every user of this machine can read; pass it in the "
+                        "candidate's env instead, if vLLM reads it from there", field)] \
+            if inside else []
+    if not _holds_secret(value):
+        return []
+    variable = SECRET_VARIABLES.get(option)
+    if option in ("model", "served_model_name"):
+        return [Problem("secret-on-command-line", "marked a secret, but it cannot be one: vLLM "
+                        "takes it only in its command, and the name the server is served as "
+                        "(served_model_name, else model) is sent in every request and recorded in "
+                        "every run file; take it off decision.secrets", field)]
+    if variable is None:
+        return [Problem("secret-on-command-line", "a secret: vLLM would only get it in its "
+                        "command, which every user of this machine can read; stackdecide passes "
+                        "secrets in the environment only (api_key as VLLM_API_KEY, hf_token as "
+                        "HF_TOKEN): set the variable vLLM reads it from in the candidate's env",
+                        field)]
+    items = value if isinstance(value, list) else [value]
+    if len(items) != 1 or not isinstance(items[0], str | int | float):
+        return [Problem("secret-not-one-value", f"give one: vLLM reads one from {variable}, "
+                        "which stackdecide passes it in", field)]
+    if env.get(variable, str(items[0])) != str(items[0]):
+        return [Problem("secret-conflict", f"the candidate's env sets {variable} otherwise; keep "
+                        "one of them", field)]
+    return []
+
+
+def _secret_inside(value: Any, marked: Collection[str]) -> str | None:
+    """The first field named like a secret that holds one, inside a mapping value."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if is_secret_name(key, marked) and _holds_secret(item):
+                return f"'{key}'"
+            inner = _secret_inside(item, marked)
+            if inner:
+                return inner
+    if isinstance(value, list):
+        return next((inner for item in value if (inner := _secret_inside(item, marked))), None)
+    return None
+
+
+# Codes of problems that rendering (``vllm.render``) and these static checks both find, from the
+# same functions: a view that shows both says each once.
+SHARED_CODES = frozenset({"value-is-an-option", "secret-on-command-line", "secret-conflict",
+                          "secret-not-one-value"})
+
+
+def check_secrets(engine: Mapping[str, Any], env: Mapping[str, str],
+                  marked: Collection[str] = ()) -> list[Problem]:
+    """``secret_problems`` of every engine key."""
+    return [problem for key, value in engine.items()
+            for problem in secret_problems(str(key), value, env, marked)]
+
+
+def canonical_engine(engine: Mapping[str, Any]) -> dict[str, Any]:
+    """``engine`` with each key spelled as vLLM's option (``max-model-len`` -> ``max_model_len``),
+    as rendering reads it, so that every check reads what the command says (the loader refuses
+    one option written twice)."""
+    return {option_name(key): value for key, value in engine.items()}
 
 
 def skipped_checks(engine: Mapping[str, Any], env: Mapping[str, str], model: ModelFacts,
@@ -688,17 +1039,22 @@ def static_problems(engine: Mapping[str, Any], env: Mapping[str, str], model: Mo
                     target: TargetHardware | None,
                     backend_dtypes: Mapping[str, tuple[str, ...]] | None = None,
                     release: VllmRelease | None = None,
-                    vllm_pin: str | None = None) -> list[Problem]:
+                    vllm_pin: str | None = None,
+                    secrets: Collection[str] = ()) -> list[Problem]:
     """Checks that need only the decision file; ``backend_dtypes`` (each attention backend's
     supported KV-cache dtypes) comes from the installed vLLM when there is one, ``vllm_pin`` (the
     candidate's ``stack.vllm``) says which release's backend rules apply, and ``release`` whose
     defaults fill the engine keys left out (default: ``vllm_defaults_release(vllm_pin)``; a
-    launch passes the vLLM that will run it). Checks that cannot run are info problems
-    (``skipped_checks``)."""
+    launch passes the vLLM that will run it); ``secrets``: the decision's names of secrets besides
+    those named like one. Keys are read as vLLM's options (``canonical_engine``), so each check
+    reads what the command says. Checks that cannot run are info problems (``skipped_checks``)."""
+    engine = canonical_engine(engine)
     installed = installed_vllm()  # asked once: both versioned tables read it
     rules = backends.rules_version(vllm_pin, installed)
     release = release or vllm_defaults.vllm_release(vllm_pin, installed)
-    return [*check_env(env),
+    return [*check_values(engine, secrets),
+            *check_secrets(engine, env, secrets),
+            *check_code_loading(engine, env, secrets),
             *check_parallel(engine, model, target),
             *check_fp8_kv_with_fp8_checkpoint(engine, model, rules),
             *check_fp8_kv_backend(engine, env, target, backend_dtypes, model, rules),
@@ -746,16 +1102,24 @@ def decision_problems(decision: DecisionMatrix, candidate_id: str) -> list[Probl
     facts = candidate_model(decision, candidate_id)
     return static_problems(candidate.engine, candidate.env, facts,
                            file_hardware(candidate_hardware(decision.model, candidate_id)),
-                           vllm_pin=candidate.stack.vllm)
+                           vllm_pin=candidate.stack.vllm, secrets=decision.model.decision.secrets)
+
+
+ITEM = re.compile(r"(?P<key>.+)\[(?P<index>\d+)\]")
 
 
 def problem_location(decision: DecisionMatrix, index: int, problem: Problem) -> str | None:
-    """``file:line:col field`` of a problem about candidate ``index``'s ``engine`` or ``env`` key;
-    the problem's own field (``--port``, ``decision.model.shape``) for anything else."""
+    """``file:line:col field`` of a problem about candidate ``index``'s ``engine`` or ``env`` key
+    (``engine.key[2]``: an item of its list), the key spelled as the file spells it; the problem's
+    own field (``--port``, ``decision.model.shape``) for anything else."""
     section, _, key = (problem.field or "").partition(".")
-    if section in ("engine", "env") and key:
-        return decision.locate(("candidates", index, section, key))
-    return problem.field
+    if section not in ("engine", "env") or not key:
+        return problem.field
+    item = ITEM.fullmatch(key)
+    path: tuple[str | int, ...] = (item["key"], int(item["index"])) if item else (key,)
+    if section == "engine":
+        path = (engine_key(decision.candidates[index].engine, option_name(path[0])), *path[1:])
+    return decision.locate(("candidates", index, section, *path))
 
 
 def check_launchability(decision: DecisionMatrix) -> list[Finding]:

@@ -9,19 +9,23 @@ output token), ``throughput`` (a fixed number of prompts at each of several conc
 Prompts are random token ids (seeded), outputs have a fixed length (``ignore_eos`` and
 ``max_tokens``), warm-up requests are not counted, and every metric is defined as in
 ``vllm bench serve`` (docs/metrics.md). A run that cannot go on (server unreachable, gone, hung)
-raises a ``BenchError`` that carries the results gathered so far.
+raises a ``BenchError`` that carries the results gathered so far. A server started with an API key
+gets it as a bearer token on every request: the key given (``launch`` passes its server's), else
+``$VLLM_API_KEY``, the variable vLLM itself reads it from.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from typing import Protocol
 
 import aiohttp
 import numpy as np
 
+from stackdecide.audit.engine_config import API_KEY_VARIABLE
 from stackdecide.bench.prompts import Prompt, PromptMaker, TokenIdPrompts, text_prompts
 from stackdecide.bench.results import (
     DEFAULTS,
@@ -102,6 +106,11 @@ class BenchRunner:
         self.progress: Progress = progress or _NoProgress()
         self.result = BenchResult(config=self.config)
         self.prompts: PromptMaker = TokenIdPrompts(self.config.token_id_limit)
+        self.api_key: str | None = os.environ.get(API_KEY_VARIABLE) or None
+
+    def headers(self) -> dict[str, str]:
+        """What every request carries: the server's API key as a bearer token, when it has one."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def connection_limit(self) -> int:
         """Connections the pool may open: one per stream of the largest level."""
@@ -121,9 +130,9 @@ class BenchRunner:
                                          force_close=False, keepalive_timeout=60)
         # /metrics gets its own connection: in the benchmark's pool (one connection per stream)
         # a scrape would hold a slot and delay the next request, inflating its TTFT.
-        async with aiohttp.ClientSession(connector=connector,
+        async with aiohttp.ClientSession(connector=connector, headers=self.headers(),
                                          timeout=config.timeouts.client_timeout()) as session, \
-                aiohttp.ClientSession() as metrics_session:
+                aiohttp.ClientSession(headers=self.headers()) as metrics_session:
             try:
                 await self._discover(session)
                 self.prompts = await self._prompt_maker(session)
@@ -341,14 +350,23 @@ class _FatalRequest(Exception):
         self.record = record
 
 
-def runner_for(config: BenchConfig, progress: Progress | None = None) -> BenchRunner:
-    """The runner of ``config``'s scenario: ``CapacityRunner`` searches, the others measure."""
+def runner_for(config: BenchConfig, progress: Progress | None = None,
+               api_key: str | None = None) -> BenchRunner:
+    """The runner of ``config``'s scenario: ``CapacityRunner`` searches, the others measure;
+    ``api_key``: the server's (default: ``$VLLM_API_KEY``)."""
+    runner: BenchRunner
     if config.scenario == "capacity":
         from stackdecide.bench.capacity_run import CapacityRunner  # it builds on this module
-        return CapacityRunner(config, progress)
-    return BenchRunner(config, progress)
+        runner = CapacityRunner(config, progress)
+    else:
+        runner = BenchRunner(config, progress)
+    if api_key:
+        runner.api_key = api_key
+    return runner
 
 
-def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchResult:
-    """Run a benchmark to the end (see ``BenchRunner`` and ``bench.capacity_run``)."""
-    return runner_for(config, progress).run()
+def run_bench(config: BenchConfig, progress: Progress | None = None,
+              api_key: str | None = None) -> BenchResult:
+    """Run a benchmark to the end (see ``BenchRunner`` and ``bench.capacity_run``) against a
+    server that requires ``api_key`` (default: ``$VLLM_API_KEY``), if any."""
+    return runner_for(config, progress, api_key).run()

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from stackdecide._text import shown
 from stackdecide._version import __version__
 from stackdecide.errors import StackdecideError
 
@@ -38,8 +39,8 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except StackdecideError as exc:
-            click.echo(f"error: {exc}", err=True)
+        except StackdecideError as exc:  # shown: a message may quote a key or value of a file
+            click.echo(f"error: {shown(str(exc))}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 import stackdecide
+from stackdecide._text import shown
 from stackdecide.cli._app import decision_argument, echo_step, handle_errors, main
 from stackdecide.envs.decision import EnvOptions, build_candidates, resolve_candidates
 from stackdecide.envs.download import download_wheels, read_freeze
@@ -135,12 +136,18 @@ def list_command(env_dir: Path | None) -> None:
 @click.option("--all", "everything", is_flag=True, help="Remove every environment.")
 @handle_errors
 def prune_command(env_dir: Path | None, locks: tuple[str, ...], everything: bool) -> None:
-    """Remove unfinished builds, and the environments of LOCKS (hashes or their first digits)."""
+    """Remove unfinished builds, and the environments of LOCKS (hashes or their first digits).
+
+    Only folders stackdecide made are removed (they hold a .stackdecide-env marker); anything
+    else asked for is named as kept, with why.
+    """
     folder = EnvOptions(env_dir=env_dir).folder
-    removed = prune(folder, everything=everything, locks=locks)
-    for path in removed:
-        click.echo(f"removed {path}")
-    if not removed:
+    pruned = prune(folder, everything=everything, locks=locks)
+    for path in pruned.removed:
+        click.echo(f"removed {shown(str(path))}")
+    for path, why in pruned.kept:
+        click.echo(f"kept {shown(str(path))}: {shown(why)}")
+    if not pruned.removed and not pruned.kept:
         click.echo("nothing to remove")
 
 

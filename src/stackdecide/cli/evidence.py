@@ -21,11 +21,10 @@ from stackdecide.evidence.importers import (
     read_evidence_file,
 )
 from stackdecide.evidence.provenance import (
+    PlannedFile,
     file_digest,
-    imported_ids,
     model_mismatches,
-    stored_copies,
-    tag_records,
+    plan_imports,
 )
 from stackdecide.evidence.records import (
     EXPORT_FORMATS,
@@ -135,6 +134,8 @@ def _row(record: EvidenceRecord) -> list[str]:
     value = f"{record.value:.6g}"
     if record.spread is not None:
         value += f" ±{record.spread / 2:.3g}"
+    if record.interval is not None:
+        value += f" [{record.interval[0]:.3g}, {record.interval[1]:.3g}]"
     return [
         str(record.id), record.candidate, record.metric, value, record.unit, str(record.repeats),
         " ".join(f"{k}={v}" for k, v in sorted(record.scenario.items())),
@@ -205,41 +206,46 @@ def import_files(files: tuple[str, ...], evidence_path: str | None, decision_fil
         scenario={k: parse_scenario_value(v) for k, v in _pairs(scenario, "--scenario").items()},
         config_sha256=config_sha256)
     results = [read_evidence_file(file, context) for file in files]
-    digests = [file_digest(file) for file in files]
+    files_read = list(zip(results, [file_digest(file) for file in files], strict=True))
     decision = _decision(decision_file, evidence_path)
     if decision is not None:
         check_candidates(decision, [r for result in results for r in result.records])
-    stored: list[EvidenceRecord] = []
-    if Path(path).exists():
-        with EvidenceStore(path, create=False, readonly=True) as store:
-            stored = store.load()
-    records: list[EvidenceRecord] = []
-    new: list[EvidenceRecord] = []  # as read, for messages that name their file
-    taken: set[str] = set()
-    for result, digest in zip(results, digests, strict=True):
-        kind = KIND_LABELS[result.kind]
-        ours = result.kind == "stackdecide"  # exports keep their records exactly as stored
-        before = stored_copies(stored, result.records) if ours else imported_ids(stored, digest)
-        if before or digest in taken:
-            when = f"before as records {_id_range(before)}" if before else "in this import"
-            click.echo(f"{result.file}: skipped, the same content ({digest}) was imported {when}; "
-                       "importing it again would count its measurements twice", err=True)
-            continue
-        taken.add(digest)
-        click.echo(f"{result.file}: {kind}, {len(result.records)} records", err=True)
-        for note in result.notes:
-            click.echo(f"  note: {note}", err=True)
-        records += list(result.records) if ours else tag_records(result.records, digest)
-        new += result.records
-    for warning in model_mismatches(decision, new) if decision is not None else []:
-        click.echo(f"warning: {warning}", err=True)
     if dry_run:
+        stored: list[EvidenceRecord] = []
+        if Path(path).exists():
+            with EvidenceStore(path, create=False, readonly=True) as store:
+                stored = list(store.load())
+        planned, records = plan_imports(stored, files_read)
+        _say_planned(planned, decision)
         click.echo(f"dry run: {len(records)} records checked, none stored")
         return
+    # What is new is decided under the store's write lock: a file imported by another process
+    # at the same moment is seen, and skipped, rather than stored twice.
     with EvidenceStore(path) as store:
-        ids = store.add(records)
+        planned, ids = store.add_chosen(lambda stored: plan_imports(stored, files_read))
+    _say_planned(planned, decision)
     shown = f" (ids {ids[0]}..{ids[-1]})" if ids else ""
     click.echo(f"stored {len(ids)} records{shown} in {path}")
+
+
+def _say_planned(planned: Sequence[PlannedFile], decision: Decision | None) -> None:
+    """Each file's kind, records and notes, or why it was skipped; then records of another model
+    than their candidate's."""
+    for file in planned:
+        result = file.result
+        if file.skipped:
+            before = list(file.stored_before)
+            when = f"before as records {_id_range(before)}" if before else "in this import"
+            click.echo(f"{result.file}: skipped, the same content ({file.digest}) was imported "
+                       f"{when}; importing it again would count its measurements twice", err=True)
+            continue
+        click.echo(f"{result.file}: {KIND_LABELS[result.kind]}, {len(result.records)} records",
+                   err=True)
+        for note in result.notes:
+            click.echo(f"  note: {note}", err=True)
+    new = [record for file in planned if not file.skipped for record in file.result.records]
+    for warning in model_mismatches(decision, new) if decision is not None else []:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _id_range(ids: list[int]) -> str:

@@ -74,6 +74,10 @@ def _record(store_path: str, outcome: LaunchOutcome) -> None:
 @click.option("--use-current-env", is_flag=True,
               help="Run candidates whose stack pins differ from this interpreter's packages "
                    "anyway (measuring the installed stack) instead of refusing them.")
+@click.option("--allow-code-loading", is_flag=True,
+              help="Start candidates whose engine keys or env make the server load code the "
+                   "decision file points at (trust_remote_code, middleware, LD_PRELOAD, ...: "
+                   "docs/launch.md); refused otherwise, unless decision.allow_code_loading.")
 @click.option("--build-envs", is_flag=True,
               help="Run each candidate that pins its stack in its own environment, resolved and "
                    "built (or reused) first: see `stackdecide env build`.")
@@ -135,7 +139,7 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
            race_seed: int, until_stable: bool,
            max_launches: int | None, evidence_path: str | None, any_hardware: bool,
            parallel: str | None, cluster: str | None, only: str | None,
-           confirm_top: int, use_current_env: bool, build_envs: bool,
+           confirm_top: int, use_current_env: bool, allow_code_loading: bool, build_envs: bool,
            **env_kwargs: Any) -> None:
     """Start vLLM with a candidate's engine config from decision FILE.
 
@@ -153,14 +157,16 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
         if until_certain:
             _search(file, bench, dry_run or keep, LaunchOptions(
                 host=host, timeout_s=timeout_s, dummy_weights=dummy_weights, python=python,
-                port=None, use_current_env=use_current_env), evidence_path, cluster, parallel,
+                port=None, use_current_env=use_current_env,
+                allow_code_loading=allow_code_loading), evidence_path, cluster, parallel,
                 tolerance, confidence, budget_min, max_launches, race_seed, any_hardware,
                 calibrations_from(calibrate_with))
             return
         _tournament(file, bench, until_stable, dry_run or keep,
                     LaunchOptions(host=host, timeout_s=timeout_s, dummy_weights=dummy_weights,
                                   python=python, port=None,
-                                  use_current_env=use_current_env),
+                                  use_current_env=use_current_env,
+                                  allow_code_loading=allow_code_loading),
                     evidence_path, cluster, parallel, only, race_seed, confirm_top, any_hardware,
                     env_options(env_kwargs) if build_envs else None)
         return
@@ -184,7 +190,8 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
     options = LaunchOptions(host=host, port=port, timeout_s=timeout_s,
                             dummy_weights=dummy_weights, keep=keep, python=python,
                             on_progress=echo_progress, environments=environments,
-                            use_current_env=use_current_env)
+                            use_current_env=use_current_env,
+                            allow_code_loading=allow_code_loading)
     store_path = evidence_path or str(default_evidence_path(path))
     if bench and until_certain and (decision.model.space is not None or tolerance is not None):
         from stackdecide.cli._loop import run_search_cli

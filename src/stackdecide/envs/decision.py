@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from stackdecide.envs.base import BaseEnv, read_base_env
-from stackdecide.envs.build import BuiltEnv, build_env, default_env_dir, interpreter_version
+from stackdecide.envs.build import BuiltEnv, build_env, interpreter_version, usable_env_dir
 from stackdecide.envs.download import resolve_over_freeze
 from stackdecide.envs.requirements import DEFAULT_PLATFORM, StackRequirements, stack_requirements
 from stackdecide.envs.resolve import Resolution, resolve
@@ -34,7 +34,7 @@ class EnvOptions:
     @property
     def folder(self) -> Path:
         # absolute: workers (a Ray task, a process with another working folder) use it too
-        return (self.env_dir or default_env_dir()).absolute()
+        return usable_env_dir(self.env_dir)
 
 
 @functools.cache

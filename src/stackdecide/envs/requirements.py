@@ -32,6 +32,9 @@ from stackdecide.model.stack import PACKAGES, distribution
 
 DEFAULT_PLATFORM = "x86_64-unknown-linux-gnu"  # uv's --python-platform for Linux x86_64
 CPU_EXCLUDED = ("torchvision", "torchaudio", "torchcodec")
+# A distribution or extra name as PEP 508 writes one: what keeps a URL (``x @ file:///...#``), a
+# marker or a second requirement out of the line the name is written into
+NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -54,10 +57,13 @@ class StackRequirements:
 
     @property
     def key(self) -> str:
-        """Identity of the question (not of the answer): the same pins for the same target."""
+        """Identity of the question (not of the answer): the same pins for the same target. Pins
+        that could not be read are part of it: they make the answer (``bad-pin``) without being
+        in the lines."""
         canonical = json.dumps({"lines": sorted(self.lines), "python": self.python_version,
                                 "platform": self.platform, "cuda": self.cuda_variant,
-                                "excludes": sorted(self.excludes)}, sort_keys=True)
+                                "excludes": sorted(self.excludes),
+                                "problems": sorted(self.problems)}, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def text(self) -> str:
@@ -104,29 +110,35 @@ def stack_requirements(candidate_id: str, stack: Stack, *, cpu: bool,
     fields: dict[str, str] = {}
     problems: list[str] = []
 
-    def add(name: str, pin: str | None, where: str, extras: str = "") -> None:
+    def add(name: str, pin: str | None, where: str, extras: tuple[str, ...] = ()) -> None:
         if pin is None:
+            return
+        odd = [text for text in (name, *extras) if not NAME.fullmatch(text)]
+        if odd:
+            problems.append(f"{where.removesuffix('.' + name)}: {odd[0]!r} is not a package or "
+                            "extra name (letters, digits and . _ -; a URL or a marker cannot be "
+                            "written in one)")
             return
         specifier = pin_specifier(pin) if pin.strip() not in ("", "*") else None
         if specifier is None and pin.strip() not in ("", "*"):
             problems.append(f"{where} {pin!r} is not a PEP 440 version or specifier "
                             "(e.g. ==2.7.1, >=0.10.1, 2.7.*)")
             return
+        written = f"[{','.join(extras)}]" if extras else ""
         try:
-            line = str(Requirement(f"{name}{extras}{specifier or ''}"))
+            line = str(Requirement(f"{name}{written}{specifier or ''}"))
         except InvalidRequirement as exc:
             problems.append(f"{where}: {name!r}: {exc}")
             return
         lines.append(line)
         fields[canonicalize_name(name)] = where
 
-    extras = f"[{','.join(stack.extras)}]" if stack.extras else ""
     for key in PACKAGES:
         if key != "vllm":
             add(distribution(key), getattr(stack, key), f"stack.{key}")
         elif stack.vllm is not None or stack.extras:  # extras alone ask for any vLLM
             add(distribution(key, cpu=cpu), stack.vllm or "",
-                "stack.vllm" if stack.vllm else "stack.extras", extras)
+                "stack.vllm" if stack.vllm else "stack.extras", tuple(stack.extras))
     for package, pin in stack.packages.items():
         add(package, str(pin), f"stack.packages.{package}")
     variant = None

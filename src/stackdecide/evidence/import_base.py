@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from stackdecide.errors import Location
+from stackdecide.errors import EvidenceError, Location
 from stackdecide.evidence.records import EvidenceRecord, HardwareInfo, ScenarioValue
 
 MAX_FILE_BYTES = 512 * 1024 * 1024  # detailed vLLM results hold every generated text
+MAX_RECORDS = 50_000  # records of one file: about 1.7 kB each once read (the parse has its own)
 
 FileKind = Literal["stackdecide", "stackdecide-bench", "vllm-bench-serve", "vllm-bench-sweep",
                    "guidellm", "aiperf"]
@@ -69,3 +70,11 @@ class FolderImporter:
     label: str
     detect: Callable[[Path], bool]
     read: Callable[[Path, RunContext], ImportResult]
+
+
+def check_record_count(count: int, where: Location) -> None:
+    """Refuse a file once reading it has made more than ``MAX_RECORDS`` records, at the place
+    that passed the limit: records are built one run at a time, so memory stays bounded."""
+    if count > MAX_RECORDS:
+        raise EvidenceError(f"makes more than {MAX_RECORDS:,} evidence records; import it in parts "
+                            "(one file per run, or evidence export --candidate/--metric)", where)

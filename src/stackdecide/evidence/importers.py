@@ -22,7 +22,7 @@ from typing import Any
 
 from stackdecide._files import read_user_text
 from stackdecide.errors import EvidenceError, Location
-from stackdecide.evidence._json_values import loads
+from stackdecide.evidence._json_values import JsonBudget, loads
 from stackdecide.evidence.foreign import (
     looks_like_aiperf,
     looks_like_guidellm,
@@ -86,7 +86,9 @@ def read_evidence_file(path: str | Path, context: RunContext | None = None) -> I
 
 def parse_evidence_text(text: str, file: str = "<input>",
                         context: RunContext | None = None) -> ImportResult:
-    """Detect the format of ``text`` (one JSON document, or JSON lines) and read its records."""
+    """Detect the format of ``text`` (one JSON document, or JSON lines) and read its records.
+    Parsing and reading stop at the limits of ``_json_values`` and ``MAX_RECORDS``, so a file
+    within the byte limit cannot exhaust memory."""
     context = context or RunContext()
     if not text.strip():
         raise EvidenceError("empty file, expected JSON evidence or a vllm bench serve result",
@@ -113,9 +115,12 @@ def _importer_of(document: Mapping[str, Any], importers: Sequence[Importer],
     found = next((importer for importer in importers if importer.detect(document)), None)
     if found is None:
         keys = ", ".join(sorted(document)[:8]) or "none"
-        raise EvidenceError("neither stackdecide evidence (records with 'candidate', 'metric', "
-                            "'value') nor a vllm bench serve result (with 'completed', "
-                            f"'request_throughput', 'backend'); its keys: {keys}", where)
+        raise EvidenceError("not a kind of file stackdecide reads: stackdecide evidence (records "
+                            "with 'candidate', 'metric', 'value'), a vllm bench serve result (with "
+                            "'completed', 'request_throughput' and 'backend', 'date' or mean_*_ms "
+                            "latencies), a GuideLLM report ('benchmarks' with 'metrics') or an "
+                            "AIPerf export ('aiperf_version', 'time_to_first_token' or 'records' "
+                            f"by metric); its keys: {keys}", where)
     return found
 
 
@@ -128,12 +133,13 @@ def _parse_lines(text: str, file: str, context: RunContext) -> ImportResult:
     line_importers = [importer for importer in IMPORTERS if importer.lines]
     items: list[tuple[dict[str, Any], Location]] = []
     chosen: Importer | None = None
+    budget = JsonBudget()  # all lines together
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         where = Location(file, number)
         try:
-            item = loads(line, where)
+            item = loads(line, where, budget)
         except json.JSONDecodeError as exc:
             raise EvidenceError(f"invalid JSON: {exc.msg} (column {exc.colno})", where) from None
         if not isinstance(item, dict):

@@ -20,7 +20,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stackdecide.errors import EvidenceError, Location
-from stackdecide.evidence.import_base import Documents, ImportResult, RunContext
+from stackdecide.evidence.import_base import (
+    Documents,
+    ImportResult,
+    RunContext,
+    check_record_count,
+)
 from stackdecide.evidence.records import EXPORT_FORMAT, EvidenceRecord
 
 BENCH_RESULT_SCHEMA = "stackdecide/bench-v1"
@@ -62,6 +67,7 @@ def read_records(documents: Documents, file: str, context: RunContext) -> Import
         raise EvidenceError(f"{', '.join(context.given)} only apply to vllm bench serve results; "
                             "this file holds stackdecide evidence, whose records say their own",
                             Location(file))
+    check_record_count(len(documents), Location(file))
     records = tuple(EvidenceRecord.from_dict(item, where) for item, where in documents)
     return ImportResult(file, "stackdecide", records)
 
@@ -91,6 +97,7 @@ def read_bench_results(documents: Documents, file: str, context: RunContext) -> 
     records: list[EvidenceRecord] = []
     for result, where in documents:
         records += bench_result_records(result, context, where)
+        check_record_count(len(records), where)
     return ImportResult(file, "stackdecide-bench", tuple(records))
 
 
@@ -116,6 +123,7 @@ def bench_result_records(result: Mapping[str, Any], context: RunContext,
     if not rows:
         raise EvidenceError("no metric rows: no level of this run completed a request, so it "
                             "measured nothing", _at(where, "metrics"))
+    check_record_count(len(rows), _at(where, "metrics"))
     complete = result.get("complete") is True
     extra: dict[str, Any] = {"seed": seed} if complete else {"seed": seed, "complete": False}
     partial = None if complete else f"partial run: {result.get('error') or 'incomplete'}"

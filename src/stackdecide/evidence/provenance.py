@@ -11,17 +11,23 @@
   scenario's ``model``). A result of a model other than the candidate's (its ``model.id``, its
   engine's ``model`` or ``served_model_name``) measures something else: ``model_mismatches`` says
   so before it is stored.
+
+``plan_imports`` applies the first rule to the files of one import against the records stored;
+the store runs it under its write lock (``EvidenceStore.add_chosen``), so that two imports of the
+same file at once cannot both find it new.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stackdecide._files import read_user_bytes
 from stackdecide.errors import EvidenceError
+from stackdecide.evidence.import_base import ImportResult
 from stackdecide.evidence.records import EvidenceRecord
 
 if TYPE_CHECKING:
@@ -71,6 +77,42 @@ def stored_copies(stored: Iterable[EvidenceRecord], records: Sequence[EvidenceRe
             by_content.setdefault(record.model_dump_json(exclude={"id"}), record.id)
     ids = [by_content.get(record.model_dump_json(exclude={"id"})) for record in records]
     return sorted(i for i in ids if i is not None) if records and None not in ids else []
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    """What importing one file does: store its records, or skip it as content imported before
+    (``stored_before``: the ids it made then) or earlier in the same import."""
+
+    result: ImportResult
+    digest: str
+    stored_before: tuple[int, ...] = ()
+    repeated_here: bool = False
+
+    @property
+    def skipped(self) -> bool:
+        return bool(self.stored_before) or self.repeated_here
+
+
+def plan_imports(stored: Iterable[EvidenceRecord], files: Sequence[tuple[ImportResult, str]]
+                 ) -> tuple[list[PlannedFile], list[EvidenceRecord]]:
+    """For each ``(result, content digest)`` of one import, whether it repeats what ``stored``
+    holds or a file before it; and the records to store, tagged with their file's digest.
+    stackdecide's own exports keep their records exactly as stored, so they are compared by
+    their records instead."""
+    stored = list(stored)
+    planned: list[PlannedFile] = []
+    records: list[EvidenceRecord] = []
+    taken: set[str] = set()
+    for result, digest in files:
+        ours = result.kind == "stackdecide"
+        before = stored_copies(stored, result.records) if ours else imported_ids(stored, digest)
+        planned.append(PlannedFile(result, digest, tuple(before), not before and digest in taken))
+        if before or digest in taken:
+            continue
+        taken.add(digest)
+        records += result.records if ours else tag_records(result.records, digest)
+    return planned, records
 
 
 def _names(decision: DecisionMatrix, candidate_id: str) -> set[str]:

@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from stackdecide._text import csv_cell
 from stackdecide._version import __version__
 from stackdecide.errors import EvidenceError, Location
 from stackdecide.model.metrics import (
@@ -87,6 +88,9 @@ class EvidenceRecord(_Frozen):
     repeats: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 1  # runs summarised by ``value`` (median)
     # max - min of those runs
     spread: Annotated[float, Field(ge=0, le=MAX_MEASURED, allow_inf_nan=False)] | None = None
+    # [low, high]: the value's 95% interval from within its one run, where the run gives one
+    # (the quality scenario's bootstrap over prompts); it holds the value
+    interval: tuple[FiniteFloat, FiniteFloat] | None = None
     scenario: dict[str, ScenarioValue] = {}
     hardware: HardwareInfo | None = None
     software: dict[str, str] = {}  # package -> installed version, e.g. {"vllm": "0.10.1.1"}
@@ -179,6 +183,9 @@ class EvidenceRecord(_Frozen):
                 raise ValueError(f"'{self.metric}' is 1 (yes) or 0 (no), got {self.value:g}")
             if self.value == 0.0 and not self.note:
                 raise ValueError(f"'{self.metric}' = 0 needs the reason in 'note'")
+        if self.interval is not None and not self.interval[0] <= self.value <= self.interval[1]:
+            raise ValueError(f"interval [{self.interval[0]:g}, {self.interval[1]:g}] does not "
+                             f"hold the value {self.value:g}")
         return self
 
     @property
@@ -358,17 +365,18 @@ def dump_jsonl(records: Iterable[EvidenceRecord]) -> str:
 
 CSV_COLUMNS = ("id", "candidate", "metric", "value", "unit", "repeats", "spread", "scenario", "gpu",
                "gpu_count", "vram_gb", "compute_capability", "driver", "software", "config_sha256",
-               "timestamp", "tool_version", "source", "note", "launch")
+               "timestamp", "tool_version", "source", "note", "launch", "interval")
 
 
 def dump_csv(records: Iterable[EvidenceRecord]) -> str:
-    """A flat table for spreadsheets; scenario and software are JSON text in their cells."""
+    """A flat table for spreadsheets; scenario and software are JSON text in their cells, and
+    text a spreadsheet would run as a formula is written with a leading ``'``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for r in records:
         hw = r.hardware
-        writer.writerow([
+        writer.writerow(map(csv_cell, [
             r.id, r.candidate, r.metric, repr(r.value), r.unit, r.repeats,
             "" if r.spread is None else repr(r.spread), r.scenario_key,
             hw.gpu if hw else "", hw.count if hw else "",
@@ -376,7 +384,8 @@ def dump_csv(records: Iterable[EvidenceRecord]) -> str:
             (hw.compute_capability or "") if hw else "", (hw.driver or "") if hw else "",
             json.dumps(r.software, sort_keys=True, separators=(",", ":")), r.config_sha256 or "",
             r.timestamp.isoformat(), r.tool_version, r.source or "", r.note or "", r.launch or "",
-        ])
+            "" if r.interval is None else json.dumps(list(r.interval)),
+        ]))
     return out.getvalue()
 
 

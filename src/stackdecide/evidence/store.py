@@ -1,28 +1,36 @@
 """The evidence store: one SQLite file, safe with several processes writing at once.
 
-The default store is ``.stackdecide/evidence.db`` beside the decision file. The file runs in WAL
-mode (readers never block the writer), waits for locks instead of failing (busy timeout), and writes
-each ``add`` in one ``BEGIN IMMEDIATE`` transaction: a batch is stored whole or not at all, even
-when the writing process is killed. Before its first write a connection runs SQLite's
-``quick_check``: a damaged store is refused, never written to (a write could report success into
-pages that cannot be read back). Readers (``readonly=True``: ``evidence list``, ``export``,
-``score --evidence``) open the file so that it cannot be written and change nothing, so a store on
-read-only media or without write permission can still be read. The schema is versioned with
-``PRAGMA user_version`` and migrated forward on open; a store written by a newer stackdecide is
-refused, not damaged.
+The default store is ``.stackdecide/evidence.db`` beside the decision file. A store is marked as
+ours (``PRAGMA application_id`` = ``APPLICATION_ID``), and stackdecide writes only into a new
+file, a marked one, or a store made before the mark (our one ``records`` table): another
+application's SQLite file is refused before anything is written to it: not even the switch to
+WAL, nor the commits a crash left in its -wal (or -journal), which a read-write connection would
+move into it. A damaged store is refused just as early: SQLite's ``quick_check`` runs before the first
+write (a write could report success into pages that cannot be read back). The file runs in WAL
+mode (readers never block the writer), waits for locks instead of failing (busy timeout), and
+writes each ``add`` in one ``BEGIN IMMEDIATE`` transaction: a batch is stored whole or not at
+all, even when the writing process is killed. ``add_chosen`` decides what to add from the records
+stored, under that same lock, so two imports of one file at once store it once. Readers
+(``readonly=True``: ``evidence list``, ``export``, ``score --evidence``) open the file so that it
+cannot be written and change nothing, so a store on read-only media or without write permission
+can still be read. The schema is versioned with ``PRAGMA user_version`` and migrated forward on
+open; a store written by a newer stackdecide is refused, not damaged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import sqlite3
 import stat
+import tempfile
 import time
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from stackdecide.errors import EvidenceError, Location
 from stackdecide.evidence.records import (
@@ -38,6 +46,8 @@ from stackdecide.state import STATE_DIR, last_decision
 DEFAULT_FILENAME = "evidence.db"
 BUSY_TIMEOUT_S = 60.0
 SQLITE_MAGIC = b"SQLite format 3\x00"
+APPLICATION_ID = 0x53444576  # "SDEv": PRAGMA application_id of every evidence store
+T = TypeVar("T")
 
 
 # Each migration moves the schema up by one version; they run in order inside one transaction.
@@ -68,11 +78,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # launches before this step named their run folder only in the source, as "run <folder>"
         "UPDATE records SET launch = substr(source, 5) WHERE source LIKE 'run %'",
     ),
+    (  # 3: a value's interval from within its run ([low, high] as JSON text)
+        "ALTER TABLE records ADD COLUMN interval TEXT",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+# The columns of the first schema: a store without our mark is one of ours, made before the mark,
+# when its only table is ``records`` with these columns.
+_FIRST_COLUMNS = frozenset({"id", "candidate", "metric", "value", "unit", "repeats", "spread",
+                            "scenario", "hardware", "software", "config_sha256", "timestamp",
+                            "tool_version", "source", "note"})
+Owner = Literal["new", "ours", "foreign"]
 
 _COLUMNS = ("candidate", "metric", "value", "unit", "repeats", "spread", "scenario", "hardware",
-            "software", "config_sha256", "timestamp", "tool_version", "source", "note", "launch")
+            "software", "config_sha256", "timestamp", "tool_version", "source", "note", "launch",
+            "interval")
 _INSERT = (f"INSERT INTO records ({', '.join(_COLUMNS)}) "
            f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
 
@@ -115,6 +135,53 @@ def load_evidence(path: str | Path) -> EvidenceSet:
     return EvidenceSet.of(read_evidence_file(path).records)
 
 
+def _application_id(path: Path) -> int:
+    """The ``PRAGMA application_id`` an SQLite file's header holds (bytes 68 to 71), read without
+    opening the file as a database."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(100)
+    except OSError as exc:
+        raise EvidenceError(f"cannot read this file: {exc.strerror or exc}",
+                            Location(str(path))) from None
+    return int.from_bytes(header[68:72], "big", signed=True) if len(header) == 100 else 0
+
+
+def _judge(db: sqlite3.Connection) -> tuple[Owner, str]:
+    """Whose SQLite file ``db`` reads: ``new`` (no schema yet), ``ours`` (marked, or our one
+    ``records`` table from before the mark) or ``foreign``, with why it is another application's.
+    Raises ``sqlite3.DatabaseError`` where the file cannot be read."""
+    marked = int(db.execute("PRAGMA application_id").fetchone()[0])
+    if marked == APPLICATION_ID:
+        return "ours", ""
+    objects = db.execute("SELECT type, name FROM sqlite_master").fetchall()
+    tables = sorted(str(name) for kind, name in objects if kind == "table")
+    columns = {str(row[1]) for row in db.execute("PRAGMA table_info(records)")}
+    if marked == 0 and not objects:
+        return "new", ""
+    if marked == 0 and tables == ["records"] and columns >= _FIRST_COLUMNS:
+        return "ours", ""
+    return "foreign", (f"application_id {marked:#010x}" if marked else
+                       f"its tables: {', '.join(tables[:6]) or 'none'}")
+
+
+def _pending_files(path: Path) -> dict[str, Path]:
+    """The -wal and -journal files beside an SQLite file (where SQLite looks: beside the file a
+    link points at) that hold something, by suffix: commits not yet in the file, or the pages
+    a writer that crashed had overwritten."""
+    target = path.resolve()
+    pending = {}
+    for suffix in ("-wal", "-journal"):
+        side = target.with_name(target.name + suffix)
+        try:
+            info = side.stat()
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) and info.st_size:
+            pending[suffix] = side
+    return pending
+
+
 def _is_sqlite(path: Path) -> bool:
     """Whether ``path`` is a regular file starting like an SQLite database. Anything else (a
     FIFO, whose opening would wait for a writer; a device) is left to the file reader to refuse."""
@@ -142,12 +209,14 @@ class EvidenceStore:
         self._where = Location(str(self.path))
         self.readonly = readonly
         self.busy_timeout_s = busy_timeout_s
-        self._intact = False  # quick_check passed on this connection (checked before writing)
+        self._intact = False  # quick_check passed on this file (checked before writing)
         self._empty = False  # a read-only view of a store no writer has set up yet
-        self._check_file(create and not readonly)
+        existing = self._check_file(create and not readonly)
         if readonly:
             self._db = self._connect_readonly()
             return
+        if existing:
+            self._inspect()  # before the first write, the WAL switch included
         try:
             # Autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE.
             self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
@@ -161,7 +230,9 @@ class EvidenceStore:
             self._db.close()
             raise
 
-    def _check_file(self, create: bool) -> None:
+    def _check_file(self, create: bool) -> bool:
+        """Whether the store's file exists with content; refuses anything that is not an SQLite
+        file, or that another application marked as its own."""
         try:
             info = self.path.stat()
         except FileNotFoundError:
@@ -172,7 +243,7 @@ class EvidenceStore:
             except OSError as exc:
                 raise EvidenceError(f"cannot create the store's folder {self.path.parent}: "
                                     f"{exc.strerror or exc}", self._where) from None
-            return
+            return False
         except OSError as exc:
             raise EvidenceError(f"cannot reach the evidence store: {exc.strerror or exc}",
                                 self._where) from None
@@ -181,13 +252,84 @@ class EvidenceStore:
         if not stat.S_ISREG(info.st_mode):
             raise EvidenceError("is not a regular file (a device, FIFO or socket); an evidence "
                                 "store is an SQLite file", self._where)
-        if info.st_size and not _is_sqlite(self.path):
+        if not info.st_size:
+            return False
+        if not _is_sqlite(self.path):
             raise EvidenceError("not an evidence store (not an SQLite database)", self._where)
+        marked = _application_id(self.path)
+        if marked not in (0, APPLICATION_ID):
+            raise self._foreign(f"application_id {marked:#010x}")
+        return True
+
+    def _inspect(self) -> None:
+        """Refuse, before anything is written, a file that is not ours to write: another
+        application's SQLite database, a store of a newer stackdecide, or a damaged store. Read
+        through a connection that cannot write (``_connect_readonly``)."""
+        db = self._connect_readonly()
+        try:
+            self._intact = self._empty or self._quick_check(db)
+        finally:
+            db.close()
+        self._empty = False  # a writer sets the schema up before reading
+
+    def _foreign(self, why: str) -> EvidenceError:
+        return EvidenceError(f"not an evidence store: an SQLite database of another application "
+                             f"({why}); stackdecide reads and writes only its own stores, so it "
+                             "was left as it is: pass --evidence with another path", self._where)
+
+    def _owner(self, db: sqlite3.Connection) -> Owner:
+        """Whose SQLite file ``db`` reads (``_judge``); refuses another application's."""
+        try:
+            owner, why = _judge(db)
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(str(exc)) from None
+        if owner == "foreign":
+            raise self._foreign(why)
+        return owner
+
+    def _refuse_foreign(self) -> None:
+        """Refuse another application's file before any connection that could write opens it: a
+        read-write connection moves the commits of a hot -wal (or the pages of a hot -journal)
+        into the file and removes them, even with ``query_only``. Judged from the main file
+        alone (``immutable``: SQLite reads nothing else and makes no -wal or -shm); where that
+        shows no schema yet, or cannot be read, while a -wal or -journal beside it holds
+        something, from a private copy of the file with them."""
+        if _application_id(self.path) == APPLICATION_ID:
+            return  # marked as ours; another application's mark is refused by _check_file
+        owner: Owner | None = None  # the main file cannot be read (mid-checkpoint, or damaged)
+        why = ""
+        try:
+            with contextlib.closing(self._connect(f"{self._uri}?mode=ro&immutable=1")) as db:
+                owner, why = _judge(db)
+        except sqlite3.DatabaseError:
+            pass
+        if owner == "foreign":
+            raise self._foreign(why)
+        pending = _pending_files(self.path)
+        if owner == "ours" or not pending:
+            return  # nothing pending beside a file that cannot be read: opening it says why
+        with tempfile.TemporaryDirectory(prefix="stackdecide-store-") as folder:
+            copy = Path(folder) / "store.db"
+            try:
+                shutil.copyfile(self.path, copy)
+                for suffix, side in pending.items():
+                    shutil.copyfile(side, copy.with_name(copy.name + suffix))
+            except OSError as exc:
+                raise EvidenceError(f"cannot read the evidence store: {exc.strerror or exc}",
+                                    self._where) from None
+            # read-write on the copy only: it takes in the copied -wal or rolls back the -journal
+            with contextlib.closing(self._connect(f"file:{urllib.parse.quote(str(copy))}")) as db:
+                self._owner(db)
+
+    @property
+    def _uri(self) -> str:
+        return f"file:{urllib.parse.quote(str(self.path.absolute()))}"
 
     def _connect_readonly(self) -> sqlite3.Connection:
         """A connection that reads and never writes: no WAL switch, no migration.
 
-        Tried in order, each when the one before cannot open the store:
+        Opened once the file is known to be ours or new (``_refuse_foreign``), tried in order,
+        each when the one before cannot open the store:
 
         1. read-write with ``query_only``: nothing can be written, and when it closes as the last
            connection SQLite removes the -wal and -shm files of a WAL store, as a writer does (a
@@ -197,10 +339,10 @@ class EvidenceStore:
            gone, which SQLite opens no other way. A writer with more rights could still be adding
            records: this read may then miss the newest, and writes nothing either way.
         """
-        base = f"file:{urllib.parse.quote(str(self.path.absolute()))}"
+        self._refuse_foreign()
         for query in ("mode=rw", "mode=ro", "mode=ro&immutable=1"):
             try:
-                db = self._connect(f"{base}?{query}")
+                db = self._connect(f"{self._uri}?{query}")
             except EvidenceError:
                 continue
             try:
@@ -218,12 +360,15 @@ class EvidenceStore:
         else:
             raise EvidenceError("cannot open the evidence store for reading: check the "
                                 "permissions of the file and its folder", self._where)
-        if version > SCHEMA_VERSION:
+        try:
+            if version > SCHEMA_VERSION:
+                raise EvidenceError(f"the store has schema version {version}, newer than this "
+                                    f"stackdecide reads ({SCHEMA_VERSION}); upgrade stackdecide",
+                                    self._where)
+            self._empty = self._owner(db) == "new"  # created but never written: no records yet
+        except BaseException:
             db.close()
-            raise EvidenceError(f"the store has schema version {version}, newer than this "
-                                f"stackdecide reads ({SCHEMA_VERSION}); upgrade stackdecide",
-                                self._where)
-        self._empty = version == 0  # created but never written: no records table yet
+            raise
         return db
 
     def _connect(self, uri: str) -> sqlite3.Connection:
@@ -263,7 +408,7 @@ class EvidenceStore:
                                 "a network file system?", self._where)
 
     def _migrate(self) -> None:
-        if self._version() == SCHEMA_VERSION:
+        if self._version() == SCHEMA_VERSION and self._application_id() == APPLICATION_ID:
             return
         self._begin()
         try:
@@ -272,10 +417,12 @@ class EvidenceStore:
                 raise EvidenceError(f"the store has schema version {version}, newer than this "
                                     f"stackdecide reads ({SCHEMA_VERSION}); upgrade stackdecide",
                                     self._where)
+            self._owner(self._db)  # the file may have been written since it was inspected
             for step in MIGRATIONS[version:]:
                 for statement in step:
                     self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
@@ -283,6 +430,12 @@ class EvidenceStore:
         except BaseException:
             self._rollback()
             raise
+
+    def _application_id(self) -> int:
+        try:
+            return int(self._db.execute("PRAGMA application_id").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            raise self._error("not an evidence store", exc) from None
 
     def _version(self) -> int:
         try:
@@ -307,20 +460,26 @@ class EvidenceStore:
     def _check_intact(self) -> None:
         """Refuse to write into a damaged store. SQLite can append to a file whose other pages are
         corrupt and report success, while what was stored can no longer be read back."""
-        if self._intact:
-            return
+        if not self._intact:
+            self._intact = self._quick_check(self._db)
+
+    def _quick_check(self, db: sqlite3.Connection) -> bool:
+        """SQLite's ``quick_check`` of the file: True, or the error saying how to recover."""
         try:
-            rows = [str(row[0]) for row in self._db.execute("PRAGMA quick_check").fetchall()]
+            rows = [str(row[0]) for row in db.execute("PRAGMA quick_check").fetchall()]
         except sqlite3.DatabaseError as exc:
             rows = [str(exc)]
         if rows != ["ok"]:
             more = f" (and {len(rows) - 1} more problems)" if len(rows) > 1 else ""
-            raise EvidenceError(
-                f"the evidence store is damaged, so nothing was written to it (SQLite's "
-                f"quick_check: {rows[0]}{more}). Copy the file aside, then recover what can be read "
-                f"with `sqlite3 {self.path} .recover | sqlite3 recovered.db`, or restore a backup; "
-                "write new evidence to another store with --evidence", self._where)
-        self._intact = True
+            raise self._damaged(f"{rows[0]}{more}")
+        return True
+
+    def _damaged(self, problem: str) -> EvidenceError:
+        return EvidenceError(
+            f"the evidence store is damaged, so nothing was written to it (SQLite's quick_check: "
+            f"{problem}). Copy the file aside, then recover what can be read with "
+            f"`sqlite3 {self.path} .recover | sqlite3 recovered.db`, or restore a backup; write "
+            "new evidence to another store with --evidence", self._where)
 
     @property
     def schema_version(self) -> int:
@@ -333,19 +492,28 @@ class EvidenceStore:
         The records are consumed inside the transaction: if anything fails (a bad item, a killed
         process) none of them is stored.
         """
-        ids: list[int] = []
+        return self._transaction(lambda: self._insert(records))
+
+    def add_chosen(self, choose: Callable[[EvidenceSet], tuple[T, Sequence[EvidenceRecord]]]
+                   ) -> tuple[T, list[int]]:
+        """Store what ``choose`` picks, given every stored record, in one transaction; returns its
+        answer and the new ids. Reading and writing hold one write lock, so another process's
+        records are either all seen or not yet stored: two imports of the same file at once
+        store it once."""
+        def pick_and_insert() -> tuple[T, list[int]]:
+            answer, records = choose(self.load())
+            return answer, self._insert(records)
+
+        return self._transaction(pick_and_insert)
+
+    def _transaction(self, body: Callable[[], T]) -> T:
         if self.readonly:
             raise EvidenceError("this store was opened read-only; open it without readonly=True "
                                 "to add records", self._where)
         self._begin()
         try:
             self._check_intact()  # under the write lock: nothing changes between check and write
-            for index, record in enumerate(records):
-                if not isinstance(record, EvidenceRecord):
-                    raise EvidenceError(f"item {index} is a {type(record).__name__}, not an "
-                                        "EvidenceRecord", self._where)
-                cursor = self._db.execute(_INSERT, _row(record))
-                ids.append(int(cursor.lastrowid or 0))
+            result = body()
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
@@ -353,6 +521,16 @@ class EvidenceStore:
         except BaseException:
             self._rollback()
             raise
+        return result
+
+    def _insert(self, records: Iterable[EvidenceRecord]) -> list[int]:
+        ids: list[int] = []
+        for index, record in enumerate(records):
+            if not isinstance(record, EvidenceRecord):
+                raise EvidenceError(f"item {index} is a {type(record).__name__}, not an "
+                                    "EvidenceRecord", self._where)
+            cursor = self._db.execute(_INSERT, _row(record))
+            ids.append(int(cursor.lastrowid or 0))
         return ids
 
     def _rollback(self) -> None:
@@ -375,11 +553,13 @@ class EvidenceStore:
         return EvidenceSet(tuple(self._record(row) for row in rows))
 
     def _columns(self) -> str:
-        """The columns to read; a store not yet migrated (one opened read-only) has no launch
-        column, and its records name their launch by their source (``EvidenceRecord``)."""
-        if self._version() >= 2:
-            return ", ".join(_COLUMNS)
-        return ", ".join(column if column != "launch" else "NULL" for column in _COLUMNS)
+        """The columns to read; a store not yet migrated (one opened read-only) lacks the later
+        ones: without a launch column its records name their launch by their source
+        (``EvidenceRecord``), without an interval column they have none."""
+        added = {"launch": 2, "interval": 3}  # the schema version that added each column
+        version = self._version()
+        return ", ".join(column if added.get(column, 1) <= version else "NULL"
+                         for column in _COLUMNS)
 
     def count(self, candidate: str | None = None, metric: str | None = None) -> int:
         clauses, params = self._where_clause(candidate, metric, None)
@@ -421,7 +601,7 @@ class EvidenceStore:
         data = dict(zip(("id", *_COLUMNS), row, strict=True))
         where = Location(str(self.path), field=f"records[id={data['id']}]")
         try:
-            for key in ("scenario", "software", "hardware"):
+            for key in ("scenario", "software", "hardware", "interval"):
                 if data[key] is not None:
                     data[key] = json.loads(data[key])
             if data["hardware"] is not None:
@@ -447,4 +627,4 @@ def _row(record: EvidenceRecord) -> tuple[Any, ...]:
             json.dumps(hardware, sort_keys=True) if hardware else None,
             json.dumps(record.software, sort_keys=True), record.config_sha256,
             record.timestamp.isoformat(), record.tool_version, record.source, record.note,
-            record.launch)
+            record.launch, json.dumps(list(record.interval)) if record.interval else None)

@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 from stackdecide.errors import EvidenceError, Location
 from stackdecide.evidence._json_values import (
     check_counts,
+    check_percentiles,
     read_integer,
     read_measured,
     read_number,
@@ -49,10 +50,19 @@ from stackdecide.evidence.import_base import (
     Documents,
     ImportResult,
     RunContext,
+    check_record_count,
 )
 from stackdecide.evidence.records import EvidenceRecord, ScenarioValue, parse_scenario_value
 from stackdecide.model import derived
-from stackdecide.model.metrics import LATENCIES, METRICS, PERCENTILE_KEYS, tool_latencies, tool_metrics
+from stackdecide.model.metrics import (
+    LATENCIES,
+    METRICS,
+    PERCENTILE_KEYS,
+    latency_statistic,
+    percentile_of,
+    tool_latencies,
+    tool_metrics,
+)
 
 # vLLM writes our units (milliseconds, per second), so no key needs a factor.
 _RATES = {key: metric for key, (metric, _) in tool_metrics("vllm").items()}
@@ -62,11 +72,15 @@ _LATENCY_PATTERN = re.compile(r"^(mean|median|std|p[0-9.]+)_([a-z0-9_]+)_ms$")
 _VLLM_TEXT_KEYS = {"date", "endpoint_type", "backend", "label", "model_id", "tokenizer_id",
                    "request_rate", "ramp_up_strategy"}
 _VLLM_DATE_FORMAT = "%Y%m%d-%H%M%S"
+_SETUP_KEYS = ("backend", "endpoint_type", "model_id", "date")
 
 
 def looks_like_vllm_result(document: Mapping[str, Any]) -> bool:
+    """The totals of a run, with its setup or its latencies (results copied by other tools, such
+    as vLLM's nightly benchmarks, keep the metrics and drop the setup)."""
     return ("completed" in document and "request_throughput" in document
-            and any(key in document for key in ("backend", "endpoint_type", "model_id", "date")))
+            and (any(key in document for key in _SETUP_KEYS)
+                 or any(isinstance(key, str) and _LATENCY_PATTERN.match(key) for key in document)))
 
 
 def read_vllm_results(documents: Documents, file: str, context: RunContext) -> ImportResult:
@@ -81,6 +95,7 @@ def read_vllm_results(documents: Documents, file: str, context: RunContext) -> I
         run_records, run_notes = vllm_result_records(result, context, source, where)
         records.extend(run_records)
         notes.extend(run_notes)
+        check_record_count(len(records), where)
     return ImportResult(file, "vllm-bench-serve", tuple(records), tuple(notes))
 
 
@@ -138,6 +153,7 @@ def vllm_result_records(result: Mapping[str, Any], context: RunContext, source: 
             continue
         if metric not in latencies or statistic == "median":  # p50_X_ms repeats median_X_ms
             latencies[metric] = (key, value)
+    _check_percentiles(latencies, where)
     for metric, (key, value) in latencies.items():
         records.append(record(metric, value, f"from {key}"))
     derived_records, derived_notes = _derived(result, latencies, scenario, completed, where)
@@ -147,6 +163,18 @@ def vllm_result_records(result: Mapping[str, Any], context: RunContext, source: 
         raise EvidenceError("this vllm bench serve result holds no metric that stackdecide knows",
                             where)
     return records, notes
+
+
+def _check_percentiles(latencies: Mapping[str, tuple[str, float]], where: Location) -> None:
+    """Each latency's percentiles rise with the percentile (``_json_values.check_percentiles``)."""
+    by_latency: dict[str, list[tuple[float, float, Location]]] = {}
+    for metric, (key, value) in latencies.items():
+        name, statistic = latency_statistic(metric)
+        if statistic != "mean":
+            by_latency.setdefault(name, []).append(
+                (percentile_of(statistic), value, Location(where.file, where.line, None, key)))
+    for percentiles in by_latency.values():
+        check_percentiles(percentiles)
 
 
 def _derived(result: Mapping[str, Any], latencies: Mapping[str, tuple[str, float]],

@@ -9,12 +9,12 @@ vLLM is installed here, only the table of removed keys can be checked, and a not
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from stackdecide.audit.capacity import Capacity, decision_capacity
-from stackdecide.audit.engine_config import problem_location
+from stackdecide.audit.engine_config import SHARED_CODES, problem_location
 from stackdecide.audit.space import pruned_as_info
 from stackdecide.envs.decision import EnvOptions, resolve_candidates
 from stackdecide.envs.resolve import Resolution
@@ -37,10 +37,13 @@ class KeyChecks:
 
 
 def engine_key_problems(engine: Mapping[str, Any], env: Mapping[str, str],
-                        spec: VllmArgSpec | None) -> list[Problem]:
-    """Problems with the engine keys themselves, as the given vLLM (or the removed-keys table) sees them."""
+                        spec: VllmArgSpec | None, secrets: Collection[str] = ()) -> list[Problem]:
+    """Problems with the engine keys themselves, as the given vLLM (or the removed-keys table)
+    sees them: what rendering finds, less what the audit's static checks already say
+    (``SHARED_CODES``)."""
     if spec is not None:
-        return [p for p in render(engine, spec, env=env).problems if p.severity != "info"]
+        return [p for p in render(engine, spec, env=env, secrets=secrets).problems
+                if p.severity != "info" and p.code not in SHARED_CODES]
     keys = {option_name(key) for key in engine}
     return [removed_problem(key, None) for key in sorted(keys) if key in REMOVED_KEYS]
 
@@ -53,7 +56,8 @@ def check_engine_keys(decision: DecisionMatrix, spec: VllmArgSpec | None,
         if not candidate.engine:  # a decision may rank stacks without saying how to launch them
             continue
         findings += [problem.finding(candidate.id, problem_location(decision, index, problem))
-                     for problem in engine_key_problems(candidate.engine, candidate.env, spec)]
+                     for problem in engine_key_problems(candidate.engine, candidate.env, spec,
+                                                        decision.model.decision.secrets)]
     if spec is not None:
         note = f"engine keys checked against vLLM {spec.vllm_version} ({spec.python})"
     else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from stackdecide.launch import gpus as gpu_selection
 from stackdecide.launch import preflight
 from stackdecide.launch.leftovers import live_runs
 from stackdecide.launch.process import DEFAULT_GRACE_S
+from stackdecide.launch.real_model import default_real_models_dir, real_model_served_as
 from stackdecide.launch.runs import LaunchOutcome, runs_dir
 from stackdecide.launch.scaffold import SCAFFOLD_PLACEHOLDER, default_models_dir
 from stackdecide.model.problems import Problem, errors
@@ -63,6 +64,9 @@ class LaunchOptions:
     use_current_env: bool = False  # measure the interpreter's stack even where pins differ
     on_progress: Callable[[Progress], None] | None = None
     gpus: tuple[int, ...] | None = None  # NVML indices placed on (CUDA_VISIBLE_DEVICES)
+    # start a candidate whose engine keys or env make the server load code the decision file
+    # points at (also decision.allow_code_loading); refused otherwise
+    allow_code_loading: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,8 @@ class LaunchPlan:
 
     candidate_id: str
     decision_file: str | None
-    engine: dict[str, Any]  # as written in the decision file
-    env: dict[str, str]  # candidate env plus launcher defaults, before rendering
+    engine: dict[str, Any]  # as written in the decision file, secrets as ***
+    env: dict[str, str]  # candidate env plus launcher defaults, before rendering, secrets as ***
     engine_sha256: str
     command: RenderedCommand | None  # None when vLLM could not be asked for its arguments
     problems: tuple[Problem, ...]
@@ -101,6 +105,8 @@ class LaunchPlan:
     interconnect: str | None = None  # between those GPUs: nvlink, pcie, or None (one / unknown)
     layout: str = "TP 1"  # tensor x pipeline x data parallel
     environment: BuiltEnv | None = None  # the candidate's own environment, when it has one
+    # the candidate's secret values, blanked out of the log lines a launch repeats
+    secret_values: tuple[str, ...] = field(default=(), repr=False)
 
     def environment_record(self) -> dict[str, Any]:
         """What a launch records of the environment it ran in."""
@@ -203,7 +209,8 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
     options = options or LaunchOptions()
     candidate = decision.candidate(candidate_id)
     meta = decision.model.decision
-    engine = dict(candidate.engine)
+    # every check reads the keys as rendering does (the command's own spelling)
+    engine = engine_config.canonical_engine(candidate.engine)
     written_env = {**candidate.env, **options.env}
     environment = options.environments.get(candidate_id)
     python = environment.python if environment is not None else vllm_python(options.python)
@@ -244,6 +251,14 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
         if scaffold_shape is not None:
             effective["model"] = SCAFFOLD_PLACEHOLDER  # made real when the launch starts
             effective["load_format"] = "dummy"
+            effective.setdefault("served_model_name", served_name)  # else the folder's path
+    real = real_model_served_as(engine.get("model"))
+    if real is not None and scaffold_shape is None:
+        effective["model"] = real.placeholder  # prepared when the launch starts
+        effective.setdefault("served_model_name", real.served_id)
+        notes.append(f"real model {real.name}: {real.description}; prepared once into "
+                     f"{default_real_models_dir()} when a launch starts (or by `stackdecide model "
+                     f"prepare {real.name}`) and served as '{effective['served_model_name']}'")
 
     try:
         spec = spec or load_arg_spec(python, runtime)
@@ -256,14 +271,14 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
     port = port or 0
     command = None
     if spec is not None:
-        command = render(effective, spec, host=options.host, port=port,
-                         served_model_name=served_name, env=env, python=python)
+        command = render(effective, spec, host=options.host, port=port, env=env, python=python,
+                         secrets=meta.secrets)
         problems += command.problems
     release = preflight.launch_release(candidate.stack.vllm, spec, runtime.vllm)
-    problems += preflight.static_problems(engine, env, model, target, spec, release)
+    problems += preflight.static_problems(engine, env, model, target, spec, release, meta.secrets)
     fit = capacity_of(candidate_id, engine, env, model, target, release)
     portable, portable_note, portable_changes = _portable(engine, env, spec, candidate.stack.vllm,
-                                                          options, port)
+                                                          options, port, meta.secrets)
     notes += portable_changes
     leftovers = live_runs()
     for visible in (g for g in gpu.gpus if g.index in (used or selection.indices[:1])):
@@ -277,11 +292,17 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
     if environment is not None:
         notes.append(f"environment {environment.short} ({environment.path}): the candidate's "
                      f"own, built from its stack pins")
-    return LaunchPlan(candidate_id, decision.source_file, engine, env,
+    # rendering and the static checks find some problems alike: each is said once
+    problems = preflight.code_loading(list(dict.fromkeys(problems)),
+                                      options.allow_code_loading or meta.allow_code_loading)
+    return LaunchPlan(candidate_id, decision.source_file,
+                      engine_config.redacted_engine(candidate.engine, meta.secrets),
+                      engine_config.redacted_env(env, meta.secrets),
                       candidate.config_sha256, command, tuple(problems),
                       tuple(notes), options.host, port, runtime, gpu, target, scaffold_shape,
                       model.fp8_checkpoint, runs_parent, fit, portable, portable_note,
-                      tuple(used), link, layout.label, environment)
+                      tuple(used), link, layout.label, environment,
+                      engine_config.secret_values(candidate.engine, env, meta.secrets))
 
 
 def _gpu_notes(gpu: GpuReport, layout: ParallelLayout,
@@ -298,7 +319,7 @@ def _gpu_notes(gpu: GpuReport, layout: ParallelLayout,
 
 
 def _portable(engine: dict[str, Any], env: dict[str, str], spec: VllmArgSpec | None,
-              pin: str | None, options: LaunchOptions, port: int
+              pin: str | None, options: LaunchOptions, port: int, secrets: Collection[str] = ()
               ) -> tuple[str | None, str, list[str]]:
     """The engine config as written, as a `vllm serve` line, which vLLM it was rendered against
     (argument spellings differ between releases), and what rendering for that release changed.
@@ -306,14 +327,15 @@ def _portable(engine: dict[str, Any], env: dict[str, str], spec: VllmArgSpec | N
     the flag history renders it for the pinned release (``vllm.flags.release_for_pin``)."""
     pinned = f"; the candidate pins vllm {pin}" if pin else ""
     if spec is not None and (not pin or pin_matches(pin, spec.vllm_version) is not False):
-        command = render(engine, spec, host=options.host, port=port, env=env)
+        command = render(engine, spec, host=options.host, port=port, env=env, secrets=secrets)
         return serve_command(command), (f"rendered for the installed vLLM {spec.vllm_version} "
                                         f"({spec.python}){pinned}"), []
     version, how = release_for_pin(pin)
     here = f"the installed vLLM is {spec.vllm_version}" if spec else "no vLLM installed here"
     if version is None:
         return None, f"{how}; {here}", []
-    command = render_for_version(engine, version, host=options.host, port=port, env=env)
+    command = render_for_version(engine, version, host=options.host, port=port, env=env,
+                                 secrets=secrets)
     changes = [f"portable command for vLLM {version}: {_said(problem)}"
                for problem in command.problems]
     return serve_command(command), (f"rendered for vLLM {version} from stackdecide's flag "
@@ -332,7 +354,7 @@ def _dummy_model(decision: Decision, candidate_id: str, model: engine_config.Mod
     """What dummy weights scaffold (a built-in shape name or a config.json path, as
     ``scaffold_model`` takes it), the name it is served as, and problems and notes."""
     spec = decision.model_of(candidate_id)
-    engine = decision.candidate(candidate_id).engine
+    engine = engine_config.canonical_engine(decision.candidate(candidate_id).engine)
     base = Path(decision.source_file).parent if decision.source_file else Path.cwd()
     shape: str | None = None
     if spec is not None and spec.shape:
@@ -346,7 +368,9 @@ def _dummy_model(decision: Decision, candidate_id: str, model: engine_config.Mod
                                     "scaffold the model directory: give model.shape (e.g. "
                                     "qwen3-4b) or model.config (a config.json)",
                                     "decision.model.shape")], []
-    served = str(engine.get("served_model_name") or (spec.id if spec else None) or shape)
+    named = engine.get("served_model_name")  # a list names aliases: the first is the name
+    named = named[0] if isinstance(named, list) and named else named
+    served = str(named or (spec.id if spec else None) or shape)
     return shape, served, [], [f"dummy weights: model shape {shape} is scaffolded into its folder "
                                f"under {default_models_dir()}, shared by every launch of it so "
                                "vLLM's compile cache is reused, and served as "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -64,13 +64,26 @@ def target_hardware(gpus: tuple[GpuInfo, ...] = (), hardware: Hardware | None = 
 
 def static_problems(engine: Mapping[str, Any], env: Mapping[str, str], model: ModelFacts,
                     target: TargetHardware | None, spec: VllmArgSpec | None = None,
-                    release: VllmRelease | None = None) -> list[Problem]:
+                    release: VllmRelease | None = None,
+                    secrets: Collection[str] = ()) -> list[Problem]:
     """The static checks (``audit.engine_config``), with the installed vLLM's own facts when known:
     its attention backends' KV-cache dtypes, and the release whose defaults fill the keys left
-    out (default: ``launch_release`` of ``spec``, else of the vLLM installed here)."""
+    out (default: ``launch_release`` of ``spec``, else of the vLLM installed here); ``secrets``:
+    the decision's names of secrets."""
     return engine_config.static_problems(
         engine, env, model, target, spec.attention_backends if spec else None,
-        release or launch_release(None, spec, engine_config.installed_vllm()))
+        release or launch_release(None, spec, engine_config.installed_vllm()), secrets=secrets)
+
+
+def code_loading(problems: Sequence[Problem], allowed: bool) -> list[Problem]:
+    """``problems`` as a launch holds them: what makes the server load code the decision file
+    points at (``audit.engine_config.CODE_LOADING_CODES``, warnings in ``check`` and ``score``)
+    refuses the launch unless ``allowed`` (``launch --allow-code-loading`` or
+    ``decision.allow_code_loading: true``)."""
+    if allowed:
+        return list(problems)
+    return [replace(p, severity="error") if p.code in engine_config.CODE_LOADING_CODES else p
+            for p in problems]
 
 
 def parser_default_utilization(spec: VllmArgSpec | None) -> float | None:

@@ -41,13 +41,21 @@ def run_dir_name(candidate_id: str, moment: datetime) -> str:
     return f"{moment:%Y%m%dT%H%M%SZ}-{candidate_id}"
 
 
+# A run folder holds the command and log of a server, which may name what it was given: its
+# owner's only (files in it are written 0600 too).
+RUN_DIR_MODE = 0o700
+RUN_FILE_MODE = 0o600
+
+
 def create_run_dir(parent: Path, name: str) -> Path:
-    """Create a fresh run folder; a second launch in the same second gets a numbered suffix."""
+    """Create a fresh run folder, ``RUN_DIR_MODE``; a second launch in the same second gets a
+    numbered suffix."""
     parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(1000):
         path = parent / (name if attempt == 0 else f"{name}-{attempt + 1}")
         try:
-            path.mkdir()
+            path.mkdir(mode=RUN_DIR_MODE)
+            path.chmod(RUN_DIR_MODE)  # mkdir's mode passes through the umask
             return path
         except FileExistsError:
             continue
@@ -55,9 +63,11 @@ def create_run_dir(parent: Path, name: str) -> Path:
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """A run file, indented for people, atomically (``_files.write_json_atomic``); values JSON
-    cannot hold (paths, times) are written as text."""
+    """A run file, indented for people, atomically (``_files.write_json_atomic``), readable by
+    its owner only (``RUN_FILE_MODE``; the folder already keeps others out); values JSON cannot
+    hold (paths, times) are written as text."""
     write_json_atomic(path, data, indent=2, default=str)
+    path.chmod(RUN_FILE_MODE)
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,9 @@ class LaunchOutcome:
     hardware: dict[str, Any] = field(default_factory=dict)
     problems: tuple[dict[str, Any], ...] = ()
     started_at: str | None = None
+    # the server process's own start time (epoch seconds, psutil's): what ``stop`` matches a
+    # live process against, with ``argv``, before it signals one (``leftovers``)
+    process_started: float | None = None
     finished_at: str | None = None
     stop: dict[str, Any] | None = None  # how the process group ended, once it has
     compile_cache: str | None = None  # cold, warm or unknown (vllm.logs.compile_cache_state)

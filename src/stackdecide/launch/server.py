@@ -25,9 +25,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from stackdecide.audit.engine_config import API_KEY_VARIABLE, redact_text
 from stackdecide.decision import Decision
 from stackdecide.errors import EngineError
-from stackdecide.launch.leftovers import run_folders
+from stackdecide.launch.leftovers import process_of, run_folders
 from stackdecide.launch.plan import (
     READY_PROMPT,
     LaunchOptions,
@@ -42,10 +43,12 @@ from stackdecide.launch.process import (
     signals_interrupt,
     stop_process_group,
 )
+from stackdecide.launch.real_model import prepare_real_model, real_model_in
 from stackdecide.launch.runs import (
     COMMAND_FILE,
     LOG_FILE,
     OUTCOME_FILE,
+    RUN_FILE_MODE,
     LaunchOutcome,
     cold_start_of,
     create_run_dir,
@@ -88,6 +91,9 @@ class ServerHandle:
     grace_s: float = DEFAULT_GRACE_S
     stopped: StopReport | None = None
     supervisor: Supervisor | None = field(default=None, repr=False)
+    # the key the server requires (VLLM_API_KEY in its environment): clients send it as a bearer
+    api_key: str | None = field(default=None, repr=False)
+    secret_values: tuple[str, ...] = field(default=(), repr=False)  # blanked out of log lines
 
     @property
     def log_path(self) -> Path:
@@ -106,9 +112,11 @@ class ServerHandle:
         if code < 0 and failure == failures.ENGINE_DIED:  # a signal nobody in this launch sent
             failure, reason = failures.KILLED, (f"killed from outside by signal {-code} after "
                                                 "start-up")
-        raise LaunchFailed(replace(self.outcome, ok=False, failure=failure,
-                                   reason=f"the server died after start-up: {reason}",
-                                   evidence=found.evidence, exit_code=code))
+        raise LaunchFailed(replace(
+            self.outcome, ok=False, failure=failure,
+            reason=redact_text(f"the server died after start-up: {reason}", self.secret_values),
+            evidence=tuple(redact_text(line, self.secret_values) for line in found.evidence),
+            exit_code=code))
 
     def stop(self) -> StopReport:
         """Stop the whole process group (idempotent) and record how it ended."""
@@ -134,8 +142,10 @@ FATAL_GRACE_S = 15.0
 class _LogFollower:
     """Reads new lines of the server log and reports each start-up phase once."""
 
-    def __init__(self, path: Path, started: float, report: Callable[[Progress], None]) -> None:
+    def __init__(self, path: Path, started: float, report: Callable[[Progress], None],
+                 secret_values: tuple[str, ...] = ()) -> None:
         self.path, self.started, self.report = path, started, report
+        self.secret_values = secret_values
         self.offset = 0
         self.partial = ""
         self.phases: list[tuple[str, float]] = []
@@ -159,32 +169,39 @@ class _LogFollower:
             if phase and phase not in (name for name, _ in self.phases):
                 at = round(time.monotonic() - self.started, 3)
                 self.phases.append((phase, at))
-                self.report(Progress(phase, at, line.strip()))
+                self.report(Progress(phase, at, redact_text(line.strip(), self.secret_values)))
 
 
-def _http(url: str, payload: dict[str, Any] | None = None, timeout: float = 5.0) -> Any:
+def _http(url: str, payload: dict[str, Any] | None = None, timeout: float = 5.0,
+          api_key: str | None = None) -> Any:
+    headers = {"Content-Type": "application/json"}
+    if api_key:  # vLLM refuses /v1 requests without it once it has a key
+        headers["Authorization"] = f"Bearer {api_key}"
     request = urllib.request.Request(url, data=json.dumps(payload).encode() if payload else None,
-                                     headers={"Content-Type": "application/json"})
+                                     headers=headers)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
     with opener.open(request, timeout=timeout) as response:
         body = response.read()
         return json.loads(body) if body else None
 
 
-def _ready_step(url: str, served: str, reached: set[str]) -> str | None:
-    """Advance readiness by one step; returns the step just passed, or None if not yet."""
+def _ready_step(url: str, served: str, reached: set[str], api_key: str | None = None
+                ) -> str | None:
+    """Advance readiness by one step; returns the step just passed, or None if not yet. Every
+    request carries ``api_key`` as a bearer token when the server has one."""
     try:
         if "health" not in reached:
-            _http(f"{url}/health", timeout=2)
+            _http(f"{url}/health", timeout=2, api_key=api_key)
             return "health"
         if "models" not in reached:
-            models = _http(f"{url}/v1/models")
+            models = _http(f"{url}/v1/models", api_key=api_key)
             ids = [m.get("id") for m in (models or {}).get("data", [])]
             if served not in ids:
                 raise EngineError(f"/v1/models lists {ids}, not '{served}'")
             return "models"
         answer = _http(f"{url}/v1/completions", {"model": served, "prompt": READY_PROMPT,
-                                                 "max_tokens": 1, "temperature": 0}, timeout=60)
+                                                 "max_tokens": 1, "temperature": 0}, timeout=60,
+                       api_key=api_key)
         if not (answer or {}).get("choices"):
             raise EngineError(f"/v1/completions answered without choices: {answer}")
         return "completion"
@@ -199,7 +216,7 @@ def _outcome(plan: LaunchPlan, run_dir: Path, **values: Any) -> LaunchOutcome:
         candidate_id=plan.candidate_id, decision_file=plan.decision_file,
         engine_sha256=plan.engine_sha256, run_dir=str(run_dir), url=plan.url,
         served_model_name=plan.served_model_name,
-        argv=command.argv if command else (), env=dict(command.env) if command else {},
+        argv=command.argv if command else (), env=command.shown_env if command else {},
         versions=asdict(plan.runtime),
         hardware={"gpus": [asdict(g) for g in plan.gpu.gpus], "gpu_indices": list(plan.gpu_indices),
                   "interconnect": plan.interconnect, "layout": plan.layout,
@@ -211,8 +228,14 @@ def _outcome(plan: LaunchPlan, run_dir: Path, **values: Any) -> LaunchOutcome:
 
 
 def _materialize(plan: LaunchPlan, scaffold: bool = True) -> tuple[LaunchPlan, Path]:
-    """Create the run folder, find or write the shared scaffold for dummy weights, and point the
-    command's model path at it."""
+    """Create the run folder, find or write the shared scaffold for dummy weights (or prepare
+    the real model a plan serves), and point the command's model path at it."""
+    # a real model is prepared before the run folder exists: a failure leaves no folder behind
+    real = real_model_in(plan.command.argv) if scaffold and plan.command is not None else None
+    if real is not None and plan.command is not None:
+        folder = str(prepare_real_model(real.name).path)
+        argv = tuple(folder if word == real.placeholder else word for word in plan.command.argv)
+        plan = replace(plan, command=replace(plan.command, argv=argv))
     run_dir = create_run_dir(plan.runs_parent, run_dir_name(plan.candidate_id, utc_now()))
     model_dir = None
     if scaffold and plan.scaffold_shape and plan.command is not None:
@@ -220,10 +243,10 @@ def _materialize(plan: LaunchPlan, scaffold: bool = True) -> tuple[LaunchPlan, P
         argv = tuple(str(model_dir) if word == SCAFFOLD_PLACEHOLDER else word
                      for word in plan.command.argv)
         plan = replace(plan, command=replace(plan.command, argv=argv))
-    write_json(run_dir / COMMAND_FILE, {
+    write_json(run_dir / COMMAND_FILE, {  # secrets as *** (plan.engine and plan.env hold none)
         "candidate_id": plan.candidate_id, "decision_file": plan.decision_file,
         "argv": list(plan.command.argv) if plan.command else None,
-        "env": plan.command.env if plan.command else plan.env,
+        "env": plan.command.shown_env if plan.command else plan.env,
         "shell": plan.command.shell() if plan.command else None,
         "cwd": os.getcwd(), "url": plan.url, "served_model_name": plan.served_model_name,
         "vllm_version": plan.runtime.vllm, "python": plan.runtime.python,
@@ -263,17 +286,23 @@ class _Startup:
         self.report = options.on_progress or (lambda event: None)
         self.log_path = run_dir / LOG_FILE
         self.started = time.monotonic()
-        with self.log_path.open("wb") as log:
+        environment = {**os.environ, **plan.command.env}
+        self.api_key = environment.get(API_KEY_VARIABLE) or None
+        # the log may repeat what the server was given: readable by its owner only
+        with open(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, RUN_FILE_MODE),
+                  "wb") as log:
             self.process = subprocess.Popen(
                 list(plan.command.argv), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env={**os.environ, **plan.command.env},
-                start_new_session=True)
+                stdin=subprocess.DEVNULL, env=environment, start_new_session=True)
         self.pgid = self.process.pid  # a new session: the child leads its own process group
         self.supervisor = start_supervisor(self.pgid, run_dir, options.grace_s)
         self.report(Progress("started", 0.0, f"PID {self.process.pid}, process group {self.pgid}"))
-        self.follower = _LogFollower(self.log_path, self.started, self.report)
+        self.follower = _LogFollower(self.log_path, self.started, self.report,
+                                     plan.secret_values)
         self.base = _outcome(plan, run_dir, ok=False, pid=self.process.pid, pgid=self.pgid,
-                             started_at=started_at)
+                             started_at=started_at,
+                             process_started=started.started
+                             if (started := process_of(self.process.pid)) else None)
         self.base.write()
 
     def fail(self, failure: str, reason: str, evidence: tuple[str, ...] = (),
@@ -281,7 +310,9 @@ class _Startup:
         """Stop the group, record why the start failed, and release the supervisor."""
         self.follower.poll()
         stop = stop_process_group(self.process, self.pgid, self.options.grace_s)
-        outcome = replace(self.base, failure=failure, reason=reason, evidence=evidence,
+        secrets = self.plan.secret_values
+        outcome = replace(self.base, failure=failure, reason=redact_text(reason, secrets),
+                          evidence=tuple(redact_text(line, secrets) for line in evidence),
                           exit_code=code if code is not None else self.process.returncode,
                           phases=tuple(self.follower.phases), finished_at=iso(utc_now()),
                           stop={**stop.to_dict(), "at": iso(utc_now())})
@@ -319,7 +350,7 @@ class _Startup:
                 raise LaunchFailed(self.fail(found.failure, found.reason, found.evidence))
             if elapsed > self.options.timeout_s:
                 raise self._timeout(reached)
-            step = _ready_step(self.plan.url, served, reached)
+            step = _ready_step(self.plan.url, served, reached, self.api_key)
             if step is None:
                 time.sleep(0.5)
                 continue
@@ -364,12 +395,18 @@ def start_server(plan: LaunchPlan, options: LaunchOptions | None = None) -> Serv
                       phases=tuple(startup.follower.phases), finished_at=iso(utc_now()),
                       compile_cache=failures.compile_cache_state(lines),
                       compile_cache_dir=failures.compile_cache_dir(lines),
-                      compile_cache_error=failures.compile_cache_load_error(lines))
+                      compile_cache_error=_redacted(failures.compile_cache_load_error(lines),
+                                                    plan.secret_values))
     outcome = replace(outcome, cold_start=cold_start_of(outcome, _earlier_runs(plan)))
     outcome.write()
     return ServerHandle(plan.url, plan.served_model_name or "", startup.process.pid, startup.pgid,
                         run_dir, startup_s, outcome, startup.process, options.grace_s,
-                        supervisor=startup.supervisor)
+                        supervisor=startup.supervisor, api_key=startup.api_key,
+                        secret_values=plan.secret_values)
+
+
+def _redacted(text: str | None, secret_values: tuple[str, ...]) -> str | None:
+    return None if text is None else redact_text(text, secret_values)
 
 
 @contextlib.contextmanager

@@ -2,7 +2,9 @@
 
 PyYAML's ``safe_load`` forgets positions, so we compose the node graph (safe tags only) and build the
 Python value ourselves, recording ``path -> (line, column)`` for every mapping key and value. Size
-limits stop alias bombs ("billion laughs") and absurd nesting before they cost memory.
+limits stop alias bombs ("billion laughs"), merge-key bombs (``<<`` of mappings that merge
+mappings, which PyYAML copies pair by pair: 1 KB of YAML became a gigabyte) and absurd nesting
+before they cost memory.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ MAX_FILE_BYTES = 5_000_000
 MAX_DEPTH = 40
 MAX_NODES = 200_000
 _YAML_TAG = "tag:yaml.org,2002:"
+_MERGE_TAG = f"{_YAML_TAG}merge"
 _PLAIN_TAGS = (f"{_YAML_TAG}map", f"{_YAML_TAG}seq")
 # YAML's standard scalar tags. Everything else is refused, including tags SafeLoader would build
 # (!!binary gives bytes, !!timestamp a datetime, !!set a dict of None, !!omap a list of pairs):
@@ -85,6 +88,8 @@ class _Builder:
         self.loader = loader
         self.positions = positions
         self.nodes = 0
+        self.merged_pairs = 0  # pairs that resolving merge keys has created so far
+        self.merge_free: set[int] = set()  # mappings known to hold no merge key (by id)
 
     def build(self, node: yaml.Node, path: PathKey, depth: int,
               key_node: yaml.Node | None = None) -> Any:
@@ -102,7 +107,9 @@ class _Builder:
         self.positions.record(path, node, key_node)
         self._check_tag(node, path)
         if isinstance(node, yaml.MappingNode):
-            own_pairs = sum(k.tag != "tag:yaml.org,2002:merge" for k, _ in node.value)
+            own_pairs = sum(k.tag != _MERGE_TAG for k, _ in node.value)
+            if own_pairs < len(node.value):
+                self._count_merges(node, path)
             self.loader.flatten_mapping(node)  # resolves merge keys (<<), merged pairs first
             merged_pairs = len(node.value) - own_pairs
             result: dict[str, Any] = {}
@@ -126,6 +133,46 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         return self._scalar(node, path)
+
+    def _count_merges(self, node: yaml.MappingNode, path: PathKey) -> None:
+        """Refuse merges whose resolution would create more pairs than a document may hold, before
+        PyYAML creates them. Resolving ``<<`` copies every merged pair into the mapping (PyYAML
+        6.0.2 keeps repeats too), and the mappings it merges are resolved first: counted here the
+        same way, each mapping once, without copying anything."""
+        sizes: dict[int, int] = {}  # mappings with merge keys reached now -> pairs once resolved
+
+        def size(mapping: yaml.MappingNode, depth: int, open_: set[int]) -> int:
+            if id(mapping) in self.merge_free:
+                return len(mapping.value)
+            if id(mapping) in sizes:
+                return sizes[id(mapping)]
+            if id(mapping) in open_:
+                raise DecisionFileError("a mapping merges itself (<< names an alias of a mapping "
+                                        "it is inside)", self._loc(mapping, path))
+            if depth > MAX_DEPTH:
+                raise DecisionFileError(f"merge keys (<<) nest deeper than {MAX_DEPTH} levels",
+                                        self._loc(mapping, path))
+            own = sum(key.tag != _MERGE_TAG for key, _ in mapping.value)
+            if own == len(mapping.value):
+                self.merge_free.add(id(mapping))
+                return own
+            open_.add(id(mapping))
+            total = own
+            for key, value in mapping.value:
+                if key.tag == _MERGE_TAG:
+                    sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
+                    total += sum(size(source, depth + 1, open_) for source in sources
+                                 if isinstance(source, yaml.MappingNode))
+            open_.discard(id(mapping))
+            sizes[id(mapping)] = total
+            return total
+
+        size(node, 0, set())
+        self.merged_pairs += sum(sizes.values())
+        if self.merged_pairs > MAX_NODES:
+            raise DecisionFileError(
+                f"merge keys (<<) expand to more than {MAX_NODES} key-value pairs (merges of "
+                "merges copy every pair: a merge-key bomb?)", self._loc(node, path))
 
     def _scalar(self, node: yaml.Node, path: PathKey) -> Any:
         try:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 from pydantic import ValidationError
 
-from stackdecide._text import did_you_mean
+from stackdecide._text import did_you_mean, shown
 from stackdecide.errors import DecisionFileError
 from stackdecide.mcda.ahp import ahp_weights, parse_judgement, reciprocal_errors
 from stackdecide.model._yaml import PathKey, Positions, load_yaml, read_text
@@ -66,7 +66,29 @@ def parse(text: str, file: str = "<string>", cls: type[D] = DecisionMatrix) -> D
     if expansion is not None:
         model, notes = checker.space(model, expansion)
     _check_lengths_file(model, file, checker)
-    return checker.build(model, cls, notes)
+    return checker.build(_shown_free_text(model), cls, notes)
+
+
+def _text_shown(item: Any, *fields: str) -> Any:
+    """``item`` (a part of the file) with its text ``fields`` as ``_text.shown`` writes them."""
+    texts = {name: getattr(item, name) for name in fields}
+    update = {name: shown(text) for name, text in texts.items()
+              if isinstance(text, str) and not text.isprintable()}
+    return item.model_copy(update=update) if update else item
+
+
+def _shown_free_text(model: DecisionFile) -> DecisionFile:
+    """The file's free text (title, source, names, descriptions, notes, the GPU's name) with its
+    control, bidi and zero-width characters escaped, once, so that every view shows the escape
+    (``\\x1b``, ``\\u202e``) and no name can rewrite the terminal line or table that shows it.
+    Ids are refused instead (``schema.Identifier``)."""
+    meta = _text_shown(model.decision, "title", "source")
+    if meta.hardware is not None:
+        meta = meta.model_copy(update={"hardware": _text_shown(meta.hardware, "gpu")})
+    return model.model_copy(update={
+        "decision": meta,
+        "criteria": [_text_shown(c, "name", "description") for c in model.criteria],
+        "candidates": [_text_shown(c, "name", "notes") for c in model.candidates]})
 
 
 def _with_generated(data: dict[str, Any], expansion: tuple[Space, Expansion]) -> dict[str, Any]:
@@ -258,11 +280,16 @@ class _Checker:
         for metric in model.benchmark.noise:
             if metric not in METRICS:
                 self.fail(("benchmark", "noise", metric), unknown_metric_message(metric), key=True)
+        candidate_ids = [c.id for c in model.candidates]
         for i, scenario in enumerate(model.benchmark.scenarios):
             if scenario.scenario == "capacity" and model.benchmark.slo is None:
                 self.fail(("benchmark", "scenarios", i, "scenario"),
                           "the capacity scenario needs benchmark.slo, e.g. "
                           "{ttft_ms_p99: 1000, tpot_ms_p99: 50}")
+            if scenario.reference is not None and scenario.reference not in candidate_ids:
+                self.fail(("benchmark", "scenarios", i, "reference"),
+                          f"no candidate '{scenario.reference}'"
+                          f"{_closest(scenario.reference, candidate_ids)}")
         self._sensitivity(model, criteria_ids)
         notes = ((weight_note,) if weight_note else ()) + space_notes
         return cls.from_model(model, np.array(weights, dtype=float), notes, self.positions)

@@ -89,6 +89,9 @@ RATE = Domain(0.0, why="a throughput cannot be negative")
 AMOUNT = Domain(0.0, why="an amount of memory cannot be negative")
 DURATION = Domain(0.0, open_low=True, why="a duration cannot be zero or negative")
 YES_NO = Domain(0.0, high=1.0, integer=True, why="1 (yes) or 0 (no)")
+DIVERGENCE = Domain(0.0, why="a divergence cannot be negative")
+PERCENT = Domain(0.0, high=100.0, why="a share is 0 to 100 %")
+RATIO = Domain(0.0, open_low=True, why="a ratio of positive quantities is positive")
 
 # Scenario parameters with a physical meaning, checked wherever a record is made. Other scenario
 # keys (backend, model, --metadata pairs) are free text or numbers.
@@ -292,6 +295,21 @@ def _build() -> dict[str, Metric]:
         Metric("cost_per_mtok_out", "per Mtok", False, "GPU cost of a million output tokens at "
                                                       "SLO capacity (price per GPU hour x GPUs)",
                Domain(0.0, open_low=True, why="a cost of serving is positive")),
+    ]
+    metrics += [  # the quality scenario (bench.quality): next-token distributions against a
+        # reference candidate's on stackdecide's evaluation text (certify.divergence)
+        Metric("kl_div_mean", "nats", False, "mean over positions of the KL divergence of the "
+                                             "next-token distribution from the reference's (its "
+                                             "top k, the rest lumped)", DIVERGENCE),
+        Metric("kl_div_p99", "nats", False, "99th percentile over positions of that KL "
+                                            "divergence", DIVERGENCE),
+        Metric("top1_agree_pct", "%", True, "share of positions whose most likely next token is "
+                                            "the reference's", PERCENT),
+        Metric("ppl_ratio", "ratio", False, "perplexity of the evaluation text over the "
+                                            "reference's", RATIO),
+        Metric("greedy_agree_pct", "%", True, "share of the reference's greedy continuations "
+                                              "repeated before the first different token",
+               PERCENT),
     ]
     return {metric.name: metric for metric in metrics}
 

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from stackdecide._text import hidden_characters
 from stackdecide.model.metrics import MAX_COUNT, MAX_MEASURED, SLO_METRICS
 
 SCHEMA_ID = "stackdecide/v1"
@@ -33,7 +34,21 @@ SCHEMA_ID = "stackdecide/v1"
 # The bound is the one measured values have, since value functions compare the two.
 MAX_MAGNITUDE = MAX_MEASURED
 
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)]
+
+def _no_hidden_characters(value: Any) -> Any:
+    # An id is matched, stored and printed as written: one that holds a control, bidi or
+    # zero-width character would look like another id (or rewrite the terminal line showing it).
+    hidden = hidden_characters(value.strip()) if isinstance(value, str) else []
+    if hidden:
+        raise ValueError(f"an id cannot hold {', '.join(hidden)} (control, bidi or zero-width "
+                         "characters); write it in plain letters, digits and . _ -")
+    return value
+
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80),
+                       BeforeValidator(_no_hidden_characters)]
+ModelId = Annotated[str, BeforeValidator(_no_hidden_characters)]  # a hub id or a model's name
+
 # A name a POSIX shell can set: what a candidate's ``env`` keys must be (checked in the loader).
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -110,7 +125,7 @@ class Hardware(_Strict):
 
 
 class ModelSpec(_Strict):
-    id: str
+    id: ModelId
     shape: str | None = None  # a built-in shape name for scaffolding and rooflines, e.g. qwen3-4b
     weights: str | None = None  # checkpoint format (facts.dtypes), e.g. bf16, fp8-block, awq-g128
     config: str | None = None  # a config.json or model folder, relative to the decision file
@@ -120,7 +135,7 @@ class CandidateModel(_Strict):
     """A candidate's own model, over the decision's ``model``: naming a model (id, shape or
     config) replaces the decision's; giving only ``weights`` keeps its model in another format."""
 
-    id: str | None = None
+    id: ModelId | None = None
     shape: str | None = None
     weights: str | None = None
     config: str | None = None
@@ -141,6 +156,12 @@ class DecisionMeta(_Strict):
     model: ModelSpec | None = None
     targets: Targets = Targets()
     normalize_weights: bool = False
+    # Engine keys and env vars that make the server load code the file points at
+    # (audit.engine_config.CODE_LOADING_KEYS) are refused at launch unless this is true.
+    allow_code_loading: bool = False
+    # Engine keys and env vars whose values are secret besides those named like one (api_key,
+    # HF_TOKEN, ...: audit.engine_config.is_secret_name): redacted in every output.
+    secrets: list[str] = []
 
     @field_validator("date", mode="before")
     @classmethod
@@ -273,14 +294,24 @@ class SensitivitySpec(_Strict):
     samples: Annotated[int, Field(ge=100, le=10_000_000)] = 10_000
 
 
+# The quality scenario's evaluation text: at most this many prompts (its templates give a few
+# thousand distinct ones), and at most this many next tokens per position (the server answers
+# with about 60 bytes of JSON for each; vLLM allows 20 unless the engine's max_logprobs says more).
+QUALITY_MAX_PROMPTS = 1000
+QUALITY_MAX_TOP_K = 1000
+
+
 class BenchScenario(_Strict):
     """One benchmark run of the feedback loop; unset values take the scenario's defaults."""
 
-    scenario: Literal["decode", "prefill", "throughput", "capacity"]
+    scenario: Literal["decode", "prefill", "throughput", "capacity", "quality"]
     concurrency: list[Count] | None = None
     input_len: Count | None = None
-    output_len: Count | None = None
-    num_prompts: Count | None = None  # capacity: requests per probe
+    output_len: Count | None = None  # quality: tokens of each greedy continuation
+    num_prompts: Count | None = None  # capacity: requests per probe; quality: prompts of the text
+    # quality only (bench.quality): the candidate compared against, and the next tokens per position
+    reference: Identifier | None = None
+    top_k: Annotated[int, Field(ge=1, le=QUALITY_MAX_TOP_K)] | None = None
     # capacity only: what the search varies and how (bench.capacity.SearchSettings)
     search: Literal["concurrency", "request_rate"] | None = None
     start: Positive | None = None
@@ -307,6 +338,26 @@ class BenchScenario(_Strict):
                     v != int(v) or v < 1 for v in (start, top)):
                 raise ValueError("a concurrency search needs whole-number start and max_load "
                                  ">= 1")
+        return self
+
+    @model_validator(mode="after")
+    def _quality_keys(self) -> BenchScenario:
+        if self.scenario != "quality":
+            given = [k for k in ("reference", "top_k") if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"'{given[0]}' belongs to the quality scenario only")
+            return self
+        if self.reference is None:
+            raise ValueError("the quality scenario needs 'reference': the candidate whose "
+                             "next-token distributions the others are compared with")
+        if self.input_len is not None:
+            raise ValueError("the quality scenario writes its own prompts; leave out 'input_len' "
+                             "(output_len is the length of each greedy continuation)")
+        if self.concurrency is not None and len(self.concurrency) != 1:
+            raise ValueError("the quality scenario takes one concurrency: the requests it keeps "
+                             "in flight")
+        if self.num_prompts is not None and self.num_prompts > QUALITY_MAX_PROMPTS:
+            raise ValueError(f"the quality scenario takes at most {QUALITY_MAX_PROMPTS} prompts")
         return self
 
 

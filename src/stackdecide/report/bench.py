@@ -6,6 +6,7 @@ import json
 
 from tabulate import tabulate
 
+from stackdecide._text import csv_cell
 from stackdecide.bench.capacity import CapacityResult
 from stackdecide.bench.runner import BenchResult
 from stackdecide.bench.stats import Distribution
@@ -66,8 +67,8 @@ def server_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
 
 
 def _csv(value: object) -> str:
-    text = "" if value is None else str(value)
-    return f'"{text}"' if "," in text else text
+    text = str(csv_cell("" if value is None else str(value)))
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n\r') else text
 
 
 def capacity_lines(capacity: CapacityResult, table_format: str = "simple") -> list[str]:

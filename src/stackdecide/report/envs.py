@@ -8,6 +8,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from stackdecide._text import shown
 from stackdecide.envs.build import BuiltEnv
 from stackdecide.envs.resolve import Lock, Resolution
 from stackdecide.envs.store import EnvEntry
@@ -62,6 +63,15 @@ def render_built(envs: dict[str, BuiltEnv]) -> str:
                                    "environment"], disable_numparse=True) + "\n"
 
 
+def _state(entry: EnvEntry) -> str:
+    """What an entry that is no complete environment is, and whether ``env prune`` removes it."""
+    if entry.link:
+        return "link (never followed)"
+    if not entry.marked:
+        return "not stackdecide's (env prune keeps it)"
+    return "building" if entry.in_progress else "incomplete (env prune removes it)"
+
+
 def render_entries(entries: Sequence[EnvEntry]) -> str:
     if not entries:
         return "no environments\n"
@@ -69,8 +79,7 @@ def render_entries(entries: Sequence[EnvEntry]) -> str:
     for entry in entries:
         size = f"{entry.size_bytes / 2**20:,.0f} MiB ({entry.own_bytes / 2**20:,.0f} MiB own)"
         if entry.env is None:
-            state = "building" if entry.in_progress else "incomplete (env prune removes it)"
-            rows.append([entry.path.name, "-", "-", "-", state, size])
+            rows.append([shown(entry.path.name), "-", "-", "-", _state(entry), size])
             continue
         env = entry.env
         rows.append([env.short, env.vllm or "-",

@@ -1,15 +1,33 @@
-"""A launch plan, capacity estimates and start-up progress as text. Pure: returns text."""
+"""A launch plan, capacity estimates and start-up progress as text. Pure: returns text.
+
+Secrets never reach these views: a plan holds them redacted, and ``redacted_report`` redacts the
+winner's configuration that the markdown and HTML reports show.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
+import yaml
 from tabulate import tabulate
 
 from stackdecide.audit.capacity import Capacity
+from stackdecide.audit.engine_config import (
+    REDACTED,
+    redact_text,
+    redacted_engine,
+    redacted_env,
+    secret_values,
+)
 from stackdecide.facts.memory import GIB
 from stackdecide.launch.memory_check import MemoryCheck
 from stackdecide.launch.plan import LaunchPlan, Progress
+from stackdecide.model.problems import Problem
+
+if TYPE_CHECKING:
+    from stackdecide.report.data import Report
 
 
 def progress_line(event: Progress) -> str:
@@ -82,8 +100,8 @@ def render_plan(plan: LaunchPlan) -> str:
         lines.append("command:")
         lines.append("  " + " ".join(plan.command.argv))
         lines.append("environment (added to the inherited one):")
-        lines += [f"  {name}={value}" for name, value in sorted(plan.command.env.items())] or \
-            ["  (none)"]
+        lines += [f"  {name}={value}" for name, value in sorted(plan.command.shown_env.items())] \
+            or ["  (none)"]
         lines.append("as one shell line:")
         lines.append("  " + plan.command.shell())
     if plan.portable is not None:
@@ -121,3 +139,31 @@ def memory_check_lines(check: MemoryCheck) -> list[str]:
         lines.append(f"  logged: {check.logged_tokens.device} KV cache size "
                      f"{check.logged_tokens.tokens:,} tokens")
     return lines
+
+
+def redacted_report(report: Report) -> Report:
+    """``report`` as the markdown and HTML views show it: the winner's engine keys, environment,
+    command and the messages about them with every secret as ``***`` (those named like one, and
+    the decision's ``secrets``)."""
+    config = report.winner_config
+    if config is None:
+        return report
+    marked = report.decision.model.decision.secrets
+    candidate = report.decision.candidate(config.candidate)
+    values = secret_values(candidate.engine, candidate.env, marked)
+
+    def said(problem: Problem) -> Problem:
+        return replace(problem, message=redact_text(problem.message, values))
+
+    command = config.command
+    if command is not None:
+        command = replace(command, env=redacted_env(command.shown_env, marked),
+                          secret_env=frozenset(),
+                          argv=tuple(REDACTED if word in values else redact_text(word, values)
+                                     for word in command.argv),
+                          problems=tuple(said(problem) for problem in command.problems))
+    engine = redacted_engine(config.engine, marked)
+    return replace(report, winner_config=replace(
+        config, env=redacted_env(config.env, marked), engine=engine,
+        engine_yaml=yaml.safe_dump(engine, sort_keys=False, default_flow_style=False)
+        if engine else "", command=command, checks=tuple(said(problem) for problem in config.checks)))

@@ -13,6 +13,7 @@ from tabulate import tabulate
 from stackdecide.mcda.methods import METHODS
 from stackdecide.predict import DEFAULT_LEVEL
 from stackdecide.report.data import command_lines
+from stackdecide.report.launch import redacted_report
 from stackdecide.report.text import (
     NOT_CERTIFIED,
     about_candidates,
@@ -267,7 +268,8 @@ def _engine_config(report: Report) -> list[str]:
 
 def render_markdown(report: Report) -> str:
     """Summary, ranking, evidence before/after, measured cells and certainty, roofline, audit,
-    robustness and the winner's engine configuration."""
+    robustness and the winner's engine configuration, secrets as ``***``."""
+    report = redacted_report(report)
     out = [*_summary(report), *_evidence(report), *_audit(report), *_robustness(report),
            *_engine_config(report)]
     notes = report.ranking.notes

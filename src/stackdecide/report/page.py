@@ -14,6 +14,7 @@ from stackdecide.model.problems import errors
 from stackdecide.report import charts
 from stackdecide.report.capacity import capacity_section
 from stackdecide.report.html_kit import esc, pct
+from stackdecide.report.launch import redacted_report
 from stackdecide.report.sections import (
     audit_section,
     before_after_section,
@@ -210,8 +211,10 @@ no scripts, no network.</footer>
 
 
 def render_html(report: Report) -> str:
-    """The report as one HTML page. Needs matplotlib (``pip install 'stackdecide[html]'``)."""
+    """The report as one HTML page, secrets as ``***``. Needs matplotlib (``pip install
+    'stackdecide[html]'``)."""
     charts.require_matplotlib()
+    report = redacted_report(report)
     colors = charts.criterion_colors(len(report.decision.criteria))
     sections = [("ranking", "Ranking", ranking_section(report, colors)),
                 ("scores", "Scores", scores_section(report, colors))]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
+from stackdecide._text import csv_cell
 from stackdecide.mcda.methods import METHODS
 from stackdecide.model.ranking import ranking_to_dict
 from stackdecide.predict import DEFAULT_LEVEL
@@ -280,6 +281,7 @@ def render_json(ranking: Ranking) -> str:
 
 
 def render_csv(ranking: Ranking) -> str:
+    """The ranking as CSV; text a spreadsheet would run as a formula gets a leading ``'``."""
     decision = ranking.decision
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -289,7 +291,7 @@ def render_csv(ranking: Ranking) -> str:
     infeasible = ranking.infeasible
     for index in ranking.order:
         candidate = decision.candidates[index]
-        writer.writerow([
+        writer.writerow(map(csv_cell, [
             int(ranking.ranks[index]) or "", candidate.id, candidate.label,
             f"{ranking.totals[index]:.6f}",
             *[f"{ranking.terms[index, j]:.6f}" for j in range(len(decision.criteria))],
@@ -298,7 +300,7 @@ def render_csv(ranking: Ranking) -> str:
             _audit_text(ranking, index),
             "false" if candidate.id in infeasible else "true",
             "; ".join(infeasible.get(candidate.id, ())),
-        ])
+        ]))
     return buffer.getvalue()
 
 

@@ -33,8 +33,10 @@ KILLED = "killed"  # the server was killed by a signal nobody in the launch sent
 # nothing about the configuration and are recorded as "not measured" with the reason.
 ENVIRONMENT_FAILURES = frozenset({PORT_IN_USE, INSUFFICIENT_FREE_MEMORY, INTERRUPTED,
                                   LAUNCHER_DIED, KILLED})
-# Preflight refusals about this machine rather than the configuration.
-ENVIRONMENT_PROBLEMS = frozenset({"port-in-use", "gpu-memory-busy", "vllm-unavailable"})
+# Preflight refusals about this machine rather than the configuration, and code loading this
+# launch was not allowed (audit.engine_config.CODE_LOADING_CODES): the configuration never ran.
+ENVIRONMENT_PROBLEMS = frozenset({"port-in-use", "gpu-memory-busy", "vllm-unavailable",
+                                  "engine-loads-code", "env-changes-loaded-code"})
 
 
 def fault_of(failure: str | None, problem_codes: tuple[str, ...] = ()) -> str | None:
