@@ -118,3 +118,16 @@ def test_dry_run_stores_nothing(decision: Path, tmp_path: Path) -> None:
     assert code == 0, err
     assert "dry run: 14 records checked, none stored" in out
     assert not default_evidence_path(decision).exists()
+
+
+def test_list_shows_a_store_s_text_with_its_control_characters_escaped(decision: Path,
+                                                                        tmp_path: Path) -> None:
+    store = tmp_path / "evidence.db"
+    code, _, _ = run("evidence", "add", "--decision", str(decision), "--evidence", str(store),
+                     "--candidate", "vllm-flashinfer-torch271", "--metric", "decode_tok_s",
+                     "--value", "120", "--source", "run\x1b[2J\nwinner: evil\u202e")
+    assert code == 0
+    code, out, _ = run("evidence", "list", "--evidence", str(store))
+    assert code == 0
+    assert "\x1b" not in out and "\u202e" not in out and "\nwinner: evil" not in out
+    assert "run\\x1b[2J\\nwinner: evil\\u202e" in out

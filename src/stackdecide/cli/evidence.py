@@ -11,6 +11,7 @@ import click
 from tabulate import tabulate
 
 import stackdecide
+from stackdecide._text import shown
 from stackdecide.cli._app import handle_errors, main
 from stackdecide.decision import Decision
 from stackdecide.errors import EvidenceError
@@ -136,13 +137,14 @@ def _row(record: EvidenceRecord) -> list[str]:
         value += f" ±{record.spread / 2:.3g}"
     if record.interval is not None:
         value += f" [{record.interval[0]:.3g}, {record.interval[1]:.3g}]"
-    return [
+    # a store or an import is someone else's text: what it says reaches the terminal escaped
+    return [shown(text) for text in (
         str(record.id), record.candidate, record.metric, value, record.unit, str(record.repeats),
         " ".join(f"{k}={v}" for k, v in sorted(record.scenario.items())),
         record.hardware.gpu if record.hardware else "-",
         " ".join(f"{k}={v}" for k, v in sorted(record.software.items())) or "-",
         record.timestamp.strftime("%Y-%m-%d %H:%M"), record.source or "-",
-    ]
+    )]
 
 
 @evidence.command("add")
@@ -242,10 +244,10 @@ def _say_planned(planned: Sequence[PlannedFile], decision: Decision | None) -> N
         click.echo(f"{result.file}: {KIND_LABELS[result.kind]}, {len(result.records)} records",
                    err=True)
         for note in result.notes:
-            click.echo(f"  note: {note}", err=True)
+            click.echo(f"  note: {shown(note)}", err=True)
     new = [record for file in planned if not file.skipped for record in file.result.records]
     for warning in model_mismatches(decision, new) if decision is not None else []:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {shown(warning)}", err=True)
 
 
 def _id_range(ids: list[int]) -> str:
