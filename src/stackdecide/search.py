@@ -474,28 +474,43 @@ def never_launched(result: RunResult) -> dict[str, str]:
 @dataclass(frozen=True)
 class Answer:
     """What a race over a space answered: its choice (the certified configuration, else the
-    leader), whether it is certified, and the configurations equivalent within the tolerance."""
+    leader), whether it is certified, the configurations equivalent within the tolerance, and
+    the fewest configurations that hold the best at the race's confidence (``holds_best``)."""
 
     choice: str | None
     certified: bool
     equivalent: tuple[str, ...]
     tolerance: float
     where: str = ""  # the folder it was read from
+    holds_best: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {"choice": self.choice, "certified": self.certified,
-                "equivalent": list(self.equivalent), "tolerance_points": self.tolerance}
+                "equivalent": list(self.equivalent), "tolerance_points": self.tolerance,
+                "holds_best": list(self.holds_best)}
 
 
 ANSWER_FILE = "answer.json"
+
+
+def holding_best(ids: Sequence[str], p_best: np.ndarray, confidence: float) -> tuple[str, ...]:
+    """The fewest configurations whose P(best) adds up to ``confidence``, likeliest first: the
+    set that holds the best at that probability (a credible set of the best; Gupta's subset
+    selection asks the same of a sample). Two runs whose choices differ answer consistently
+    when each choice lies in the other's set."""
+    order = np.argsort(-p_best, kind="stable")
+    reached = np.searchsorted(np.cumsum(p_best[order]), confidence - 1e-12) + 1
+    return tuple(ids[i] for i in order[:min(int(reached), len(ids))])
 
 
 def race_answer(result: RunResult) -> Answer:
     sure = result.certainty
     within = sure.within
     equivalent = tuple(sure.candidate_ids[i] for i in within.equivalent) if within else ()
+    best = holding_best(sure.candidate_ids, sure.probabilities.p_best, sure.settings.confidence) \
+        if sure.probabilities is not None else ()
     return Answer(result.stop.winner or sure.verdict.winner, result.stop.kind == "certified",
-                  equivalent, within.delta * 100 if within else 0.0)
+                  equivalent, within.delta * 100 if within else 0.0, holds_best=best)
 
 
 def write_answer(folder: Path, answer: Answer) -> None:
@@ -512,7 +527,8 @@ def previous_answer(folder: Path) -> Answer | None:
         try:
             data = json.loads((previous / ANSWER_FILE).read_text())
             return Answer(data["choice"], bool(data["certified"]), tuple(data["equivalent"]),
-                          float(data["tolerance_points"]), str(previous))
+                          float(data["tolerance_points"]), str(previous),
+                          tuple(data.get("holds_best", ())))
         except (OSError, ValueError, KeyError, TypeError):
             continue  # a damaged answer file says nothing about this run
     return None
@@ -528,5 +544,11 @@ def compare_answers(now: Answer, before: Answer | None) -> str:
     if shared:
         return (f"previous run ({before.where}): another choice ({before.choice}, now "
                 f"{now.choice}), equivalence sets overlapping in {', '.join(shared)}")
+    crossed = [choice for choice, other in ((now.choice, before), (before.choice, now))
+               if choice in other.holds_best]
+    if len(crossed) == 2:
+        return (f"previous run ({before.where}): another choice ({before.choice}, now "
+                f"{now.choice}), no configuration equivalent in both, but each choice is in the "
+                "other run's set that holds the best")
     return (f"previous run ({before.where}): a different choice ({before.choice}, now "
             f"{now.choice}) and no configuration equivalent in both")

@@ -140,6 +140,24 @@ def test_a_demo_says_how_its_answer_compares_with_the_previous_one(tmp_path: Pat
     assert "overlapping in b" in compare_answers(Answer("b", True, ("b", "c"), 5.0), found)
     assert "no configuration equivalent in both" in \
         compare_answers(Answer("c", False, ("c",), 5.0), found)
+    # two certificates naming different configurations agree when each lies in the set that
+    # holds the best in the other run
+    before = Answer("a", True, ("a",), 5.0, holds_best=("a", "c"))
+    assert "each choice is in the other run's set that holds the best" in \
+        compare_answers(Answer("c", True, ("c",), 5.0, holds_best=("c", "d", "a")), before)
+    assert "a different choice" in \
+        compare_answers(Answer("c", True, ("c",), 5.0, holds_best=("c", "d")), before)
+    write_answer(third, Answer("c", True, ("c",), 5.0, holds_best=("c", "a")))
+    assert previous_answer(tmp_path / "demo-20261204T000000Z").holds_best == ("c", "a")
+
+
+def test_the_set_holding_the_best_is_the_fewest_reaching_the_confidence() -> None:
+    from stackdecide.search import holding_best
+
+    ids = ("a", "b", "c", "d")
+    assert holding_best(ids, np.array([0.1, 0.6, 0.3, 0.0]), 0.95) == ("b", "c", "a")
+    assert holding_best(ids, np.array([0.0, 0.96, 0.04, 0.0]), 0.95) == ("b",)
+    assert holding_best(ids, np.array([0.25, 0.25, 0.25, 0.25]), 0.95) == ids
 
 
 def test_the_embedded_demo_space_is_criteria_cpu_demo() -> None:

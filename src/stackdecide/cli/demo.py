@@ -112,6 +112,9 @@ def demo(decision_file: str | None, max_launches: int, budget_min: float,
                               confidence, max_launches, budget_min)
         race = run_search_cli(decision, store, options, limits, seed=race_seed)
         answer = race_answer(race)
+        if answer.holds_best:
+            click.echo(f"the best is one of {len(answer.holds_best)} at P >= {confidence:.2f}: "
+                       f"{', '.join(answer.holds_best)}")
         click.echo(compare_answers(answer, previous_answer(folder)))
         write_answer(folder, answer)
     else:
