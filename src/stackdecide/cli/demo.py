@@ -31,7 +31,8 @@ from stackdecide.search import (
 )
 from stackdecide.state import state_dir
 
-DEMO_TOLERANCE = 5.0  # points: the CPU engine's restart noise on 2 shared cores is 8-13% a launch
+# points: on 2 cores a launch's decode moves a few %, its 4-stream throughput up to 2x (README)
+DEMO_TOLERANCE = 5.0
 
 
 def embedded_cpu_decision(stacks: bool = False, space: bool = False) -> Path:
@@ -53,9 +54,9 @@ def embedded_cpu_decision(stacks: bool = False, space: bool = False) -> Path:
                                       "overrun it.")
 @click.option("--tolerance", default=None, metavar="POINTS|PCT%CRITERION",
               help=f"For a decision with a space: certify a configuration within this much of "
-                   f"the best [default: {DEMO_TOLERANCE:g} points: the CPU engine's restart noise "
-                   "on a small machine is 8-13% a launch, so a finer certificate would not fit "
-                   "in the budget].")
+                   f"the best [default: {DEMO_TOLERANCE:g} points: on a small machine the CPU "
+                   "engine's throughput moves by tens of % from launch to launch, so a finer "
+                   "certificate would not fit in the budget].")
 @click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=DEFAULT_CONFIDENCE,
               show_default=True, help="P(best) that certifies a winner.")
 @click.option("--seed", type=click.IntRange(min=0), default=None,
