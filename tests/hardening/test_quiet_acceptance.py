@@ -118,3 +118,16 @@ def test_merge_keys_still_work(tmp_path: Path) -> None:
         "  - id: a\n", "  - id: a\n    env: {<<: *env, EXTRA: '1'}\n", 1)
     decision = stackdecide.load(_write(tmp_path, text))
     assert decision.candidates[0].env == {"VLLM_LOGGING_LEVEL": "INFO", "EXTRA": "1"}
+
+
+@pytest.mark.parametrize("name", ["HF_ENDPOINT", "HTTPS_PROXY", "all_proxy", "REQUESTS_CA_BUNDLE"])
+def test_variables_that_route_the_hub_token_elsewhere_are_warned_about(tmp_path: Path,
+                                                                       name: str) -> None:
+    assert [p.code for p in check_env({name: "https://example.invalid", "HF_HOME": "/x"})] == [
+        "env-routes-credentials"]
+    assert check_env({name: " "}) == []  # set to nothing: nothing moves
+    path = _write(tmp_path, _candidate_block(f'    env: {{{name}: "https://example.invalid"}}\n'))
+    result = cli(["check", str(path), "--no-engine-keys"])
+    assert result.exit_code == 1, result.stdout
+    assert f"candidates[0].env.{name}: {name}='https://example.invalid': " in result.stdout
+    assert "Hugging Face token" in result.stdout

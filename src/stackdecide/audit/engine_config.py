@@ -837,14 +837,35 @@ def check_code_loading(engine: Mapping[str, Any], env: Mapping[str, str],
     return problems + check_env(env, marked)
 
 
+# Variables that move where the server connects: the Hugging Face hub client sends the user's
+# token (from the launcher's environment or its token file) with every hub request, unasked.
+CREDENTIAL_ROUTES = {
+    **dict.fromkeys(("HF_ENDPOINT", "HF_HUB_ENDPOINT"), "hub requests, with your Hugging Face "
+                    "token, go to that server"),
+    **dict.fromkeys(("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                     "all_proxy"), "the server's requests, your Hugging Face token included, go "
+                    "through that proxy"),
+    **dict.fromkeys(("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"),
+                    "the certificates it trusts are that file's: whoever holds their keys can read "
+                    "its requests, your Hugging Face token included"),
+}
+
+
 def check_env(env: Mapping[str, str], marked: Collection[str] = ()) -> list[Problem]:
-    """A warning for each variable of the candidate's ``env`` that changes which code runs."""
-    return [Problem("env-changes-loaded-code",
-                    f"{name}={_shown(value, is_secret_name(name, marked))} changes which code the "
-                    f"server loads: {CODE_LOADING_VARIABLES[name].loads}; {ALLOW_HINT}",
-                    f"env.{name}", "warning")
-            for name, value in env.items()
-            if name in CODE_LOADING_VARIABLES and _loads(value, CODE_LOADING_VARIABLES[name])]
+    """A warning for each variable of the candidate's ``env`` that changes which code runs, and
+    for each that moves where its requests, and the user's hub token, go (``CREDENTIAL_ROUTES``)."""
+    loads = [Problem("env-changes-loaded-code",
+                     f"{name}={_shown(value, is_secret_name(name, marked))} changes which code the "
+                     f"server loads: {CODE_LOADING_VARIABLES[name].loads}; {ALLOW_HINT}",
+                     f"env.{name}", "warning")
+             for name, value in env.items()
+             if name in CODE_LOADING_VARIABLES and _loads(value, CODE_LOADING_VARIABLES[name])]
+    routes = [Problem("env-routes-credentials",
+                      f"{name}={_shown(value, is_secret_name(name, marked))}: {CREDENTIAL_ROUTES[name]}"
+                      "; launch it only with a decision file from someone you trust",
+                      f"env.{name}", "warning")
+              for name, value in env.items() if name in CREDENTIAL_ROUTES and str(value).strip()]
+    return loads + routes
 
 
 # How outputs show a secret's value.
