@@ -296,13 +296,14 @@ class SearchPolicy(Policy):
         cost = launch_cost(decision, ranking, state)
         within = WithinRaceState(ranking.candidate_ids, counts, sure.totals, launch_sd(ranking),
                                  certifiable(ranking), cost)
+        started = engine_starts(state)
         action = next_action_within(within, tolerance_total(limits.tolerance), limits.confidence,
-                                    launches_used=engine_starts(state),
+                                    launches_used=started,
                                     max_launches=limits.max_launches,
                                     min_replicates=limits.min_replicates,
                                     max_replicates=limits.max_replicates)
         spent_launches = limits.max_launches is not None and \
-            engine_starts(state) >= limits.max_launches
+            started >= limits.max_launches
         # the rule's own choice of launch reads the draws' spread, which under relative_to_best
         # also holds the doubt about the best; this policy chooses on each candidate's own doubt
         # (``threat_gains``), so only a certificate or a spent budget ends the race here
@@ -317,7 +318,7 @@ class SearchPolicy(Policy):
                 f"({', '.join(sorted(away))}): {action.reason.split(': ', 1)[-1]}",
                 action.tied, action.dropped, action.equivalent, action.certificate), heard)
         if limits.max_launches is not None:  # a step of several launches stops at the limit
-            picks = picks[:max(1, limits.max_launches - engine_starts(state))]
+            picks = picks[:max(1, limits.max_launches - started)]
         spent = spent_gpu_minutes(decision, state)
         needed = float(sum(cost[ranking.candidate_ids.index(cid)] for cid, _ in picks))
         if limits.budget_gpu_min is not None and spent + needed > limits.budget_gpu_min:

@@ -875,6 +875,12 @@ REDACTED = "***"
 # command, which every user of the machine can read (ps, /proc/PID/cmdline).
 SECRET_VARIABLES = {"api_key": "VLLM_API_KEY", "hf_token": "HF_TOKEN"}
 API_KEY_VARIABLE = SECRET_VARIABLES["api_key"]
+
+
+def auth_header(api_key: str | None) -> dict[str, str]:
+    """What a request to a server with ``api_key`` carries: vLLM refuses /v1 requests without
+    it once it has a key."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 # A name is a secret's when one of its words is one of these, when it ends in "token" (hf_token,
 # GITHUB_TOKEN; not max_num_batched_tokens), or in "api key", "access key", "private key".
 _SECRET_WORDS = frozenset({"secret", "secrets", "password", "passwd", "passphrase", "credential",

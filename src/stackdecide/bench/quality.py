@@ -39,6 +39,7 @@ import aiohttp
 import numpy as np
 
 from stackdecide._files import write_json_atomic
+from stackdecide.audit.engine_config import auth_header
 from stackdecide.bench.results import BenchConfigError, BenchError
 from stackdecide.bench.stream import Timeouts, error_text
 from stackdecide.certify.divergence import NextTokens, QualitySummary, compare, summarize
@@ -331,7 +332,7 @@ class _Client:
                  timeouts: Timeouts) -> None:
         self.url, self.model = url.rstrip("/"), model
         self.limit = asyncio.Semaphore(concurrency)
-        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.headers = auth_header(api_key)
         self.timeouts = timeouts
 
     async def post(self, session: aiohttp.ClientSession, path: str, payload: dict[str, Any]

@@ -25,7 +25,7 @@ from typing import Protocol
 import aiohttp
 import numpy as np
 
-from stackdecide.audit.engine_config import API_KEY_VARIABLE
+from stackdecide.audit.engine_config import API_KEY_VARIABLE, auth_header
 from stackdecide.bench.prompts import Prompt, PromptMaker, TokenIdPrompts, text_prompts
 from stackdecide.bench.results import (
     DEFAULTS,
@@ -110,7 +110,7 @@ class BenchRunner:
 
     def headers(self) -> dict[str, str]:
         """What every request carries: the server's API key as a bearer token, when it has one."""
-        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        return auth_header(self.api_key)
 
     def connection_limit(self) -> int:
         """Connections the pool may open: one per stream of the largest level."""

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from stackdecide.audit.engine_config import API_KEY_VARIABLE, redact_text
+from stackdecide.audit.engine_config import API_KEY_VARIABLE, auth_header, redact_text
 from stackdecide.decision import Decision
 from stackdecide.errors import EngineError
 from stackdecide.launch.leftovers import process_of, run_folders
@@ -174,9 +174,7 @@ class _LogFollower:
 
 def _http(url: str, payload: dict[str, Any] | None = None, timeout: float = 5.0,
           api_key: str | None = None) -> Any:
-    headers = {"Content-Type": "application/json"}
-    if api_key:  # vLLM refuses /v1 requests without it once it has a key
-        headers["Authorization"] = f"Bearer {api_key}"
+    headers = {"Content-Type": "application/json", **auth_header(api_key)}
     request = urllib.request.Request(url, data=json.dumps(payload).encode() if payload else None,
                                      headers=headers)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy

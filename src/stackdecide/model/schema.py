@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 
@@ -242,6 +243,13 @@ class Stack(_Strict):
         return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
+def config_digest(engine: Mapping[str, Any], env: Mapping[str, str]) -> str:
+    """SHA-256 of an engine mapping and environment in canonical JSON (``Candidate.config_sha256``)."""
+    canonical = json.dumps({"engine": dict(engine), "env": dict(env)}, sort_keys=True,
+                           separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 class Candidate(_Strict):
     id: Identifier
     name: str | None = None
@@ -263,9 +271,7 @@ class Candidate(_Strict):
     def config_sha256(self) -> str:
         """Identity of its serving configuration: the engine mapping and environment as written,
         in canonical JSON. Launches record it with their evidence; a change makes new evidence."""
-        canonical = json.dumps({"engine": dict(self.engine), "env": dict(self.env)},
-                               sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return config_digest(self.engine, self.env)
 
 
 class Ahp(_Strict):

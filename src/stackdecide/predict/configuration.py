@@ -22,9 +22,9 @@ one GPU model. Its **levels** name it on each axis evidence is pooled over:
 
 from __future__ import annotations
 
-import hashlib
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from stackdecide.audit.capacity import capacity_of
 from stackdecide.audit.engine_config import (
@@ -39,7 +39,7 @@ from stackdecide.facts.gpus import find_gpu, gpu_matches
 from stackdecide.facts.pins import pin_specifier
 from stackdecide.facts.roofline import GpuPeaks, hardware_from
 from stackdecide.model.decision import DecisionMatrix
-from stackdecide.model.schema import Hardware
+from stackdecide.model.schema import Hardware, config_digest
 from stackdecide.model.space import configuration_of, expansion_of
 from stackdecide.model.stack import attention_backend_named, engine_kv_cache_dtype, layout_of
 from stackdecide.predict.ceilings import Load, ServingSetup
@@ -113,27 +113,30 @@ SCHEDULER_LIMITS = {"max_num_seqs": _binds_max_num_seqs,
 NOT_BINDING = "not binding"
 
 
+def scheduler_limit(axis: str) -> str | None:
+    """The engine key of a space axis that is a scheduler limit (``axis:engine.max_num_seqs``:
+    ``max_num_seqs``), else None."""
+    name = axis.removeprefix(SPACE_AXIS)
+    key = name.removeprefix("engine.").replace("-", "_")
+    return key if name.startswith("engine.") and key in SCHEDULER_LIMITS else None
+
+
 def binds_at(axis: str, label: str, load: Load) -> bool | None:
     """Whether a space setting (``axis:engine.max_num_seqs`` = ``16``) limits what a load asks
     for; None for a setting that is no scheduler limit (or not a whole number)."""
-    key = axis.removeprefix(SPACE_AXIS).removeprefix("engine.").replace("-", "_")
-    binds = SCHEDULER_LIMITS.get(key) if axis.removeprefix(SPACE_AXIS).startswith("engine.") \
-        else None
-    if binds is None or not label.isdigit():
+    key = scheduler_limit(axis)
+    if key is None or not label.isdigit():
         return None
-    return binds(int(label), load)
+    return SCHEDULER_LIMITS[key](int(label), load)
 
 
-def config_label(levels: dict[str, str], engine: dict, env: dict, limits: set[str]) -> str:
+def config_label(levels: dict[str, str], engine: Mapping[str, Any], env: Mapping[str, str],
+                 limits: set[str]) -> str:
     """The ``config`` level: the named axes and a digest of the engine config and env, without
-    the scheduler limits a space varies (they count only at the loads they bind at:
+    the scheduler limits ``limits`` a space varies (they count only at the loads they bind at:
     ``observations.with_load``)."""
-    kept = {key: value for key, value in engine.items()
-            if key.replace("-", "_") not in limits}
-    canonical = json.dumps({"engine": kept, "env": env}, sort_keys=True, separators=(",", ":"),
-                           default=str)
-    return " | ".join([*(levels[a] for a in AXES[:-1]),
-                       hashlib.sha256(canonical.encode()).hexdigest()[:16]])
+    kept = {key: value for key, value in engine.items() if key.replace("-", "_") not in limits}
+    return " | ".join([*(levels[a] for a in AXES[:-1]), config_digest(kept, env)[:16]])
 
 
 def space_levels(decision: DecisionMatrix, candidate_id: str) -> dict[str, str]:
@@ -178,12 +181,8 @@ def configuration(decision: DecisionMatrix, candidate_id: str, gpu: str | None =
         "kv_cache_dtype": kv_dtype.lower(), "attention_backend": attention_backend(engine, env),
         "layout": layout.label, "vllm": vllm or pinned_version(candidate.stack.vllm) or "any"}
     space = space_levels(decision, candidate_id)
-    varied_limits = {key for axis in space
-                     if (key := axis.removeprefix(SPACE_AXIS + "engine.").replace("-", "_"))
-                     in SCHEDULER_LIMITS}
-    levels["config"] = config_label(levels, dict(engine), dict(env), varied_limits) \
-        if varied_limits else " | ".join([*(levels[a] for a in AXES[:-1]),
-                                          candidate.config_sha256[:16]])
+    levels["config"] = config_label(levels, engine, env,
+                                    {key for axis in space if (key := scheduler_limit(axis))})
     levels.update(space)
     if facts.shape is None:
         return Configuration(candidate_id, levels, None, facts.missing or "no model shape")

@@ -28,12 +28,12 @@ from stackdecide.predict.configuration import (
     Configuration,
     binds_at,
     configuration,
+    scheduler_limit,
 )
 from stackdecide.predict.priors import NO_ROOFLINE_REFERENCE, at_load
 
 PREDICTED_METRICS = ("decode_tok_s", "prefill_tok_s", "output_tok_s", "startup_s")
 NOT_RECORDED = "not recorded"  # a start-up whose record does not say cold or warm
-STARTUP_LOAD = Load(1, 1, 1)  # any load: only whether a setting is a scheduler limit is asked
 
 
 @dataclass(frozen=True)
@@ -71,19 +71,11 @@ class Calibration:
         return tuple(o for o in self.observations if o.metric == metric)
 
 
-def _setting_at_load(axis: str, value: str, load: Load) -> str:
-    """A space setting's level at a load: its value, or ``NOT_BINDING`` for a scheduler limit
-    the load does not reach (shared by all such values, so they pool as one)."""
-    if binds_at(axis, value, load) is False:
-        return f"{NOT_BINDING} @ {load.label}"
-    return f"{value} @ {load.label}"
-
-
 def at_start(levels: dict[str, str], start: str) -> dict[str, str]:
     """A configuration's levels for its start-up: ``start`` (cold, warm, ...) and its settings,
     but a scheduler limit's: its value moves only how many batch sizes vLLM captures CUDA graphs
     for, a second or two of a start that takes minutes."""
-    started = {key: NOT_BINDING if binds_at(key, value, STARTUP_LOAD) is not None else value
+    started = {key: NOT_BINDING if scheduler_limit(key) and value.isdigit() else value
                for key, value in levels.items()}
     started["start"] = start
     return started
@@ -100,8 +92,9 @@ def with_load(levels: dict[str, str], load: Load) -> dict[str, str]:
     for key, value in levels.items():
         if not key.startswith(SPACE_AXIS):
             continue
-        loaded[at_load(key)] = _setting_at_load(key, value, load)
         bound = binds_at(key, value, load)
+        # a scheduler limit the load does not reach shares one level with every such value
+        loaded[at_load(key)] = f"{NOT_BINDING if bound is False else value} @ {load.label}"
         if bound is not None:
             # a scheduler limit moves a rate only through the loads it binds at; the
             # configuration's own level leaves it out (``configuration.config_label``)

@@ -123,13 +123,12 @@ def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate]
         # a predicted mean: log-normal, as it was predicted; one draw of goodness per candidate
         # for all its predicted cells (module doc)
         sign = 1.0 if metric.higher_is_better else -1.0
-        twin_column = {i: column for column, i in enumerate(estimated)}
+        twin_column = {decision.candidate_ids[i]: column for column, i in enumerate(estimated)}
         for column, i in enumerate(predicted, start=len(estimated)):
             cell = ranking.cells[i][j]
             assert cell.raw is not None and cell.log_sd is not None
-            twin = decision.candidate_ids.index(cell.twin) if cell.twin is not None else None
-            if twin in twin_column:  # the same configuration here as a measured one: one draw
-                raw[:, column] = raw[:, twin_column[twin]]
+            if cell.twin in twin_column:  # the same configuration here as a measured one: one draw
+                raw[:, column] = raw[:, twin_column[cell.twin]]
             else:
                 raw[:, column] = cell.raw * np.exp(sign * cell.log_sd * goodness[:, i])
         best = raw.max(axis=1) if metric.higher_is_better else raw.min(axis=1)
