@@ -17,6 +17,12 @@
 #                                             (default 1) [--calibrate-with $CALIBRATE], at most N
 #                                             launches (default 2) per call, resumable; then
 #                                             space.txt, the pruned list, and predict.txt
+#   scripts/validate-hopper.sh quality WORK [N]
+#                                             criteria/hopper-quality.yaml on the real model: the
+#                                             BF16 reference, each other candidate, then the
+#                                             reference again (its divergence from itself), at most
+#                                             N launches (default 1) per call, resumable; then
+#                                             quality-score.txt
 #   scripts/validate-hopper.sh finish WORK    rankings before/after, JSON and HTML report
 #
 # Each step is resumable: the evidence database (WORK/evidence.db) remembers what was measured,
@@ -51,7 +57,7 @@ prepare)
     *H100*) vram=80; bandwidth=3350 ;;
     *) echo "not a Hopper GPU: $gpu" >&2; exit 1 ;;
   esac
-  for name in hopper hopper-space; do
+  for name in hopper hopper-space hopper-quality; do
     sed -e "s/^    gpu: .*/    gpu: $gpu/" -e "s/^    vram_gb: .*/    vram_gb: $vram/" \
         -e "s/^    memory_bandwidth_gb_s: .*/    memory_bandwidth_gb_s: $bandwidth/" \
         "$root/criteria/$name.yaml" > $name.yaml
@@ -67,6 +73,19 @@ race)
   stackdecide launch hopper.yaml --winner --bench --until-certain --dummy-weights \
     --evidence evidence.db --max-launches "${3:-1}" --race-seed "${4:-0}" --timeout 900 \
     2>&1 | tee -a race.txt
+  ;;
+quality)
+  # a failed launch is a result (launch_ok 0), so the next one runs anyway
+  made=0; step=0
+  for candidate in bf16 fp8-online fp8-checkpoint kv-fp8 bf16; do
+    step=$((step + 1))
+    [ -f "quality-$step.done" ] && continue
+    [ "$made" -ge "${3:-1}" ] && break
+    stackdecide launch hopper-quality.yaml --candidate "$candidate" --bench \
+      --evidence quality.db --timeout 900 2>&1 | tee -a quality.txt || true
+    touch "quality-$step.done"; made=$((made + 1))
+  done
+  stackdecide score hopper-quality.yaml --evidence quality.db > quality-score.txt 2>&1 || true
   ;;
 space)
   [ -f space.txt ] || stackdecide space hopper-space.yaml > space.txt 2>&1 || true

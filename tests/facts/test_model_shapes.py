@@ -35,6 +35,7 @@ EXPECTED = {
     "qwen3-8b": (8.191, 8.191, 147456, None, None, 0, 16.38),
     "tiny": (0.002, 0.002, 1024, None, None, 0, 0.0),
     "smollm2-135m": (0.135, 0.135, 23040, None, None, 0, 0.27),
+    "smollm2-135m-fp8": (0.135, 0.135, 23040, "fp8", None, 0, 0.16),
 }
 
 
@@ -54,6 +55,8 @@ def test_built_in_files_name_their_source() -> None:
         assert shape.source.endswith("(built in)") and shape.hub_ids
         if shape.name == "smollm2-135m":  # written from the GGUF of a package, not the hub
             assert shape.source.startswith("config.json that transformers")
+        elif shape.name == "smollm2-135m-fp8":  # stackdecide's own FP8 checkpoint of it
+            assert shape.source.startswith("config.json of stackdecide's FP8 checkpoint")
         elif shape.name != "tiny":
             assert shape.source.startswith("https://huggingface.co/")
     assert shape_for_id("qwen/qwen3-8b") is SHAPES["qwen3-8b"]

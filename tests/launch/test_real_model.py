@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -109,8 +110,28 @@ def test_a_missing_package_or_file_says_how_to_get_it(
     (tmp_path / "broken.whl").write_text("not a zip")
     with pytest.raises(RealModelError, match="cannot read the wheel"):
         prepare_real_model("smollm2", wheel=tmp_path / "broken.whl", root=tmp_path)
-    with pytest.raises(RealModelError, match="no real model 'llama'; known: smollm2"):
+    with pytest.raises(RealModelError, match="no real model 'llama'; known: smollm2, smollm2-fp8"):
         prepare_real_model("llama", root=tmp_path)
+
+
+def test_a_folder_copied_from_another_machine_is_served_without_the_package(
+        tmp_path: Path, converted: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    elsewhere = prepare_real_model("smollm2", wheel=fake_wheel(tmp_path), root=tmp_path / "a")
+    root = tmp_path / "b"
+    root.mkdir()
+    shutil.copytree(elsewhere.path, root / elsewhere.path.name)
+
+    def not_installed(name: str) -> None:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", not_installed)
+    here = prepare_real_model("smollm2", root=root)
+    assert (here.path, here.gguf_sha256, here.written) == (
+        root / elsewhere.path.name, elsewhere.gguf_sha256, False)
+    assert len(converted) == 1
+    shutil.copytree(elsewhere.path, root / "smollm2-135m-0000000000000000")  # a second one
+    with pytest.raises(RealModelError, match=r"2 prepared folders .* not installed to tell which"):
+        prepare_real_model("smollm2", root=root)
 
 
 def test_model_prepare_prints_the_folder(tmp_path: Path, converted: list[Path],

