@@ -202,7 +202,8 @@ def bench_configs(url: str, model: str, scenarios: Sequence[BenchScenario],
             "url": url, "scenario": s.scenario, "model": model,
             "concurrency": tuple(s.concurrency) if s.concurrency else None,
             "input_len": s.input_len, "output_len": s.output_len, "num_prompts": s.num_prompts,
-            "seed": derive_seed(seed, index)}
+            "seed": derive_seed(seed, index),
+            "prompt_mode": benchmark.prompt_mode if benchmark is not None else "token-ids"}
         if s.scenario == "capacity" and benchmark is not None and benchmark.slo is not None:
             workload = benchmark.workload
             varies = workload.lengths_file or workload.input_range or workload.output_range

@@ -6,7 +6,7 @@ import numpy as np
 
 from stackdecide.bench.runner import make_prompts
 from stackdecide.loop import bench_configs, derive_seed
-from stackdecide.model.schema import BenchScenario
+from stackdecide.model.schema import BenchmarkSpec, BenchScenario
 from stackdecide.orchestrate import launch_seeds
 
 
@@ -33,3 +33,14 @@ def test_repeated_benchmarks_send_different_prompts() -> None:
                                    4096)
             firsts += [tuple(p[:16]) for p in prompts]  # one KV block of 16 tokens
     assert len(set(firsts)) == len(firsts)
+
+
+def test_the_decisions_prompt_mode_reaches_every_load_scenario() -> None:
+    """A decision on real weights sends text its server tokenizes; the default stays token ids."""
+    scenarios = [BenchScenario(scenario="decode"), BenchScenario(scenario="throughput"),
+                 BenchScenario(scenario="quality", reference="ref")]
+    text = BenchmarkSpec(scenarios=scenarios, prompt_mode="text")
+    assert [c.prompt_mode for c in bench_configs("http://h:1", "m", scenarios, 0, text)] == \
+        ["text", "text"]
+    assert {c.prompt_mode for c in bench_configs("http://h:1", "m", scenarios, 0)} == {"token-ids"}
+    assert BenchmarkSpec().prompt_mode == "token-ids"

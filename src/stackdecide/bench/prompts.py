@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, get_args
 
 import numpy as np
 
 from stackdecide.errors import EngineError
+from stackdecide.model.schema import PromptMode
 
 if TYPE_CHECKING:
     import aiohttp
 
     from stackdecide.bench.results import BenchConfig
 
-PromptMode = Literal["token-ids", "text"]
-PROMPT_MODES: tuple[PromptMode, ...] = ("token-ids", "text")
+PROMPT_MODES: tuple[PromptMode, ...] = get_args(PromptMode)
 Prompt = list[int] | str
 MAX_RETRIES = 10  # decode/encode rounds per prompt, as vLLM's random dataset
 

@@ -405,6 +405,9 @@ class Workload(_Strict):
     lengths_file: str | None = None  # CSV or JSON lines, relative to the decision file
 
 
+PromptMode = Literal["token-ids", "text"]
+
+
 class BenchmarkSpec(_Strict):
     """What ``launch --bench`` measures on each launched candidate."""
 
@@ -416,6 +419,9 @@ class BenchmarkSpec(_Strict):
     noise: dict[str, Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]] = {}
     slo: Slo | None = None  # what the capacity scenario must meet
     workload: Workload = Workload()  # request lengths of the capacity scenario
+    # how the load scenarios send prompts: random token ids (any model, dummy weights too), or
+    # text the server tokenizes (real weights: a real request's tokenizing and its real tokens)
+    prompt_mode: PromptMode = "token-ids"
 
 
 class AuditSpec(_Strict):
