@@ -29,6 +29,7 @@ from stackdecide.bench.runner import Progress
 from stackdecide.certify.probability import RankProbabilities, rank_probabilities
 from stackdecide.certify.racing import MIN_REPLICATES, RaceState, next_action
 from stackdecide.decision import Decision
+from stackdecide.evidence.records import EvidenceSet
 from stackdecide.evidence.store import EvidenceStore
 from stackdecide.launch.plan import LaunchOptions
 from stackdecide.loop import Notify
@@ -49,6 +50,26 @@ def optimistic_totals(ranking: Ranking) -> np.ndarray:
     measured = np.array([[cell.measured for cell in row] for row in ranking.cells])
     best_case = np.where(measurable[None, :] & ~measured, 1.0, ranking.normalized)
     return weighted_sum(best_case, decision.weights)
+
+
+REFERENCE_METRIC = "kl_div_mean"  # what a quality scenario's reference launch records first
+
+
+def unmeasured_reference(ranking: Ranking, evidence: EvidenceSet) -> str | None:
+    """The reference of a quality scenario that has no quality record yet, or None.
+
+    Every other candidate's divergence is measured against the file the reference's first
+    launch writes (``bench.quality``): launched before it, a candidate's quality stays judged and
+    its launch is half spent.
+    """
+    decision = ranking.decision
+    for scenario in decision.model.benchmark.scenarios:
+        reference = scenario.reference
+        if (scenario.scenario == "quality" and reference is not None
+                and reference in decision.candidate_ids
+                and not evidence.filter(candidate=reference, metric=REFERENCE_METRIC)):
+            return reference
+    return None
 
 
 def _probabilities(ranking: Ranking, sure: Certainty) -> RankProbabilities:
@@ -118,6 +139,12 @@ class RacePolicy(Policy):
             return Stop("settled", "no candidate is feasible, so there is nothing to race: "
                         + "; ".join(f"{cid}: {state.ranking.why_infeasible(cid)}"
                                     for cid in state.ranking.infeasible), heard)
+        reference = unmeasured_reference(state.ranking, state.evidence)
+        launched = {m.candidate_id for m in state.measurements}
+        if (reference is not None and reference not in launched  # a failed one is not retried
+                and len(state.measurements) < limits.max_launches):
+            return Launch((reference,), (*heard, f"launch {reference} first: the quality "
+                                         "scenario measures every candidate against it"))
         action = next_action(race_state(state.ranking), limits.confidence,
                              launches_used=len(state.measurements),
                              max_launches=limits.max_launches,

@@ -124,3 +124,33 @@ def test_an_environment_failure_stops_the_race_instead_of_retrying(
     assert result.stop.kind == "budget"
     assert result.stop.reason.startswith(f"stopped: {launched[0]} could not be measured "
                                            "(port_in_use: the server's port is already taken)")
+
+
+QUALITY = THREE.replace("""candidates:""", """benchmark:
+  scenarios:
+    - {scenario: decode}
+    - {scenario: quality, reference: c}
+candidates:""")
+
+
+def test_the_quality_reference_is_launched_first_and_only_once(
+        store: EvidenceStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every candidate's divergence is measured against the reference's file: a race whose
+    random first pass would start elsewhere launches the reference first, and a reference whose
+    launch recorded no quality (here: the stand-in records none) is not launched again for it."""
+    truth = {"a": 300, "b": 200, "c": 150}
+    for decision, name in ((stackdecide.parse(QUALITY), "q"), (stackdecide.parse(THREE), "p")):
+        firsts = []
+        for seed in range(4):
+            launched: list[str] = []
+            monkeypatch.setattr(orchestrate, "measure", fake_measure(
+                truth, 0.02, np.random.default_rng(seed), launched))
+            with EvidenceStore(store.path.parent / f"{name}{seed}.db") as fresh:
+                until_certain(decision, fresh, seed=seed, limits=RaceLimits(max_launches=3))
+            firsts.append(launched[0])
+            if name == "q":
+                assert launched.count("c") == 1
+        if name == "q":
+            assert firsts == ["c"] * 4
+        else:  # without the quality scenario the random first pass starts elsewhere too
+            assert set(firsts) != {"c"}
