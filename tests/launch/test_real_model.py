@@ -172,3 +172,18 @@ def test_a_plan_serves_a_real_models_id_from_its_prepared_folder(
     assert started.command.argv[argv.index("--model") + 1] == str(folder)
     assert json.loads((run_dir / "command.json").read_text())["argv"] == list(
         started.command.argv)
+
+
+def test_dummy_weights_never_replace_a_real_models_own(tmp_path: Path) -> None:
+    """`demo` and the GPU scripts launch with --dummy-weights; a real model's weights are here,
+    and random ones would make its quality scenario measure noise against noise."""
+    require_vllm()
+    decision = stackdecide.load(ROOT / "criteria" / "cpu-quality.yaml")
+    plan = plan_launch(decision, "cpu-bf16", LaunchOptions(runs_dir=tmp_path / "runs", port=8123,
+                                                           dummy_weights=True),
+                       gpu=GpuReport((), unavailable="test: no GPU"))
+    assert plan.command is not None and plan.scaffold_shape is None
+    argv = plan.command.argv
+    assert argv[argv.index("--model") + 1] == SMOLLM2.placeholder
+    assert "--load-format" not in argv
+    assert any("with its own weights (--dummy-weights is for models" in n for n in plan.notes)

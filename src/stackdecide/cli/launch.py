@@ -68,7 +68,8 @@ def _record(store_path: str, outcome: LaunchOutcome) -> None:
                                       "kernels for minutes).")
 @click.option("--dummy-weights", is_flag=True,
               help="Scaffold decision.model.shape into the run folder and serve random weights "
-                   "(--load-format dummy); the served name stays the model id.")
+                   "(--load-format dummy); the served name stays the model id. A real model "
+                   "(stackdecide/smollm2-135m) keeps its own weights.")
 @click.option("--python", "python", metavar="PATH",
               help="Interpreter that runs vLLM (default: $STACKDECIDE_VLLM_PYTHON or this one).")
 @click.option("--use-current-env", is_flag=True,

@@ -220,6 +220,9 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
     notes: list[str] = []
     model = engine_config.candidate_model(decision, candidate_id)
     dummy = options.dummy_weights or engine.get("load_format") == "dummy"
+    real = real_model_served_as(engine.get("model"))
+    if real is not None and engine.get("load_format") != "dummy":
+        dummy = False  # its weights are here: random ones would measure nothing of it
     if dummy and model.fp8_checkpoint:  # the scaffold is block-FP8, whatever the id said
         model = replace(model, weights="fp8-block")
     layout = layout_of(engine)
@@ -252,13 +255,14 @@ def plan_launch(decision: Decision, candidate_id: str, options: LaunchOptions | 
             effective["model"] = SCAFFOLD_PLACEHOLDER  # made real when the launch starts
             effective["load_format"] = "dummy"
             effective.setdefault("served_model_name", served_name)  # else the folder's path
-    real = real_model_served_as(engine.get("model"))
     if real is not None and scaffold_shape is None:
         effective["model"] = real.placeholder  # prepared when the launch starts
         effective.setdefault("served_model_name", real.served_id)
         notes.append(f"real model {real.name}: {real.description}; prepared once into "
                      f"{default_real_models_dir()} when a launch starts (or by `stackdecide model "
-                     f"prepare {real.name}`) and served as '{effective['served_model_name']}'")
+                     f"prepare {real.name}`) and served as '{effective['served_model_name']}'"
+                     + (" with its own weights (--dummy-weights is for models whose weights are "
+                        "not here)" if options.dummy_weights else ""))
 
     try:
         spec = spec or load_arg_spec(python, runtime)
