@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -388,3 +389,32 @@ def test_a_new_store_with_every_commit_still_in_its_wal_is_read(tmp_path: Path) 
         assert [record.value for record in store.load()] == [1.0, 2.0]
     with EvidenceStore(path) as store:
         assert store.add([make_record(value=3.0)]) == [3]
+
+
+def test_a_journal_committed_away_while_it_is_copied_is_looked_at_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process creating the store leaves an empty file and a -journal; its commit can
+    remove the journal between listing it and copying it (seen with 8 writers on a loaded
+    machine). The open looks again instead of failing with 'No such file or directory'."""
+    from stackdecide.evidence import store as store_module
+
+    path = tmp_path / "evidence.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:  # a header, no schema yet: new
+        db.execute("CREATE TABLE t (x)")
+        db.execute("DROP TABLE t")
+        db.commit()
+    journal = tmp_path / "evidence.db-journal"
+    journal.write_bytes(b"\0" * 512)
+    copy = shutil.copyfile
+
+    def commit_meanwhile(source: Any, target: Any) -> Any:
+        if str(source).endswith("-journal"):
+            journal.unlink()
+            raise FileNotFoundError(2, "No such file or directory", str(source))
+        return copy(source, target)
+
+    monkeypatch.setattr(store_module.shutil, "copyfile", commit_meanwhile)
+    with EvidenceStore(path) as store:
+        store.add([make_record("a", value=1.0)])
+    with EvidenceStore(path) as store:
+        assert store.count() == 1

@@ -195,6 +195,17 @@ def _is_sqlite(path: Path) -> bool:
                             Location(str(path))) from None
 
 
+_PENDING_ATTEMPTS = 5  # looks at a store whose -journal writers keep committing away
+
+
+class _PendingVanished(Exception):
+    """A -wal or -journal beside the store went while it was copied."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class EvidenceStore:
     """A connection to one evidence store; use as a context manager to close it.
 
@@ -293,7 +304,20 @@ class EvidenceStore:
         into the file and removes them, even with ``query_only``. Judged from the main file
         alone (``immutable``: SQLite reads nothing else and makes no -wal or -shm); where that
         shows no schema yet, or cannot be read, while a -wal or -journal beside it holds
-        something, from a private copy of the file with them."""
+        something, from a private copy of the file with them. A -journal that a writer's commit
+        removes while it is copied is looked at again: the file has moved on."""
+        for _ in range(_PENDING_ATTEMPTS - 1):
+            try:
+                return self._refuse_foreign_once()
+            except _PendingVanished:
+                continue
+        try:
+            self._refuse_foreign_once()
+        except _PendingVanished as exc:
+            raise EvidenceError(f"cannot read the evidence store: {exc.reason}",
+                                self._where) from None
+
+    def _refuse_foreign_once(self) -> None:
         if _application_id(self.path) == APPLICATION_ID:
             return  # marked as ours; another application's mark is refused by _check_file
         owner: Owner | None = None  # the main file cannot be read (mid-checkpoint, or damaged)
@@ -314,6 +338,8 @@ class EvidenceStore:
                 shutil.copyfile(self.path, copy)
                 for suffix, side in pending.items():
                     shutil.copyfile(side, copy.with_name(copy.name + suffix))
+            except FileNotFoundError as exc:  # a commit removed it meanwhile
+                raise _PendingVanished(exc.strerror or str(exc)) from None
             except OSError as exc:
                 raise EvidenceError(f"cannot read the evidence store: {exc.strerror or exc}",
                                     self._where) from None
