@@ -43,7 +43,7 @@ def one_launch(decision: stackdecide.Decision) -> EvidenceSet:
     return EvidenceSet((
         EvidenceRecord(metric="launch_ok", value=1.0, **base),
         EvidenceRecord(metric="startup_s", value=25.0, scenario={"start": "cold"}, **base),
-        EvidenceRecord(metric="output_tok_s", value=1100.0, **base,
+        EvidenceRecord(metric="decode_tok_s", value=1100.0, **base,
                        scenario={"scenario": "decode", "concurrency": 1, "input_len": 32,
                                  "output_len": 256}),
         EvidenceRecord(metric="output_tok_s", value=2600.0, **base,
