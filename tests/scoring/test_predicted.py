@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pytest
 
 import stackdecide
 from stackdecide.bench.results import BENCH_LOADS
+from stackdecide.certify.efficiency import mixture_quantile
 from stackdecide.certify.probability import rank_probabilities
 from stackdecide.evidence import EvidenceSet
+from stackdecide.mcda.value_functions import measured_scores
+from stackdecide.model.cells import MeanMixture
 from stackdecide.model.certainty import CertaintySettings
 from stackdecide.predict import calibration, predict
+from stackdecide.scoring import certainty as certainty_module
+from stackdecide.scoring.certainty import mixture_draws
+
+# a mean known to 5% nine times in ten, to 40% the tenth
+WIDE_TAIL = MeanMixture(weights=(0.9, 0.1), centres=(math.log(100.0),) * 2, log_sds=(0.05, 0.4))
 
 
 def test_a_space_without_launches_is_ranked_on_predictions_with_a_within_verdict() -> None:
@@ -40,3 +51,75 @@ def test_rank_probabilities_in_chunks_equal_all_at_once(monkeypatch) -> None:
     np.testing.assert_allclose(chunked.rank_matrix, whole.rank_matrix)
     np.testing.assert_allclose(chunked.pairwise, whole.pairwise)
     np.testing.assert_allclose(chunked.p_best, whole.p_best)
+
+
+def _arrays(mixture: MeanMixture) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.array(mixture.weights), np.array(mixture.centres), np.array(mixture.log_sds)
+
+
+def test_a_wide_minor_component_keeps_its_tail() -> None:
+    """Drawn from the mixture, the far tail is the wide component's; a normal of the mixture's
+    mean and variance would put the 99% quantile 0.31 above the centre instead of 0.51."""
+    rng = np.random.default_rng(5)
+    samples = 200_000
+    logs = np.log(mixture_draws(WIDE_TAIL, rng.random(samples), rng.standard_normal(samples)))
+    weights, centres, sds = _arrays(WIDE_TAIL)
+    for q in (0.01, 0.5, 0.99):
+        assert np.quantile(logs, q) == pytest.approx(mixture_quantile(weights, centres, sds, q),
+                                                     abs=0.02)
+    moment_matched = centres[0] + 2.326 * math.sqrt(weights @ sds**2)
+    assert np.quantile(logs, 0.99) > moment_matched + 0.15
+    capped = MeanMixture(WIDE_TAIL.weights, WIDE_TAIL.centres, WIDE_TAIL.log_sds, ceiling=120.0)
+    assert mixture_draws(capped, rng.random(samples), rng.standard_normal(samples)).max() == 120.0
+
+
+def test_cells_with_the_same_weights_draw_the_same_component() -> None:
+    """One quantile per draw picks the component of every cell: a wide draw is wide for all."""
+    twice_as_wide = MeanMixture(WIDE_TAIL.weights, (math.log(5.0),) * 2, (0.1, 0.8))
+    quantile = np.random.default_rng(6).random(1000)
+    at_one_sd = np.ones(1000)
+    narrow = np.log(mixture_draws(WIDE_TAIL, quantile, at_one_sd)) - math.log(100.0)
+    wide = np.log(mixture_draws(twice_as_wide, quantile, at_one_sd)) - math.log(5.0)
+    np.testing.assert_allclose(wide, 2.0 * narrow)
+    assert 0.05 < np.mean(narrow > 0.2) < 0.15  # the wide component, a tenth of the draws
+
+
+def test_a_ranking_draws_predicted_cells_from_their_mixture(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The draws of a predicted cell follow its mixture, tails included (not the normal its
+    interval spans), and one width scale per draw moves every cell of a metric."""
+    decision = stackdecide.load("criteria/cpu-space.yaml")
+    prediction = predict(decision, calibration(decision, EvidenceSet()), BENCH_LOADS)
+    drawn: list[np.ndarray] = []
+
+    def keep(measure: object, raw: np.ndarray, **kwargs: object) -> np.ndarray:
+        drawn.append(np.array(raw))
+        return measured_scores(measure, raw, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(certainty_module, "measured_scores", keep)
+    samples = 20_000
+    settings = CertaintySettings(samples=samples, seed=4)
+    ranking = decision.score(evidence=EvidenceSet(), prediction=prediction, certainty=settings)
+    columns = {c.id: j for j, c in enumerate(decision.criteria)}
+    decode, throughput, startup = (np.log(raw) for raw in drawn)  # the criteria with draws
+    assert decode.shape == (samples, len(decision.candidate_ids))
+
+    cell = ranking.cells[0][columns["decode_speed"]]
+    assert cell.mixture == prediction.mixtures[(decision.candidate_ids[0], "decode_speed")]
+    for q, z in ((0.005, -2.576), (0.995, 2.576)):
+        from_mixture = mixture_quantile(*_arrays(cell.mixture), q)
+        # log units; the mixture's widths run from 1.3 to 5.3 here
+        assert np.quantile(decode[:, 0], q) == pytest.approx(from_mixture, abs=0.4)
+        assert abs(from_mixture - (math.log(cell.raw) + z * cell.log_sd)) > 2.0
+
+    def spread(logs: np.ndarray, column: int) -> np.ndarray:
+        return np.abs(logs[:, column] - np.median(logs[:, column]))
+
+    # two configurations, one metric: the same width scale in a draw (criteria alike)
+    assert np.corrcoef(spread(decode, 0), spread(decode, 1))[0, 1] > 0.1
+    assert np.corrcoef(spread(decode, 0), spread(throughput, 1))[0, 1] > 0.1
+    # another metric draws its own
+    assert abs(np.corrcoef(spread(decode, 0), spread(startup, 1))[0, 1]) < 0.05
+    # the same seed, the same draws
+    again = decision.score(evidence=EvidenceSet(), prediction=prediction, certainty=settings)
+    assert ranking.certainty is not None and again.certainty is not None
+    np.testing.assert_array_equal(ranking.certainty.totals, again.certainty.totals)

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 Source = Literal["judged", "measured", "predicted"]
+
+
+@dataclass(frozen=True)
+class MeanMixture:
+    """What a predicted mean may be: a mixture of log-normals, one component per width scale of the
+    prediction model (``certify.efficiency``'s grid), in order of scale, none above ``ceiling``."""
+
+    weights: tuple[float, ...]
+    centres: tuple[float, ...]  # the log of the mean's median under each component
+    log_sds: tuple[float, ...]  # the SD of the log of the mean under each component
+    ceiling: float = math.inf  # a rate's roofline, which no mean passes
 
 
 @dataclass(frozen=True)
@@ -16,7 +28,8 @@ class Cell:
     computed by the criterion's value function from ``raw`` (the aggregated measurement), and keep
     the judged score beside it so a reader sees what the measurement replaced. ``predicted`` cells
     (a configuration no launch measured, ``scoring.predicted``) hold the score of ``raw``, the
-    predicted median of the configuration's mean, with its ``interval`` and the SD of its log.
+    predicted median of the configuration's mean, with its ``interval`` and the SD of its log, and
+    the ``mixture`` the ranking's certainty draws the mean from (None for a twin: drawn as its twin).
     """
 
     score: float
@@ -34,6 +47,7 @@ class Cell:
     stack: tuple[str, ...] = field(default=())  # the vLLM (and environment) its records ran on
     interval: tuple[float, float] | None = None  # a predicted mean's interval (predict's level)
     log_sd: float | None = None  # SD of the log of a predicted mean
+    mixture: MeanMixture | None = None  # a predicted mean's distribution
     # a predicted cell the same as this candidate's measured one on every level prediction
     # knows (``Predicted.twin``): it takes that measurement, and the ranking draws the two as one
     twin: str | None = None

@@ -27,6 +27,11 @@ uncertainty) and conditioned on their scores (``certify.efficiency.JointMeans.co
 * the configurations of a ``space:`` all carry the base's scores, a judgement of the base and not
   of how they compare (read as one, identical scores would pull every configuration to the same
   value): they are not used.
+
+The model is a mixture over its width scales (``certify.efficiency``), and so is each
+configuration's mean: ``Prediction.mixtures`` keeps it for each cell (per component: its weight,
+and the centre and SD of the log of the mean), and a ranking draws the mean from it
+(``scoring.certainty``); the cell's interval is the mixture's.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from scipy import special
 
 from stackdecide.certify.efficiency import EfficiencyFit, JointMeans, Predictive, fit
 from stackdecide.evidence.records import scenario_value
+from stackdecide.model.cells import MeanMixture
 from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.metrics import METRICS
 from stackdecide.model.schema import Criterion
@@ -93,8 +99,8 @@ class Predicted:
 
     @property
     def mean_log_sd(self) -> float:
-        """The SD of the log of the configuration's mean that its interval spans, as a normal's:
-        what a ranking draws the mean from (``scoring.certainty``)."""
+        """The SD of the log of the configuration's mean that its interval spans, as a normal's: its
+        width in one number (a ranking draws the mean from ``Prediction.mixtures``)."""
         z = float(special.ndtri(0.5 + self.level / 2))
         return math.log(self.mean_high / self.mean_low) / (2.0 * z)
 
@@ -115,6 +121,8 @@ class Prediction:
     level: float
     notes: tuple[str, ...] = ()
     extra: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> fit summary
+    # (candidate, criterion) -> the distribution of the cell's mean, in the metric's units (module doc)
+    mixtures: dict[tuple[str, str], MeanMixture] = field(default_factory=dict)
 
     def get(self, candidate: str, criterion: str) -> Predicted | None:
         return next((p for p in self.predictions
@@ -299,6 +307,19 @@ def _predicted(target: _Target, shown: Predictive, calibrated_by: int,
         mean_high=min(cap, reference * math.exp(shown.mean_high)), twin=twin)
 
 
+def _mixtures(group: Sequence[_Target], joint: JointMeans) -> list[MeanMixture]:
+    """The distribution of each target's mean in the metric's units: a component per grid point of
+    the fit, in order of width scale (then noise), so that one quantile of the weights picks
+    comparable components for every cell of a metric (``scoring.certainty``)."""
+    order = np.lexsort((joint.noise, joint.scale))
+    weights = tuple(joint.weights[order].tolist())
+    sds = np.sqrt(np.maximum(np.diagonal(joint.covariances, axis1=1, axis2=2)[order], 1e-12))
+    centres = joint.means[order]
+    return [MeanMixture(weights, tuple((math.log(target.reference) + centres[:, k]).tolist()),
+                        tuple(sds[:, k].tolist()), target.ceiling.value if target.ceiling else math.inf)
+            for k, target in enumerate(group)]
+
+
 def predict(decision: DecisionMatrix, calibration: Calibration, defaults: Mapping[str, Load],
             level: float = DEFAULT_LEVEL, judged: bool = True) -> Prediction:
     """Each candidate's predicted value of each criterion measured by a predicted metric
@@ -313,6 +334,7 @@ def predict(decision: DecisionMatrix, calibration: Calibration, defaults: Mappin
         by_criterion.setdefault(target.criterion.id, []).append(index)
     twins = _twins(decision, targets, calibration)
     shown: dict[int, Predicted] = {}
+    mixtures: dict[tuple[str, str], MeanMixture] = {}
     for indices in by_criterion.values():
         group = [targets[i] for i in indices]
         model = fits[group[0].metric]
@@ -323,8 +345,11 @@ def predict(decision: DecisionMatrix, calibration: Calibration, defaults: Mappin
         for k, (index, target) in enumerate(zip(indices, group, strict=True)):
             shown[index] = _predicted(target, joint.predictive(k, level), model.n, said.get(k),
                                       twins.get(index))
+        mixtures.update(((target.candidate, target.criterion.id), mixture)
+                        for target, mixture in zip(group, _mixtures(group, joint), strict=True))
     predictions = [shown[index] for index in range(len(targets))]
     extra = {metric: {"launch_values": float(model.n), "noise": float(model.weights @ model.noise),
                       "width_scale": float(model.weights @ model.scale)}
              for metric, model in sorted(fits.items())}
-    return Prediction(tuple(predictions), tuple(unpredicted), level, calibration.notes, extra)
+    return Prediction(tuple(predictions), tuple(unpredicted), level, calibration.notes, extra,
+                      mixtures)

@@ -46,7 +46,8 @@ def score(decision: DecisionMatrix, method: str = "wsm", evidence: EvidenceSet |
     computed with ``certainty`` (default settings when not given). A candidate whose configuration
     cannot start as written (an error of the static launch checks) is infeasible, as is one that
     breaks a constraint. With ``prediction``, cells no launch measured take their predicted value
-    (``scoring.predicted``) and the certainty draws them from their intervals.
+    (``scoring.predicted``) and the certainty draws them from the prediction model's mixture
+    over its error scales (``scoring.certainty``).
     """
     ranking = rank(decision, method, evidence, any_hardware, include_partial, prediction)
     if evidence is None and prediction is None:

@@ -15,15 +15,25 @@ judged cells at their score (or within their stated ``uncertainty``), optionally
 the decision's weight region (SMAA), and ranks. P(best), the rank distribution and pairwise
 P(i beats k) are shares of draws (``certify.probability``).
 
-A **predicted** cell (a configuration no launch measured, ``scoring.predicted``) is drawn
-log-normal from its interval. One configuration's predicted cells are drawn together, each as
-good as the others in a draw (one standard normal per candidate, its sign turned for a
-lower-is-better metric): what moves a configuration's predictions is the same unknown effect of
-its settings, which speeds up its decode and its throughput alike. Drawn independently, the errors
-of its criteria would average out in its total and the certificate would be overconfident (a
-synthetic space with one effect per setting, ``tests/loop/test_search.py``, was certified 8 points
-below its best that way). A predicted cell with a measured twin (``Cell.twin``) is drawn as the
-twin's cell, the same draw: the model knows nothing that tells the two apart.
+A **predicted** cell (a configuration no launch measured, ``scoring.predicted``) is drawn from
+the prediction model's mixture over its width scales (``Cell.mixture``): in each draw one
+component per metric, shared by every predicted cell of that metric, then each cell's log mean
+from that component's normal. A draw in which the predictions are off by much is so for all of
+them, and the far tail, where a never-launched best sits, keeps the mixture's weight: a normal
+matched to the interval thins it, and certificates resting on biased predictions were
+over-confident that way (``benchmarks/search.py``). The component is the one at a uniform quantile
+of the cell's weights, the quantile drawn once per draw and metric and the components in order of
+width scale: cells with the same weights (the metric's fit, unless judged scores moved them) share
+it, and the others take the component at the same quantile of theirs. One configuration's predicted
+cells are drawn together, each as good as the others in a draw (one standard normal per candidate,
+its sign turned for a lower-is-better metric): what moves a configuration's predictions is the
+same unknown effect of its settings, which speeds up its decode and its throughput alike. Drawn
+independently, the errors of its criteria would average out in its total and the certificate would
+be overconfident (a synthetic space with one effect per setting, ``tests/loop/test_search.py``,
+was certified 8 points below its best that way). A predicted cell with a measured twin
+(``Cell.twin``) is drawn as the twin's cell, the same draw: the model knows nothing that tells the
+two apart (a twin measured without replicates: log-normal about its value, as wide as the
+prediction's interval).
 
 Verdict: **certified** when the leader's P(best) reaches the confidence and the leader rests on at
 least two launches (a lucky or broken single launch must not carry a certificate), the racing
@@ -56,6 +66,7 @@ from stackdecide.certify.uncertainty import (
 from stackdecide.mcda import methods
 from stackdecide.mcda.value_functions import measured_scores
 from stackdecide.mcda.weights import sampled_weights, weight_region
+from stackdecide.model.cells import MeanMixture
 from stackdecide.model.certainty import (
     CellEstimate,
     Certainty,
@@ -96,6 +107,17 @@ def cell_estimates(ranking: Ranking, confidence: float) -> dict[tuple[str, str],
     return found
 
 
+def mixture_draws(mixture: MeanMixture, quantile: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """A predicted mean drawn from its mixture (``Cell.mixture``): in each draw the component at
+    ``quantile`` (uniform) of the weights, then that component's log-normal at the standard normal
+    ``z``; none above the mixture's ceiling."""
+    cumulative = np.cumsum(mixture.weights)
+    component = np.minimum(np.searchsorted(cumulative, quantile * cumulative[-1], side="right"),
+                           cumulative.size - 1)
+    log_mean = np.asarray(mixture.centres)[component] + np.asarray(mixture.log_sds)[component] * z
+    return np.minimum(np.exp(log_mean), mixture.ceiling)
+
+
 def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate],
                  rng: np.random.Generator, samples: int) -> np.ndarray:
     """Score matrices (samples, candidates, criteria) on each criterion's scale."""
@@ -105,6 +127,9 @@ def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate]
         decision.matrix[None].astype(float), samples, axis=0)
     scores = np.array([[cell.score for cell in row] for row in ranking.cells])
     goodness = rng.standard_normal((samples, len(decision.candidates)))
+    # the quantile that picks the width scale: one per draw and metric (module doc)
+    scale_quantile = {metric: rng.random(samples) for metric in sorted(
+        {str(cell.metric) for row in ranking.cells for cell in row if cell.mixture is not None})}
     measured_mask = np.array([[cell.measured for cell in row] for row in ranking.cells])
     draws[:, measured_mask] = scores[measured_mask]  # measured cells without replicates stay put
     for j, criterion in enumerate(decision.criteria):
@@ -120,8 +145,8 @@ def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate]
             relative_se = found.standard_error / abs(found.center)
             center = ranking.cells[i][j].raw or found.center
             raw[:, column] = center * (1.0 + relative_se * rng.standard_t(found.dof, samples))
-        # a predicted mean: log-normal, as it was predicted; one draw of goodness per candidate
-        # for all its predicted cells (module doc)
+        # a predicted mean: from its mixture, the metric's width scale of the draw; one draw of
+        # goodness per candidate for all its predicted cells (module doc)
         sign = 1.0 if metric.higher_is_better else -1.0
         twin_column = {decision.candidate_ids[i]: column for column, i in enumerate(estimated)}
         for column, i in enumerate(predicted, start=len(estimated)):
@@ -129,7 +154,10 @@ def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate]
             assert cell.raw is not None and cell.log_sd is not None
             if cell.twin in twin_column:  # the same configuration here as a measured one: one draw
                 raw[:, column] = raw[:, twin_column[cell.twin]]
-            else:
+            elif cell.mixture is not None:
+                raw[:, column] = mixture_draws(cell.mixture, scale_quantile[criterion.measure.metric],
+                                               sign * goodness[:, i])
+            else:  # a twin measured without replicates (module doc)
                 raw[:, column] = cell.raw * np.exp(sign * cell.log_sd * goodness[:, i])
         best = raw.max(axis=1) if metric.higher_is_better else raw.min(axis=1)
         draws[:, rows, j] = measured_scores(

@@ -2,13 +2,14 @@
 
 Where a criterion is measured by a predicted metric (``predict``), a candidate without a measured
 cell gets a ``predicted`` cell: the value function applied to the predicted median of the
-configuration's mean (``Predicted.mean``), with its interval and the SD of its log. Measured and
-predicted cells of a criterion are scored together: ``relative_to_best`` reads every value of the
-criterion against the best of all of them, measured or predicted, so a configuration predicted to
-beat every launch lowers the measured cells' scores as a launch of it would. A predicted cell
-with a launched twin (``Predicted.twin``: the same on every level prediction knows, such as a
-``max_num_seqs`` above every load the criterion runs) takes the twin's measured value. Judged
-cells of criteria no prediction covers stay judged.
+configuration's mean (``Predicted.mean``), with its interval, the SD of its log and its
+distribution (``Prediction.mixtures``). Measured and predicted cells of a criterion are scored
+together: ``relative_to_best`` reads every value of the criterion against the best of all of
+them, measured or predicted, so a configuration predicted to beat every launch lowers the measured
+cells' scores as a launch of it would. A predicted cell with a launched twin (``Predicted.twin``:
+the same on every level prediction knows, such as a ``max_num_seqs`` above every load the
+criterion runs) takes the twin's measured value. Judged cells of criteria no prediction covers
+stay judged.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ def with_predictions(decision: DecisionMatrix, cells: Sequence[Sequence[Cell]],
                 rows[i][j] = Cell(score=criterion_score(criterion, raw, best), source="predicted",
                                   judged=cell.score, raw=raw, unit=found.unit, metric=found.metric,
                                   interval=(found.mean_low, found.mean_high),
-                                  log_sd=found.mean_log_sd, twin=twin)
+                                  log_sd=found.mean_log_sd, twin=twin,
+                                  mixture=None if twin else
+                                  prediction.mixtures[(found.candidate, found.criterion)])
             else:
                 rows[i][j] = replace(cell, score=criterion_score(criterion, raw, best))
     return tuple(tuple(row) for row in rows)
