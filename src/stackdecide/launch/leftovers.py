@@ -30,6 +30,9 @@ from stackdecide.state import state_dir
 START_TOLERANCE_S = 1.0
 # ``started_at`` is taken before the run folder is made and the process spawned (to the second)
 STARTED_AT_WINDOW_S = 120.0
+# ... and psutil counts a start from the boot time, which /proc/stat gives in whole seconds: a
+# process started in the second ``started_at`` names may read up to two seconds before it
+STARTED_AT_SLACK_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ def _start_span(outcome: Mapping[str, Any]) -> tuple[float, float] | None:
     if launched.tzinfo is None:
         return None
     start = launched.timestamp()
-    return start - START_TOLERANCE_S, start + STARTED_AT_WINDOW_S
+    return start - STARTED_AT_SLACK_S, start + STARTED_AT_WINDOW_S
 
 
 def check_run(run_dir: Path) -> LiveRun | str:
