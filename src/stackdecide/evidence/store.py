@@ -201,10 +201,6 @@ _PENDING_ATTEMPTS = 5  # looks at a store whose -journal writers keep committing
 class _PendingVanished(Exception):
     """A -wal or -journal beside the store went while it was copied."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
 
 class EvidenceStore:
     """A connection to one evidence store; use as a context manager to close it.
@@ -306,16 +302,13 @@ class EvidenceStore:
         shows no schema yet, or cannot be read, while a -wal or -journal beside it holds
         something, from a private copy of the file with them. A -journal that a writer's commit
         removes while it is copied is looked at again: the file has moved on."""
-        for _ in range(_PENDING_ATTEMPTS - 1):
+        reason = ""
+        for _ in range(_PENDING_ATTEMPTS):
             try:
                 return self._refuse_foreign_once()
-            except _PendingVanished:
-                continue
-        try:
-            self._refuse_foreign_once()
-        except _PendingVanished as exc:
-            raise EvidenceError(f"cannot read the evidence store: {exc.reason}",
-                                self._where) from None
+            except _PendingVanished as exc:
+                reason = str(exc)
+        raise EvidenceError(f"cannot read the evidence store: {reason}", self._where)
 
     def _refuse_foreign_once(self) -> None:
         if _application_id(self.path) == APPLICATION_ID:

@@ -196,19 +196,23 @@ def prepare_real_model(name: str, *, wheel: Path | None = None,
 def _copied_folder(model: RealModel, root: Path) -> PreparedModel | None:
     """The one folder of ``model`` prepared elsewhere and copied here, where its package is not
     installed (a GPU machine without an index); None if there is none, an error if several."""
-    found = [path for path in sorted(root.glob(f"{model.folder}-*"))
-             if (path / MANIFEST).is_file() and read_manifest(path).get("name") == model.name]
+    manifests = {path: read_manifest(path) for path in sorted(root.glob(f"{model.folder}-*"))
+                 if (path / MANIFEST).is_file()}
+    found = [(path, manifest) for path, manifest in manifests.items()
+             if manifest.get("name") == model.name]
     if len(found) > 1:
         raise RealModelError(f"real model {model.name}: {len(found)} prepared folders in {root} "
                              f"and {model.distribution} not installed to tell which: "
-                             f"{model.install}, or keep one of {', '.join(p.name for p in found)}")
+                             f"{model.install}, or keep one of "
+                             f"{', '.join(path.name for path, _ in found)}")
     if not found:
         return None
-    source = read_manifest(found[0]).get("source")
+    (path, manifest), = found
+    source = manifest.get("source")
     digest = source.get("sha256") if isinstance(source, dict) else None
-    if not isinstance(digest, str) or found[0] != prepared_path(model, digest, root):
-        raise RealModelError(f"{found[0]}: its manifest names no GGUF digest matching its name")
-    return PreparedModel(model, found[0], digest, written=False)
+    if not isinstance(digest, str) or path != prepared_path(model, digest, root):
+        raise RealModelError(f"{path}: its manifest names no GGUF digest matching its name")
+    return PreparedModel(model, path, digest, written=False)
 
 
 def _write_once(model: RealModel, gguf_sha256: str, root: Path,
