@@ -484,11 +484,12 @@ class Answer:
     tolerance: float
     where: str = ""  # the folder it was read from
     holds_best: tuple[str, ...] = ()
+    twins: tuple[str, ...] = ()  # the choice's twins on every rate (``rate_twins``)
 
     def to_dict(self) -> dict[str, object]:
         return {"choice": self.choice, "certified": self.certified,
                 "equivalent": list(self.equivalent), "tolerance_points": self.tolerance,
-                "holds_best": list(self.holds_best)}
+                "holds_best": list(self.holds_best), "twins": list(self.twins)}
 
 
 ANSWER_FILE = "answer.json"
@@ -504,14 +505,30 @@ def holding_best(ids: Sequence[str], p_best: np.ndarray, confidence: float) -> t
     return tuple(ids[i] for i in order[:min(int(reached), len(ids))])
 
 
-def race_answer(result: RunResult) -> Answer:
+def rate_twins(prediction: Prediction, candidate: str) -> tuple[str, ...]:
+    """The configurations the same as ``candidate`` on every rate the decision measures, each at
+    its load, as far as prediction can tell (``Predicted.twin``: a scheduler limit no load
+    reaches apart): a choice stands for them too, start-up aside. None without a rate."""
+    rates = [p for p in prediction.predictions if p.candidate == candidate and p.load is not None]
+    if not rates:
+        return ()
+    group = {(p.candidate, p.criterion): p.twin or p.candidate for p in prediction.predictions}
+    others = sorted({p.candidate for p in prediction.predictions} - {candidate})
+    return tuple(k for k in others if all(group.get((k, p.criterion)) ==
+                                          group[(candidate, p.criterion)] for p in rates))
+
+
+def race_answer(result: RunResult, decision: Decision) -> Answer:
+    """What the race over ``decision``'s space answered (``Answer``)."""
     sure = result.certainty
     within = sure.within
     equivalent = tuple(sure.candidate_ids[i] for i in within.equivalent) if within else ()
     best = holding_best(sure.candidate_ids, sure.probabilities.p_best, sure.settings.confidence) \
         if sure.probabilities is not None else ()
-    return Answer(result.stop.winner or sure.verdict.winner, result.stop.kind == "certified",
-                  equivalent, within.delta * 100 if within else 0.0, holds_best=best)
+    choice = result.stop.winner or sure.verdict.winner
+    twins = rate_twins(prediction_for(decision, result.evidence), choice) if choice else ()
+    return Answer(choice, result.stop.kind == "certified", equivalent,
+                  within.delta * 100 if within else 0.0, holds_best=best, twins=twins)
 
 
 def write_answer(folder: Path, answer: Answer) -> None:
@@ -529,7 +546,7 @@ def previous_answer(folder: Path) -> Answer | None:
             data = json.loads((previous / ANSWER_FILE).read_text())
             return Answer(data["choice"], bool(data["certified"]), tuple(data["equivalent"]),
                           float(data["tolerance_points"]), str(previous),
-                          tuple(data.get("holds_best", ())))
+                          tuple(data.get("holds_best", ())), tuple(data.get("twins", ())))
         except (OSError, ValueError, KeyError, TypeError):
             continue  # a damaged answer file says nothing about this run
     return None
@@ -539,17 +556,27 @@ def compare_answers(now: Answer, before: Answer | None) -> str:
     """This run's answer beside the previous one's, in one sentence."""
     if before is None:
         return "previous run: none on this machine to compare with"
-    shared = sorted(set(now.equivalent) & set(before.equivalent))
     if now.choice == before.choice:
         return f"previous run ({before.where}): the same choice, {now.choice}"
-    if shared:
+    if before.choice in now.twins or now.choice in before.twins:
+        return (f"previous run ({before.where}): the same configuration on every rate measured "
+                f"({before.choice}, now its twin {now.choice}: they differ only in a scheduler "
+                "limit no benchmark load reaches)")
+    # a choice stands for its twins (``rate_twins``): the same on every rate, start-up aside
+    shared = sorted(set(now.equivalent) & set(before.equivalent))
+    via_twins = sorted((set(now.equivalent) | set(now.twins))
+                       & (set(before.equivalent) | set(before.twins)))
+    if shared or via_twins:
+        twin_note = "" if shared else " (counting each choice's twins on every rate)"
         return (f"previous run ({before.where}): another choice ({before.choice}, now "
-                f"{now.choice}), equivalence sets overlapping in {', '.join(shared)}")
-    crossed = [choice for choice, other in ((now.choice, before), (before.choice, now))
-               if choice in other.holds_best]
+                f"{now.choice}), equivalence sets overlapping in "
+                f"{', '.join(shared or via_twins)}{twin_note}")
+    crossed = [answer.choice in other.holds_best for answer, other in ((now, before), (before, now))
+               if {answer.choice, *answer.twins} & set(other.holds_best)]
     if len(crossed) == 2:
+        each = "each choice" if all(crossed) else "each choice, or a twin of it on every rate,"
         return (f"previous run ({before.where}): another choice ({before.choice}, now "
-                f"{now.choice}), no configuration equivalent in both, but each choice is in the "
+                f"{now.choice}), no configuration equivalent in both, but {each} is in the "
                 "other run's set that holds the best")
     return (f"previous run ({before.where}): a different choice ({before.choice}, now "
             f"{now.choice}) and no configuration equivalent in both")

@@ -133,11 +133,11 @@ def test_an_untied_model_holds_its_embedding_table_but_does_not_read_it() -> Non
 
 # -- derived metrics: model.derived ------------------------------------------------------------
 def _requests(ttfts: list[float], prompt: int = 512, output: int = 1,
-              chunks: int | None = None) -> list[RequestRecord]:
+              chunks: int | None = None, gap_s: float = 0.001) -> list[RequestRecord]:
     chunks = output if chunks is None else chunks
     return [RequestRecord(index=i, prompt_len=prompt + i % 2, max_tokens=output, success=True,
-                          ttft_s=ttft, latency_s=ttft + 0.001 * (chunks - 1),
-                          itl_s=[0.001] * (chunks - 1), output_tokens=output, chunks=chunks,
+                          ttft_s=ttft, latency_s=ttft + gap_s * (chunks - 1),
+                          itl_s=[gap_s] * (chunks - 1), output_tokens=output, chunks=chunks,
                           usage_reported=True) for i, ttft in enumerate(ttfts)]
 
 
@@ -209,6 +209,19 @@ def test_a_bursty_stream_has_no_decode_tok_s_in_bench_or_import(detailed: bool) 
     assert "decode_tok_s" not in imported and any("bursty" in note for note in notes)
     expected = _bench_rows("decode", steady)["decode_tok_s"]
     assert _imported(_vllm_file(steady, detailed))[0]["decode_tok_s"] == pytest.approx(expected)
+
+
+def test_a_stream_held_back_and_delivered_at_once_has_no_decode_tok_s_in_bench_or_import() -> None:
+    # measured on 2 cores: one-token chunks, all read within microseconds of the first, which came
+    # when the request was done (TTFT 210 ms); 1000 / TPOT would say ~300,000 tok/s
+    held = _requests([0.21] * 3, prompt=32, output=256, gap_s=3e-6)
+    assert derived.arrivals(held[0].chunks, held[0].itl_s) == 1
+    assert "decode_tok_s" not in _bench_rows("decode", held)
+    imported, notes = _imported(_vllm_file(held, detailed=True))
+    assert "decode_tok_s" not in imported and any("per arrival is 256.0" in n for n in notes)
+    # a stream whose chunks come 50 us apart or more is streamed, however fast
+    assert derived.arrivals(256, [derived.ARRIVAL_GAP_S] * 255) == 256
+    assert derived.arrivals(0, []) == 0
 
 
 # -- user files, JSON writes, "did you mean": _files, _text ------------------------------------

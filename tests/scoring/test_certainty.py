@@ -171,3 +171,23 @@ def test_score_and_the_html_report_agree_on_p_best_and_the_verdict(tmp_path: Pat
     for candidate, p_best in sure["p_best"].items():
         assert f"<b>{candidate}</b></td><td>{p_best:.3f}</td>" in text.replace('<td class="num">', "<td>")
     assert sure["verdict"]["text"] in reported.output  # the line it prints names the same verdict
+
+
+@pytest.mark.parametrize(("noise", "rel_sd"), [
+    ("{decode_tok_s: 0.2}", 0.2),
+    ("{decode: 0.1}", 0.1),  # the criterion's own
+    ("{decode_tok_s: 0.2, decode: 0.1}", 0.1),  # the criterion's key wins over its metric's
+])
+def test_stated_noise_is_per_metric_or_per_criterion(noise: str, rel_sd: float) -> None:
+    decision = stackdecide.parse(TWO + f"benchmark:\n  noise: {noise}\n")
+    sure = _certainty(decision, _evidence({"a": [204.0], "b": [200.0]}))
+    # one launch each: the interval is the stated noise alone, a normal of that relative SD
+    found = sure.cells[("a", "decode")].estimate
+    assert found.standard_error / found.center == pytest.approx(rel_sd, rel=0.05)
+
+
+def test_a_noise_key_that_is_neither_metric_nor_criterion_is_refused() -> None:
+    with pytest.raises(stackdecide.DecisionFileError) as caught:
+        stackdecide.parse(TWO + "benchmark:\n  noise: {decodee: 0.1}\n")
+    message = str(caught.value)
+    assert "benchmark.noise.decodee" in message and "or a criterion id: decode" in message

@@ -43,6 +43,11 @@ class RequestRecord:
     error_kind: str = ""  # see bench_stream.FailureKind
 
     @property
+    def arrivals(self) -> int:
+        """Chunks that reached the client apart from the one before (``derived.arrivals``)."""
+        return derived.arrivals(self.chunks, self.itl_s)
+
+    @property
     def tpot_s(self) -> float | None:
         """Time per output token after the first; None for one-token outputs (vLLM skips them)."""
         if not self.success or self.output_tokens <= 1:
@@ -168,14 +173,16 @@ class Summary:
     itl: Distribution | None
     e2el: Distribution | None
     prefill_tok_s: Distribution | None = None  # per request prompt_len / TTFT, as tok/s (not ms)
-    tokens_per_chunk_p50: float | None = None  # median over requests of output tokens / chunks
+    # median over requests of output tokens / arrivals (chunks, chunks read together counted once)
+    tokens_per_chunk_p50: float | None = None
 
     @property
     def bursty(self) -> bool:
         """Whether the median request arrived in bursts of tokens rather than token by token.
 
         A server that decodes faster than it streams (a tiny model on a CPU) sends most of a
-        request's tokens in a few chunks; TPOT then measures the HTTP path, not decoding.
+        request's tokens in a few chunks, and a server or client short of CPU can deliver a
+        stream's chunks all at once; TPOT then measures the HTTP path, not decoding.
         """
         return derived.is_bursty(self.tokens_per_chunk_p50)
 
@@ -210,4 +217,4 @@ def summarize(records: Sequence[RequestRecord], duration_s: float,
         e2el=distribution([r.latency_s for r in good], percentiles),
         prefill_tok_s=distribution(prefill, percentiles, scale=1.0),
         tokens_per_chunk_p50=derived.tokens_per_chunk([r.output_tokens for r in good],
-                                                      [r.chunks for r in good]))
+                                                      [r.arrivals for r in good]))

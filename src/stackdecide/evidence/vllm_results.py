@@ -21,8 +21,9 @@ parameters (``concurrency``, ``request_rate``, ``num_prompts``, ``input_len``, `
 ``stackdecide.model.derived`` that ``stackdecide bench`` uses too, and say so in their note:
 
 * ``decode_tok_s`` = 1000 / median TPOT (one request's decode rate at that concurrency), left out
-  when the stream was bursty: more than 4 output tokens per streamed chunk, counted per request
-  from ``output_lens`` and ``itls`` when the file has them (``--save-detailed``), else estimated
+  when the stream was bursty: more than 4 output tokens per arrival (a chunk, or chunks that
+  reached the client under 50 µs apart), counted per request from ``output_lens`` and ``itls``
+  when the file has them (``--save-detailed``), else estimated
   as mean ITL / mean TPOT;
 * ``prefill_tok_s``, for runs at concurrency 1 only: the median over requests of prompt tokens /
   TTFT from ``input_lens`` and ``ttfts`` (``--save-detailed``), else mean prompt tokens / median
@@ -188,8 +189,8 @@ def _derived(result: Mapping[str, Any], latencies: Mapping[str, tuple[str, float
     median_tpot = latencies.get("tpot_ms_p50", ("", 0.0))[1]
     if requests is not None:
         per_chunk = derived.tokens_per_chunk([r.output_tokens for r in requests],
-                                             [r.chunks for r in requests])
-        how_bursty = "median request's output tokens per streamed chunk"
+                                             [r.arrivals for r in requests])
+        how_bursty = "median request's output tokens per arrival"
     else:
         per_chunk = derived.tokens_per_chunk_from_means(
             latencies.get("itl_ms_mean", ("", 0.0))[1], latencies.get("tpot_ms_mean", ("", 0.0))[1])
@@ -227,7 +228,7 @@ class _Request(NamedTuple):
     prompt_tokens: float
     ttft_s: float
     output_tokens: float
-    chunks: int
+    arrivals: int  # chunks, those that reached the client together counted once
 
 
 def _detailed(result: Mapping[str, Any]) -> list[_Request] | None:
@@ -249,8 +250,9 @@ def _detailed(result: Mapping[str, Any]) -> list[_Request] | None:
         if failed or not all(_finite(v) for v in values) or not isinstance(itls[i], list):
             continue
         # vLLM's client records a gap for every streamed chunk after the first
+        gaps = [gap for gap in itls[i] if _finite(gap)]
         requests.append(_Request(float(inputs[i]), float(ttfts[i]), float(outputs[i]),
-                                 len(itls[i]) + 1))
+                                 derived.arrivals(len(itls[i]) + 1, gaps)))
     return requests or None
 
 

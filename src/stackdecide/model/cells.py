@@ -48,8 +48,9 @@ class Cell:
     interval: tuple[float, float] | None = None  # a predicted mean's interval (predict's level)
     log_sd: float | None = None  # SD of the log of a predicted mean
     mixture: MeanMixture | None = None  # a predicted mean's distribution
-    # a predicted cell the same as this candidate's measured one on every level prediction
-    # knows (``Predicted.twin``): it takes that measurement, and the ranking draws the two as one
+    # the launched candidate that is the same as this one on every level prediction knows
+    # (``Predicted.twin``): a predicted cell takes its measurement, a measured one pools their
+    # launches (``scoring.predicted``), and the ranking draws the two as one
     twin: str | None = None
 
     @property

@@ -61,11 +61,14 @@ class CellEstimate:
 
 
 def launches_of(cells: Iterable[CellEstimate], candidate_ids: Sequence[str]) -> dict[str, int]:
-    """Distinct launches behind each candidate's measured cells (its replicates)."""
-    found: dict[str, set[str]] = defaultdict(set)
+    """The launches each candidate's measurement rests on: the fewest behind any of its measured
+    cells. A cell pooled with launched twins holds their launches too (``scoring.predicted``), so
+    the count is of the cell that rests on the fewest: one lucky launch of a configuration's own
+    throughput must not pass for two because its twin was launched for the decode."""
+    found: dict[str, list[int]] = defaultdict(list)
     for cell in cells:
-        found[cell.candidate].update(cell.launches)
-    return {cid: len(found.get(cid, ())) for cid in candidate_ids}
+        found[cell.candidate].append(len(set(cell.launches)))
+    return {cid: min(found[cid]) if cid in found else 0 for cid in candidate_ids}
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ class Certainty:
                                                 strict=True)}
 
     def launches(self) -> dict[str, int]:
-        """Distinct launches behind each candidate's measured cells (its replicates)."""
+        """The launches each candidate's measurement rests on (``launches_of``)."""
         return launches_of(self.cells.values(), self.candidate_ids)
 
     def to_dict(self) -> dict[str, Any]:

@@ -5,9 +5,12 @@ With per-request numbers (our own runs; vLLM files saved with ``--save-detailed`
 
 * ``prefill_tok_s`` is the median over successful requests of ``prompt tokens / TTFT``;
 * ``decode_tok_s`` is ``1000 / median TPOT (ms)``, withheld when the stream is *bursty*: when the
-  median request carried more than ``BURSTY_TOKENS_PER_CHUNK`` output tokens per streamed chunk,
-  its TPOT times the HTTP path, not decoding (a small model on a CPU decodes faster than the API
-  server streams);
+  median request carried more than ``BURSTY_TOKENS_PER_CHUNK`` output tokens per arrival, its TPOT
+  times the HTTP path, not decoding. An arrival is a streamed chunk, or a run of chunks that
+  reached the client less than ``ARRIVAL_GAP_S`` apart: a small model on a CPU decodes faster than
+  the API server streams (a few chunks of many tokens), and an API server or client short of CPU
+  can hold a whole stream back and deliver its one-token chunks at once (measured on 2 cores:
+  TTFT 210 ms = the whole request, median ITL 0, a "decode rate" of 300,000 tok/s);
 * ``output_tok_s`` is all output tokens / the run's wall time.
 
 From summary numbers only (a ``vllm bench serve`` file without ``--save-detailed``), the same
@@ -24,6 +27,9 @@ from collections.abc import Sequence
 # vLLM streams one token per chunk by default; more than this per chunk (median request) and
 # per-token timings are not decode timings.
 BURSTY_TOKENS_PER_CHUNK = 4.0
+# Chunks read less than this apart were not streamed to the client one by one (no decode step of
+# any model is this short), so they count as one arrival
+ARRIVAL_GAP_S = 50e-6
 
 
 def prefill_rates(prompt_tokens: Sequence[float], ttfts_s: Sequence[float]) -> list[float]:
@@ -56,8 +62,18 @@ def prefill_tok_s_from_summary(mean_prompt_tokens: float | None,
     return mean_prompt_tokens / (median_ttft_ms / 1000.0)
 
 
+def arrivals(chunks: int, gaps_s: Sequence[float]) -> int:
+    """How many separate arrivals a request's ``chunks`` made: its first chunk, and each later
+    one whose gap from the one before (``gaps_s``, one per chunk after the first) is at least
+    ``ARRIVAL_GAP_S``."""
+    if chunks <= 0:
+        return 0
+    return 1 + sum(gap >= ARRIVAL_GAP_S for gap in gaps_s)
+
+
 def tokens_per_chunk(output_tokens: Sequence[float], chunks: Sequence[int]) -> float | None:
-    """The median over requests of output tokens per streamed chunk; None without chunks."""
+    """The median over requests of output tokens per streamed chunk (or per arrival, given
+    ``arrivals`` as ``chunks``); None without chunks."""
     ratios = [tokens / n for tokens, n in zip(output_tokens, chunks, strict=True) if n > 0]
     return float(statistics.median(ratios)) if ratios else None
 

@@ -277,9 +277,12 @@ class _Checker:
                 parse_constraint(text)
             except ValueError as exc:
                 self.fail(("constraints", i), str(exc))
-        for metric in model.benchmark.noise:
-            if metric not in METRICS:
-                self.fail(("benchmark", "noise", metric), unknown_metric_message(metric), key=True)
+        for key in model.benchmark.noise:
+            # a metric, or a criterion: its metric in its scenario (one stream and 64 differ)
+            if key not in METRICS and key not in criteria_ids:
+                self.fail(("benchmark", "noise", key),
+                          f"{unknown_metric_message(key)}; or a criterion id: "
+                          f"{', '.join(criteria_ids)}", key=True)
         candidate_ids = [c.id for c in model.candidates]
         for i, scenario in enumerate(model.benchmark.scenarios):
             if scenario.scenario == "capacity" and model.benchmark.slo is None:

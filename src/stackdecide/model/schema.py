@@ -413,9 +413,9 @@ class BenchmarkSpec(_Strict):
 
     scenarios: Annotated[list[BenchScenario], Field(min_length=1)] = [
         BenchScenario(scenario="decode"), BenchScenario(scenario="throughput")]
-    # Expected relative SD of one launch per metric on this hardware (restart to restart), e.g.
-    # {output_tok_s: 0.25} on a shared CPU; metrics not named use the GPU-measured defaults
-    # (docs/metrics.md, "Certainty").
+    # Expected relative SD of one launch per metric (or per criterion, its metric in its
+    # scenario) on this hardware (restart to restart), e.g. {output_tok_s: 0.25} on a shared CPU;
+    # metrics not named use the GPU-measured defaults (docs/metrics.md, "Certainty").
     noise: dict[str, Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]] = {}
     slo: Slo | None = None  # what the capacity scenario must meet
     workload: Workload = Workload()  # request lengths of the capacity scenario

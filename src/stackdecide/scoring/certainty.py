@@ -33,7 +33,8 @@ be overconfident (a synthetic space with one effect per setting, ``tests/loop/te
 was certified 8 points below its best that way). A predicted cell with a measured twin
 (``Cell.twin``) is drawn as the twin's cell, the same draw: the model knows nothing that tells the
 two apart (a twin measured without replicates: log-normal about its value, as wide as the
-prediction's interval).
+prediction's interval). Measured twins hold their pooled launches (``scoring.predicted``) and are
+drawn as one mean too, counted once in the noise the other candidates show.
 
 Verdict: **certified** when the leader's P(best) reaches the confidence and the leader rests on at
 least two launches (a lucky or broken single launch must not carry a certificate), the racing
@@ -95,11 +96,18 @@ def cell_estimates(ranking: Ranking, confidence: float) -> dict[tuple[str, str],
                 replicates[i] = (tuple(value for _, value in cell.replicates),
                                  tuple(launch for launch, _ in cell.replicates))
         stated = decision.model.benchmark.noise
+        # launched twins hold the same pooled replicates (``scoring.predicted``): one group each
+        # in the noise the other candidates show
+        group = {i: ranking.cells[i][j].twin or decision.candidate_ids[i] for i in replicates}
+        heads = {group[i]: i for i in sorted(replicates, reverse=True)}
         for i, (values, launches) in replicates.items():
             metric = str(ranking.cells[i][j].metric)
-            pooled, dof = pooled_rel_sd([v for k, (v, _) in replicates.items() if k != i])
+            pooled, dof = pooled_rel_sd([replicates[k][0] for name, k in heads.items()
+                                         if name != group[i]])
             # noise the decision states for its hardware outranks the GPU-measured default prior
-            prior = (stated[metric], DEFAULT_PRIOR_STRENGTH) if metric in stated else \
+            # (stated for the criterion, else for its metric)
+            said = stated.get(criterion.id, stated.get(metric))
+            prior = (said, DEFAULT_PRIOR_STRENGTH) if said is not None else \
                 (prior_rel_sd_for(metric), prior_strength_for(metric))
             found[(decision.candidate_ids[i], criterion.id)] = CellEstimate(
                 decision.candidate_ids[i], criterion.id, metric, values, launches,
@@ -140,7 +148,13 @@ def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate]
             continue
         metric = METRICS[criterion.measure.metric]
         raw = np.empty((samples, len(rows)))
+        twin_column: dict[str, int] = {}
         for column, i in enumerate(estimated):
+            twin = ranking.cells[i][j].twin
+            if twin in twin_column:  # launched twins: one mean, one draw (module doc)
+                raw[:, column] = raw[:, twin_column[twin]]
+                continue
+            twin_column[decision.candidate_ids[i]] = column
             found = cells[(decision.candidate_ids[i], criterion.id)].estimate
             relative_se = found.standard_error / abs(found.center)
             center = ranking.cells[i][j].raw or found.center
@@ -148,7 +162,6 @@ def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate]
         # a predicted mean: from its mixture, the metric's width scale of the draw; one draw of
         # goodness per candidate for all its predicted cells (module doc)
         sign = 1.0 if metric.higher_is_better else -1.0
-        twin_column = {decision.candidate_ids[i]: column for column, i in enumerate(estimated)}
         for column, i in enumerate(predicted, start=len(estimated)):
             cell = ranking.cells[i][j]
             assert cell.raw is not None and cell.log_sd is not None

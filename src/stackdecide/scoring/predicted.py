@@ -8,12 +8,16 @@ together: ``relative_to_best`` reads every value of the criterion against the be
 them, measured or predicted, so a configuration predicted to beat every launch lowers the measured
 cells' scores as a launch of it would. A predicted cell with a launched twin (``Predicted.twin``:
 the same on every level prediction knows, such as a ``max_num_seqs`` above every load the
-criterion runs) takes the twin's measured value. Judged cells of criteria no prediction covers
-stay judged.
+criterion runs) takes the twin's measured value. Launched twins are one configuration as far as
+the criterion's benchmark can tell, so their launches are replicates of one mean: each twin's
+measured cell holds the launches of all of them (``pooled_twins``), marked with the first of them
+in the decision's order (``Cell.twin``), and the ranking's certainty draws them as one. Judged
+cells of criteria no prediction covers stay judged.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -39,8 +43,9 @@ def with_predictions(decision: DecisionMatrix, cells: Sequence[Sequence[Cell]],
         predicted = {i: found for i, cid in enumerate(decision.candidate_ids)
                      if not rows[i][j].measured
                      and (found := prediction.get(cid, criterion.id)) is not None}
-        if not predicted:
-            continue
+        for i, cell in pooled_twins(decision, [row[j] for row in rows], criterion,
+                                    prediction).items():
+            rows[i][j] = cell
         higher = METRICS[measure.metric].higher_is_better
         raws = {i: float(rows[i][j].raw) for i in range(len(rows))
                 if rows[i][j].measured and rows[i][j].raw is not None}
@@ -49,6 +54,8 @@ def with_predictions(decision: DecisionMatrix, cells: Sequence[Sequence[Cell]],
                  if found.twin is not None and index[found.twin] in raws}
         raws.update({i: raws[twins[i]] if i in twins else found.mean
                      for i, found in predicted.items()})
+        if not raws:
+            continue
         best = max(raws.values()) if higher else min(raws.values())
 
         for i, raw in raws.items():
@@ -65,6 +72,38 @@ def with_predictions(decision: DecisionMatrix, cells: Sequence[Sequence[Cell]],
             else:
                 rows[i][j] = replace(cell, score=criterion_score(criterion, raw, best))
     return tuple(tuple(row) for row in rows)
+
+
+def pooled_twins(decision: DecisionMatrix, column: Sequence[Cell], criterion: Criterion,
+                 prediction: Prediction) -> dict[int, Cell]:
+    """The measured cells of one criterion whose configurations are launched twins (module doc),
+    by index: each with the replicates, records and median of the whole group, the group's first
+    measured member named as ``twin`` on the others (its own cell leaves ``twin`` empty)."""
+    index = {cid: i for i, cid in enumerate(decision.candidate_ids)}
+    first: dict[int, int] = {}
+    for i, cid in enumerate(decision.candidate_ids):
+        found = prediction.get(cid, criterion.id)
+        if column[i].measured and found is not None and found.twin is not None \
+                and column[index[found.twin]].measured:
+            first[i] = index[found.twin]
+    groups: dict[int, list[int]] = {}
+    for member, head in sorted(first.items()):
+        groups.setdefault(head, [head]).append(member)
+    pooled: dict[int, Cell] = {}
+    for head, members in groups.items():
+        replicates = tuple(sorted({r for i in members for r in column[i].replicates}))
+        records = tuple(sorted({r for i in members for r in column[i].record_ids}))
+        values = [value for _, value in replicates]
+        raws = [float(column[i].raw) for i in members if column[i].raw is not None]
+        raw = float(statistics.median(values or raws))
+        for i in members:
+            pooled[i] = replace(column[i], raw=raw, replicates=replicates, record_ids=records,
+                                samples=sum(column[k].samples for k in members),
+                                spread=max(values) - min(values) if len(values) > 1
+                                else column[i].spread,
+                                flags=tuple(sorted({f for k in members for f in column[k].flags})),
+                                twin=None if i == head else decision.candidate_ids[head])
+    return pooled
 
 
 def criterion_score(criterion: Criterion, raw: float, best: float) -> float:
