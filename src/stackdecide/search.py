@@ -81,6 +81,9 @@ class SearchLimits:
     at_once: int = 1
     min_replicates: int = MIN_REPLICATES
     max_replicates: int | None = None
+    # after the certificate, launch the configurations whose place in the equivalence set is
+    # unsettled, while the budget lasts (``SearchPolicy._settling``)
+    settle: bool = False
 
 
 Calibrations = tuple[tuple[Decision, EvidenceSet], ...]
@@ -307,10 +310,12 @@ class SearchPolicy(Policy):
         # the rule's own choice of launch reads the draws' spread, which under relative_to_best
         # also holds the doubt about the best; this policy chooses on each candidate's own doubt
         # (``threat_gains``), so only a certificate or a spent budget ends the race here
-        if action.kind == "certified" or spent_launches:
+        settling = action.kind == "certified" and limits.settle and not spent_launches
+        if (action.kind == "certified" and not settling) or spent_launches:
             return self._stop(action, heard)
-        picks = self._picks(action, within, own_sd(ranking), away)
-        if not picks and action.kind != "launch":
+        picks = self._settling(action, within, away) if settling else \
+            self._picks(action, within, own_sd(ranking), away)
+        if not picks and (settling or action.kind != "launch"):
             return self._stop(action, heard)
         if not picks:
             return self._stop(WithinAction(
@@ -322,6 +327,8 @@ class SearchPolicy(Policy):
         spent = spent_gpu_minutes(decision, state)
         needed = float(sum(cost[ranking.candidate_ids.index(cid)] for cid, _ in picks))
         if limits.budget_gpu_min is not None and spent + needed > limits.budget_gpu_min:
+            if settling:  # the certificate stands; the set is as settled as the budget allowed
+                return self._stop(action, heard)
             return self._stop(WithinAction(
                 "budget", None, f"GPU-minute budget: {spent:.1f} of {limits.budget_gpu_min:g} "
                 f"spent and the next launch takes ~{needed:.1f}; next would have been: "
@@ -384,6 +391,29 @@ class SearchPolicy(Policy):
                 if len(picks) >= self.limits.at_once:
                     break
         return picks
+
+    def _settling(self, action: WithinAction, within: WithinRaceState,
+                  away: dict[str, str]) -> list[tuple[str, str]]:
+        """After a certificate (``SearchLimits.settle``): the configuration whose place in the
+        equivalence set is least settled, P(within delta) between 1 - confidence and the
+        confidence, the likeliest to join first (then the fewest launches); none when every
+        contender is in the set or out of it. Two runs over near-equivalent configurations
+        otherwise each name the first one certified, and their sets need not meet."""
+        cert = action.certificate
+        assert cert is not None
+        names, cap, confidence = within.candidates, self.limits.max_replicates, \
+            self.limits.confidence
+        p_within = cert.probabilities.p_within
+        open_ = [i for i in cert.contenders if names[i] not in away
+                 and (cap is None or within.launches[i] < cap)
+                 and 1 - confidence < p_within[i] < confidence]
+        if not open_:
+            return []
+        i = min(open_, key=lambda k: (-p_within[k], within.launches[k], k))
+        zone = points(self.limits.tolerance)
+        return [(names[i], f"launch {names[i]}: {names[cert.leader]} is certified; whether "
+                           f"{names[i]} is also within {zone} of the best is unsettled "
+                           f"(P = {p_within[i]:.2f}, {int(within.launches[i])} launch(es))")]
 
     def _dropped(self, action: WithinAction, state: RunState) -> tuple[str, ...]:
         """The configurations dropped without a launch, with their P(within delta): said once,

@@ -107,6 +107,36 @@ def test_a_space_is_certified_within_the_tolerance_without_launching_every_confi
     assert result.certainty.verdict.kind == "certified"
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_a_settling_race_sorts_every_contender_into_the_equivalence_set_or_out_of_it(
+        seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    decision = stackdecide.load(quiet_space(tmp_path))
+    runs: dict[bool, list[str]] = {}
+    results = {}
+    for settle in (False, True):
+        launched: list[str] = []
+        measure, truth = fake_measure(decision, np.random.default_rng(seed), launched)
+        monkeypatch.setattr(orchestrate, "measure", measure)
+        with EvidenceStore(tmp_path / f"evidence-{settle}.db") as store:
+            results[settle] = search(decision, store, samples=1000, limits=SearchLimits(
+                tolerance=3.0, max_launches=30, settle=settle))
+        runs[settle] = launched
+    settled = results[True]
+    assert settled.stop.kind == "certified" and len(runs[True]) >= len(runs[False])
+    within = settled.certainty.within
+    assert within is not None
+    p_within = within.probabilities.p_within
+    # every contender is in the set (P >= 0.95) or out of it (P <= 0.05), unless the budget ended
+    open_ = [i for i in within.contenders if 0.05 < p_within[i] < 0.95]
+    assert not open_ or len(runs[True]) == 30
+    assert len(within.equivalent) >= len(results[False].certainty.within.equivalent)
+    best = {streams: max(rates[streams] for rates in truth.values()) for streams, _ in LOADS}
+    totals = {cid: sum(30.0 * rates[streams] / best[streams] for streams, _ in LOADS)
+              for cid, rates in truth.items()}
+    ids = decision.candidate_ids
+    assert all(totals[ids[i]] >= max(totals.values()) - 3.0 for i in within.equivalent)
+
+
 def test_tolerance_is_read_as_points_or_a_percentage_of_a_criterion() -> None:
     space = stackdecide.load(SPACE)
     hopper = stackdecide.load("criteria/hopper.yaml")

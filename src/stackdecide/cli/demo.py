@@ -81,7 +81,9 @@ def demo(decision_file: str | None, max_launches: int, budget_min: float,
     download): 12 configurations of dtype and batch limits (criteria/cpu-demo.yaml), predicted
     before any launch, then raced (fresh launches, each
     benchmarked with its own prompts, chosen where they most lower the doubt) until one is
-    certified within the tolerance of the best, or the time budget is spent. It ends with the
+    certified within the tolerance of the best, or the time budget is spent; after the
+    certificate, while the budget lasts, it launches the configurations whose place in the set
+    equivalent to the choice is still unsettled. It ends with the
     ranking, the certificate with the configurations equivalent within the tolerance, and how it
     compares with the previous demo on this machine. Evidence goes to a fresh database under
     .stackdecide/demo-*/. A decision without a space (--decision criteria/cpu.yaml) gets the
@@ -110,8 +112,10 @@ def demo(decision_file: str | None, max_launches: int, budget_min: float,
         return
     race_seed = seed if seed is not None else secrets.randbelow(2**31)
     if decision.model.space is not None:
+        # the demo has minutes to spare after its certificate: it settles the set equivalent to
+        # the choice, which is what two runs over near-equivalent settings can agree on
         limits = SearchLimits(tolerance_points(decision, tolerance or str(DEMO_TOLERANCE)),
-                              confidence, max_launches, budget_min)
+                              confidence, max_launches, budget_min, settle=True)
         race = run_search_cli(decision, store, options, limits, seed=race_seed)
         answer = race_answer(race, decision)
         if answer.holds_best:
