@@ -15,7 +15,10 @@ decides, for the tolerance delta:
 * otherwise it **launches** the contender whose launch lowers the doubt about the certificate most
   per GPU-minute (its next launch's cost: the start-up measured or predicted for it, plus the
   benchmark, times its GPUs): the knowledge-gradient-like step of ``certify.indifference``;
-* it stops on the **budget**: no launch starts that would overrun the GPU-minutes given.
+* it stops on the **budget**: no launch starts that would overrun the GPU-minutes given;
+* with ``settle`` it goes on after the certificate, while the budget lasts, launching the
+  contender whose place in the equivalence set is least settled, so that the set it names is
+  what the evidence supports, not whoever was certified first.
 
 With ``at_once`` > 1 (``--parallel``, ``--cluster``) a step launches the ``at_once`` contenders of
 highest gain per GPU-minute together, each on its own GPUs. Configurations on hardware other than

@@ -476,6 +476,43 @@ def test_a_connection_closed_before_any_answer_is_sent_once_more(serve) -> None:
     assert failed[0].error_kind == FailureKind.DISCONNECTED
 
 
+@pytest.mark.parametrize(("failures", "succeeds"), [(1, True), (2, False)])
+def test_a_request_body_that_cannot_be_written_is_sent_once_more(serve, failures: int,
+                                                                 succeeds: bool) -> None:
+    """The keep-alive race found on writing the request rather than on reading its answer
+    (aiohttp: "Can not write request body", seen at 256 streams on 2 cores): the request never
+    ran, so it is sent again; a second failure in a row is the server's."""
+    import aiohttp
+
+    from stackdecide.bench.stream import completion_payload, stream_completion
+
+    server = serve()
+
+    class WriteFails:
+        def __init__(self, session: aiohttp.ClientSession) -> None:
+            self.session, self.calls = session, 0
+
+        def post(self, url: str, **kwargs: object):
+            self.calls += 1
+            if self.calls <= failures:
+                raise aiohttp.ClientOSError(32, f"Can not write request body for {url}")
+            return self.session.post(url, **kwargs)
+
+    async def send() -> tuple[RequestRecord, int]:
+        record = RequestRecord(index=0, prompt_len=4, max_tokens=8)
+        async with aiohttp.ClientSession() as session:
+            flaky = WriteFails(session)
+            await stream_completion(flaky, f"{server.url}/v1/completions",  # type: ignore[arg-type]
+                                    completion_payload("m", [1, 2, 3, 4], 8), record, Timeouts())
+        return record, flaky.calls
+
+    record, calls = asyncio.run(send())
+    assert calls == 2 and record.success is succeeds
+    if not succeeds:
+        assert record.error_kind == FailureKind.DISCONNECTED
+        assert "Can not write request body" in record.error
+
+
 def test_stalled_stream_stops_run_and_cancels_others(serve) -> None:
     server = serve(stall_after=3)
     timeouts = Timeouts(request_s=30, stall_s=0.5, connect_s=2)

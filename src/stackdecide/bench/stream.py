@@ -119,11 +119,13 @@ async def stream_completion(session: aiohttp.ClientSession, url: str, payload: d
                             return
                         finished = await _read_events(response, record, start, clock)
                     break
-                except aiohttp.ServerDisconnectedError:
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
                     # Closed before any answer: a pooled keep-alive connection the server had
-                    # just closed (vLLM's HTTP keep-alive is 5 s). The request never ran; send it
-                    # once more, on a new connection, timed from then. A second close is real.
-                    if answered or attempt:
+                    # just closed (vLLM's HTTP keep-alive is 5 s), found on reading the answer or
+                    # on writing the request ("Can not write request body", seen at 256 streams
+                    # on 2 cores). The request never ran; send it once more, on a new connection,
+                    # timed from then. A second close is real.
+                    if answered or attempt or isinstance(exc, aiohttp.ClientConnectorError):
                         raise
     except _StreamServerError as exc:
         record.error_kind, record.error = FailureKind.SERVER_ERROR, str(exc)
