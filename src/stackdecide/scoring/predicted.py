@@ -36,22 +36,23 @@ def with_predictions(decision: DecisionMatrix, cells: Sequence[Sequence[Cell]],
     """``cells`` with every unmeasured cell that ``prediction`` covers predicted, and the measured
     cells of those criteria re-scored against the best of both (module doc)."""
     rows = [list(row) for row in cells]
+    index = {cid: i for i, cid in enumerate(decision.candidate_ids)}
     for j, criterion in enumerate(decision.criteria):
         measure = criterion.measure
         if measure is None:
             continue
-        predicted = {i: found for i, cid in enumerate(decision.candidate_ids)
-                     if not rows[i][j].measured
-                     and (found := prediction.get(cid, criterion.id)) is not None}
-        for i, cell in pooled_twins(decision, [row[j] for row in rows], criterion,
-                                    prediction).items():
+        found_of = [prediction.get(cid, criterion.id) for cid in decision.candidate_ids]
+        twin_of = [index[found.twin] if found is not None and found.twin is not None else None
+                   for found in found_of]
+        predicted = {i: found for i, found in enumerate(found_of)
+                     if found is not None and not rows[i][j].measured}
+        for i, cell in pooled_twins(decision.candidate_ids, [row[j] for row in rows],
+                                    twin_of).items():
             rows[i][j] = cell
         higher = METRICS[measure.metric].higher_is_better
         raws = {i: float(rows[i][j].raw) for i in range(len(rows))
                 if rows[i][j].measured and rows[i][j].raw is not None}
-        index = {cid: i for i, cid in enumerate(decision.candidate_ids)}
-        twins = {i: index[found.twin] for i, found in predicted.items()
-                 if found.twin is not None and index[found.twin] in raws}
+        twins = {i: twin for i in predicted if (twin := twin_of[i]) is not None and twin in raws}
         raws.update({i: raws[twins[i]] if i in twins else found.mean
                      for i, found in predicted.items()})
         if not raws:
@@ -74,18 +75,14 @@ def with_predictions(decision: DecisionMatrix, cells: Sequence[Sequence[Cell]],
     return tuple(tuple(row) for row in rows)
 
 
-def pooled_twins(decision: DecisionMatrix, column: Sequence[Cell], criterion: Criterion,
-                 prediction: Prediction) -> dict[int, Cell]:
-    """The measured cells of one criterion whose configurations are launched twins (module doc),
-    by index: each with the replicates, records and median of the whole group, the group's first
-    measured member named as ``twin`` on the others (its own cell leaves ``twin`` empty)."""
-    index = {cid: i for i, cid in enumerate(decision.candidate_ids)}
-    first: dict[int, int] = {}
-    for i, cid in enumerate(decision.candidate_ids):
-        found = prediction.get(cid, criterion.id)
-        if column[i].measured and found is not None and found.twin is not None \
-                and column[index[found.twin]].measured:
-            first[i] = index[found.twin]
+def pooled_twins(candidate_ids: Sequence[str], column: Sequence[Cell],
+                 twin_of: Sequence[int | None]) -> dict[int, Cell]:
+    """The measured cells of one criterion whose configurations are launched twins (module doc;
+    ``twin_of``: each candidate's ``Predicted.twin``, by index), by index: each with the
+    replicates, records and median of the whole group, the group's first measured member named
+    as ``twin`` on the others (its own cell leaves ``twin`` empty)."""
+    first = {i: twin for i, twin in enumerate(twin_of)
+             if twin is not None and column[i].measured and column[twin].measured}
     groups: dict[int, list[int]] = {}
     for member, head in sorted(first.items()):
         groups.setdefault(head, [head]).append(member)
@@ -102,7 +99,7 @@ def pooled_twins(decision: DecisionMatrix, column: Sequence[Cell], criterion: Cr
                                 spread=max(values) - min(values) if len(values) > 1
                                 else column[i].spread,
                                 flags=tuple(sorted({f for k in members for f in column[k].flags})),
-                                twin=None if i == head else decision.candidate_ids[head])
+                                twin=None if i == head else candidate_ids[head])
     return pooled
 
 
