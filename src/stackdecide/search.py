@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -313,7 +313,10 @@ class SearchPolicy(Policy):
         # the rule's own choice of launch reads the draws' spread, which under relative_to_best
         # also holds the doubt about the best; this policy chooses on each candidate's own doubt
         # (``threat_gains``), so only a certificate or a spent budget ends the race here
-        settling = action.kind == "certified" and limits.settle and not spent_launches
+        # settling keeps one launch in reserve: one that undoes a borderline certificate
+        # leaves a launch to win it back rather than ending the race on it
+        room = limits.max_launches is None or started + 1 < limits.max_launches
+        settling = action.kind == "certified" and limits.settle and room
         if (action.kind == "certified" and not settling) or spent_launches:
             return self._stop(action, heard)
         picks = self._settling(action, within, away) if settling else \
@@ -329,7 +332,11 @@ class SearchPolicy(Policy):
             picks = picks[:max(1, limits.max_launches - started)]
         spent = spent_gpu_minutes(decision, state)
         needed = float(sum(cost[ranking.candidate_ids.index(cid)] for cid, _ in picks))
-        if limits.budget_gpu_min is not None and spent + needed > limits.budget_gpu_min:
+        # a settling launch leaves room for one more of the leader (the reserve above)
+        reserve = float(cost[action.certificate.leader]) if settling and action.certificate \
+            else 0.0
+        if limits.budget_gpu_min is not None and \
+                spent + needed + reserve > limits.budget_gpu_min:
             if settling:  # the certificate stands; the set is as settled as the budget allowed
                 return self._stop(action, heard)
             return self._stop(WithinAction(
@@ -427,18 +434,32 @@ class SearchPolicy(Policy):
         p = action.certificate.probabilities.p_within
         infeasible = state.ranking.infeasible
         launches = state.certainty.launches()
+        away = elsewhere(state.ranking.decision.model)
         never = [cid for cid in action.dropped if launches[cid] == 0 and cid not in infeasible]
-        shown = ", ".join(f"{cid} ({p[ids.index(cid)]:.3f})" for cid in never[:8])
-        more = f" and {len(never) - 8} more" if len(never) > 8 else ""
-        return (f"not launched, predicted unable to come within {points(self.limits.tolerance)} "
-                f"of the best (P(within) below {(1 - self.limits.confidence) / len(ids):.4f}): "
-                f"{shown}{more}",)
+        lines = []
+        if hopeless := [cid for cid in never if cid not in away]:
+            lines.append(f"not launched, predicted unable to come within "
+                         f"{points(self.limits.tolerance)} of the best (P(within) below "
+                         f"{(1 - self.limits.confidence) / len(ids):.4f}): "
+                         + _some(f"{cid} ({p[ids.index(cid)]:.3f})" for cid in hopeless))
+        if other := [cid for cid in never if cid in away]:
+            # never chosen here whatever their prediction: said apart, lest it read as a verdict
+            lines.append("not launched, for hardware other than the decision's (ranked by "
+                         "prediction only): " + _some(other))
+        return tuple(lines)
 
     def _stop(self, action: WithinAction, heard: tuple[str, ...]) -> Stop:
         kind = action.kind if action.kind in ("certified", "tie", "budget") else "budget"
         return Stop(kind, action.reason, heard,
                     winner=action.candidate if action.kind == "certified" else None,
                     tied=action.tied, dropped=action.dropped)
+
+
+def _some(names: Iterable[str], shown: int = 8) -> str:
+    """The first ``shown`` of ``names``, and how many more."""
+    names = list(names)
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def search(decision: Decision, store: EvidenceStore, options: LaunchOptions | None = None, *,

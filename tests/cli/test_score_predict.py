@@ -86,3 +86,17 @@ def test_report_takes_the_same_options(tmp_path: Path) -> None:
                        "--no-engine-command", "--samples", "200")
     assert code == 0 and "; leader: " in out and "not certified within 3 points" in out
     assert '<span class="p" title="predicted ' in page.read_text()
+
+
+def test_the_leader_within_a_tolerance_is_one_that_can_be_chosen_here() -> None:
+    """criteria/hopper-space.yaml's tensor-parallel-2 configurations are for two GPUs, which the
+    decision does not have: they rank by prediction, and the top total is one of them, but the
+    leader named is the certificate's, on the decision's own GPU."""
+    code, out, _ = run("score", str(ROOT / "criteria" / "hopper-space.yaml"), "--tolerance", "5",
+                       "--samples", "500")
+    assert code == 0
+    top = next(line.split()[1] for line in out.splitlines() if line.startswith("1 "))
+    assert "-tp2-" in top
+    leader = next(line for line in out.splitlines() if line.startswith("leader: "))
+    named = leader.removeprefix("leader: ").split()[0]
+    assert "-tp1-" in named and f"{named} is within 5 points of the best with P = " in leader
