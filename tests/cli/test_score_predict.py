@@ -100,3 +100,21 @@ def test_the_leader_within_a_tolerance_is_one_that_can_be_chosen_here() -> None:
     leader = next(line for line in out.splitlines() if line.startswith("leader: "))
     named = leader.removeprefix("leader: ").split()[0]
     assert "-tp1-" in named and f"{named} is within 5 points of the best with P = " in leader
+
+
+def test_the_h100_race_certificate_reads_again_with_its_calibration() -> None:
+    """docs/results/h100-space/fourth-race: the race was calibrated by criteria/hopper.yaml's H200
+    launches; `score --calibrate-with` given the same reads its certificate again, and the
+    leader's warm repeats count as launches (its cold start-up is measured once)."""
+    race = ROOT / "docs" / "results" / "h100-space" / "fourth-race"
+    args = ("score", str(race / "hopper-space.yaml"), "--evidence", str(race / "space.db"),
+            "--tolerance", "5", "--samples", "4000", "--format", "json")
+    code, out, _ = run(*args, "--calibrate-with",
+                       f"{HOPPER}={ROOT / 'docs' / 'results' / 'hopper-h200' / 'evidence.db'}")
+    assert code == 0
+    verdict = json.loads(out)["certainty"]["verdict"]
+    assert verdict["kind"] == "certified"
+    assert verdict["winner"] in ("bf16-tp1-flash_attn-kv-fp8-seqs128",
+                                 "bf16-tp1-flash_attn-kv-auto-seqs256")
+    code, out, _ = run(*args)
+    assert code == 0 and json.loads(out)["certainty"]["verdict"]["kind"] == "undecided"

@@ -11,7 +11,7 @@ import pytest
 import stackdecide
 from decode_pair import decode_launches, decode_pair
 from stackdecide.certify import normal_p_greater
-from stackdecide.evidence import EvidenceSet
+from stackdecide.evidence import EvidenceRecord, EvidenceSet, HardwareInfo
 from stackdecide.evidence.records import replicates
 from stackdecide.model.certainty import Certainty, CertaintySettings
 
@@ -191,3 +191,30 @@ def test_a_noise_key_that_is_neither_metric_nor_criterion_is_refused() -> None:
         stackdecide.parse(TWO + "benchmark:\n  noise: {decodee: 0.1}\n")
     message = str(caught.value)
     assert "benchmark.noise.decodee" in message and "or a criterion id: decode" in message
+
+
+def test_a_cold_start_up_does_not_hold_the_launch_count_down() -> None:
+    """A cold start-up is measured once per configuration and machine (repeats start warm), so a
+    candidate launched three times rests on three launches, not on its one cold start; with no
+    other measured cell the cold start counts."""
+    text = TWO.replace("weight: 1", "weight: 0.8").replace("""candidates:""", """  - id: startup
+    weight: 0.2
+    scale: [0, 10]
+    measure: {metric: startup_s, value: linear, worst: 600, best: 60, scenario: {start: cold}}
+candidates:""").replace("scores: {decode: 5}", "scores: {decode: 5, startup: 5}")
+    decision = stackdecide.parse(text)
+    hardware = HardwareInfo(gpu=H100)
+    records = [EvidenceRecord(candidate=cid, metric="decode_tok_s", value=value,
+                              hardware=hardware, source=f"run {cid}-{n}", launch=f"{cid}-{n}")
+               for cid, values in (("a", [250.0, 251.0, 249.0]), ("b", [200.0, 201.0, 199.0]))
+               for n, value in enumerate(values)]
+    records += [EvidenceRecord(candidate=cid, metric="startup_s", value=value, hardware=hardware,
+                               source=f"run {cid}-{n}", launch=f"{cid}-{n}",
+                               scenario={"start": "cold" if n == 0 else "warm"})
+                for cid in ("a", "b") for n, value in enumerate([200.0, 90.0, 91.0])]
+    sure = _certainty(decision, EvidenceSet(records))
+    assert len(sure.cells[("a", "startup")].launches) == 1
+    assert sure.launches() == {"a": 3, "b": 3}
+    assert sure.verdict.kind == "certified" and sure.verdict.winner == "a"
+    cold_only = [r for r in records if r.metric == "startup_s"]
+    assert _certainty(decision, EvidenceSet(cold_only)).launches() == {"a": 1, "b": 1}

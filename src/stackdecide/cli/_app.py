@@ -67,6 +67,17 @@ def any_hardware_option(help_text: str = "Also use evidence measured on hardware
     return click.option("--any-hardware", is_flag=True, help=help_text)
 
 
+def calibrate_option(when: str = "") -> Callable[[F], F]:
+    """``--calibrate-with``, one text for every command that predicts; ``when`` says what it goes
+    with, where it needs another option."""
+    return click.option(
+        "--calibrate-with", "calibrate_with", multiple=True, metavar="DECISION=EVIDENCE",
+        help=f"{when}Also calibrate the predictions by the launches of another decision (the same "
+             "model under other candidate ids), e.g. "
+             "criteria/hopper.yaml=docs/results/hopper-h200/evidence.db; give the race's own to "
+             "read its certificate again. Repeatable.")
+
+
 def decision_argument() -> Callable[[F], F]:
     # Existence is checked by the loader so the message names the file the same way as others.
     return click.argument("file", type=click.Path(dir_okay=True, path_type=str))

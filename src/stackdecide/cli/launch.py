@@ -9,7 +9,13 @@ from typing import Any
 import click
 
 import stackdecide
-from stackdecide.cli._app import any_hardware_option, echo_step, handle_errors, main
+from stackdecide.cli._app import (
+    any_hardware_option,
+    calibrate_option,
+    echo_step,
+    handle_errors,
+    main,
+)
 from stackdecide.cli.env import base_env_option, env_dir_option, env_options, source_options
 from stackdecide.envs.decision import EnvOptions, build_candidates
 from stackdecide.evidence.store import default_evidence_path
@@ -99,11 +105,7 @@ def _record(store_path: str, outcome: LaunchOutcome) -> None:
                    "(points of total, or e.g. 3%decode_speed: 3% of that criterion's metric), and "
                    "name every candidate equivalent within it. Default: 1 point for a decision "
                    "with a space, 0 (the best itself; a tie when the noise hides it) otherwise.")
-@click.option("--calibrate-with", "calibrate_with", multiple=True, metavar="DECISION=EVIDENCE",
-              help="With --until-certain on a space: also calibrate the predictions by the "
-                   "launches of another decision (the same model and GPU under other candidate "
-                   "ids), e.g. criteria/hopper.yaml=docs/results/hopper-h200/evidence.db. "
-                   "Repeatable.")
+@calibrate_option("With --until-certain on a space: ")
 @click.option("--budget", "budget_min", type=click.FloatRange(min=0.1), default=None,
               help="With --until-certain: GPU-minutes this run may spend (a launch holding two "
                    "GPUs for three minutes spends six; on the CPU engine, minutes); no launch "

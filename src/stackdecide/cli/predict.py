@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 import stackdecide
-from stackdecide.cli._app import decision_argument, handle_errors, main
+from stackdecide.cli._app import calibrate_option, decision_argument, handle_errors, main
 from stackdecide.evidence import EvidenceSet, load_evidence
 from stackdecide.predict import DEFAULT_LEVEL
 from stackdecide.report.predict import prediction_json, prediction_text
@@ -16,9 +16,7 @@ from stackdecide.search import calibrations_from, prediction_for
 @decision_argument()
 @click.option("--evidence", "evidence_path", type=click.Path(dir_okay=False),
               help="Evidence database (SQLite) whose launches calibrate the prediction.")
-@click.option("--calibrate-with", "calibrate_with", multiple=True, metavar="DECISION=EVIDENCE",
-              help="Also calibrate by the launches of another decision (the same model and GPU "
-                   "under other candidate ids). Repeatable.")
+@calibrate_option()
 @click.option("--level", type=click.FloatRange(0.5, 0.99), default=DEFAULT_LEVEL, show_default=True,
               help="Share of launches each interval holds.")
 @click.option("--no-judged", is_flag=True, help="Leave the candidates' judged scores out.")

@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 import stackdecide
-from stackdecide.cli._app import any_hardware_option, decision_argument, handle_errors, main, method_option
+from stackdecide.cli._app import (
+    any_hardware_option,
+    calibrate_option,
+    decision_argument,
+    handle_errors,
+    main,
+    method_option,
+)
 from stackdecide.cli.score import predict_option, tolerance_option
 from stackdecide.errors import StackdecideError
 from stackdecide.model.certainty import DEFAULT_CONFIDENCE, CertaintySettings
@@ -40,6 +47,7 @@ from stackdecide.report.text import NOT_CERTIFIED
                    "P(best) (as score --sample-weights).")
 @tolerance_option()
 @predict_option()
+@calibrate_option()
 @click.option("--engine-command/--no-engine-command", default=True, show_default=True,
               help="Render the winner's engine config to the exact command for the installed "
                    "vLLM (the first run for a vLLM version imports it once: slow).")
@@ -49,14 +57,15 @@ from stackdecide.report.text import NOT_CERTIFIED
 def report(file: str, html_path: Path | None, fmt: str | None, output: Path | None,
            evidence_path: str | None, any_hardware: bool, method: str, samples: int | None,
            seed: int, confidence: float, sample_weights: bool, tolerance: str | None,
-           predicted: bool | None, engine_command: bool, python: str | None) -> None:
+           predicted: bool | None, calibrate_with: tuple[str, ...], engine_command: bool,
+           python: str | None) -> None:
     """Write decision FILE as one self-contained HTML page with charts, or as markdown.
 
     The report holds the ranking and each criterion's contribution, judged and measured scores
     with their provenance, the audit, flip distances and SMAA-2, the ranking before and after
     the evidence, measurements as a share of the roofline, and the winner's exact engine command.
-    --predict and --tolerance as for `score`: predicted cells are marked P (their interval on
-    hover).
+    --predict, --tolerance and --calibrate-with as for `score`: predicted cells are marked P
+    (their interval on hover).
 
     \b
     stackdecide report criteria/rtx4090.yaml --html report.html
@@ -69,6 +78,7 @@ def report(file: str, html_path: Path | None, fmt: str | None, output: Path | No
         render_markdown,
         scoring_inputs,
     )
+    from stackdecide.search import calibrations_from
 
     if html_path is not None:
         if fmt == "markdown":
@@ -87,7 +97,7 @@ def report(file: str, html_path: Path | None, fmt: str | None, output: Path | No
     decision = stackdecide.load(file)
     inputs = scoring_inputs(decision, evidence, CertaintySettings(
         confidence=confidence, seed=seed, sample_weights=sample_weights),
-        predicted=predicted, tolerance=tolerance)
+        predicted=predicted, tolerance=tolerance, also=calibrations_from(calibrate_with))
     spec, why = (find_engine_spec(python) if engine_command
                  else (None, "--no-engine-command"))
     built = build_report(decision, inputs.evidence, method=method, any_hardware=any_hardware,

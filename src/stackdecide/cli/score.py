@@ -13,6 +13,7 @@ import stackdecide
 from stackdecide.audit.space import prune_space
 from stackdecide.cli._app import (
     any_hardware_option,
+    calibrate_option,
     decision_argument,
     format_option,
     handle_errors,
@@ -29,6 +30,7 @@ from stackdecide.report.data import scoring_inputs
 from stackdecide.report.envs import render_resolutions, render_stack_marks, stack_dict
 from stackdecide.report.launch import capacity_table
 from stackdecide.report.space import counts, summary_line
+from stackdecide.search import calibrations_from
 from stackdecide.state import record_last_decision
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -77,13 +79,15 @@ def _load_evidence(path: str | None):
               help="With --evidence: also draw weights from the decision's weight region (SMAA).")
 @tolerance_option()
 @predict_option()
+@calibrate_option()
 @click.option("--stacks", is_flag=True,
               help="Also resolve each candidate's stack pins with uv and mark those that cannot "
                    "be installed as pinned (asks the package index).")
 @handle_errors
 def score(file: str, method: str, fmt: str, evidence_path: str | None, any_hardware: bool,
           confidence: float, samples: int, seed: int, include_partial: bool,
-          sample_weights: bool, tolerance: str | None, predicted: bool | None, stacks: bool) -> None:
+          sample_weights: bool, tolerance: str | None, predicted: bool | None,
+          calibrate_with: tuple[str, ...], stacks: bool) -> None:
     """Rank the candidates of decision FILE and audit its reported totals.
 
     With --evidence, measured cells replace judged ones, each with its launches and interval, and
@@ -97,7 +101,8 @@ def score(file: str, method: str, fmt: str, evidence_path: str | None, any_hardw
     decision = stackdecide.load(file)
     inputs = scoring_inputs(decision, _load_evidence(evidence_path),
                             CertaintySettings(confidence, samples, seed, sample_weights),
-                            predicted=predicted, tolerance=tolerance)
+                            predicted=predicted, tolerance=tolerance,
+                            also=calibrations_from(calibrate_with))
     ranking = decision.score(method=method, evidence=inputs.evidence, any_hardware=any_hardware,
                              include_partial=include_partial, certainty=inputs.certainty,
                              prediction=inputs.prediction)

@@ -53,6 +53,9 @@ class CellEstimate:
     replicates: tuple[float, ...]
     launches: tuple[str, ...]
     estimate: Estimate
+    # a cold start-up is measured once per configuration and machine: a repeat launch starts
+    # warm and cannot add to the cell, so it does not hold the launch count down (``launches_of``)
+    cold_start: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"candidate": self.candidate, "criterion": self.criterion, "metric": self.metric,
@@ -64,11 +67,14 @@ def launches_of(cells: Iterable[CellEstimate], candidate_ids: Sequence[str]) -> 
     """The launches each candidate's measurement rests on: the fewest behind any of its measured
     cells. A cell pooled with launched twins holds their launches too (``scoring.predicted``), so
     the count is of the cell that rests on the fewest: one lucky launch of a configuration's own
-    throughput must not pass for two because its twin was launched for the decode."""
+    throughput must not pass for two because its twin was launched for the decode. A cold
+    start-up cell counts only where a candidate has no other: on one machine it never holds more
+    than the first launch."""
     found: dict[str, list[int]] = defaultdict(list)
+    cold: dict[str, list[int]] = defaultdict(list)
     for cell in cells:
-        found[cell.candidate].append(len(set(cell.launches)))
-    return {cid: min(found[cid]) if cid in found else 0 for cid in candidate_ids}
+        (cold if cell.cold_start else found)[cell.candidate].append(len(set(cell.launches)))
+    return {cid: min(found.get(cid) or cold.get(cid) or [0]) for cid in candidate_ids}
 
 
 @dataclass(frozen=True)

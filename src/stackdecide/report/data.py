@@ -43,7 +43,7 @@ from stackdecide.predict.predictions import Prediction
 from stackdecide.report.text import predicted_cells
 from stackdecide.robustness import Sensitivity, analyze
 from stackdecide.scoring import measured_decision
-from stackdecide.search import prediction_for, tolerance_points
+from stackdecide.search import Calibrations, prediction_for, tolerance_points
 from stackdecide.vllm.render import RenderedCommand, render
 
 if TYPE_CHECKING:
@@ -209,19 +209,22 @@ class ScoringInputs:
 
 
 def scoring_inputs(decision: Decision, evidence: EvidenceSet | None, certainty: CertaintySettings,
-                   *, predicted: bool | None = None, tolerance: str | None = None) -> ScoringInputs:
+                   *, predicted: bool | None = None, tolerance: str | None = None,
+                   also: Calibrations = ()) -> ScoringInputs:
     """The evidence, prediction and certainty settings of ``--predict`` and ``--tolerance``.
 
     ``predicted`` None predicts for a decision with a space (its configurations are rarely all
     launched) and not for a list of candidates; the prediction is calibrated by ``evidence``.
     ``tolerance`` as written (``search.tolerance_points``); None asks for the best itself (0
-    points). The ranking carries its certainty whenever one of them is asked for: a prediction
-    brings it, and a tolerance without evidence or prediction is weighed on no evidence (an
-    empty set, whose notes then say that no record matched).
+    points). ``also``: other decisions' launches that calibrate the prediction too, as the race
+    was given them (``--calibrate-with``). The ranking carries its certainty whenever one of
+    them is asked for: a prediction brings it, and a tolerance without evidence or prediction is
+    weighed on no evidence (an empty set, whose notes then say that no record matched).
     """
     if predicted is None:
         predicted = decision.model.space is not None
-    prediction = prediction_for(decision, evidence or EvidenceSet()) if predicted else None
+    prediction = prediction_for(decision, evidence or EvidenceSet(), also=also) \
+        if predicted else None
     if tolerance is not None:
         certainty = replace(certainty, tolerance=tolerance_points(decision, tolerance))
         if evidence is None and prediction is None:

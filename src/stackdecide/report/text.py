@@ -224,8 +224,7 @@ def render_text(ranking: Ranking, tablefmt: str = "simple") -> str:
     lines.append(tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True))
     lines.append("")
     winner = ranking.winner
-    if certainty is not None and certainty.verdict.kind != "certified" and \
-            certainty.verdict.winner is not None:
+    if certainty is not None and certainty.verdict.winner is not None:
         # the verdict's leader is among what can be chosen here; the top total may be a
         # configuration for other hardware, ranked by prediction only
         winner = certainty.verdict.winner
@@ -241,7 +240,7 @@ def render_text(ranking: Ranking, tablefmt: str = "simple") -> str:
         tied = ranking.tied_winners
         lines.append(f"winner: {decision.candidate(winner).label} ({ranking.total(winner):.2f})"
                      + (f", tied with {', '.join(t for t in tied if t != winner)}"
-                        if len(tied) > 1 else ""))
+                        if len(tied) > 1 and winner in tied else ""))
     measured, predicted = _measured_rows(ranking), _predicted_rows(ranking)
     cells = len(decision.candidates) * len(decision.criteria)
     if measured:

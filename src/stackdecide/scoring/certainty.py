@@ -96,6 +96,8 @@ def cell_estimates(ranking: Ranking, confidence: float) -> dict[tuple[str, str],
                 replicates[i] = (tuple(value for _, value in cell.replicates),
                                  tuple(launch for launch, _ in cell.replicates))
         stated = decision.model.benchmark.noise
+        cold = criterion.measure is not None and \
+            criterion.measure.scenario.get("start") == "cold"
         # launched twins hold the same pooled replicates (``scoring.predicted``): one group each
         # in the noise the other candidates show
         group = {i: ranking.cells[i][j].twin or decision.candidate_ids[i] for i in replicates}
@@ -111,7 +113,7 @@ def cell_estimates(ranking: Ranking, confidence: float) -> dict[tuple[str, str],
                 (prior_rel_sd_for(metric), prior_strength_for(metric))
             found[(decision.candidate_ids[i], criterion.id)] = CellEstimate(
                 decision.candidate_ids[i], criterion.id, metric, values, launches,
-                estimate(values, confidence, *prior, pooled if dof else None, dof))
+                estimate(values, confidence, *prior, pooled if dof else None, dof), cold)
     return found
 
 

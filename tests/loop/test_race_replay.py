@@ -1,0 +1,35 @@
+"""benchmarks/race_replay.py on the committed H100 race: each launch against the prediction made
+before it, and the verdict after it with today's scoring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import stackdecide
+from race_replay import replay
+from stackdecide.evidence import load_evidence
+from stackdecide.search import calibrations_from
+
+ROOT = Path(__file__).parents[2]
+RACE = ROOT / "docs" / "results" / "h100-space" / "fourth-race"
+
+
+@pytest.mark.slow
+def test_the_h100_race_replays_launch_by_launch() -> None:
+    decision = stackdecide.load(RACE / "hopper-space.yaml")
+    also = calibrations_from([f"{ROOT / 'criteria' / 'hopper.yaml'}="
+                              f"{ROOT / 'docs' / 'results' / 'hopper-h200' / 'evidence.db'}"])
+    text = replay(decision, load_evidence(RACE / "space.db"), 5.0, also, samples=2000)
+    rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    # 8 launches: 4 measured criteria each, start-up only on the 5 cold ones
+    assert len(rows) == 5 * 4 + 3 * 3
+    assert sum(row.endswith("| no |") for row in rows) == 1
+    miss = next(row for row in rows if row.endswith("| no |"))
+    assert "| 3 | bf16-tp1-flash_attn-kv-fp8-seqs128 | cold | startup |" in miss
+    verdicts = text.split("verdict after each launch:\n")[1].splitlines()
+    assert len(verdicts) == 8
+    assert all(v.split("): ", 1)[1].startswith("not certified") for v in verdicts[:4])
+    assert verdicts[5].split("): ", 1)[1].startswith("certified within 5 points: ")
+    assert "(3 launch(es) counted)" in verdicts[7]
