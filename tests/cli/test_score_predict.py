@@ -95,8 +95,10 @@ def test_the_leader_within_a_tolerance_is_one_that_can_be_chosen_here() -> None:
     code, out, _ = run("score", str(ROOT / "criteria" / "hopper-space.yaml"), "--tolerance", "5",
                        "--samples", "500")
     assert code == 0
-    top = next(line.split()[1] for line in out.splitlines() if line.startswith("1 "))
-    assert "-tp2-" in top
+    top = next(line for line in out.splitlines() if line.startswith("1 "))
+    assert "-tp2-" in top and top.split()[2] == "^"
+    assert "^ 30 configurations for hardware other than the decision's (2 GPUs, not the " \
+        "decision's 1): ranked by prediction only, never the winner here" in out
     leader = next(line for line in out.splitlines() if line.startswith("leader: "))
     named = leader.removeprefix("leader: ").split()[0]
     assert "-tp1-" in named and f"{named} is within 5 points of the best with P = " in leader

@@ -13,6 +13,7 @@ from tabulate import tabulate
 from stackdecide._text import csv_cell
 from stackdecide.mcda.methods import METHODS
 from stackdecide.model.ranking import ranking_to_dict
+from stackdecide.model.space import elsewhere
 from stackdecide.predict import DEFAULT_LEVEL
 from stackdecide.report.predict import number_text
 
@@ -103,6 +104,9 @@ def no_winner_text(ranking: Ranking) -> str:
             "none is ranked")
 
 
+OTHER_HARDWARE = "^"  # marks a space's configuration for hardware the decision does not have
+
+
 def table_rows(ranking: Ranking) -> tuple[list[str], list[list[Any]]]:
     decision = ranking.decision
     headers = ["rank", "candidate", "total"]
@@ -110,10 +114,11 @@ def table_rows(ranking: Ranking) -> tuple[list[str], list[list[Any]]]:
                                                               strict=True)]
     headers += ["reported", "audit"]
     rows = []
+    away = elsewhere(decision.model)
     for index in ranking.order:
         candidate = decision.candidates[index]
-        row: list[Any] = [_rank_text(ranking, index), candidate.label,
-                          f"{ranking.totals[index]:.2f}"]
+        label = f"{candidate.label} {OTHER_HARDWARE}" if candidate.id in away else candidate.label
+        row: list[Any] = [_rank_text(ranking, index), label, f"{ranking.totals[index]:.2f}"]
         row += [_term_text(ranking, index, j) for j in range(len(decision.criteria))]
         reported = candidate.reported_total
         row += ["" if reported is None else f"{reported:g}", _audit_text(ranking, index)]
@@ -222,6 +227,11 @@ def render_text(ranking: Ranking, tablefmt: str = "simple") -> str:
                  f"{METHODS[ranking.method].terms_label}; total on 0-100")
     lines.append("")
     lines.append(tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True))
+    if away := elsewhere(decision.model):
+        why = sorted(set(away.values()))
+        lines.append(f"{OTHER_HARDWARE} {len(away)} configurations for hardware other than the "
+                     f"decision's ({'; '.join(why)}): ranked by prediction only, never the winner "
+                     "here")
     lines.append("")
     winner = ranking.winner
     if certainty is not None and certainty.verdict.winner is not None:
