@@ -102,6 +102,9 @@ def test_the_leader_within_a_tolerance_is_one_that_can_be_chosen_here() -> None:
     leader = next(line for line in out.splitlines() if line.startswith("leader: "))
     named = leader.removeprefix("leader: ").split()[0]
     assert "-tp1-" in named and f"{named} is within 5 points of the best with P = " in leader
+    code, out, _ = run("report", str(ROOT / "criteria" / "hopper-space.yaml"), "--format",
+                       "markdown", "--tolerance", "5", "--no-engine-command", "--samples", "200")
+    assert code == 0 and "\n^ 30 configurations for hardware other than the decision's" in out
 
 
 def test_the_h100_race_certificate_reads_again_with_its_calibration() -> None:

@@ -20,6 +20,7 @@ from stackdecide.report.text import (
     before_after_rows,
     grouped_findings,
     no_winner_text,
+    other_hardware_note,
     predicted_cells,
     predicted_interval_text,
     predicted_value_text,
@@ -114,6 +115,8 @@ def _summary(report: Report) -> list[str]:
         + ("; `~` a predicted one (no launch measured it)" if predicted else ""), ""]
     headers, rows = table_rows(ranking)
     out.append(_table([md(h) for h in headers], [[md(c) for c in row] for row in rows]))
+    if note := other_hardware_note(ranking):
+        out.append(f"\n{md(note)}")
     for index in ranking.order:
         if ranking.ranks[index] == 0:
             candidate_id = ranking.candidate_ids[index]

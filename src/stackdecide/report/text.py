@@ -107,6 +107,16 @@ def no_winner_text(ranking: Ranking) -> str:
 OTHER_HARDWARE = "^"  # marks a space's configuration for hardware the decision does not have
 
 
+def other_hardware_note(ranking: Ranking) -> str | None:
+    """What ``OTHER_HARDWARE`` marks in ``table_rows``, when any row has it."""
+    away = elsewhere(ranking.decision.model)
+    if not away:
+        return None
+    why = "; ".join(sorted(set(away.values())))
+    return (f"{OTHER_HARDWARE} {len(away)} configurations for hardware other than the decision's "
+            f"({why}): ranked by prediction only, never the winner here")
+
+
 def table_rows(ranking: Ranking) -> tuple[list[str], list[list[Any]]]:
     decision = ranking.decision
     headers = ["rank", "candidate", "total"]
@@ -227,11 +237,8 @@ def render_text(ranking: Ranking, tablefmt: str = "simple") -> str:
                  f"{METHODS[ranking.method].terms_label}; total on 0-100")
     lines.append("")
     lines.append(tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True))
-    if away := elsewhere(decision.model):
-        why = sorted(set(away.values()))
-        lines.append(f"{OTHER_HARDWARE} {len(away)} configurations for hardware other than the "
-                     f"decision's ({'; '.join(why)}): ranked by prediction only, never the winner "
-                     "here")
+    if note := other_hardware_note(ranking):
+        lines.append(note)
     lines.append("")
     winner = ranking.winner
     if certainty is not None and certainty.verdict.winner is not None:
