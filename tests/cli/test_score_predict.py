@@ -123,3 +123,21 @@ def test_the_h100_race_certificate_reads_again_with_its_calibration() -> None:
                                  "bf16-tp1-flash_attn-kv-auto-seqs256")
     code, out, _ = run(*args)
     assert code == 0 and json.loads(out)["certainty"]["verdict"]["kind"] == "undecided"
+
+
+@pytest.mark.slow
+def test_the_h100_race_resumed_stops_on_its_certificate_without_a_launch(tmp_path: Path) -> None:
+    """Resumed from the committed store, the race finds its certificate and launches nothing (no
+    GPU or vLLM needed); it names no candidate up front, since the race chooses its launches."""
+    race = ROOT / "docs" / "results" / "h100-space" / "fourth-race"
+    store = tmp_path / "space.db"
+    store.write_bytes((race / "space.db").read_bytes())
+    code, out, err = run("launch", str(race / "hopper-space.yaml"), "--winner", "--bench",
+                         "--until-certain", "--tolerance", "5", "--calibrate-with",
+                         f"{HOPPER}={ROOT / 'docs' / 'results' / 'hopper-h200' / 'evidence.db'}",
+                         "--dummy-weights", "--evidence", str(store), "--max-launches", "1")
+    assert code == 0, err
+    assert "launched 0 configurations of 60: none" in out + err
+    assert "\ncertified: certified within 5 points: bf16-tp1-flash_attn-kv-" in "\n" + out + err
+    assert "candidate: " not in err
+    assert store.read_bytes() == (race / "space.db").read_bytes()

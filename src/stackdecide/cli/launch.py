@@ -186,7 +186,8 @@ def launch(file: str | None, winner: bool, candidate_id: str | None, dry_run: bo
     decision = stackdecide.load(path)
     chosen, how = pick_winner(decision) if winner else (str(candidate_id), "")
     decision.candidate(chosen)  # unknown ids fail here, listing the candidates
-    click.echo(f"candidate: {chosen}" + (f" ({how})" if how else ""), err=True)
+    if not until_certain:  # a race chooses its own launches, and says why
+        click.echo(f"candidate: {chosen}" + (f" ({how})" if how else ""), err=True)
     environments = build_candidates(decision, None if bench and winner else [chosen],
                                     env_options(env_kwargs), notify=echo_step) \
         if build_envs else {}
