@@ -30,6 +30,10 @@ def test_the_h100_race_replays_launch_by_launch() -> None:
     assert "| 3 | bf16-tp1-flash_attn-kv-fp8-seqs128 | cold | startup |" in miss
     verdicts = text.split("verdict after each launch:\n")[1].splitlines()
     assert len(verdicts) == 8
-    assert all(v.split("): ", 1)[1].startswith("not certified") for v in verdicts[:4])
-    assert verdicts[5].split("): ", 1)[1].startswith("certified within 5 points: ")
-    assert "(3 launch(es) counted)" in verdicts[7]
+    # on the scale of what can be chosen here, no certificate within 5 points after 8 launches
+    assert all(v.split("): ", 1)[1].startswith("not certified within 5 points: ")
+               for v in verdicts)
+    assert verdicts[7].startswith("8. after bf16-tp1-flash_attn-kv-fp8-seqs128 (3 launch(es) "
+                                  "counted): not certified within 5 points: "
+                                  "bf16-tp1-flash_attn-kv-fp8-seqs128 is within 5 points of the "
+                                  "best with P = 0.8")

@@ -141,6 +141,7 @@ def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate]
     scale_quantile = {metric: rng.random(samples) for metric in sorted(
         {str(cell.metric) for row in ranking.cells for cell in row if cell.mixture is not None})}
     measured_mask = np.array([[cell.measured for cell in row] for row in ranking.cells])
+    away = elsewhere(decision.model)
     draws[:, measured_mask] = scores[measured_mask]  # measured cells without replicates stay put
     for j, criterion in enumerate(decision.criteria):
         estimated = [i for i, cid in enumerate(decision.candidate_ids) if (cid, criterion.id) in cells]
@@ -174,7 +175,11 @@ def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate]
                                                sign * goodness[:, i])
             else:  # a twin measured without replicates (module doc)
                 raw[:, column] = cell.raw * np.exp(sign * cell.log_sd * goodness[:, i])
-        best = raw.max(axis=1) if metric.higher_is_better else raw.min(axis=1)
+        # the best of the scale is the best configuration that can be chosen here
+        # (``scoring.predicted.with_predictions``)
+        here = np.array([decision.candidate_ids[i] not in away for i in rows])
+        scale = raw[:, here] if here.any() else raw
+        best = scale.max(axis=1) if metric.higher_is_better else scale.min(axis=1)
         draws[:, rows, j] = measured_scores(
             criterion.measure, raw, scale_low=criterion.scale.low,
             scale_high=criterion.scale.high, benefit=criterion.direction == "benefit",

@@ -26,6 +26,7 @@ from stackdecide.model.cells import Cell
 from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.metrics import METRICS
 from stackdecide.model.schema import Criterion
+from stackdecide.model.space import elsewhere
 from stackdecide.predict.predictions import Prediction
 
 Cells = tuple[tuple[Cell, ...], ...]
@@ -37,6 +38,7 @@ def with_predictions(decision: DecisionMatrix, cells: Sequence[Sequence[Cell]],
     cells of those criteria re-scored against the best of both (module doc)."""
     rows = [list(row) for row in cells]
     index = {cid: i for i, cid in enumerate(decision.candidate_ids)}
+    away = elsewhere(decision.model)
     for j, criterion in enumerate(decision.criteria):
         measure = criterion.measure
         if measure is None:
@@ -57,7 +59,11 @@ def with_predictions(decision: DecisionMatrix, cells: Sequence[Sequence[Cell]],
                      for i, found in predicted.items()})
         if not raws:
             continue
-        best = max(raws.values()) if higher else min(raws.values())
+        # a configuration for other hardware is ranked, but never sets the best of the scale the
+        # choosable ones are scored on (it can only tie that best: the scale is clamped)
+        setting = [raw for i, raw in raws.items() if decision.candidate_ids[i] not in away] \
+            or list(raws.values())
+        best = max(setting) if higher else min(setting)
 
         for i, raw in raws.items():
             cell = rows[i][j]
