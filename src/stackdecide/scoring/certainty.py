@@ -79,6 +79,7 @@ from stackdecide.model.metrics import METRICS
 from stackdecide.model.ranking import Ranking
 from stackdecide.model.score_uncertainty import score_uncertainty
 from stackdecide.model.space import elsewhere
+from stackdecide.scoring.predicted import scale_best
 
 
 def cell_estimates(ranking: Ranking, confidence: float) -> dict[tuple[str, str], CellEstimate]:
@@ -175,11 +176,8 @@ def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate]
                                                sign * goodness[:, i])
             else:  # a twin measured without replicates (module doc)
                 raw[:, column] = cell.raw * np.exp(sign * cell.log_sd * goodness[:, i])
-        # the best of the scale is the best configuration that can be chosen here
-        # (``scoring.predicted.with_predictions``)
-        here = np.array([decision.candidate_ids[i] not in away for i in rows])
-        scale = raw[:, here] if here.any() else raw
-        best = scale.max(axis=1) if metric.higher_is_better else scale.min(axis=1)
+        best = scale_best(raw, np.array([decision.candidate_ids[i] not in away for i in rows]),
+                          metric.higher_is_better)
         draws[:, rows, j] = measured_scores(
             criterion.measure, raw, scale_low=criterion.scale.low,
             scale_high=criterion.scale.high, benefit=criterion.direction == "benefit",

@@ -21,6 +21,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import replace
 
+import numpy as np
+
 from stackdecide.mcda.value_functions import measured_score
 from stackdecide.model.cells import Cell
 from stackdecide.model.decision import DecisionMatrix
@@ -59,11 +61,9 @@ def with_predictions(decision: DecisionMatrix, cells: Sequence[Sequence[Cell]],
                      for i, found in predicted.items()})
         if not raws:
             continue
-        # a configuration for other hardware is ranked, but never sets the best of the scale the
-        # choosable ones are scored on (it can only tie that best: the scale is clamped)
-        setting = [raw for i, raw in raws.items() if decision.candidate_ids[i] not in away] \
-            or list(raws.values())
-        best = max(setting) if higher else min(setting)
+        best = float(scale_best(np.array(list(raws.values())),
+                                np.array([decision.candidate_ids[i] not in away for i in raws]),
+                                higher))
 
         for i, raw in raws.items():
             cell = rows[i][j]
@@ -107,6 +107,16 @@ def pooled_twins(candidate_ids: Sequence[str], column: Sequence[Cell],
                                 flags=tuple(sorted({f for k in members for f in column[k].flags})),
                                 twin=None if i == head else candidate_ids[head])
     return pooled
+
+
+def scale_best(raw: np.ndarray, here: np.ndarray, higher_is_better: bool) -> np.ndarray:
+    """The best a ``relative_to_best`` scale reads against, over the last axis of ``raw``: of the
+    candidates that can be chosen here (``here``), else of all. A configuration for other
+    hardware is ranked, but never sets the scale the choosable ones are scored on: faster
+    what-ifs would compress it and make "within delta" easier (it can only tie that best: the
+    scale is clamped)."""
+    scale = raw[..., here] if here.any() else raw
+    return scale.max(axis=-1) if higher_is_better else scale.min(axis=-1)
 
 
 def criterion_score(criterion: Criterion, raw: float, best: float) -> float:
