@@ -74,3 +74,9 @@ def csv_cell(value: object) -> object:
     if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(value):
         return "'" + value
     return value
+
+
+def first_of(items: Iterable[str], most: int) -> str:
+    """"a, b and 3 more": the first ``most`` of ``items``, and how many more."""
+    items = list(items)
+    return ", ".join(items[:most]) + (f" and {len(items) - most} more" if len(items) > most else "")

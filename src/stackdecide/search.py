@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from stackdecide._text import first_of
 from stackdecide.bench.results import BENCH_LOADS
 from stackdecide.bench.runner import Progress
 from stackdecide.certify import DEFAULT_TOLERANCE_POINTS
@@ -441,11 +442,11 @@ class SearchPolicy(Policy):
             lines.append(f"not launched, predicted unable to come within "
                          f"{points(self.limits.tolerance)} of the best (P(within) below "
                          f"{(1 - self.limits.confidence) / len(ids):.4f}): "
-                         + _some(f"{cid} ({p[ids.index(cid)]:.3f})" for cid in hopeless))
+                         + first_of((f"{cid} ({p[ids.index(cid)]:.3f})" for cid in hopeless), 8))
         if other := [cid for cid in never if cid in away]:
             # never chosen here whatever their prediction: said apart, lest it read as a verdict
             lines.append("not launched, for hardware other than the decision's (ranked by "
-                         "prediction only): " + _some(other))
+                         "prediction only): " + first_of(other, 8))
         return tuple(lines)
 
     def _stop(self, action: WithinAction, heard: tuple[str, ...]) -> Stop:
@@ -453,13 +454,6 @@ class SearchPolicy(Policy):
         return Stop(kind, action.reason, heard,
                     winner=action.candidate if action.kind == "certified" else None,
                     tied=action.tied, dropped=action.dropped)
-
-
-def _some(names: Iterable[str], shown: int = 8) -> str:
-    """The first ``shown`` of ``names``, and how many more."""
-    names = list(names)
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more
 
 
 def search(decision: Decision, store: EvidenceStore, options: LaunchOptions | None = None, *,

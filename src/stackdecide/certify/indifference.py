@@ -94,6 +94,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
+from stackdecide._text import first_of
 from stackdecide.certify.probability import rank_probabilities
 from stackdecide.certify.racing import MIN_REPLICATES, Action, contender_threshold, tie_sentence
 from stackdecide.mcda.methods import POINTS, TIE_TOLERANCE, to_points
@@ -235,9 +236,8 @@ def _points_text(delta: float) -> str:
 def _listed(names: Sequence[str], p_within: np.ndarray, indices: Sequence[int], predicted: np.ndarray,
             most: int = 5) -> str:
     """"a (0.97), b (0.96, predicted) and 3 more": candidates with their P(within delta)."""
-    shown = ", ".join(f"{names[i]} ({p_within[i]:.2f}{', predicted' if predicted[i] else ''})"
-                      for i in indices[:most])
-    return shown + (f" and {len(indices) - most} more" if len(indices) > most else "")
+    return first_of((f"{names[i]} ({p_within[i]:.2f}{', predicted' if predicted[i] else ''})"
+                     for i in indices), most)
 
 
 @dataclass(frozen=True)
