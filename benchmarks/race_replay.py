@@ -47,11 +47,15 @@ def replay(decision: stackdecide.Decision, evidence: EvidenceSet, tolerance: flo
     lines = ["| # | configuration | start | criterion | predicted before (80% interval) "
              "| measured | inside |", "|---|---|---|---|---|---|---|"]
     verdicts = []
+    # the evidence and prediction after each launch k (0: before the first), each made once: the
+    # prediction after launch k is the one before launch k + 1
+    upto = [EvidenceSet.of(r for r in evidence if r.launch in launches[:k])
+            for k in range(len(launches) + 1)]
+    predictions = [prediction_for(decision, known, also=also) for known in upto]
     for k, launch in enumerate(launches, start=1):
-        before = EvidenceSet.of(r for r in evidence if r.launch in launches[:k - 1])
         this = EvidenceSet.of(r for r in evidence if r.launch == launch)
         candidate = this.records[0].candidate
-        prediction = prediction_for(decision, before, also=also)
+        prediction = predictions[k - 1]
         start = next((str(r.scenario.get("start")) for r in this if r.metric == "startup_s"), "-")
         for criterion_id, value in _measured(decision, this, candidate).items():
             predicted = prediction.get(candidate, criterion_id)
@@ -61,9 +65,7 @@ def replay(decision: stackdecide.Decision, evidence: EvidenceSet, tolerance: flo
             lines.append(f"| {k} | {candidate} | {start} | {criterion_id} | "
                          f"{predicted.value:,.4g} ({predicted.low:,.4g}-{predicted.high:,.4g}) | "
                          f"{value:,.4g} | {'yes' if inside else 'no'} |")
-        upto = EvidenceSet.of(r for r in evidence if r.launch in launches[:k])
-        ranking = decision.score(evidence=upto, certainty=settings,
-                                 prediction=prediction_for(decision, upto, also=also))
+        ranking = decision.score(evidence=upto[k], certainty=settings, prediction=predictions[k])
         sure = ranking.certainty
         assert sure is not None
         rests = sure.launches()
