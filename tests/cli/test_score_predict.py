@@ -151,3 +151,23 @@ def test_configurations_for_other_hardware_do_not_set_the_scale_of_those_chosen_
         totals[name] = {c["id"].replace("-tp1-", "-"): c["total"]
                         for c in json.loads(out)["candidates"] if "-tp2-" not in c["id"]}
     assert totals["both"] == pytest.approx(totals["one"]) and len(totals["one"]) == 30
+
+
+def test_a_configuration_for_other_hardware_is_never_the_winner() -> None:
+    """On the H100 race's store the two-GPU configurations top the totals (clamped at the
+    one-GPU best, they tie it on every rate); the winner, in JSON and in the report, is one that
+    can run here, and the report's runner-up too."""
+    race = ROOT / "docs" / "results" / "h100-space" / "fourth-race"
+    args = ("--evidence", str(race / "space.db"), "--tolerance", "5", "--samples", "500",
+            "--calibrate-with",
+            f"{HOPPER}={ROOT / 'docs' / 'results' / 'hopper-h200' / 'evidence.db'}")
+    code, out, _ = run("score", str(race / "hopper-space.yaml"), *args, "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["candidates"][0]["id"].startswith("bf16-tp2-")
+    assert data["winner"] == "bf16-tp1-flash_attn-kv-fp8-seqs128"
+    code, out, _ = run("report", str(race / "hopper-space.yaml"), *args, "--format", "markdown",
+                       "--no-engine-command")
+    assert code == 0
+    assert "**Leader, not certified: bf16-tp1-flash_attn-kv-fp8-seqs128** " in out
+    assert "points ahead of `bf16-tp1-flash_attn-kv-auto-seqs256`" in out

@@ -13,6 +13,7 @@ from stackdecide.mcda.methods import METHODS, to_points
 from stackdecide.model.cells import Cell
 from stackdecide.model.certainty import Certainty
 from stackdecide.model.findings import Finding
+from stackdecide.model.space import elsewhere
 
 if TYPE_CHECKING:
     import pandas
@@ -111,12 +112,18 @@ class Ranking:
         return self.decision.candidate_ids
 
     @property
+    def choosable(self) -> tuple[str, ...]:
+        """Ids of the feasible candidates that can run on the decision's hardware, best first
+        (file order among ties). A space's configuration for other hardware is ranked by its
+        prediction, but is never chosen here (``model.space.elsewhere``)."""
+        away = elsewhere(self.decision.model)
+        return tuple(self.candidate_ids[i] for i in self.order
+                     if self.ranks[i] > 0 and self.candidate_ids[i] not in away)
+
+    @property
     def winner(self) -> str | None:
-        """Id of the best feasible candidate (first in file order among ties), or None."""
-        for index in self.order:
-            if self.ranks[index] > 0:
-                return self.candidate_ids[index]
-        return None
+        """Id of the best choosable candidate (``choosable``), or None."""
+        return next(iter(self.choosable), None)
 
     @property
     def tied_winners(self) -> tuple[str, ...]:

@@ -89,9 +89,8 @@ def _summary(report: Report) -> list[str]:
             else "Winner"
         line = (f"**{title}: {md(decision.candidate(winner).label)}** (`{md(winner)}`), "
                 f"{ranking.total(winner):.2f} of 100 by {METHODS[ranking.method].label}")
-        feasible = [int(i) for i in ranking.order if ranking.ranks[i] > 0]
-        if len(feasible) > 1:
-            runner = decision.candidate_ids[feasible[1]]
+        if len(choosable := ranking.choosable) > 1:
+            runner = choosable[1]
             line += f", {ranking.total(winner) - ranking.total(runner):.2f} points ahead of `{md(runner)}`"
         out.append(line + ".")
     predicted = predicted_cells(ranking)

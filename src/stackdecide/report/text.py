@@ -242,8 +242,7 @@ def render_text(ranking: Ranking, tablefmt: str = "simple") -> str:
     lines.append("")
     winner = ranking.winner
     if certainty is not None and certainty.verdict.winner is not None:
-        # the verdict's leader is among what can be chosen here; the top total may be a
-        # configuration for other hardware, ranked by prediction only
+        # the line names the candidate its verdict is about
         winner = certainty.verdict.winner
     if winner is None:
         lines.append(f"winner: none: {no_winner_text(ranking)}")
