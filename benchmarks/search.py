@@ -326,11 +326,16 @@ def predict(space: Space, quality: str, rng: np.random.Generator) -> Prediction:
 @dataclass(frozen=True)
 class Recalibration:
     """Each configuration's log values as a mixture of normals, per metric: component weights
-    (4, K), log means and log variances (K, m, 4)."""
+    (4, K), log means and log variances (K, m, 4); after a launch, what makes them joint: the
+    configurations' features (m, p), each component's coefficient covariance (K, 4, p, p) and
+    variance of a configuration's own part (K, 4)."""
 
     weights: np.ndarray
     means: np.ndarray
     variances: np.ndarray
+    features: np.ndarray | None = None
+    coefficient_covariances: np.ndarray | None = None
+    own_variances: np.ndarray | None = None
 
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         """The mixture's log mean and log variance (m, 4)."""
@@ -344,12 +349,25 @@ class Recalibration:
 
     def draw(self, rng: np.random.Generator, rows: np.ndarray, samples: int) -> np.ndarray:
         """Values (samples, len(rows), 4): per draw and metric one component, the same for every
-        configuration (a draw in which the predictions are off by much is so for all of them)."""
+        configuration (a draw in which the predictions are off by much is so for all of them),
+        and the configurations drawn jointly, as ``scoring.certainty`` draws the prediction
+        model's: those that share a level share its coefficient's error."""
         out = np.empty((samples, rows.size, self.weights.shape[0]))
         for j, weights in enumerate(self.weights):
             component = rng.choice(weights.size, samples, p=weights)
-            mean, sd = self.means[component][:, rows, j], np.sqrt(self.variances[component][:, rows, j])
-            out[:, :, j] = np.exp(mean + sd * rng.standard_normal(mean.shape))
+            z = rng.standard_normal((samples, rows.size))
+            if self.features is None:  # before a launch: each prediction's own stated error
+                mean, sd = self.means[component][:, rows, j], np.sqrt(self.variances[component][:, rows, j])
+                out[:, :, j] = np.exp(mean + sd * z)
+                continue
+            assert self.coefficient_covariances is not None and self.own_variances is not None
+            features = self.features[rows]
+            for c in np.unique(component):
+                chosen = component == c
+                covariance = features @ self.coefficient_covariances[c, j] @ features.T \
+                    + self.own_variances[c, j] * np.eye(rows.size)
+                root = np.linalg.cholesky(covariance)
+                out[chosen, :, j] = np.exp(self.means[c][rows, j] + z[chosen] @ root.T)
         return out
 
 
@@ -376,13 +394,16 @@ def recalibrated(prediction: Prediction, space: Space, launches: Launches,
     weights = np.empty((len(METRICS), len(components)))
     means = np.tile(prediction.log_value, (len(components), 1, 1))
     variances = np.empty_like(means)
+    coefficient_covariances = np.empty((len(components), len(METRICS), features.shape[1],
+                                        features.shape[1]))
+    own_variances = np.empty((len(components), len(METRICS)))
     x = features[measured]
     residual = np.log(launches.means()[measured]) - prediction.log_value[measured]
     active = len(AXES) + 1  # the intercept and one level of each axis
     for j in range(len(METRICS)):
         noise = rel_sd[j] ** 2 / launches.n[measured]
         log_like, shifts, spreads = [], [], []
-        for split, scale in components:
+        for c, (split, scale) in enumerate(components):
             shared = scale * split * prediction.stated_sd[j] ** 2 / active
             own = (1 - split) * prediction.stated_sd[j] ** 2
             residual_var = own
@@ -399,10 +420,12 @@ def recalibrated(prediction: Prediction, space: Space, launches: Launches,
             log_like.append(-0.5 * (log_det + residual[:, j] @ np.linalg.solve(marginal, residual[:, j])))
             shifts.append(features @ coef)
             spreads.append(np.einsum("ij,jk,ik->i", features, cov, features) + residual_var)
+            coefficient_covariances[c, j], own_variances[c, j] = cov, residual_var
         weights[j] = np.exp(np.array(log_like) - max(log_like))
         means[:, :, j] += np.array(shifts)
         variances[:, :, j] = np.array(spreads)
-    return Recalibration(weights / weights.sum(axis=1, keepdims=True), means, variances)
+    return Recalibration(weights / weights.sum(axis=1, keepdims=True), means, variances, features,
+                         coefficient_covariances, own_variances)
 
 
 # -- strategies ------------------------------------------------------------------------------------

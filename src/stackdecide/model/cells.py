@@ -6,18 +6,36 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 Source = Literal["judged", "measured", "predicted"]
+
+
+@dataclass(frozen=True, eq=False)
+class JointMixture:
+    """The means of every configuration of one criterion together: per component of the
+    prediction model (``certify.efficiency``'s grid, in order of scale) the centres of their logs
+    and the symmetric square root of their covariance. Configurations that share a level share
+    its uncertainty, so a ranking draws them together (``scoring.certainty``)."""
+
+    candidates: tuple[str, ...]
+    weights: np.ndarray  # (G,)
+    centres: np.ndarray  # (G, K) the log of each mean's median under each component
+    roots: np.ndarray  # (G, K, K) symmetric: roots[g] @ roots[g] is the covariance of the logs
+    ceilings: np.ndarray  # (K,) a rate's roofline, which no mean passes
 
 
 @dataclass(frozen=True)
 class MeanMixture:
     """What a predicted mean may be: a mixture of log-normals, one component per width scale of the
-    prediction model (``certify.efficiency``'s grid), in order of scale, none above ``ceiling``."""
+    prediction model (``certify.efficiency``'s grid), in order of scale, none above ``ceiling``;
+    the cell's marginal of its criterion's ``joint``, where one was kept."""
 
     weights: tuple[float, ...]
     centres: tuple[float, ...]  # the log of the mean's median under each component
     log_sds: tuple[float, ...]  # the SD of the log of the mean under each component
     ceiling: float = math.inf  # a rate's roofline, which no mean passes
+    joint: JointMixture | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from scipy import special
 
 from stackdecide.certify.efficiency import EfficiencyFit, JointMeans, Predictive, fit
 from stackdecide.evidence.records import scenario_value
-from stackdecide.model.cells import MeanMixture
+from stackdecide.model.cells import JointMixture, MeanMixture
 from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.metrics import METRICS
 from stackdecide.model.schema import Criterion
@@ -310,14 +310,25 @@ def _predicted(target: _Target, shown: Predictive, calibrated_by: int,
 def _mixtures(group: Sequence[_Target], joint: JointMeans) -> list[MeanMixture]:
     """The distribution of each target's mean in the metric's units: a component per grid point of
     the fit, in order of width scale (then noise), so that one quantile of the weights picks
-    comparable components for every cell of a metric (``scoring.certainty``)."""
+    comparable components for every cell of a metric (``scoring.certainty``); each the marginal of
+    the group's joint distribution, which it keeps."""
     order = np.lexsort((joint.noise, joint.scale))
     weights = tuple(joint.weights[order].tolist())
-    sds = np.sqrt(np.maximum(np.diagonal(joint.covariances, axis1=1, axis2=2)[order], 1e-12))
-    centres = joint.means[order]
-    return [MeanMixture(weights, tuple((math.log(target.reference) + centres[:, k]).tolist()),
-                        tuple(sds[:, k].tolist()), target.ceiling.value if target.ceiling else math.inf)
-            for k, target in enumerate(group)]
+    covariances = joint.covariances[order]
+    sds = np.sqrt(np.maximum(np.diagonal(covariances, axis1=1, axis2=2), 1e-12))
+    centres = joint.means[order] + np.log([target.reference for target in group])[None]
+    ceilings = np.array([target.ceiling.value if target.ceiling else math.inf for target in group])
+    together = JointMixture(tuple(target.candidate for target in group), joint.weights[order],
+                            centres, _symmetric_root(covariances), ceilings)
+    return [MeanMixture(weights, tuple(centres[:, k].tolist()), tuple(sds[:, k].tolist()),
+                        float(ceilings[k]), together) for k in range(len(group))]
+
+
+def _symmetric_root(covariances: np.ndarray) -> np.ndarray:
+    """The symmetric square root of each covariance (G, K, K): a configuration's draw moves mostly
+    with its own standard normal, plus the shares of the levels it has in common with others."""
+    values, vectors = np.linalg.eigh((covariances + np.swapaxes(covariances, 1, 2)) / 2.0)
+    return np.einsum("gij,gj,gkj->gik", vectors, np.sqrt(np.maximum(values, 0.0)), vectors)
 
 
 def predict(decision: DecisionMatrix, calibration: Calibration, defaults: Mapping[str, Load],

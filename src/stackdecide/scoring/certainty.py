@@ -17,8 +17,14 @@ P(i beats k) are shares of draws (``certify.probability``).
 
 A **predicted** cell (a configuration no launch measured, ``scoring.predicted``) is drawn from
 the prediction model's mixture over its width scales (``Cell.mixture``): in each draw one
-component per metric, shared by every predicted cell of that metric, then each cell's log mean
-from that component's normal. A draw in which the predictions are off by much is so for all of
+component per metric, shared by every predicted cell of that metric, then the log means of all
+of a criterion's configurations together from that component's multivariate normal
+(``MeanMixture.joint``, through its symmetric root): configurations that share a level (an
+attention backend never launched, say) share its error, and configurations the model cannot tell
+apart (they differ only in a setting that binds at no load of the criterion) are drawn as one.
+Drawn one by one, each never-launched configuration was a chance of its own at the far tail, and
+18 such chances held an H100 race's leader at P = 0.87 where the model puts it at 0.96
+(docs/results/h100-space). A draw in which the predictions are off by much is so for all of
 them, and the far tail, where a never-launched best sits, keeps the mixture's weight: a normal
 matched to the interval thins it, and certificates resting on biased predictions were
 over-confident that way (``benchmarks/search.py``). The component is the one at a uniform quantile
@@ -26,7 +32,7 @@ of the cell's weights, the quantile drawn once per draw and metric and the compo
 width scale: cells with the same weights (the metric's fit, unless judged scores moved them) share
 it, and the others take the component at the same quantile of theirs. One configuration's predicted
 cells are drawn together, each as good as the others in a draw (one standard normal per candidate,
-its sign turned for a lower-is-better metric): what moves a configuration's predictions is the
+the same for each criterion's joint draw, its sign turned for a lower-is-better metric): what moves a configuration's predictions is the
 same unknown effect of its settings, which speeds up its decode and its throughput alike. Drawn
 independently, the errors of its criteria would average out in its total and the certificate would
 be overconfident (a synthetic space with one effect per setting, ``tests/loop/test_search.py``,
@@ -67,7 +73,7 @@ from stackdecide.certify.uncertainty import (
 from stackdecide.mcda import methods
 from stackdecide.mcda.value_functions import measured_scores
 from stackdecide.mcda.weights import sampled_weights, weight_region
-from stackdecide.model.cells import MeanMixture
+from stackdecide.model.cells import JointMixture, MeanMixture
 from stackdecide.model.certainty import (
     CellEstimate,
     Certainty,
@@ -129,6 +135,21 @@ def mixture_draws(mixture: MeanMixture, quantile: np.ndarray, z: np.ndarray) -> 
     return np.minimum(np.exp(log_mean), mixture.ceiling)
 
 
+def joint_draws(joint: JointMixture, quantile: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Every mean of ``joint`` drawn together (samples, K): in each draw the component at
+    ``quantile`` (uniform) of the weights, then that component's multivariate log-normal through
+    its symmetric root at the standard normals ``z`` (one per configuration); none above its
+    ceiling."""
+    cumulative = np.cumsum(joint.weights)
+    component = np.minimum(np.searchsorted(cumulative, quantile * cumulative[-1], side="right"),
+                           cumulative.size - 1)
+    log_means = np.empty(z.shape)
+    for g in np.unique(component):
+        rows = component == g
+        log_means[rows] = joint.centres[g] + z[rows] @ joint.roots[g]
+    return np.minimum(np.exp(log_means), joint.ceilings)
+
+
 def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate],
                  rng: np.random.Generator, samples: int) -> np.ndarray:
     """Score matrices (samples, candidates, criteria) on each criterion's scale."""
@@ -138,6 +159,7 @@ def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate]
         decision.matrix[None].astype(float), samples, axis=0)
     scores = np.array([[cell.score for cell in row] for row in ranking.cells])
     goodness = rng.standard_normal((samples, len(decision.candidates)))
+    index = {cid: i for i, cid in enumerate(decision.candidate_ids)}
     # the quantile that picks the width scale: one per draw and metric (module doc)
     scale_quantile = {metric: rng.random(samples) for metric in sorted(
         {str(cell.metric) for row in ranking.cells for cell in row if cell.mixture is not None})}
@@ -163,17 +185,25 @@ def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate]
             relative_se = found.standard_error / abs(found.center)
             center = ranking.cells[i][j].raw or found.center
             raw[:, column] = center * (1.0 + relative_se * rng.standard_t(found.dof, samples))
-        # a predicted mean: from its mixture, the metric's width scale of the draw; one draw of
-        # goodness per candidate for all its predicted cells (module doc)
+        # a predicted mean: from its criterion's joint mixture, the metric's width scale of the
+        # draw; one draw of goodness per candidate for all its predicted cells (module doc)
         sign = 1.0 if metric.higher_is_better else -1.0
+        quantile = scale_quantile.get(criterion.measure.metric)
+        together: dict[int, np.ndarray] = {}
         for column, i in enumerate(predicted, start=len(estimated)):
             cell = ranking.cells[i][j]
             assert cell.raw is not None and cell.log_sd is not None
             if cell.twin in twin_column:  # the same configuration here as a measured one: one draw
                 raw[:, column] = raw[:, twin_column[cell.twin]]
+            elif cell.mixture is not None and cell.mixture.joint is not None:
+                joint = cell.mixture.joint
+                if id(joint) not in together:
+                    together[id(joint)] = joint_draws(joint, quantile, sign * goodness[
+                        :, [index[cid] for cid in joint.candidates]])
+                raw[:, column] = together[id(joint)][:, joint.candidates.index(
+                    decision.candidate_ids[i])]
             elif cell.mixture is not None:
-                raw[:, column] = mixture_draws(cell.mixture, scale_quantile[criterion.measure.metric],
-                                               sign * goodness[:, i])
+                raw[:, column] = mixture_draws(cell.mixture, quantile, sign * goodness[:, i])
             else:  # a twin measured without replicates (module doc)
                 raw[:, column] = cell.raw * np.exp(sign * cell.log_sd * goodness[:, i])
         best = scale_best(raw, np.array([decision.candidate_ids[i] not in away for i in rows]),
