@@ -40,9 +40,11 @@ never launched; predictions are recalibrated by the launches so far, a Bayesian 
 log(measured / predicted) on the axis levels whose prior on the error shared by a level may be 1 to
 64 times the stated one, the launches weighing which (``recalibrated``), a stand-in for the
 prediction model, drawn as that mixture (a scale per draw and metric, shared by the
-configurations); a budget of 1.1 x the single-pass grid's GPU-minutes, no launch started that would
-overrun it). Calibration: among certificates, the share right (today's race: the true best;
-the new race: within delta) against the P they stated.
+configurations) and, after a launch, jointly (configurations that share a level share its
+coefficient's error, as ``scoring.certainty`` draws the prediction model's); a budget of 1.1 x
+the single-pass grid's GPU-minutes, no launch started that would overrun it). Calibration: among
+certificates, the share right (today's race: the true best; the new race: within delta) against
+the P they stated.
 
 What keeps the new race's certificates honest (docs/metrics.md has the numbers): the wrong ones
 looked at (biased predictions, 5 of 227 certificates at 0.5 and 1 sigma) were all spaces whose true

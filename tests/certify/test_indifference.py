@@ -25,6 +25,7 @@ from stackdecide.certify import (
     tolerance_total,
     within_probabilities,
 )
+from stackdecide.certify.indifference import short_of
 from stackdecide.certify.racing import contender_threshold
 from stackdecide.mcda.methods import POINTS
 from stackdecide.mcda.value_functions import relative_to_best
@@ -297,3 +298,10 @@ def test_a_fixed_total_is_never_launched() -> None:
     state = WithinRaceState(NAMES[:2], np.array([2, 0]), draws, np.array([0.02, 0.02]))
     action = next_action_within(state, 0.001)
     assert (action.kind, action.candidate) == ("launch", "a")
+
+
+def test_a_p_short_of_the_line_never_reads_as_reaching_it() -> None:
+    """A verdict printed "P = 0.95, below 0.95" for 0.9496: three decimals where two round up."""
+    assert short_of(0.9496, 0.95) == "0.949"
+    assert short_of(0.87, 0.95) == "0.87"
+    assert short_of(0.8951, 0.9) == "0.895"

@@ -30,10 +30,12 @@ def test_the_h100_race_replays_launch_by_launch() -> None:
     assert "| 3 | bf16-tp1-flash_attn-kv-fp8-seqs128 | cold | startup |" in miss
     verdicts = text.split("verdict after each launch:\n")[1].splitlines()
     assert len(verdicts) == 8
-    # on the scale of what can be chosen here, no certificate within 5 points after 8 launches
+    # on the scale of what can be chosen here, with the configurations never launched drawn
+    # jointly: no certificate within 5 points over the first six launches; after the eighth the
+    # leader, on 3 launches, is certified, narrowly (the seventh sits at the line)
     assert all(v.split("): ", 1)[1].startswith("not certified within 5 points: ")
-               for v in verdicts)
+               for v in verdicts[:6])
     assert verdicts[7].startswith("8. after bf16-tp1-flash_attn-kv-fp8-seqs128 (3 launch(es) "
-                                  "counted): not certified within 5 points: "
+                                  "counted): certified within 5 points: "
                                   "bf16-tp1-flash_attn-kv-fp8-seqs128 is within 5 points of the "
-                                  "best with P = 0.8")
+                                  "best (P = 0.9")

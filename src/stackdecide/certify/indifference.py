@@ -276,8 +276,15 @@ class Certificate:
                 text += f"; all of them at once: P = {self.p_all_equivalent:.2f}"
             return text
         return (f"not certified within {zone}: {leader} is within {zone} of the best with P = "
-                f"{self.p:.2f}, below {self.confidence:.2f}; in contention: "
+                f"{short_of(self.p, self.confidence)}, below {self.confidence:.2f}; in contention: "
                 f"{_listed(names, p_within, self.contenders, predicted)}")
+
+
+def short_of(p: float, confidence: float) -> str:
+    """``p``, below ``confidence``, in two decimals, or three where two would round it up to the
+    line (0.9496 reads 0.949, never "0.95, below 0.95")."""
+    text = f"{p:.2f}"
+    return f"{math.floor(p * 1000) / 1000:.3f}" if float(text) >= confidence else text
 
 
 def certificate(totals_samples: ArrayLike, delta: float, confidence: float, drop_below: float,

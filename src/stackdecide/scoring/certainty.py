@@ -32,11 +32,12 @@ of the cell's weights, the quantile drawn once per draw and metric and the compo
 width scale: cells with the same weights (the metric's fit, unless judged scores moved them) share
 it, and the others take the component at the same quantile of theirs. One configuration's predicted
 cells are drawn together, each as good as the others in a draw (one standard normal per candidate,
-the same for each criterion's joint draw, its sign turned for a lower-is-better metric): what moves a configuration's predictions is the
-same unknown effect of its settings, which speeds up its decode and its throughput alike. Drawn
-independently, the errors of its criteria would average out in its total and the certificate would
-be overconfident (a synthetic space with one effect per setting, ``tests/loop/test_search.py``,
-was certified 8 points below its best that way). A predicted cell with a measured twin
+the same in each criterion's joint draw, its sign turned for a lower-is-better metric): what
+moves a configuration's predictions is the same unknown effect of its settings, which speeds up
+its decode and its throughput alike. Drawn independently, the errors of its criteria would
+average out in its total and the certificate would be overconfident (a synthetic space with one
+effect per setting, ``tests/loop/test_search.py``, was certified 8 points below its best that
+way). A predicted cell with a measured twin
 (``Cell.twin``) is drawn as the twin's cell, the same draw: the model knows nothing that tells the
 two apart (a twin measured without replicates: log-normal about its value, as wide as the
 prediction's interval). Measured twins hold their pooled launches (``scoring.predicted``) and are
