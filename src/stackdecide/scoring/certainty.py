@@ -55,6 +55,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from stackdecide.certify.indifference import Certificate, certificate, tolerance_total
 from stackdecide.certify.probability import RankProbabilities, rank_probabilities
@@ -125,13 +126,19 @@ def cell_estimates(ranking: Ranking, confidence: float) -> dict[tuple[str, str],
     return found
 
 
+def _components(weights: ArrayLike, quantile: np.ndarray) -> np.ndarray:
+    """The component of a mixture at each uniform ``quantile`` of its ``weights`` (in order of
+    width scale, so that one quantile picks comparable components for every cell of a metric)."""
+    cumulative = np.cumsum(weights)
+    return np.minimum(np.searchsorted(cumulative, quantile * cumulative[-1], side="right"),
+                      cumulative.size - 1)
+
+
 def mixture_draws(mixture: MeanMixture, quantile: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """A predicted mean drawn from its mixture (``Cell.mixture``): in each draw the component at
-    ``quantile`` (uniform) of the weights, then that component's log-normal at the standard normal
-    ``z``; none above the mixture's ceiling."""
-    cumulative = np.cumsum(mixture.weights)
-    component = np.minimum(np.searchsorted(cumulative, quantile * cumulative[-1], side="right"),
-                           cumulative.size - 1)
+    """A predicted mean drawn from its mixture (``Cell.mixture``) alone: in each draw the component
+    at ``quantile`` (uniform) of the weights, then that component's log-normal at the standard
+    normal ``z``; none above the mixture's ceiling."""
+    component = _components(mixture.weights, quantile)
     log_mean = np.asarray(mixture.centres)[component] + np.asarray(mixture.log_sds)[component] * z
     return np.minimum(np.exp(log_mean), mixture.ceiling)
 
@@ -141,9 +148,7 @@ def joint_draws(joint: JointMixture, quantile: np.ndarray, z: np.ndarray) -> np.
     ``quantile`` (uniform) of the weights, then that component's multivariate log-normal through
     its symmetric root at the standard normals ``z`` (one per configuration); none above its
     ceiling."""
-    cumulative = np.cumsum(joint.weights)
-    component = np.minimum(np.searchsorted(cumulative, quantile * cumulative[-1], side="right"),
-                           cumulative.size - 1)
+    component = _components(joint.weights, quantile)
     log_means = np.empty(z.shape)
     for g in np.unique(component):
         rows = component == g
