@@ -15,7 +15,9 @@ from stackdecide.evidence import EvidenceSet
 from stackdecide.mcda.value_functions import measured_scores
 from stackdecide.model.cells import MeanMixture
 from stackdecide.model.certainty import CertaintySettings
+from stackdecide.model.ranking import Ranking
 from stackdecide.predict import calibration, predict
+from stackdecide.predict.predictions import Prediction
 from stackdecide.scoring import certainty as certainty_module
 from stackdecide.scoring.certainty import mixture_draws
 
@@ -84,10 +86,12 @@ def test_cells_with_the_same_weights_draw_the_same_component() -> None:
     assert 0.05 < np.mean(narrow > 0.2) < 0.15  # the wide component, a tenth of the draws
 
 
-def test_a_ranking_draws_predicted_cells_from_their_mixture(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The draws of a predicted cell follow its mixture, tails included (not the normal its
-    interval spans), and one width scale per draw moves every cell of a metric."""
-    decision = stackdecide.load("criteria/cpu-space.yaml")
+def _scored_before_any_launch(monkeypatch: pytest.MonkeyPatch, path: str,
+                              settings: CertaintySettings
+                              ) -> tuple[stackdecide.Decision, Prediction, Ranking, list[np.ndarray]]:
+    """``path`` scored on its predictions alone, and the raw values of each criterion's draws, in
+    the order of the criteria that have draws."""
+    decision = stackdecide.load(path)
     prediction = predict(decision, calibration(decision, EvidenceSet()), BENCH_LOADS)
     drawn: list[np.ndarray] = []
 
@@ -96,9 +100,17 @@ def test_a_ranking_draws_predicted_cells_from_their_mixture(monkeypatch: pytest.
         return measured_scores(measure, raw, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(certainty_module, "measured_scores", keep)
+    ranking = decision.score(evidence=EvidenceSet(), prediction=prediction, certainty=settings)
+    return decision, prediction, ranking, drawn
+
+
+def test_a_ranking_draws_predicted_cells_from_their_mixture(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The draws of a predicted cell follow its mixture, tails included (not the normal its
+    interval spans), and one width scale per draw moves every cell of a metric."""
     samples = 20_000
     settings = CertaintySettings(samples=samples, seed=4)
-    ranking = decision.score(evidence=EvidenceSet(), prediction=prediction, certainty=settings)
+    decision, prediction, ranking, drawn = _scored_before_any_launch(
+        monkeypatch, "criteria/cpu-space.yaml", settings)
     columns = {c.id: j for j, c in enumerate(decision.criteria)}
     decode, throughput, _startup = (np.log(raw) for raw in drawn)  # the criteria with draws
     assert decode.shape == (samples, len(decision.candidate_ids))
@@ -133,17 +145,8 @@ def test_configurations_the_model_cannot_tell_apart_are_drawn_as_one(
     of decode (one stream), so those three configurations are one to the model and one in every
     draw; two that differ in the attention backend share the rest of their levels and move
     together, but not as one."""
-    decision = stackdecide.load("criteria/hopper-space.yaml")
-    prediction = predict(decision, calibration(decision, EvidenceSet()), BENCH_LOADS)
-    drawn: list[np.ndarray] = []
-
-    def keep(measure: object, raw: np.ndarray, **kwargs: object) -> np.ndarray:
-        drawn.append(np.array(raw))
-        return measured_scores(measure, raw, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(certainty_module, "measured_scores", keep)
-    decision.score(evidence=EvidenceSet(), prediction=prediction,
-                   certainty=CertaintySettings(samples=4000, seed=3))
+    decision, _, _, drawn = _scored_before_any_launch(
+        monkeypatch, "criteria/hopper-space.yaml", CertaintySettings(samples=4000, seed=3))
     decode = np.log(drawn[0])
     at = decision.candidate_ids.index
     seqs = [at(f"bf16-tp1-flashinfer-kv-auto-seqs{n}") for n in (64, 128, 256)]
