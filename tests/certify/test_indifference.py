@@ -305,3 +305,12 @@ def test_a_p_short_of_the_line_never_reads_as_reaching_it() -> None:
     assert short_of(0.9496, 0.95) == "0.949"
     assert short_of(0.87, 0.95) == "0.87"
     assert short_of(0.8951, 0.9) == "0.895"
+    # two candidates each more than 5 points behind the other in 504 of 10,000 draws: P = 0.9496,
+    # in the headline and in the list of contenders alike
+    draws = np.full((10_000, 2), 0.5)
+    draws[:504, 0] += 0.1
+    draws[504:1008, 1] += 0.1
+    cert = certificate(draws, tolerance_total(5.0), 0.95, contender_threshold(0.95, 2))
+    text = cert.statement(["a", "b"])
+    assert cert.kind != "certified" and "with P = 0.949, below 0.95" in text
+    assert "a (0.949)" in text and "b (0.949)" in text

@@ -234,9 +234,13 @@ def _points_text(delta: float) -> str:
 
 
 def _listed(names: Sequence[str], p_within: np.ndarray, indices: Sequence[int], predicted: np.ndarray,
-            most: int = 5) -> str:
-    """"a (0.97), b (0.96, predicted) and 3 more": candidates with their P(within delta)."""
-    return first_of((f"{names[i]} ({p_within[i]:.2f}{', predicted' if predicted[i] else ''})"
+            most: int = 5, below: float | None = None) -> str:
+    """"a (0.97), b (0.96, predicted) and 3 more": candidates with their P(within delta); each
+    ``short_of`` the line ``below``, where they are all under it."""
+    def shown(p: float) -> str:
+        return f"{p:.2f}" if below is None else short_of(p, below)
+
+    return first_of((f"{names[i]} ({shown(float(p_within[i]))}{', predicted' if predicted[i] else ''})"
                      for i in indices), most)
 
 
@@ -277,7 +281,7 @@ class Certificate:
             return text
         return (f"not certified within {zone}: {leader} is within {zone} of the best with P = "
                 f"{short_of(self.p, self.confidence)}, below {self.confidence:.2f}; in contention: "
-                f"{_listed(names, p_within, self.contenders, predicted)}")
+                f"{_listed(names, p_within, self.contenders, predicted, below=self.confidence)}")
 
 
 def short_of(p: float, confidence: float) -> str:
