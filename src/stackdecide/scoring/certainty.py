@@ -252,11 +252,11 @@ def _verdict(ranking: Ranking, probabilities: RankProbabilities | None, launches
 
 
 def certifiable(ranking: Ranking) -> np.ndarray:
-    """The candidates a certificate may name and is about: the feasible ones that run on the
-    decision's own hardware (a space's configurations for other hardware are ranked by their
-    prediction, ``model.space.elsewhere``, and are not what can be chosen here)."""
-    away = elsewhere(ranking.decision.model)
-    return (ranking.ranks > 0) & np.array([cid not in away for cid in ranking.candidate_ids])
+    """The candidates a certificate may name and is about, as a mask: those that can be chosen
+    here (``Ranking.choosable``: feasible, on the decision's own hardware; a space's
+    configurations for other hardware are ranked by their prediction only)."""
+    here = set(ranking.choosable)
+    return np.array([cid in here for cid in ranking.candidate_ids], dtype=bool)
 
 
 def _within_verdict(ids: tuple[str, ...], within: Certificate, launches: dict[str, int]) -> Verdict:
