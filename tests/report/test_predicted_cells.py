@@ -62,17 +62,18 @@ def test_the_table_marks_predicted_cells_with_a_tilde_and_no_other(space_ranking
             pattern = {"predicted": PREDICTED_TERM, "measured": MEASURED_TERM,
                        "judged": JUDGED_TERM}[cell.source]
             assert pattern.match(term), (candidate_id, decision.criteria[j].id, cell.source, term)
-    # the launched configuration is measured everywhere; launch_ok has no prediction: judged
+    # the launched configuration is measured everywhere; another is predicted everywhere,
+    # launch_ok included (its chance of starting)
     assert all(MEASURED_TERM.match(term) for term in by_candidate[LAUNCHED])
     other = by_candidate["fp32-no-prefix-cache-batch1024-seqs64"]
-    assert [PREDICTED_TERM.match(t) is not None for t in other] == [True, True, True, False]
+    assert [PREDICTED_TERM.match(t) is not None for t in other] == [True, True, True, True]
 
 
 def test_the_text_lists_predicted_cells_apart_and_counts_them_apart(space_ranking: Ranking) -> None:
     text = render_text(space_ranking)
     cells = len(space_ranking.decision.candidates) * len(space_ranking.decision.criteria)
     assert f"measured cells (* above; 4 of {cells}):" in text
-    assert f"predicted cells (~ above; 57 of {cells}, no launch measured them):" in text
+    assert f"predicted cells (~ above; 76 of {cells}, no launch measured them):" in text
     predicted = text.split("predicted cells (~ above")[1].split("\n\n")[0]
     assert LAUNCHED not in predicted
     assert re.search(r"fp32-no-prefix-cache-batch1024-seqs64 +decode_speed +output_tok_s +~[\d.]+ tok/s"
@@ -91,7 +92,7 @@ def test_before_after_counts_measured_cells_only_and_predicted_ones_beside(
     launched = next(line for line in text.splitlines() if LAUNCHED in line)
     assert launched.split()[-2:] == ["4/4", "0/4"]
     other = next(line for line in text.splitlines() if "fp32-no-prefix-cache-batch1024-seqs64" in line)
-    assert other.split()[-2:] == ["0/4", "3/4"]
+    assert other.split()[-2:] == ["0/4", "4/4"]
     plain = render_before_after(judged, judged)
     assert "predicted cells" not in plain
 
@@ -109,7 +110,9 @@ def test_the_html_report_marks_predicted_cells_p_with_their_interval(tmp_path: P
     assert 'class="p"' not in launched
     other = next(row for row in rows if "<b>fp32-no-prefix-cache-batch1024-seqs64</b>" in row)
     assert len(TOOLTIP.findall(other)) == 2  # decode and throughput: tok/s
-    assert other.count('<span class="p" title="predicted ') == 3  # and start-up, in s
+    # and start-up, in s, and the chance of starting
+    assert other.count('<span class="p" title="predicted ') == 4
+    assert 'title="predicted 0.975 P(start) (80%: 0.926 .. 1), no launch"' in other
     assert 'class="m"' not in other
     assert "marks a predicted one" in ranking
     scores = page.split('<section id="scores">')[1].split("</section>")[0]
@@ -117,7 +120,9 @@ def test_the_html_report_marks_predicted_cells_p_with_their_interval(tmp_path: P
     assert "Judged, measured and predicted scores" in scores
     certainty = page.split('<section id="certainty">')[1].split("</section>")[0]
     assert "undecided" in certainty and "P(within 3)" in certainty
-    assert "60 predicted" not in page and "57 predicted (no launch), the rest judged" in page
+    # every cell is measured or predicted: no "rest" is judged
+    assert "76 predicted (no launch)<" in page or "76 predicted (no launch) " in page
+    assert "the rest judged" not in page
 
 
 def test_markdown_report_lists_predicted_cells_and_counts_them_apart() -> None:
@@ -125,7 +130,7 @@ def test_markdown_report_lists_predicted_cells_and_counts_them_apart() -> None:
     inputs = scoring_inputs(decision, two_launches(), CertaintySettings(samples=500), tolerance="3")
     text = render_markdown(build_report(decision, inputs.evidence, certainty=inputs.certainty,
                                         prediction=inputs.prediction, samples=200))
-    assert "4 of 80 cells measured, 57 predicted, the rest judged." in text
+    assert "4 of 80 cells measured, 76 predicted." in text
     assert "`*` marks a measured score; `~` a predicted one" in text
     assert "### Measured cells" in text and "### Predicted cells" in text
     predicted = text.split("### Predicted cells")[1].split("###")[0]

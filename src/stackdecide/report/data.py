@@ -40,7 +40,7 @@ from stackdecide.model.problems import Problem, errors
 from stackdecide.model.ranking import NoFeasibleCandidate
 from stackdecide.model.stack import engine_kv_cache_dtype
 from stackdecide.predict.predictions import Prediction
-from stackdecide.report.text import predicted_cells
+from stackdecide.report.text import judged_rest, predicted_cells
 from stackdecide.robustness import Sensitivity, analyze
 from stackdecide.scoring import measured_decision
 from stackdecide.search import Calibrations, prediction_for, tolerance_points
@@ -261,7 +261,8 @@ def build_report(decision: Decision, evidence: EvidenceSet | None = None, *, met
     # the analysed matrix holds the scores ranked above: measured, predicted, the rest judged
     basis = (f"{label} of the judged scores" if not measured and not predicted else
              f"{label} of the scores ranked above ({measured} measured, "
-             + (f"{predicted} predicted, " if predicted else "") + "the rest judged)")
+             + (f"{predicted} predicted" if predicted else "")
+             + (judged_rest(ranking) if predicted else "the rest judged") + ")")
     sensitivity: Sensitivity | None = None
     with contextlib.suppress(NoFeasibleCandidate):  # the views say that nothing was analysed
         sensitivity = analyze(scored, samples=samples, seed=seed, method=method,

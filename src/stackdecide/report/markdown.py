@@ -19,6 +19,7 @@ from stackdecide.report.text import (
     about_candidates,
     before_after_rows,
     grouped_findings,
+    judged_rest,
     no_winner_text,
     other_hardware_note,
     predicted_cells,
@@ -97,7 +98,7 @@ def _summary(report: Report) -> list[str]:
     if winner is not None and sure is not None:
         doubt = "measurement noise and the predictions' intervals" if predicted else "measurement noise"
         out.append(f"Under {doubt}: {md(sure.verdict.text)}.")
-    rest = f", {predicted} predicted, the rest judged" if predicted else ", the rest judged"
+    rest = f", {predicted} predicted{judged_rest(ranking)}" if predicted else ", the rest judged"
     sensitivity = report.sensitivity
     if sensitivity is not None:
         smaa, flips = sensitivity.smaa, sensitivity.flips

@@ -25,7 +25,7 @@ from stackdecide.report.sections import (
     roofline_section,
     scores_section,
 )
-from stackdecide.report.text import NOT_CERTIFIED, no_winner_text, predicted_cells
+from stackdecide.report.text import NOT_CERTIFIED, judged_rest, no_winner_text, predicted_cells
 
 if TYPE_CHECKING:
     from stackdecide.report.data import Report
@@ -96,7 +96,7 @@ def _cards(report: Report) -> str:
     total_cells = len(decision.candidates) * len(decision.criteria)
     predicted = predicted_cells(ranking)
     if predicted:
-        rest = f"{predicted} predicted (no launch), the rest judged"
+        rest = f"{predicted} predicted (no launch){judged_rest(ranking)}"
     else:
         rest = "the rest are judged scores" if ranking.measured_cells else "every score is a judgement"
     cards.append(("measured cells", f"{ranking.measured_cells} of {total_cells}", rest))

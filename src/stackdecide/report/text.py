@@ -53,6 +53,12 @@ def predicted_cells(ranking: Ranking) -> int:
     return sum(cell.predicted for row in ranking.cells for cell in row)
 
 
+def judged_rest(ranking: Ranking) -> str:
+    """", the rest judged" when some cells of ``ranking`` are neither measured nor predicted."""
+    total = len(ranking.decision.candidates) * len(ranking.decision.criteria)
+    return ", the rest judged" if ranking.measured_cells + predicted_cells(ranking) < total else ""
+
+
 def predicted_value_text(cell: Cell) -> str:
     """A predicted cell's value, marked: ``~233 tok/s``."""
     assert cell.raw is not None

@@ -22,6 +22,8 @@ of a criterion's configurations together from that component's multivariate norm
 (``MeanMixture.joint``, through its symmetric root): configurations that share a level (an
 attention backend never launched, say) share its error, and configurations the model cannot tell
 apart (they differ only in a setting that binds at no load of the criterion) are drawn as one.
+A predicted 1/0 cell (a never-launched configuration's chance of starting, ``predict.starts``) is
+drawn as a start or a failure with that chance, each configuration on its own.
 Drawn one by one, each never-launched configuration was a chance of its own at the far tail, and
 18 such chances held an H100 race's leader at P = 0.87 where the model puts it at 0.96
 (docs/results/h100-space). A draw in which the predictions are off by much is so for all of
@@ -198,7 +200,11 @@ def _score_draws(ranking: Ranking, cells: Mapping[tuple[str, str], CellEstimate]
         together: dict[int, np.ndarray] = {}
         for column, i in enumerate(predicted, start=len(estimated)):
             cell = ranking.cells[i][j]
-            assert cell.raw is not None and cell.log_sd is not None
+            assert cell.raw is not None
+            if metric.boolean:  # a chance of starting: a start or a failure, each on its own
+                raw[:, column] = rng.random(samples) < cell.raw
+                continue
+            assert cell.log_sd is not None
             if cell.twin in twin_column:  # the same configuration here as a measured one: one draw
                 raw[:, column] = raw[:, twin_column[cell.twin]]
             elif cell.mixture is not None and cell.mixture.joint is not None:

@@ -11,8 +11,13 @@ the same on every level prediction knows, such as a ``max_num_seqs`` above every
 criterion runs) takes the twin's measured value. Launched twins are one configuration as far as
 the criterion's benchmark can tell, so their launches are replicates of one mean: each twin's
 measured cell holds the launches of all of them (``pooled_twins``), marked with the first of them
-in the decision's order (``Cell.twin``), and the ranking's certainty draws them as one. Judged
-cells of criteria no prediction covers stay judged.
+in the decision's order (``Cell.twin``), and the ranking's certainty draws them as one.
+
+A 1/0 criterion (``launch_ok``: the configuration starts) of a space's configuration no launch
+tried is predicted too, as the chance that it starts (``predict.starts``: the judged score is the
+prior, the space's launches on this hardware update it): the cell's score is the expected one
+and the certainty draws a start or a failure. Judged cells of other criteria no prediction
+covers, and of candidates written by hand, stay judged.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from stackdecide.model.cells import Cell
 from stackdecide.model.decision import DecisionMatrix
 from stackdecide.model.metrics import METRICS
 from stackdecide.model.schema import Criterion
-from stackdecide.model.space import elsewhere
-from stackdecide.predict.predictions import Prediction
+from stackdecide.model.space import configuration_of, elsewhere
+from stackdecide.predict.predictions import DEFAULT_LEVEL, Prediction
+from stackdecide.predict.starts import start_chance
 
 Cells = tuple[tuple[Cell, ...], ...]
 
@@ -44,6 +50,9 @@ def with_predictions(decision: DecisionMatrix, cells: Sequence[Sequence[Cell]],
     for j, criterion in enumerate(decision.criteria):
         measure = criterion.measure
         if measure is None:
+            continue
+        if METRICS[measure.metric].boolean:
+            _predict_starts(decision, rows, j)
             continue
         found_of = [prediction.get(cid, criterion.id) for cid in decision.candidate_ids]
         twin_of = [index[found.twin] if found is not None and found.twin is not None else None
@@ -79,6 +88,33 @@ def with_predictions(decision: DecisionMatrix, cells: Sequence[Sequence[Cell]],
             else:
                 rows[i][j] = replace(cell, score=criterion_score(criterion, raw, best))
     return tuple(tuple(row) for row in rows)
+
+
+def _predict_starts(decision: DecisionMatrix, rows: list[list[Cell]], j: int) -> None:
+    """Column ``j``, a 1/0 criterion, with each never-launched configuration of the space
+    predicted to start with its chance (module doc), in place."""
+    criterion = decision.criteria[j]
+    model = decision.model
+    space = [i for i, cid in enumerate(decision.candidate_ids)
+             if configuration_of(model, cid) is not None]
+    away = elsewhere(model)
+    outcomes = [value for i in space if rows[i][j].measured and decision.candidate_ids[i] not in away
+                for value in ([v for _, v in rows[i][j].replicates] or [rows[i][j].raw])
+                if value is not None]
+    passes, fails = criterion_score(criterion, 1.0, 1.0), criterion_score(criterion, 0.0, 1.0)
+    if passes == fails:
+        return
+    starts = sum(criterion_score(criterion, float(value), 1.0) == passes for value in outcomes)
+    for i in space:
+        cell = rows[i][j]
+        if cell.measured:
+            continue
+        prior = (cell.score - fails) / (passes - fails)
+        chance = start_chance(min(max(prior, 0.0), 1.0), starts, len(outcomes), DEFAULT_LEVEL)
+        rows[i][j] = Cell(score=fails + chance.probability * (passes - fails), source="predicted",
+                          judged=cell.score, raw=chance.probability, unit="P(start)",
+                          metric=criterion.measure.metric if criterion.measure else None,
+                          interval=(chance.low, chance.high))
 
 
 def pooled_twins(candidate_ids: Sequence[str], column: Sequence[Cell],
