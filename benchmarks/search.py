@@ -19,7 +19,9 @@ True response surface, per metric (decode, prefill, throughput at 64 streams, st
 
 Criteria are ``criteria/hopper.yaml``'s: decode 30%, prefill 15%, throughput 30% (each
 ``relative_to_best``, here against the space's true best, a fixed scale), start-up 10% (linear,
-600 s -> 60 s), launch success 15% (every configuration starts). Restart noise per launch: decode
+600 s -> 60 s), launch success 15% (every configuration starts; the new race, as scoring does,
+draws whether a never-launched one starts, with the chance the launches so far show,
+``predict.starts``). Restart noise per launch: decode
 2.5%, prefill 6%, throughput 4.5%, start-up 10%, times a factor drawn per space in 0.6..1.3 (the
 speeds 1.5-8%).
 The true gap between the best and the runner-up is either the space's own or set to 0.5, 1 or 2 x
@@ -90,11 +92,14 @@ from stackdecide.certify.racing import contender_threshold
 from stackdecide.facts.roofline import decode_ceiling, hardware_from, prefill_ceiling
 from stackdecide.facts.shapes import get_shape
 from stackdecide.mcda.methods import to_points
+from stackdecide.predict.starts import start_chance
 
 METRICS = ("decode_tok_s", "prefill_tok_s", "output_tok_s", "startup_s")
 SPEEDS = 3  # the first three metrics are speeds scored relative_to_best; the last is start-up
 WEIGHTS = np.array([0.30, 0.15, 0.30, 0.10])
-LAUNCH_OK_WEIGHT = 0.15  # every configuration starts: a constant 15 points
+# every configuration starts (15 points); the race does not know it of one never launched: it
+# starts in a draw with the chance the launches so far show (``predict.starts``, no judged prior)
+LAUNCH_OK_WEIGHT = 0.15
 STARTUP_WORST, STARTUP_BEST = 600.0, 60.0
 NOISE = np.array([0.025, 0.06, 0.045, 0.10])
 NOISE_FACTOR = (0.6, 1.3)
@@ -508,7 +513,11 @@ def new_race(space: Space, prediction: Prediction, rng: np.random.Generator, del
         values[:, others] = predicted.draw(rng, others, samples)
         expected = np.where(measured[:, None], launches.means(), predicted.expected())
         cost = np.array([space.minutes(k, int(launches.n[k])) for k in range(m)])
-        state = WithinRaceState(names, launches.n.copy(), space.totals(values),
+        totals = space.totals(values)
+        starts = int(launches.n.sum())  # every launch started
+        chance = start_chance(0.5, starts, starts, 0.8).probability
+        totals[:, others] -= LAUNCH_OK_WEIGHT * (rng.random((samples, others.size)) >= chance)
+        state = WithinRaceState(names, launches.n.copy(), totals,
                                 space.launch_sd(expected, rel_sd), launch_cost=cost)
         action = next_action_within(state, delta, CONFIDENCE)
         cert = action.certificate
