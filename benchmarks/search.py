@@ -497,7 +497,7 @@ def todays_race(space: Space, rng: np.random.Generator, samples: int) -> Outcome
 
 
 def new_race(space: Space, prediction: Prediction, rng: np.random.Generator, delta: float,
-             budget_minutes: float, samples: int) -> Outcome:
+             budget_minutes: float, samples: int, start_prior: float = 0.5) -> Outcome:
     """``next_action_within`` on measured cells and recalibrated predictions, in a GPU-minute budget."""
     m, names = space.m, tuple(str(i) for i in range(space.m))
     launches, minutes = Launches.empty(m), 0.0
@@ -515,7 +515,7 @@ def new_race(space: Space, prediction: Prediction, rng: np.random.Generator, del
         cost = np.array([space.minutes(k, int(launches.n[k])) for k in range(m)])
         totals = space.totals(values)
         starts = int(launches.n.sum())  # every launch started
-        chance = start_chance(0.5, starts, starts, 0.8).probability
+        chance = start_chance(start_prior, starts, starts, 0.8).probability
         totals[:, others] -= LAUNCH_OK_WEIGHT * (rng.random((samples, others.size)) >= chance)
         state = WithinRaceState(names, launches.n.copy(), totals,
                                 space.launch_sd(expected, rel_sd), launch_cost=cost)
@@ -545,6 +545,7 @@ class Run:
     samples: int
     qualities: tuple[str, ...] = QUALITIES
     race_only: bool = False
+    start_prior: float = 0.5  # the judged chance that a never-launched configuration starts
 
 
 def trial(seed: np.random.SeedSequence, m: int, gap: float | None, run: Run) -> np.ndarray:
@@ -561,7 +562,8 @@ def trial(seed: np.random.SeedSequence, m: int, gap: float | None, run: Run) -> 
         [single_pass, grid(space, rngs[1], 3), todays_race(space, rngs[2], run.samples)]
     budget = BUDGET_VS_GRID * single_pass.minutes
     for quality, rng in zip(QUALITIES, rngs[3:], strict=True):
-        outcomes.append(new_race(space, predict(space, quality, rng), rng, run.delta, budget, run.samples)
+        outcomes.append(new_race(space, predict(space, quality, rng), rng, run.delta, budget, run.samples,
+                                 run.start_prior)
                         if quality in run.qualities else None)
     row = [m, np.nan if gap is None else gap, top_gap(space) / sigma, float(to_points(sigma))]
     for k, out in enumerate(outcomes):
@@ -667,6 +669,9 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE_POINTS,
                         help="delta, in points of total")
     parser.add_argument("--samples", type=int, default=MC_SAMPLES, help="Monte Carlo draws per look")
+    parser.add_argument("--start-prior", type=float, default=0.5,
+                        help="the judged chance that a never-launched configuration starts (the "
+                             "prior of predict.starts; 0.5: no judgement, as criteria/hopper-space.yaml)")
     parser.add_argument("--quick", action="store_true", help="8 spaces each of 24 and 100 configurations")
     gap_names = [gap_name(g) for g in GAPS]
     parser.add_argument("--gaps", nargs="+", choices=gap_names, default=gap_names,
@@ -679,7 +684,8 @@ def main() -> None:
     sizes = (24, 100) if args.quick else tuple(args.sizes)
     trials = 8 if args.quick else args.trials
     gaps = tuple(g for g in GAPS if gap_name(g) in args.gaps)
-    run = Run(tolerance_total(args.tolerance), args.samples, tuple(args.qualities), args.race_only)
+    run = Run(tolerance_total(args.tolerance), args.samples, tuple(args.qualities), args.race_only,
+              args.start_prior)
     start = time.perf_counter()
     results = run_all(sizes, trials, args.seed, args.jobs, run, gaps)
     print(f"{trials} spaces per size, gaps {', '.join(gap_name(g) for g in gaps)}; "
