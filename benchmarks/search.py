@@ -62,7 +62,7 @@ estimates 0.7 points higher, but 0.21 of the grid's GPU-minutes with good predic
 0.19); a third launch of the leader (no change).
 
     python benchmarks/search.py [--trials N] [--seed S] [--jobs J] [--sizes 24 100 300] [--quick]
-        [--gaps natural 0.5 1 2] [--qualities good biased useless] [--race-only]
+        [--gaps natural 0.5 1 2] [--qualities good biased useless] [--race-only] [--start-prior P]
 """
 
 from __future__ import annotations
