@@ -261,8 +261,8 @@ def build_report(decision: Decision, evidence: EvidenceSet | None = None, *, met
     # the analysed matrix holds the scores ranked above: measured, predicted, the rest judged
     basis = (f"{label} of the judged scores" if not measured and not predicted else
              f"{label} of the scores ranked above ({measured} measured, "
-             + (f"{predicted} predicted" if predicted else "")
-             + (judged_rest(ranking) if predicted else "the rest judged") + ")")
+             + (f"{predicted} predicted{judged_rest(ranking)}" if predicted else "the rest judged")
+             + ")")
     sensitivity: Sensitivity | None = None
     with contextlib.suppress(NoFeasibleCandidate):  # the views say that nothing was analysed
         sensitivity = analyze(scored, samples=samples, seed=seed, method=method,

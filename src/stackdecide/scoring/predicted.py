@@ -23,7 +23,7 @@ covers, and of candidates written by hand, stay judged.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -52,7 +52,7 @@ def with_predictions(decision: DecisionMatrix, cells: Sequence[Sequence[Cell]],
         if measure is None:
             continue
         if METRICS[measure.metric].boolean:
-            _predict_starts(decision, rows, j)
+            _predict_starts(decision, rows, j, away)
             continue
         found_of = [prediction.get(cid, criterion.id) for cid in decision.candidate_ids]
         twin_of = [index[found.twin] if found is not None and found.twin is not None else None
@@ -90,14 +90,15 @@ def with_predictions(decision: DecisionMatrix, cells: Sequence[Sequence[Cell]],
     return tuple(tuple(row) for row in rows)
 
 
-def _predict_starts(decision: DecisionMatrix, rows: list[list[Cell]], j: int) -> None:
+def _predict_starts(decision: DecisionMatrix, rows: list[list[Cell]], j: int,
+                    away: Mapping[str, str]) -> None:
     """Column ``j``, a 1/0 criterion, with each never-launched configuration of the space
-    predicted to start with its chance (module doc), in place."""
+    predicted to start with its chance (module doc), in place; ``away``: the configurations for
+    other hardware (``model.space.elsewhere``), whose launches do not count."""
     criterion = decision.criteria[j]
-    model = decision.model
+    assert criterion.measure is not None
     space = [i for i, cid in enumerate(decision.candidate_ids)
-             if configuration_of(model, cid) is not None]
-    away = elsewhere(model)
+             if configuration_of(decision.model, cid) is not None]
     outcomes = [value for i in space if rows[i][j].measured and decision.candidate_ids[i] not in away
                 for value in ([v for _, v in rows[i][j].replicates] or [rows[i][j].raw])
                 if value is not None]
@@ -113,7 +114,7 @@ def _predict_starts(decision: DecisionMatrix, rows: list[list[Cell]], j: int) ->
         chance = start_chance(min(max(prior, 0.0), 1.0), starts, len(outcomes), DEFAULT_LEVEL)
         rows[i][j] = Cell(score=fails + chance.probability * (passes - fails), source="predicted",
                           judged=cell.score, raw=chance.probability, unit="P(start)",
-                          metric=criterion.measure.metric if criterion.measure else None,
+                          metric=criterion.measure.metric,
                           interval=(chance.low, chance.high))
 
 
