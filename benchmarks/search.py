@@ -92,6 +92,7 @@ from stackdecide.certify.racing import contender_threshold
 from stackdecide.facts.roofline import decode_ceiling, hardware_from, prefill_ceiling
 from stackdecide.facts.shapes import get_shape
 from stackdecide.mcda.methods import to_points
+from stackdecide.predict import DEFAULT_LEVEL
 from stackdecide.predict.starts import start_chance
 
 METRICS = ("decode_tok_s", "prefill_tok_s", "output_tok_s", "startup_s")
@@ -515,7 +516,7 @@ def new_race(space: Space, prediction: Prediction, rng: np.random.Generator, del
         cost = np.array([space.minutes(k, int(launches.n[k])) for k in range(m)])
         totals = space.totals(values)
         starts = int(launches.n.sum())  # every launch started
-        chance = start_chance(start_prior, starts, starts, 0.8).probability
+        chance = start_chance(start_prior, starts, starts, DEFAULT_LEVEL).probability
         totals[:, others] -= LAUNCH_OK_WEIGHT * (rng.random((samples, others.size)) >= chance)
         state = WithinRaceState(names, launches.n.copy(), totals,
                                 space.launch_sd(expected, rel_sd), launch_cost=cost)

@@ -43,3 +43,27 @@ def test_the_h100_race_replays_launch_by_launch() -> None:
                                   "best with P = 0.")
     final = float(verdicts[7].split("with P = ")[1].split(",")[0])
     assert 0.7 < final < 0.9
+
+
+@pytest.mark.slow
+def test_the_h200_race_from_an_empty_store_replays_launch_by_launch() -> None:
+    race = ROOT / "docs" / "results" / "h200-space" / "first-race"
+    decision = stackdecide.load(ROOT / "criteria" / "hopper-space.yaml")
+    also = calibrations_from([f"{ROOT / 'criteria' / 'hopper.yaml'}="
+                              f"{ROOT / 'docs' / 'results' / 'hopper-h200' / 'evidence.db'}"])
+    text = replay(decision, load_evidence(race / "space.db"), 5.0, also, samples=2000)
+    rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    # 6 launches of 6 configurations, every one cold: 4 measured criteria each, all inside
+    assert len(rows) == 6 * 4
+    assert all(row.endswith("| yes |") for row in rows)
+    verdicts = text.split("verdict after each launch:\n")[1].splitlines()
+    assert len(verdicts) == 6
+    assert all(v.split("): ", 1)[1].startswith("not certified within 5 points: ")
+               for v in verdicts)
+    # the leader after the sixth launch rests on one launch; its P near the race's printed 0.87
+    assert verdicts[5].startswith("6. after fp8-tp1-flashinfer-kv-fp8-seqs256 (1 launch(es) "
+                                  "counted): not certified within 5 points: "
+                                  "bf16-tp1-flash_attn-kv-auto-seqs64 is within 5 points of the "
+                                  "best with P = 0.")
+    final = float(verdicts[5].split("with P = ")[1].split(",")[0])
+    assert 0.8 < final < 0.93
