@@ -64,8 +64,9 @@ from stackdecide.orchestrate import InProcess, Launch, Policy, Runner, RunResult
 from stackdecide.predict import DEFAULT_LEVEL, calibration, merge, predict
 from stackdecide.predict.predictions import Prediction
 from stackdecide.schedule.tournament import gpus_needed
+from stackdecide.scoring import rank
 from stackdecide.scoring.certainty import certifiable
-from stackdecide.scoring.predicted import criterion_score
+from stackdecide.scoring.predicted import StartCell, criterion_score
 from stackdecide.vllm.logs import REFUSED
 
 BENCH_S = 60.0  # a step beside its start-up, where no launch of this run says how long one takes
@@ -104,6 +105,20 @@ def prediction_for(decision: Decision, evidence: EvidenceSet, level: float = DEF
     if also:
         found = merge([found, *(calibration(other, records) for other, records in also)])
     return predict(decision, found, BENCH_LOADS, level, judged=judged)
+
+
+def start_predictions(decision: Decision, evidence: EvidenceSet, prediction: Prediction
+                      ) -> tuple[StartCell, ...]:
+    """Each never-launched configuration's chance to start, per 1/0 criterion, as ``score``
+    ranks it with ``evidence`` and ``prediction`` (``scoring.predicted``, ``predict.starts``):
+    what ``predict`` shows beside the predicted rates. A configuration the static checks refuse
+    is left out: it cannot start as written, whatever the chance of the others."""
+    ranking = rank(decision, evidence=evidence, prediction=prediction)
+    return tuple((candidate, criterion.id, ranking.cells[i][j])
+                 for j, criterion in enumerate(decision.criteria)
+                 if criterion.measure is not None and METRICS[criterion.measure.metric].boolean
+                 for i, candidate in enumerate(decision.candidate_ids)
+                 if ranking.cells[i][j].predicted and candidate not in ranking.cannot_start)
 
 
 def calibrations_from(written: Sequence[str]) -> Calibrations:

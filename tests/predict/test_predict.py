@@ -271,3 +271,28 @@ def test_predict_command_marks_every_value_predicted(tmp_path: Path) -> None:
     assert decode["ceiling"]["value"] > decode["high"] > decode["value"] > decode["low"]
     assert next(b for b in decode["basis"] if b["axis"] == "config")["launch_values"] == 2
     assert data["calibration"]["decode_tok_s"]["launch_values"] == 8
+    assert data["starts"] == []  # hand-written candidates keep their judged launch success
+
+
+def test_predict_command_shows_the_chance_a_never_launched_configuration_starts() -> None:
+    """The H200 race's store: 6 of the space's configurations launched, all started. The other
+    42 that can start as written start with P = (1 + 6) / (2 + 6) (the base's 0.5 prior with the
+    weight of two launches), shown beside the predicted rates; the 12 the static checks refuse
+    are left out."""
+    race = RESULTS / "h200-space" / "first-race"
+    runner = CliRunner()
+    args = ["predict", str(ROOT / "criteria" / "hopper-space.yaml"), "--evidence",
+            str(race / "space.db")]
+    text = runner.invoke(main, args)
+    assert text.exit_code == 0, text.output
+    line = next(line for line in text.output.splitlines() if "P(start)" in line)
+    assert line.startswith("launch_success: ~0.875 P(start) (80% interval ")
+    assert "for 42 configurations no launch tried" in line
+    data = json.loads(runner.invoke(main, [*args, "--format", "json"]).output)
+    starts = data["starts"]
+    assert len(starts) == 42 and {s["criterion"] for s in starts} == {"launch_success"}
+    assert [s["probability"] for s in starts] == pytest.approx([7 / 8] * 42)
+    assert all(s["low"] < 7 / 8 < s["high"] <= 1.0 for s in starts)
+    launched = {"bf16-tp1-flash_attn-kv-auto-seqs64", "fp8-tp1-flashinfer-kv-fp8-seqs256"}
+    assert not launched & {s["candidate"] for s in starts}
+    assert not any("fp8_e5m2" in s["candidate"] for s in starts)  # refused as written

@@ -9,7 +9,7 @@ from stackdecide.cli._app import calibrate_option, decision_argument, handle_err
 from stackdecide.evidence import EvidenceSet, load_evidence
 from stackdecide.predict import DEFAULT_LEVEL
 from stackdecide.report.predict import prediction_json, prediction_text
-from stackdecide.search import calibrations_from, prediction_for
+from stackdecide.search import calibrations_from, prediction_for, start_predictions
 
 
 @main.command("predict")
@@ -34,8 +34,9 @@ def predict_command(file: str, evidence_path: str | None, calibrate_with: tuple[
     evidence = load_evidence(evidence_path) if evidence_path else EvidenceSet()
     prediction = prediction_for(decision, evidence, level, calibrations_from(calibrate_with),
                                 judged=not no_judged)
+    starts = start_predictions(decision, evidence, prediction)
     if fmt == "json":
-        click.echo(prediction_json(prediction), nl=False)
+        click.echo(prediction_json(prediction, starts), nl=False)
     else:
         click.echo(prediction_text(prediction, decision.title,
-                                   "github" if fmt == "markdown" else "simple"), nl=False)
+                                   "github" if fmt == "markdown" else "simple", starts), nl=False)

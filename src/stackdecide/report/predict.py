@@ -4,12 +4,15 @@ returns text."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 from tabulate import tabulate
 
+from stackdecide._text import first_of
 from stackdecide.predict import Predicted, Prediction
+from stackdecide.scoring.predicted import StartCell
 
 # what the text shows of each axis in the basis column
 AXIS_LABELS = {"gpu": "GPU", "model": "model", "weights": "weights", "kv_cache_dtype": "KV",
@@ -58,9 +61,29 @@ def prediction_rows(prediction: Prediction) -> tuple[list[str], list[list[Any]]]
     return headers, rows
 
 
-def prediction_text(prediction: Prediction, title: str = "", tablefmt: str = "simple") -> str:
+def starts_lines(starts: Sequence[StartCell], level: float) -> list[str]:
+    """The chances to start of the configurations no launch tried, one line per criterion and
+    chance (in a space they share the base's judged prior, so usually one line)."""
+    groups: dict[tuple[str, float, tuple[float, float] | None], list[str]] = {}
+    for candidate, criterion, cell in starts:
+        assert cell.raw is not None
+        groups.setdefault((criterion, float(cell.raw), cell.interval), []).append(candidate)
+    lines = []
+    for (criterion, chance, interval), candidates in groups.items():
+        shown = "" if interval is None else \
+            f" ({level:.0%} interval {number_text(interval[0])} .. {number_text(interval[1])})"
+        lines.append(f"{criterion}: ~{number_text(chance)} P(start){shown} for "
+                     f"{len(candidates)} configuration{'s' if len(candidates) != 1 else ''} no "
+                     f"launch tried, from the judged score and the space's launches on this "
+                     f"hardware: {first_of(candidates, 4)}")
+    return lines
+
+
+def prediction_text(prediction: Prediction, title: str = "", tablefmt: str = "simple",
+                    starts: Sequence[StartCell] = ()) -> str:
     """Every predicted cell, marked predicted (``~``), with its interval, ceiling, efficiency and
-    basis; then the cells without a prediction, and what calibrated the model."""
+    basis; the chances to start of configurations no launch tried (``starts``); then the cells
+    without a prediction, and what calibrated the model."""
     fits = ", ".join(f"{metric} {int(fit['launch_values'])}" for metric, fit in
                      prediction.extra.items())
     lines = [f"PREDICTED, not measured{': ' + title if title else ''}",
@@ -71,24 +94,30 @@ def prediction_text(prediction: Prediction, title: str = "", tablefmt: str = "si
     headers, rows = prediction_rows(prediction)
     if rows:
         lines.append(tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True))
+    lines += starts_lines(starts, prediction.level)
     for missing in prediction.unpredicted:
         lines.append(f"{missing.candidate} / {missing.criterion}: not predicted: {missing.reason}")
     lines += [f"note: {note}" for note in prediction.notes]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def prediction_dict(prediction: Prediction) -> dict[str, Any]:
-    """The prediction as plain data: every cell with its intermediates, ``source: predicted``."""
+def prediction_dict(prediction: Prediction, starts: Sequence[StartCell] = ()) -> dict[str, Any]:
+    """The prediction as plain data: every cell with its intermediates, ``source: predicted``;
+    ``starts``: each never-launched configuration's chance to start."""
     return {
         "level": prediction.level,
         "predictions": [{**asdict(p), "basis": [{"axis": a, "level": v, "launch_values": n}
                                                 for a, v, n in p.basis]}
                         for p in prediction.predictions],
+        "starts": [{"candidate": candidate, "criterion": criterion, "probability": cell.raw,
+                    "low": cell.interval[0] if cell.interval else None,
+                    "high": cell.interval[1] if cell.interval else None}
+                   for candidate, criterion, cell in starts],
         "unpredicted": [asdict(u) for u in prediction.unpredicted],
         "calibration": prediction.extra,
         "notes": list(prediction.notes),
     }
 
 
-def prediction_json(prediction: Prediction) -> str:
-    return json.dumps(prediction_dict(prediction), indent=2, sort_keys=False) + "\n"
+def prediction_json(prediction: Prediction, starts: Sequence[StartCell] = ()) -> str:
+    return json.dumps(prediction_dict(prediction, starts), indent=2, sort_keys=False) + "\n"

@@ -38,6 +38,7 @@ from stackdecide.predict.predictions import DEFAULT_LEVEL, Prediction
 from stackdecide.predict.starts import start_chance
 
 Cells = tuple[tuple[Cell, ...], ...]
+StartCell = tuple[str, str, Cell]  # (candidate, criterion, its predicted 1/0 cell: P(start))
 
 
 def with_predictions(decision: DecisionMatrix, cells: Sequence[Sequence[Cell]],
