@@ -288,6 +288,9 @@ def test_predict_command_shows_the_chance_a_never_launched_configuration_starts(
     line = next(line for line in text.output.splitlines() if "P(start)" in line)
     assert line.startswith("launch_success: ~0.875 P(start) (80% interval ")
     assert "for 42 configurations no launch tried" in line
+    # the chance's interval is scoring's 80% one, whatever level the rates are predicted at
+    wider = runner.invoke(main, [*args, "--level", "0.9"]).output
+    assert line in wider.splitlines()
     data = json.loads(runner.invoke(main, [*args, "--format", "json"]).output)
     starts = data["starts"]
     assert len(starts) == 42 and {s["criterion"] for s in starts} == {"launch_success"}

@@ -11,7 +11,8 @@ from typing import Any
 from tabulate import tabulate
 
 from stackdecide._text import first_of
-from stackdecide.predict import Predicted, Prediction
+from stackdecide.model.cells import Cell
+from stackdecide.predict import DEFAULT_LEVEL, Predicted, Prediction
 from stackdecide.scoring.predicted import StartCell
 
 # what the text shows of each axis in the basis column
@@ -23,6 +24,18 @@ AXIS_LABELS = {"gpu": "GPU", "model": "model", "weights": "weights", "kv_cache_d
 def number_text(value: float) -> str:
     """A predicted number as the views show it: whole above 100, three digits below."""
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def predicted_value_text(cell: Cell) -> str:
+    """A predicted cell's value, marked: ``~233 tok/s``."""
+    assert cell.raw is not None
+    return f"~{number_text(cell.raw)}" + (f" {cell.unit}" if cell.unit else "")
+
+
+def predicted_interval_text(cell: Cell) -> str:
+    """A predicted mean's interval: ``197 .. 275``."""
+    assert cell.interval is not None
+    return f"{number_text(cell.interval[0])} .. {number_text(cell.interval[1])}"
 
 
 def basis_text(predicted: Predicted) -> str:
@@ -61,22 +74,20 @@ def prediction_rows(prediction: Prediction) -> tuple[list[str], list[list[Any]]]
     return headers, rows
 
 
-def starts_lines(starts: Sequence[StartCell], level: float) -> list[str]:
+def starts_lines(starts: Sequence[StartCell]) -> list[str]:
     """The chances to start of the configurations no launch tried, one line per criterion and
-    chance (in a space they share the base's judged prior, so usually one line)."""
-    groups: dict[tuple[str, float, tuple[float, float] | None], list[str]] = {}
+    chance (in a space they share the base's judged prior, so usually one line). Their
+    intervals are at ``DEFAULT_LEVEL``, the level scoring makes them at, whatever ``--level``
+    the rates were predicted at."""
+    groups: dict[tuple[str, float | None, tuple[float, float] | None],
+                 tuple[Cell, list[str]]] = {}
     for candidate, criterion, cell in starts:
-        assert cell.raw is not None
-        groups.setdefault((criterion, float(cell.raw), cell.interval), []).append(candidate)
-    lines = []
-    for (criterion, chance, interval), candidates in groups.items():
-        shown = "" if interval is None else \
-            f" ({level:.0%} interval {number_text(interval[0])} .. {number_text(interval[1])})"
-        lines.append(f"{criterion}: ~{number_text(chance)} P(start){shown} for "
-                     f"{len(candidates)} configuration{'s' if len(candidates) != 1 else ''} no "
-                     f"launch tried, from the judged score and the space's launches on this "
-                     f"hardware: {first_of(candidates, 4)}")
-    return lines
+        groups.setdefault((criterion, cell.raw, cell.interval), (cell, []))[1].append(candidate)
+    return [f"{criterion}: {predicted_value_text(cell)} ({DEFAULT_LEVEL:.0%} interval "
+            f"{predicted_interval_text(cell)}) for {len(candidates)} configuration"
+            f"{'s' if len(candidates) != 1 else ''} no launch tried, from the judged score and "
+            f"the space's launches on this hardware: {first_of(candidates, 4)}"
+            for (criterion, _, _), (cell, candidates) in groups.items()]
 
 
 def prediction_text(prediction: Prediction, title: str = "", tablefmt: str = "simple",
@@ -94,7 +105,7 @@ def prediction_text(prediction: Prediction, title: str = "", tablefmt: str = "si
     headers, rows = prediction_rows(prediction)
     if rows:
         lines.append(tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True))
-    lines += starts_lines(starts, prediction.level)
+    lines += starts_lines(starts)
     for missing in prediction.unpredicted:
         lines.append(f"{missing.candidate} / {missing.criterion}: not predicted: {missing.reason}")
     lines += [f"note: {note}" for note in prediction.notes]

@@ -15,7 +15,7 @@ from stackdecide.mcda.methods import METHODS
 from stackdecide.model.ranking import ranking_to_dict
 from stackdecide.model.space import elsewhere
 from stackdecide.predict import DEFAULT_LEVEL
-from stackdecide.report.predict import number_text
+from stackdecide.report.predict import predicted_interval_text, predicted_value_text
 
 if TYPE_CHECKING:
     from stackdecide.loop import Measurement
@@ -57,18 +57,6 @@ def judged_rest(ranking: Ranking) -> str:
     """", the rest judged" when some cells of ``ranking`` are neither measured nor predicted."""
     total = len(ranking.decision.candidates) * len(ranking.decision.criteria)
     return ", the rest judged" if ranking.measured_cells + predicted_cells(ranking) < total else ""
-
-
-def predicted_value_text(cell: Cell) -> str:
-    """A predicted cell's value, marked: ``~233 tok/s``."""
-    assert cell.raw is not None
-    return f"~{number_text(cell.raw)}" + (f" {cell.unit}" if cell.unit else "")
-
-
-def predicted_interval_text(cell: Cell) -> str:
-    """A predicted mean's interval: ``197 .. 275``."""
-    assert cell.interval is not None
-    return f"{number_text(cell.interval[0])} .. {number_text(cell.interval[1])}"
 
 
 def predicted_title(cell: Cell) -> str:
