@@ -12,8 +12,9 @@ A value whose load is the load of one of its decision's criteria is predicted th
 (judged scores included, or left out with ``--no-judged``); the others (capacity probes,
 throughput of one stream) straight from the fitted model. ``configuration never launched`` rows
 are the values whose configuration has no other launch in the evidence: the race's use, a
-prediction before launching. The H100 stores (``LATER``) were measured after the priors were
-stated from the others: their values are also shown apart, out of sample for the priors.
+prediction before launching. The space races (``LATER``, on one H100 and one H200) were measured
+after the priors were stated from the others: their values are also shown apart, out of sample
+for the priors.
 
     python benchmarks/prediction_coverage.py [--level 0.8] [--no-judged] [--rows]
 """
@@ -63,13 +64,17 @@ COMMITTED = (
     ("criteria/hopper-multi.yaml", f"{RESULTS}/hopper-h200-x2-multi-gpu/run3/multi.db"),
     ("criteria/hopper-stacks.yaml", f"{RESULTS}/hopper-h200-x2-stacks/stacks.db"),
 )
-# measured on one H100 after the priors (``stackdecide.predict.priors``) were stated from the
-# stores above: out of sample for them. The first space race, and the race finished in four steps
-# (its store holds the third race's launch)
+# measured after the priors (``stackdecide.predict.priors``) were stated from the stores above:
+# out of sample for them. On one H100: the first space race, the race finished in four steps
+# (its store holds the third race's launch) and the fresh race of the fifth; on one H200: the
+# fresh race of the space as committed
 LATER = (
     (f"{RESULTS}/h100-space/hopper-space.yaml", f"{RESULTS}/h100-space/space.db"),
     (f"{RESULTS}/h100-space/fourth-race/hopper-space.yaml",
      f"{RESULTS}/h100-space/fourth-race/space.db"),
+    (f"{RESULTS}/h100-space/fifth-race/hopper-space.yaml",
+     f"{RESULTS}/h100-space/fifth-race/space.db"),
+    ("criteria/hopper-space.yaml", f"{RESULTS}/h200-space/first-race/space.db"),
 )
 # the benchmark client's loads, where a decision's benchmark block is silent
 DEFAULT_LOADS = {name: Load(d.concurrency[0], d.input_len, d.output_len)
@@ -303,8 +308,9 @@ def main() -> None:
     print(table(outcomes, args.level))
     print()
     later = out_of_sample(outcomes)
-    print(f"of them, measured on one H100 after the priors were stated ({len(later)} values of "
-          f"{len({o.observation.launch for o in later})} launches):")
+    print(f"of them, the space races, measured on one H100 and one H200 after the priors were "
+          f"stated ({len(later)} values of {len({o.observation.launch for o in later})} "
+          "launches):")
     print(table(later, args.level))
     print()
     levels = ", ".join(f"{metric} {value:.2f}" for metric, value in prior_levels(data).items())
