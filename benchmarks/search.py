@@ -35,7 +35,9 @@ information, honestly stated).
 Strategies, each judged by whether its pick is within delta (default: 1 point of total) of the true
 best: grid x1 (one launch each, highest total), grid x3 (three each, highest mean), today's race
 (``certify.racing.next_action`` over all candidates, confidence 0.95, at most 3 m launches), the new
-race (``certify.indifference.next_action_within`` at 0.95, launches chosen per GPU-minute, on joint
+race (``certify.indifference.next_action_within`` at 0.95 for the stop, the leader's second launch
+and the candidates dropped; every other launch chosen as ``stackdecide launch --until-certain``
+chooses it, ``search.threat_picks``: the most doubt settled per GPU-minute, on joint
 draws of the measured candidates' cells, by ``certify.uncertainty``'s law as scoring uses it, and of
 the other candidates' predictions; a candidate whose prediction cannot reach the leader's zone is
 never launched; predictions are recalibrated by the launches so far, a Bayesian linear regression of
@@ -94,6 +96,7 @@ from stackdecide.facts.shapes import get_shape
 from stackdecide.mcda.methods import to_points
 from stackdecide.predict import DEFAULT_LEVEL
 from stackdecide.predict.starts import start_chance
+from stackdecide.search import threat_picks
 
 METRICS = ("decode_tok_s", "prefill_tok_s", "output_tok_s", "startup_s")
 SPEEDS = 3  # the first three metrics are speeds scored relative_to_best; the last is start-up
@@ -515,17 +518,25 @@ def new_race(space: Space, prediction: Prediction, rng: np.random.Generator, del
         expected = np.where(measured[:, None], launches.means(), predicted.expected())
         cost = np.array([space.minutes(k, int(launches.n[k])) for k in range(m)])
         totals = space.totals(values)
+        # on the fixed scale of the true best, the draws' spread of a total is its own doubt
+        own_variance = totals.var(axis=0)
         starts = int(launches.n.sum())  # every launch started
         chance = start_chance(start_prior, starts, starts, DEFAULT_LEVEL).probability
         totals[:, others] -= LAUNCH_OK_WEIGHT * (rng.random((samples, others.size)) >= chance)
-        state = WithinRaceState(names, launches.n.copy(), totals,
-                                space.launch_sd(expected, rel_sd), launch_cost=cost)
+        launch_sd = space.launch_sd(expected, rel_sd)
+        state = WithinRaceState(names, launches.n.copy(), totals, launch_sd, launch_cost=cost)
         action = next_action_within(state, delta, CONFIDENCE)
         cert = action.certificate
         assert cert is not None
         i = -1 if action.candidate is None else int(action.candidate)
-        over = action.kind == "launch" and minutes + space.minutes(i, int(launches.n[i])) > budget_minutes
-        if action.kind != "launch" or over:
+        if action.kind == "launch" and not (cert.kind == "certified" and i == cert.leader):
+            # the race's own choice (``search.SearchPolicy``), not the rule's bound
+            picks = threat_picks(totals, own_variance, launch_sd, cost, cert.leader, cert.delta,
+                                 cert.contenders, 1)
+            i = picks[0][0] if picks else -1
+        over = action.kind == "launch" and i >= 0 and \
+            minutes + space.minutes(i, int(launches.n[i])) > budget_minutes
+        if action.kind != "launch" or i < 0 or over:
             return Outcome(cert.leader, minutes, int(launches.n.sum()), int(measured.sum()),
                            action.kind == "certified", cert.p)
         minutes += space.minutes(i, int(launches.n[i]))

@@ -14,7 +14,8 @@ decides, for the tolerance delta:
   never will be (the reason is said, with its P);
 * otherwise it **launches** the contender whose launch lowers the doubt about the certificate most
   per GPU-minute (its next launch's cost: the start-up measured or predicted for it, plus the
-  benchmark, times its GPUs): the knowledge-gradient-like step of ``certify.indifference``;
+  benchmark, times its GPUs), each threat to the leader weighed by the share of it one launch
+  settles (``threat_picks``; docs/metrics.md, "The next launch");
 * it stops on the **budget**: no launch starts that would overrun the GPU-minutes given;
 * with ``settle`` it goes on after the certificate, while the budget lasts, launching the
   contender whose place in the equivalence set is least settled, so that the set it names is
@@ -277,6 +278,22 @@ def threat_gains(totals: np.ndarray, own_variance: np.ndarray, launch_sd: np.nda
     return gains[candidates]
 
 
+def threat_picks(totals: np.ndarray, own_variance: np.ndarray, launch_sd: np.ndarray,
+                 launch_cost: np.ndarray, leader: int, delta: float, candidates: Sequence[int],
+                 count: int) -> list[tuple[int, float, float]]:
+    """The next launches: up to ``count`` of ``candidates`` whose launch lowers the doubt about
+    the leader most per GPU-minute (``threat_gains`` over ``launch_cost``), each as (candidate,
+    gain, gain per GPU-minute), best first; none whose launch would lower nothing. The race over
+    a space and ``benchmarks/search.py`` choose by it."""
+    chosen = list(candidates)
+    if not chosen or count < 1:
+        return []
+    gains = threat_gains(totals, own_variance, launch_sd, leader, delta, chosen)
+    worth = gains / np.asarray(launch_cost, dtype=float)[chosen]
+    return [(chosen[k], float(gains[k]), float(worth[k]))
+            for k in np.argsort(-worth, kind="stable") if gains[k] > 0][:count]
+
+
 @dataclass(frozen=True)
 class SearchPolicy(Policy):
     """Race a space (or a list) for a certificate within ``limits.tolerance`` (module doc)."""
@@ -383,7 +400,7 @@ class SearchPolicy(Policy):
                away: dict[str, str]) -> list[tuple[str, str]]:
         """What to launch, and why: the leader while a certificate waits only on its second launch;
         else the contenders whose launch lowers the doubt about the certificate most per GPU-minute
-        (``launch_gains`` on each candidate's own doubt, ``own_sd``), ``at_once`` of them; never one
+        (``threat_picks`` on each candidate's own doubt, ``own_sd``), ``at_once`` of them; never one
         for other hardware."""
         cert = action.certificate
         assert cert is not None
@@ -398,24 +415,19 @@ class SearchPolicy(Policy):
             means = within.totals[:, launchable].mean(axis=0)
             leader = cert.leader if cert.leader in launchable else \
                 launchable[int(np.argmax(means))]
-            gains = threat_gains(within.totals, own ** 2, within.launch_sd, leader, cert.delta,
-                                 launchable)
-            worth = gains / within.launch_cost[launchable]
             p_within = cert.probabilities.p_within
             zone = points(self.limits.tolerance)
-            for k in np.argsort(-worth, kind="stable"):
-                i = launchable[k]
-                if gains[k] <= 0 or any(name == names[i] for name, _ in picks):
-                    continue
+            for i, gain, worth in threat_picks(
+                    within.totals, own ** 2, within.launch_sd, within.launch_cost, leader,
+                    cert.delta, [i for i in launchable if names[i] not in {n for n, _ in picks}],
+                    self.limits.at_once - len(picks)):
                 basis = f"{int(within.launches[i])} launch(es)" if within.launches[i] else \
                     "its prediction alone"
                 picks.append((names[i], (
                     f"launch {names[i]}: one launch is expected to lower P({names[leader]} is not "
-                    f"within {zone} of the best) by {gains[k]:.3f} ({worth[k]:.3f} per GPU-minute), "
+                    f"within {zone} of the best) by {gain:.3f} ({worth:.3f} per GPU-minute), "
                     f"the most of any{' left' if picks else ''}; it rests on {basis}, "
                     f"P(within {zone}) = {p_within[i]:.2f}")))
-                if len(picks) >= self.limits.at_once:
-                    break
         return picks
 
     def _settling(self, action: WithinAction, within: WithinRaceState,
