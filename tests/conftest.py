@@ -28,6 +28,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
+def faults_keep_their_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault of stackdecide's own is raised in the tests, not turned into exit 3, so that a test
+    hitting one fails with its traceback (tests/cli/test_cli.py checks what a user sees)."""
+    monkeypatch.setenv("STACKDECIDE_DEBUG", "1")
+
+
+@pytest.fixture(autouse=True)
 def no_model_hub(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """No test reaches the real Hugging Face hub: a model id without a local config is looked up
     at a closed local port, in an empty cache (tests/model/test_hub.py serves its own hub)."""

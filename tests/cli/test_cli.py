@@ -134,6 +134,34 @@ def test_console_script_runs_without_traceback() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_fault_of_stackdecide_is_one_line_with_exit_3_and_its_traceback_on_request(
+        rtx4090_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("no such state")
+
+    monkeypatch.setattr("stackdecide.load", broken)
+    monkeypatch.delenv("STACKDECIDE_DEBUG")
+    code, out, err = run("score", str(rtx4090_path))
+    assert (code, out) == (3, "")
+    assert err == ("error: internal error, RuntimeError: no such state. This is a fault in "
+                   "stackdecide, not in what it was given: STACKDECIDE_DEBUG=1 shows where it "
+                   "happened; please report it with that output\n")
+    monkeypatch.setenv("STACKDECIDE_DEBUG", "1")
+    result = CliRunner().invoke(main, ["score", str(rtx4090_path)])
+    assert isinstance(result.exception, RuntimeError)
+
+
+def test_a_file_the_system_refuses_is_one_line_with_exit_1(
+        rtx4090_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*_: object, **__: object) -> None:
+        raise PermissionError(13, "Permission denied", "/srv/out.json")
+
+    monkeypatch.setattr("stackdecide.load", refused)
+    code, out, err = run("score", str(rtx4090_path))
+    assert (code, out) == (1, "")
+    assert err == "error: [Errno 13] Permission denied: '/srv/out.json'\n"
+
+
 @pytest.mark.parametrize("command", [[], ["score"], ["check"]])
 def test_help_everywhere(command: list[str]) -> None:
     code, out, _ = run(*command, "--help")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -29,10 +30,15 @@ def echo_step(message: str) -> None:
     click.echo(f"* {message}", err=True)
 
 
-def handle_errors(func: F) -> F:
-    """Print library errors as one line (no traceback) and exit with their code.
+DEBUG_ENV = "STACKDECIDE_DEBUG"  # set: a fault of stackdecide's own keeps its traceback
 
-    Exit codes: 0 ok, 1 findings or a failed run, 2 bad input, 130 interrupted.
+
+def handle_errors(func: F) -> F:
+    """Print errors as one line (no traceback) and exit with their code.
+
+    Exit codes: 0 ok, 1 findings, a failed run or a file the system refused, 2 bad input,
+    3 a fault in stackdecide itself (``STACKDECIDE_DEBUG=1`` shows its traceback), 130
+    interrupted.
     """
 
     @wraps(func)
@@ -45,6 +51,18 @@ def handle_errors(func: F) -> F:
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own usage errors and exits, which click prints
+        except OSError as exc:  # the machine's answer: a path not readable or writable, a full disk
+            click.echo(f"error: {shown(str(exc))}", err=True)
+            sys.exit(1)
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            click.echo(f"error: internal error, {type(exc).__name__}: {shown(str(exc))}. This is "
+                       f"a fault in stackdecide, not in what it was given: {DEBUG_ENV}=1 shows "
+                       "where it happened; please report it with that output", err=True)
+            sys.exit(3)
 
     return wrapper  # type: ignore[return-value]
 
