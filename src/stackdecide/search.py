@@ -417,9 +417,10 @@ class SearchPolicy(Policy):
                 launchable[int(np.argmax(means))]
             p_within = cert.probabilities.p_within
             zone = points(self.limits.tolerance)
+            taken = {name for name, _ in picks}
             for i, gain, worth in threat_picks(
                     within.totals, own ** 2, within.launch_sd, within.launch_cost, leader,
-                    cert.delta, [i for i in launchable if names[i] not in {n for n, _ in picks}],
+                    cert.delta, [i for i in launchable if names[i] not in taken],
                     self.limits.at_once - len(picks)):
                 basis = f"{int(within.launches[i])} launch(es)" if within.launches[i] else \
                     "its prediction alone"
