@@ -57,7 +57,7 @@ prepare)
     *H100*) vram=80; bandwidth=3350 ;;
     *) echo "not a Hopper GPU: $gpu" >&2; exit 1 ;;
   esac
-  for name in hopper hopper-space hopper-quality; do
+  for name in hopper hopper-space hopper-knobs hopper-quality; do
     sed -e "s/^    gpu: .*/    gpu: $gpu/" -e "s/^    vram_gb: .*/    vram_gb: $vram/" \
         -e "s/^    memory_bandwidth_gb_s: .*/    memory_bandwidth_gb_s: $bandwidth/" \
         "$root/criteria/$name.yaml" > $name.yaml

@@ -269,7 +269,7 @@ def test_a_file_without_candidates_or_space_still_needs_candidates() -> None:
         stackdecide.parse(HEAD, "d.yaml")
 
 
-@pytest.mark.parametrize("name", ["hopper-space.yaml", "cpu-space.yaml"])
+@pytest.mark.parametrize("name", ["hopper-space.yaml", "hopper-knobs.yaml", "cpu-space.yaml"])
 def test_the_example_spaces_load_and_score(name: str) -> None:
     decision = stackdecide.load(f"criteria/{name}")
     expansion = expand(decision.model.space)

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import stackdecide
 from stackdecide.cli import main
-from stackdecide.evidence import EvidenceRecord, EvidenceSet, EvidenceStore, HardwareInfo
+from stackdecide.evidence import EvidenceRecord, EvidenceSet, EvidenceStore, HardwareInfo, load_evidence
 from stackdecide.facts.roofline import decode_ceiling, hardware_from
 from stackdecide.predict import (
     Calibration,
@@ -299,3 +299,31 @@ def test_predict_command_shows_the_chance_a_never_launched_configuration_starts(
     launched = {"bf16-tp1-flash_attn-kv-auto-seqs64", "fp8-tp1-flashinfer-kv-fp8-seqs256"}
     assert not launched & {s["candidate"] for s in starts}
     assert not any("fp8_e5m2" in s["candidate"] for s in starts)  # refused as written
+
+
+def test_max_num_seqs_below_the_streams_is_predicted_out_of_reach() -> None:
+    """criteria/hopper-knobs.yaml before any launch, calibrated by criteria/hopper.yaml's H200
+    launches: max_num_seqs 16 and 32 hold back the 64 streams of the throughput criterion, so
+    their throughput ceiling is the batch they allow; from 64 up the setting binds at no load,
+    and those configurations are predicted alike. Decode and prefill (one stream) are the same
+    at every max_num_seqs."""
+    decision = stackdecide.load(ROOT / "criteria" / "hopper-knobs.yaml")
+    found = merge([calibration(decision, EvidenceSet.of([])), calibration(
+        stackdecide.load(HOPPER), load_evidence(RESULTS / "hopper-h200" / "evidence.db"))])
+    prediction = predict(decision, found, LOADS)
+    for family in ("bf16-kv-auto", "bf16-kv-fp8", "fp8-kv-auto", "fp8-kv-fp8"):
+        throughput = {n: prediction.get(f"{family}-seqs{n}", "throughput")
+                      for n in (16, 32, 64, 128, 256, 512)}
+        assert {round(cell.value, 6) for n, cell in throughput.items() if n >= 64} == \
+            {round(throughput[64].value, 6)}
+        # a batch of 16 or 32 where the load asks for 64: fewer tokens a decode step, which still
+        # reads all the weights (less KV cache, so more than a quarter or a half of the ceiling)
+        for n, share in ((16, 0.5), (32, 0.75)):
+            assert throughput[n].ceiling.limited_by == "max_num_seqs"
+            assert throughput[n].ceiling.streams == n
+            assert throughput[n].ceiling.value < share * throughput[64].ceiling.value
+        assert throughput[32].high < throughput[64].value
+        for criterion in ("decode_speed", "prefill_speed"):
+            values = {round(prediction.get(f"{family}-seqs{n}", criterion).value, 6)
+                      for n in (16, 32, 64, 512)}
+            assert len(values) == 1
