@@ -66,8 +66,8 @@ COMMITTED = (
 )
 # measured after the priors (``stackdecide.predict.priors``) were stated from the stores above:
 # out of sample for them. On one H100: the first space race, the race finished in four steps
-# (its store holds the third race's launch) and the fresh race of the fifth; on one H200: the
-# fresh race of the space as committed
+# (its store holds the third race's launch), the fresh race of the fifth and the fresh race of
+# criteria/hopper-knobs.yaml; on one H200: the fresh race of the space as committed
 LATER = (
     (f"{RESULTS}/h100-space/hopper-space.yaml", f"{RESULTS}/h100-space/space.db"),
     (f"{RESULTS}/h100-space/fourth-race/hopper-space.yaml",
@@ -75,6 +75,7 @@ LATER = (
     (f"{RESULTS}/h100-space/fifth-race/hopper-space.yaml",
      f"{RESULTS}/h100-space/fifth-race/space.db"),
     ("criteria/hopper-space.yaml", f"{RESULTS}/h200-space/first-race/space.db"),
+    (f"{RESULTS}/h100-knobs/hopper-knobs.yaml", f"{RESULTS}/h100-knobs/space.db"),
 )
 # the benchmark client's loads, where a decision's benchmark block is silent
 DEFAULT_LOADS = {name: Load(d.concurrency[0], d.input_len, d.output_len)
