@@ -13,8 +13,8 @@ with values drawn around a **truth**:
   attention backend, ...), times a residual drawn per race and metric (``--residual``, a log-SD:
   what the model cannot know of a configuration it never saw launched);
 * restart noise per launch (``NOISE``: what the leader's two launches of the H100 race show,
-  rounded up); a first start-up is cold, the truth store's median cold start-up, and a repeat
-  warm at ``WARM_SHARE`` of it.
+  rounded up); a first start-up is cold (the configuration's own in the truth store, else the
+  store's median cold start-up), a repeat warm at ``WARM_SHARE`` of it.
 
 The race itself is calibrated as the live one was: by ``--calibrate-with`` only, never by the
 truth store. Each race prints its launches, its verdict and its choice, and whether that choice
