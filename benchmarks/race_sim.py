@@ -51,13 +51,41 @@ NOISE = {"decode_tok_s": 0.015, "prefill_tok_s": 0.03, "output_tok_s": 0.02, "st
 WARM_SHARE = 0.73  # warm / cold start-up of the H100 race's leader: 72.2 s / 99.4 s
 
 
+def _at_its_scenario(record: EvidenceRecord) -> bool:
+    """A rate measured at the scenario its criterion reads."""
+    return RATES.get(record.metric) == (record.scenario or {}).get("scenario")
+
+
+def _cold_start(record: EvidenceRecord) -> bool:
+    return record.metric == "startup_s" and (record.scenario or {}).get("start") == "cold"
+
+
 def _rate_records(store: EvidenceSet) -> list[EvidenceRecord]:
     """The records of one launch that scoring reads, as a template: the start, the start-up and
     each rate at its own scenario."""
     first = next(r.launch for r in store if r.launch)
     return [r for r in store if r.launch == first and (
-        r.metric in ("launch_ok", "startup_s")
-        or RATES.get(r.metric) == (r.scenario or {}).get("scenario"))]
+        r.metric in ("launch_ok", "startup_s") or _at_its_scenario(r))]
+
+
+def _launch_records(decision: Decision, template: list[EvidenceRecord], candidate: str,
+                    launch: str, rates: dict[str, float], startup_s: float, start: str
+                    ) -> list[EvidenceRecord]:
+    """One launch's records of ``candidate``, shaped as ``template``'s: it started, started up in
+    ``startup_s`` (``start``: cold or warm), and measured ``rates``."""
+    records = []
+    for t in template:
+        if t.metric == "launch_ok":
+            value, scenario = 1.0, {}
+        elif t.metric == "startup_s":
+            value, scenario = startup_s, {"start": start}
+        else:
+            value, scenario = rates[t.metric], dict(t.scenario)
+        records.append(t.model_copy(update={
+            "id": None, "candidate": candidate, "value": value, "scenario": scenario,
+            "source": f"run {launch}", "launch": launch,
+            "config_sha256": decision.candidate(candidate).config_sha256}))
+    return records
 
 
 def truth_of(decision: Decision, truth: tuple[Decision, EvidenceSet], also: Calibrations,
@@ -65,10 +93,10 @@ def truth_of(decision: Decision, truth: tuple[Decision, EvidenceSet], also: Cali
     """Candidate -> metric -> true mean (module doc); ``startup_s`` is the cold start-up."""
     truth_decision, store = truth
     measured: dict[str, dict[str, list[float]]] = {}
-    for r in _measured(store):
-        measured.setdefault(r.candidate, {}).setdefault(r.metric, []).append(r.value)
-    cold = [r.value for r in store if r.metric == "startup_s"
-            and (r.scenario or {}).get("start") == "cold"]
+    for r in store:
+        if _at_its_scenario(r) or _cold_start(r):
+            measured.setdefault(r.candidate, {}).setdefault(r.metric, []).append(r.value)
+    cold = [r.value for r in store if _cold_start(r)]
     prediction = prediction_for(decision, EvidenceSet.of([]), also=(*also, (truth_decision, store)))
     criteria = {c.measure.metric: c.id for c in decision.criteria
                 if c.measure is not None and c.measure.metric in RATES}
@@ -87,11 +115,6 @@ def truth_of(decision: Decision, truth: tuple[Decision, EvidenceSet], also: Cali
     return found
 
 
-def _measured(store: EvidenceSet) -> list[EvidenceRecord]:
-    return [r for r in store if RATES.get(r.metric) == (r.scenario or {}).get("scenario")
-            or (r.metric == "startup_s" and (r.scenario or {}).get("start") == "cold")]
-
-
 def simulated_launch(template: list[EvidenceRecord], truth: dict[str, dict[str, float]],
                      rng: np.random.Generator, launched: list[str]) -> Callable[..., Measurement]:
     """``orchestrate.measure`` for the race: one launch drawn around ``truth``."""
@@ -100,23 +123,15 @@ def simulated_launch(template: list[EvidenceRecord], truth: dict[str, dict[str, 
         start = "warm" if candidate_id in launched else "cold"
         launched.append(candidate_id)
         launch = f"sim-{len(launched):03d}-{candidate_id}"
-        sha = decision.candidate(candidate_id).config_sha256
         cold_s = truth[candidate_id]["startup_s"]
         startup_s = (cold_s if start == "cold" else WARM_SHARE * cold_s) * \
             float(np.exp(NOISE["startup_s"] * rng.standard_normal()))
-        records = []
-        for t in template:
-            if t.metric == "launch_ok":
-                value, scenario = 1.0, {}
-            elif t.metric == "startup_s":
-                value, scenario = startup_s, {"start": start}
-            else:
-                value = truth[candidate_id][t.metric] * \
-                    float(np.exp(NOISE[t.metric] * rng.standard_normal()))
-                scenario = dict(t.scenario)
-            records.append(t.model_copy(update={
-                "id": None, "candidate": candidate_id, "value": value, "scenario": scenario,
-                "source": f"run {launch}", "launch": launch, "config_sha256": sha}))
+        rates = {metric: truth[candidate_id][metric] *
+                 float(np.exp(NOISE[metric] * rng.standard_normal())) for metric in RATES
+                 if metric in truth[candidate_id]}
+        records = _launch_records(decision, template, candidate_id, launch, rates, startup_s,
+                                  start)
+        sha = decision.candidate(candidate_id).config_sha256
         store.add(records)
         outcome = LaunchOutcome(ok=True, candidate_id=candidate_id, decision_file=None,
                                 engine_sha256=sha, run_dir=launch, startup_s=startup_s)
@@ -128,15 +143,8 @@ def simulated_launch(template: list[EvidenceRecord], truth: dict[str, dict[str, 
 def true_totals(decision: Decision, template: list[EvidenceRecord],
                 truth: dict[str, dict[str, float]]) -> dict[str, float]:
     """Each configuration's total scored on its true means (one noiseless launch each)."""
-    records = []
-    for candidate, row in truth.items():
-        for t in template:
-            value = 1.0 if t.metric == "launch_ok" else row[t.metric]
-            scenario = {"start": "cold"} if t.metric == "startup_s" else dict(t.scenario)
-            records.append(t.model_copy(update={
-                "id": None, "candidate": candidate, "value": value, "scenario": scenario,
-                "launch": f"truth-{candidate}", "source": f"truth {candidate}",
-                "config_sha256": decision.candidate(candidate).config_sha256}))
+    records = [r for candidate, row in truth.items() for r in _launch_records(
+        decision, template, candidate, f"truth-{candidate}", row, row["startup_s"], "cold")]
     ranking = decision.score(evidence=EvidenceSet.of(records))
     return dict(zip(ranking.candidate_ids, (float(t) for t in ranking.scores), strict=True))
 
